@@ -1,0 +1,57 @@
+# The two commands a newcomer needs:
+#   make demo  - set up, start the lab cluster and switch it into DISTCC BUILD MODE
+#   make test  - set up, start the lab cluster and run the whole test suite
+# Also: make lab-up / lab-down / lab-status, make bench.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB_WORKERS ?= 2
+export LAB_WORKERS
+# CI and scripts never answer pyinfra's "Press enter" prompt.
+export PYINFRA_YES := 1
+
+PYINFRA := $(BIN)/pyinfra -y
+LAB_INVENTORY := inventories/lab.py
+
+.PHONY: demo test unit lab-test venv engine lab-image lab-up lab-down lab-status bench lint
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+engine:
+	@./lab/ensure_engine.sh
+
+lab-image: engine
+	$(PYTHON) -m lab image
+
+lab-up: engine
+	$(PYTHON) -m lab up
+
+lab-down: engine
+	$(PYTHON) -m lab down
+
+lab-status: engine
+	$(PYTHON) -m lab status
+
+demo: venv lab-up
+	$(PYINFRA) $(LAB_INVENTORY) deploys/mode_switch.py
+	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_validate.py
+	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_smoketest.py
+
+test: venv lab-up
+	$(BIN)/pytest tests
+
+unit: venv
+	$(BIN)/pytest tests/unit
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: venv engine
+	$(BIN)/python bench/run.py

@@ -1,0 +1,253 @@
+"""Facts about distcc on a host: the daemon's sockets, compiler processes, and
+the masquerade directory that is distccd's compiler whitelist.
+
+Every command exits 0 on healthy and broken hosts alike and needs only
+coreutils, procps and iproute2 on the target.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TypedDict
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+MASQUERADE_DIR = "/usr/lib/distcc"
+
+# `ss -Hltnp` line: State Recv-Q Send-Q Local:Port Peer:Port [users:((...))]
+_SS_LINE = re.compile(
+    r"^\S+\s+\d+\s+\d+\s+(?P<address>\S+):(?P<port>\d+)\s+\S+(?:\s+users:\((?P<users>.*)\))?\s*$"
+)
+_SS_USER = re.compile(r'\("(?P<process>[^"]*)",pid=(?P<pid>\d+),fd=\d+\)')
+
+# `ps -eo pid=,ppid=,user:32=,etimes=,comm=,args=` line.
+_PS_LINE = re.compile(
+    r"^\s*(?P<pid>\d+)\s+(?P<ppid>\d+)\s+(?P<user>\S+)\s+(?P<elapsed>\d+)\s+(?P<comm>\S+)\s?(?P<args>.*)$"
+)
+PS_COMMAND = "ps -eo pid=,ppid=,user:32=,etimes=,comm=,args= 2>/dev/null || true"
+
+# The compiler names update-distcc-symlinks would link: plain, versioned and
+# target-triplet GCC drivers (clang and nvcc are deliberately not served).
+COMPILER_NAME = re.compile(r"^(?:[a-z0-9_]+-linux-gnu[a-z]*-)?(?:gcc|g\+\+)(?:-\d+)?$|^(?:cc|c\+\+|c89-gcc|c99-gcc)$")
+
+
+class ListeningSocket(TypedDict):
+    address: str
+    port: int
+    pid: int | None
+    process: str | None
+
+
+class DistccdListening(FactBase[list[ListeningSocket]]):
+    """
+    The TCP sockets listening on distccd's port, with the owning process.
+
+    .. code:: python
+
+        [{"address": "172.31.250.3", "port": 3632, "pid": 333, "process": "distccd"}]
+
+    An empty list when nothing listens. Process details need root (use _sudo).
+    """
+
+    def command(self, port: int = 3632) -> StringCommand:
+        return StringCommand("ss", "-Hltnp", QuoteString(f"sport = :{int(port)}"), "2>/dev/null", "||", "true")
+
+    def process(self, output: list[str]) -> list[ListeningSocket]:
+        return parse_listening(output)
+
+    @staticmethod
+    def default() -> list[ListeningSocket]:
+        return []
+
+
+def parse_listening(lines: list[str]) -> list[ListeningSocket]:
+    sockets: list[ListeningSocket] = []
+    for line in lines:
+        match = _SS_LINE.match(line.strip())
+        if not match:
+            continue
+        address = match.group("address").strip("[]")
+        users = _SS_USER.findall(match.group("users") or "")
+        pids = sorted((int(pid), process) for process, pid in users)
+        sockets.append(
+            ListeningSocket(
+                address=address,
+                port=int(match.group("port")),
+                pid=pids[0][0] if pids else None,
+                process=pids[0][1] if pids else None,
+            )
+        )
+    return sockets
+
+
+class ProcessInfo(TypedDict):
+    pid: int
+    ppid: int
+    user: str
+    elapsed: int
+    comm: str
+    args: str
+
+
+def parse_ps(lines: list[str]) -> dict[int, ProcessInfo]:
+    table: dict[int, ProcessInfo] = {}
+    for line in lines:
+        match = _PS_LINE.match(line)
+        if not match:
+            continue
+        pid = int(match.group("pid"))
+        table[pid] = ProcessInfo(
+            pid=pid,
+            ppid=int(match.group("ppid")),
+            user=match.group("user"),
+            elapsed=int(match.group("elapsed")),
+            comm=match.group("comm"),
+            args=match.group("args").strip(),
+        )
+    return table
+
+
+class Cc1Process(TypedDict):
+    pid: int
+    ppid: int
+    user: str
+    elapsed: int
+    compiler: str
+    parent_command: str | None
+    parent_is_distccd: bool
+
+
+def cc1_processes(table: dict[int, ProcessInfo]) -> list[Cc1Process]:
+    found: list[Cc1Process] = []
+    for proc in table.values():
+        if proc["comm"] not in ("cc1", "cc1plus"):
+            continue
+        parent = table.get(proc["ppid"])
+        found.append(
+            Cc1Process(
+                pid=proc["pid"],
+                ppid=proc["ppid"],
+                user=proc["user"],
+                elapsed=proc["elapsed"],
+                compiler=proc["comm"],
+                parent_command=parent["args"] if parent else None,
+                parent_is_distccd=bool(parent and parent["comm"] == "distccd"),
+            )
+        )
+    return sorted(found, key=lambda p: p["pid"])
+
+
+class Cc1Processes(FactBase[list[Cc1Process]]):
+    """
+    The running cc1/cc1plus processes and who started them.
+
+    .. code:: python
+
+        [{"pid": 812, "ppid": 335, "user": "distccd", "elapsed": 3,
+          "compiler": "cc1", "parent_command": "/usr/bin/distccd --daemon ...",
+          "parent_is_distccd": True}]
+    """
+
+    command = PS_COMMAND
+
+    def process(self, output: list[str]) -> list[Cc1Process]:
+        return cc1_processes(parse_ps(output))
+
+    @staticmethod
+    def default() -> list[Cc1Process]:
+        return []
+
+
+class CompilerProcesses(TypedDict):
+    distccd: list[ProcessInfo]
+    cc1: list[Cc1Process]
+
+
+class DistccProcesses(FactBase[CompilerProcesses]):
+    """
+    Every distccd process and every cc1/cc1plus, from one `ps`.
+
+    .. code:: python
+
+        {"distccd": [{"pid": 333, "ppid": 1, "user": "distccd", "elapsed": 95,
+                      "comm": "distccd", "args": "/usr/bin/distccd --daemon ..."}],
+         "cc1": []}
+    """
+
+    command = PS_COMMAND
+
+    def process(self, output: list[str]) -> CompilerProcesses:
+        table = parse_ps(output)
+        return CompilerProcesses(
+            distccd=sorted((p for p in table.values() if p["comm"] == "distccd"), key=lambda p: p["pid"]),
+            cc1=cc1_processes(table),
+        )
+
+    @staticmethod
+    def default() -> CompilerProcesses:
+        return CompilerProcesses(distccd=[], cc1=[])
+
+
+class Masquerade(TypedDict):
+    distcc_installed: bool
+    directory_exists: bool
+    links: dict[str, str]
+    other_entries: list[str]
+    compilers: list[str]
+
+
+MASQUERADE_COMMAND = (
+    "d=" + MASQUERADE_DIR + "; "
+    "[ -x /usr/bin/distcc ] && echo distcc; "
+    '[ -d "$d" ] && echo dir; '
+    'for f in "$d"/* "$d"/.[!.]*; do '
+    '[ -L "$f" ] && { printf "link %s %s\\n" "${f##*/}" "$(readlink "$f")"; continue; }; '
+    '[ -e "$f" ] && printf "other %s\\n" "${f##*/}"; '
+    "done; "
+    "for f in /usr/bin/*; do "
+    'case "${f##*/}" in *gcc*|*g++*|cc|c++) [ -x "$f" ] && printf "compiler %s\\n" "${f##*/}";; esac; '
+    "done; true"
+)
+
+
+class DistccMasquerade(FactBase[Masquerade]):
+    """
+    The links in /usr/lib/distcc (distccd's compiler whitelist since 3.3) and
+    the GCC compilers installed in /usr/bin that could be linked there.
+
+    .. code:: python
+
+        {"distcc_installed": True, "directory_exists": True,
+         "links": {"gcc": "../../bin/distcc", "gcc-12": "../../bin/distcc"},
+         "other_entries": [],
+         "compilers": ["c++", "cc", "g++", "g++-12", "gcc", "gcc-12",
+                       "x86_64-linux-gnu-g++", "x86_64-linux-gnu-gcc-12"]}
+    """
+
+    command = MASQUERADE_COMMAND
+
+    def process(self, output: list[str]) -> Masquerade:
+        return parse_masquerade(output)
+
+    @staticmethod
+    def default() -> Masquerade:
+        return Masquerade(distcc_installed=False, directory_exists=False, links={}, other_entries=[], compilers=[])
+
+
+def parse_masquerade(lines: list[str]) -> Masquerade:
+    result = DistccMasquerade.default()
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "distcc":
+            result["distcc_installed"] = True
+        elif kind == "dir":
+            result["directory_exists"] = True
+        elif kind == "link":
+            name, _, target = rest.partition(" ")
+            result["links"][name] = target
+        elif kind == "other":
+            result["other_entries"].append(rest)
+        elif kind == "compiler" and COMPILER_NAME.match(rest):
+            result["compilers"].append(rest)
+    result["compilers"].sort()
+    return result

@@ -1,0 +1,88 @@
+"""Facts about the host itself: its names and how it resolves its peers, and
+the resources that size distccd's jobs and the builder's tmpfs."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+
+class Names(TypedDict):
+    hostname: str
+    fqdn: str | None
+    resolves: dict[str, list[str]]
+
+
+class HostNames(FactBase[Names]):
+    """
+    The short hostname, the FQDN (`hostname -f`), and the IPv4 addresses each
+    given name resolves to here (an empty list when it does not resolve).
+
+    .. code:: python
+
+        {"hostname": "worker1", "fqdn": "worker1.distcc.internal",
+         "resolves": {"builder.distcc.internal": ["172.31.250.2"]}}
+    """
+
+    def command(self, names: tuple[str, ...] | list[str] = ()) -> StringCommand:
+        bits: list[object] = [
+            'printf "hostname %s\\n" "$(hostname)";',
+            'printf "fqdn %s\\n" "$(hostname -f 2>/dev/null)";',
+        ]
+        if names:
+            bits += ["for n in"] + [QuoteString(n) for n in names]
+            bits += [
+                '; do printf "resolves %s %s\\n" "$n"',
+                "\"$(getent ahostsv4 \"$n\" 2>/dev/null | awk '{print $1}' | sort -u | tr '\\n' ' ')\";",
+                "done",
+            ]
+        return StringCommand(*bits)
+
+    def process(self, output: list[str]) -> Names:
+        return parse_names(output)
+
+
+def parse_names(lines: list[str]) -> Names:
+    names = Names(hostname="", fqdn=None, resolves={})
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "hostname":
+            names["hostname"] = rest.strip()
+        elif kind == "fqdn":
+            names["fqdn"] = rest.strip() or None
+        elif kind == "resolves":
+            name, _, addresses = rest.partition(" ")
+            names["resolves"][name] = addresses.split()
+    return names
+
+
+class Resources(TypedDict):
+    cpus: int
+    memory_bytes: int
+
+
+class HostResources(FactBase[Resources]):
+    """
+    CPU count and memory: distccd's default --jobs and the tmpfs size limit.
+
+    .. code:: python
+
+        {"cpus": 4, "memory_bytes": 8245223424}
+    """
+
+    command = "printf 'cpus %s\\n' \"$(nproc)\"; awk '/^MemTotal:/ {print \"memory\", $2 * 1024}' /proc/meminfo"
+
+    def process(self, output: list[str]) -> Resources:
+        return parse_resources(output)
+
+
+def parse_resources(lines: list[str]) -> Resources:
+    resources = Resources(cpus=1, memory_bytes=0)
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "cpus" and rest.isdigit():
+            resources["cpus"] = int(rest)
+        elif kind == "memory" and rest.isdigit():
+            resources["memory_bytes"] = int(rest)
+    return resources

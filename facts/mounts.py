@@ -1,0 +1,133 @@
+"""Facts about a mount point: what is mounted there, what the directory under
+the mount holds (files a mount would hide), and its /etc/fstab entry."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+from pyinfra.api import FactBase, ShortFactBase, StringCommand
+
+from facts._shell import assign
+
+
+class MountedFs(TypedDict):
+    fstype: str
+    size: int
+    mode: str
+    options: list[str]
+    noexec: bool
+    entries: int
+    underneath_has_files: bool | None
+
+
+class MountPointStatus(TypedDict):
+    path: str
+    exists: bool
+    is_directory: bool
+    entries: int
+    mount: MountedFs | None
+    fstab: list[str] | None
+    memory_bytes: int
+
+
+class MountPoint(FactBase[MountPointStatus]):
+    """
+    A path as a mount point: whether it exists, how many entries it shows,
+    what is mounted exactly there, whether the directory *underneath* the mount
+    holds files (looked at in a private mount namespace, so nothing changes),
+    its /etc/fstab fields, and the host's memory (a tmpfs cannot exceed it).
+
+    .. code:: python
+
+        {"path": "/tmp/kernel-build", "exists": True, "is_directory": True,
+         "entries": 2,
+         "mount": {"fstype": "tmpfs", "size": 268435456, "mode": "1777",
+                   "options": ["rw", "relatime", "size=262144k", "mode=1777"],
+                   "noexec": False, "entries": 2, "underneath_has_files": False},
+         "fstab": ["tmpfs", "/tmp/kernel-build", "tmpfs", "size=256M,mode=1777", "0", "0"],
+         "memory_bytes": 25204080640}
+
+    Looking underneath needs root (use _sudo); without it the value is None.
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return StringCommand(
+            assign("p", path), ";",
+            '[ -e "$p" ] && echo exists;',
+            '[ -d "$p" ] && echo directory;',
+            'printf "entries %s\\n" "$(ls -A "$p" 2>/dev/null | wc -l)";',
+            'm=$(findmnt -rn -M "$p" -o FSTYPE,OPTIONS 2>/dev/null | tail -n 1);',
+            'if [ -n "$m" ]; then',
+            'printf "mount %s\\n" "$m";',
+            'printf "blocks %s\\n" "$(stat -f -c "%S %b" "$p")";',
+            'printf "mode %s\\n" "$(stat -c %a "$p")";',
+            'u=$(unshare -m sh -c "umount -l \\"\\$1\\" && ls -A \\"\\$1\\" | wc -l" - "$p" 2>/dev/null);',
+            'printf "underneath %s\\n" "${u:-unknown}";',
+            "fi;",
+            'awk -v p="$p" \'$1 !~ /^#/ && $2 == p\' /etc/fstab 2>/dev/null | tail -n 1 | sed "s/^/fstab /";',
+            "awk '/^MemTotal:/ {print \"memory\", $2 * 1024}' /proc/meminfo",
+        )
+
+    def process(self, output: list[str]) -> MountPointStatus:
+        return parse_mount_point(output)
+
+
+def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
+    status = MountPointStatus(
+        path=path, exists=False, is_directory=False, entries=0, mount=None, fstab=None, memory_bytes=0
+    )
+    mount: dict = {}
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "exists":
+            status["exists"] = True
+        elif kind == "directory":
+            status["is_directory"] = True
+        elif kind == "entries" and rest.isdigit():
+            status["entries"] = int(rest)
+        elif kind == "mount":
+            fstype, _, options = rest.partition(" ")
+            mount["fstype"] = fstype
+            mount["options"] = options.split(",") if options else []
+        elif kind == "blocks":
+            block_size, _, blocks = rest.partition(" ")
+            mount["size"] = int(block_size) * int(blocks)
+        elif kind == "mode":
+            mount["mode"] = rest.zfill(4)
+        elif kind == "underneath":
+            mount["underneath_has_files"] = None if not rest.isdigit() else int(rest) > 0
+        elif kind == "fstab":
+            status["fstab"] = rest.split()
+        elif kind == "memory" and rest.isdigit():
+            status["memory_bytes"] = int(rest)
+    if mount:
+        status["mount"] = MountedFs(
+            fstype=mount.get("fstype", ""),
+            size=mount.get("size", 0),
+            mode=mount.get("mode", ""),
+            options=mount.get("options", []),
+            noexec="noexec" in mount.get("options", []),
+            entries=status["entries"],
+            underneath_has_files=mount.get("underneath_has_files"),
+        )
+    return status
+
+
+class TmpfsMount(ShortFactBase):
+    """
+    The tmpfs mounted at a path, or None when nothing is mounted there.
+
+    .. code:: python
+
+        {"fstype": "tmpfs", "size": 268435456, "mode": "1777",
+         "options": ["rw", "relatime", "size=262144k", "mode=1777"],
+         "noexec": False, "entries": 0, "underneath_has_files": False}
+
+    A non-tmpfs mount is returned too, with its own fstype, so a caller can
+    tell "nothing mounted" from "the wrong thing mounted".
+    """
+
+    fact = MountPoint
+
+    def process_data(self, data: MountPointStatus) -> MountedFs | None:
+        return data["mount"]

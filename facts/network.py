@@ -1,0 +1,74 @@
+"""Facts about the network path from this host to a peer: which interface and
+source address the kernel picks, and the MTU on that path (a mismatch stalls
+distcc's large transfers while small probes still pass)."""
+
+from __future__ import annotations
+
+import re
+from typing import TypedDict
+
+from pyinfra.api import FactBase, StringCommand
+
+from facts._shell import assign
+
+_ROUTE = re.compile(r"\bdev (?P<dev>\S+)|\bsrc (?P<src>\S+)|\bmtu (?P<mtu>\d+)")
+
+
+class Route(TypedDict):
+    peer: str
+    address: str | None
+    interface: str | None
+    source: str | None
+    mtu: int | None
+
+
+class PeerRoute(FactBase[Route]):
+    """
+    How this host reaches a peer given by name or address.
+
+    .. code:: python
+
+        {"peer": "builder.distcc.internal", "address": "172.31.250.2",
+         "interface": "eth0", "source": "172.31.250.3", "mtu": 1500}
+
+    `address` is None when the name does not resolve; the rest is None when
+    there is no route. `mtu` is the route's own MTU if it has one, else the
+    interface's.
+    """
+
+    def command(self, peer: str) -> StringCommand:
+        return StringCommand(
+            assign("n", peer), ";",
+            'a=$(getent ahostsv4 "$n" 2>/dev/null | awk \'NR == 1 {print $1}\');',
+            'printf "address %s\\n" "$a";',
+            'if [ -n "$a" ]; then',
+            'r=$(ip -o route get "$a" 2>/dev/null | head -n 1);',
+            'printf "route %s\\n" "$r";',
+            'd=$(printf "%s\\n" "$r" | sed -n "s/.* dev \\([^ ]*\\).*/\\1/p");',
+            '[ -n "$d" ] && printf "linkmtu %s\\n" "$(cat /sys/class/net/$d/mtu 2>/dev/null)";',
+            "fi; true",
+        )
+
+    def process(self, output: list[str]) -> Route:
+        return parse_route(output)
+
+
+def parse_route(lines: list[str], peer: str = "") -> Route:
+    route = Route(peer=peer, address=None, interface=None, source=None, mtu=None)
+    route_mtu = link_mtu = None
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "address":
+            route["address"] = rest.strip() or None
+        elif kind == "route":
+            for match in _ROUTE.finditer(rest):
+                if match.group("dev"):
+                    route["interface"] = match.group("dev")
+                elif match.group("src"):
+                    route["source"] = match.group("src")
+                elif match.group("mtu"):
+                    route_mtu = int(match.group("mtu"))
+        elif kind == "linkmtu" and rest.strip().isdigit():
+            link_mtu = int(rest)
+    route["mtu"] = route_mtu or link_mtu
+    return route

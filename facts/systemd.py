@@ -1,0 +1,151 @@
+"""Facts about systemd units: the state of one unit with its drop-ins, and the
+state of a list of units that may or may not exist (the k3s family)."""
+
+from __future__ import annotations
+
+import re
+from typing import TypedDict
+
+from pyinfra.api import FactBase, QuoteString, StringCommand
+
+from facts._shell import assign
+
+_ARGV = re.compile(r"argv\[\]=(?P<argv>.*?) ;")
+
+
+class UnitStatus(TypedDict):
+    unit: str
+    load: str
+    active: str
+    sub: str
+    enabled: bool
+    enabled_state: str
+    main_pid: int
+    user: str
+    exec_start: list[str]
+    dropins: dict[str, str]
+
+
+def _show_properties(lines: list[str]) -> dict[str, str]:
+    props: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key and key[0].isupper():
+            props[key] = value
+    return props
+
+
+class UnitState(FactBase[UnitStatus]):
+    """
+    One unit's load/active/enabled state, main PID, ExecStart argv, and the
+    sha256 of each drop-in in /etc/systemd/system/UNIT.d.
+
+    `enabled` follows `systemctl is-enabled`, which also answers for units
+    systemd generates from an init script (Debian's distcc.service).
+
+    .. code:: python
+
+        {"unit": "distcc.service", "load": "loaded", "active": "active",
+         "sub": "running", "enabled": True, "enabled_state": "enabled",
+         "main_pid": 333, "user": "distccd",
+         "exec_start": ["/usr/bin/distccd", "--daemon", "--no-detach", "..."],
+         "dropins": {"/etc/systemd/system/distcc.service.d/override.conf": "9f2c..."}}
+    """
+
+    def command(self, unit: str) -> StringCommand:
+        return StringCommand(
+            assign("u", unit), ";",
+            "systemctl show \"$u\" -p Id -p LoadState -p ActiveState -p SubState -p MainPID"
+            " -p User -p ExecStart 2>/dev/null;",
+            "printf 'IsEnabled=%s\\n' \"$(systemctl is-enabled \"$u\" 2>/dev/null)\";",
+            "for f in /etc/systemd/system/\"$u\".d/*.conf; do",
+            "[ -f \"$f\" ] && printf 'DropIn %s\\n' \"$(sha256sum \"$f\")\";",
+            "done; true",
+        )
+
+    def process(self, output: list[str]) -> UnitStatus:
+        return parse_unit_state(output)
+
+
+def parse_unit_state(lines: list[str]) -> UnitStatus:
+    props = _show_properties(line for line in lines if not line.startswith("DropIn "))
+    dropins: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("DropIn "):
+            digest, _, path = line[len("DropIn "):].strip().partition("  ")
+            dropins[path] = digest
+    argv = _ARGV.search(props.get("ExecStart", ""))
+    enabled_state = props.get("IsEnabled", "")
+    main_pid = props.get("MainPID", "0")
+    return UnitStatus(
+        unit=props.get("Id", ""),
+        load=props.get("LoadState", "not-found"),
+        active=props.get("ActiveState", "inactive"),
+        sub=props.get("SubState", "dead"),
+        enabled=enabled_state in ("enabled", "enabled-runtime", "static", "alias"),
+        enabled_state=enabled_state,
+        main_pid=int(main_pid) if main_pid.isdigit() else 0,
+        user=props.get("User", ""),
+        exec_start=argv.group("argv").split() if argv else [],
+        dropins=dropins,
+    )
+
+
+class UnitBrief(TypedDict):
+    load: str
+    active: str
+    enabled_state: str
+
+
+class UnitsPresent(TypedDict):
+    units: dict[str, UnitBrief]
+    containerd_shims: int
+
+
+class K3sUnits(FactBase[UnitsPresent]):
+    """
+    Which of the given units exist and their state, and how many
+    containerd-shim processes run (pods keep running when k3s stops).
+
+    .. code:: python
+
+        {"units": {"k3s-agent": {"load": "loaded", "active": "active",
+                                 "enabled_state": "enabled"}},
+         "containerd_shims": 0}
+
+    Units that are not installed are left out of `units`.
+    """
+
+    def command(self, units: tuple[str, ...] | list[str] = ("k3s", "k3s-server", "k3s-agent")) -> StringCommand:
+        bits: list[object] = ["for u in"]
+        bits += [QuoteString(u) for u in units]
+        bits += [
+            "; do printf 'Unit %s %s %s %s\\n' \"$u\"",
+            "\"$(systemctl show \"$u.service\" -p LoadState --value 2>/dev/null)\"",
+            "\"$(systemctl show \"$u.service\" -p ActiveState --value 2>/dev/null)\"",
+            "\"$(systemctl is-enabled \"$u.service\" 2>/dev/null || true)\";",
+            "done;",
+            "printf 'Shims %s\\n' \"$(ps -eo comm= | grep -c '^containerd-shim')\"",
+        ]
+        return StringCommand(*bits)
+
+    def process(self, output: list[str]) -> UnitsPresent:
+        return parse_k3s_units(output)
+
+
+def parse_k3s_units(lines: list[str]) -> UnitsPresent:
+    result = UnitsPresent(units={}, containerd_shims=0)
+    for line in lines:
+        fields = line.split()
+        if fields[:1] == ["Unit"] and len(fields) >= 3:
+            name, load = fields[1], fields[2]
+            if load != "loaded":
+                continue
+            result["units"][name] = UnitBrief(
+                load=load,
+                active=fields[3] if len(fields) > 3 else "unknown",
+                enabled_state=fields[4] if len(fields) > 4 else "",
+            )
+        elif fields[:1] == ["Shims"] and len(fields) == 2 and fields[1].isdigit():
+            result["containerd_shims"] = int(fields[1])
+    return result

@@ -1,0 +1,36 @@
+"""Template inventory for a real Raspberry Pi (CM3+/CM4) cluster.
+
+Copy this file (or edit it in place) and replace every value marked
+CHANGE-ME. Then preview the switch into build mode without touching anything:
+
+    pyinfra inventories/cluster.py deploys/mode_switch.py --dry
+
+What you must provide:
+- builder: exactly one host, the Pi that runs `make` (the distcc client).
+  It never runs distccd and gets the tmpfs at distcc_tmpfs_path.
+- workers: one or more Pis that run distccd. Never list the builder here.
+- Each host name must be the name the other Pis resolve (FQDN or /etc/hosts
+  entry); the workers resolve the builder's name to build their --allow list.
+- ssh_user: a user with passwordless sudo on every Pi (pyinfra runs with sudo).
+- ssh_key: the private key that user accepts.
+
+Settings (all optional, defaults in deploys/settings.py) go in
+inventories/group_data/all.py for everyone, or per host as in the examples.
+"""
+
+_ssh = {
+    "ssh_user": "pi",  # CHANGE-ME: the SSH user with passwordless sudo on every Pi
+    "ssh_key": "~/.ssh/id_ed25519",  # CHANGE-ME: the private key for that user
+}
+
+builder = [
+    # CHANGE-ME: the builder Pi's resolvable name; e.g. a CM4 with 8 GB.
+    ("pi-builder.lan", {**_ssh, "distcc_tmpfs_size": "3G"}),
+]
+
+workers = [
+    # CHANGE-ME: every worker Pi; distcc_jobs caps parallel compiles on that Pi
+    # (default: its CPU count). A 1 GB CM3+ should take 2.
+    ("pi-worker1.lan", {**_ssh}),
+    ("pi-worker2.lan", {**_ssh, "distcc_jobs": 2}),
+]

@@ -1,0 +1,28 @@
+"""The local Docker lab (make lab-up), reached like a real Pi cluster.
+
+Every node is reached over SSH as `pi` with passwordless sudo; addresses are
+read from Docker each time this inventory is loaded. Host names are the nodes'
+FQDNs, which every node resolves.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lab.docker_lab import SSH_KEY, nodes  # noqa: E402
+
+_running = [n for n in nodes() if n.state == "running" and n.role in ("builder", "worker")]
+if not _running:
+    raise SystemExit("inventories/lab.py: the lab is not running. Start it with: make lab-up")
+
+_ssh = {
+    "ssh_user": "pi",
+    "ssh_key": str(SSH_KEY),
+    # Lab nodes get fresh host keys whenever they are recreated.
+    "ssh_known_hosts_file": "/dev/null",
+    "ssh_strict_host_key_checking": "no",
+}
+
+builder = [(n.fqdn, {"ssh_hostname": n.address, **_ssh}) for n in _running if n.role == "builder"]
+workers = [(n.fqdn, {"ssh_hostname": n.address, **_ssh}) for n in _running if n.role == "worker"]

@@ -1,0 +1,1 @@
+"""The local Docker lab cluster that stands in for a Raspberry Pi cluster."""

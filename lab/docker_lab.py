@@ -1,0 +1,366 @@
+"""The lab cluster: one builder and N workers as systemd containers on Docker.
+
+Each node is a Debian bookworm container with systemd as PID 1, sshd, a user
+`pi` with passwordless sudo reached by key only, gcc/g++, and a stand-in k3s
+unit (`k3s` on the builder, `k3s-agent` on workers). distcc is not installed:
+the deploys install it for real with apt.
+
+Only the Python standard library and the docker CLI are used, so this module
+runs before the virtualenv exists and is imported by `inventories/lab.py`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE_DIR = REPO / "lab" / "image"
+STATE_DIR = REPO / ".lab"
+SSH_KEY = STATE_DIR / "ssh" / "id_ed25519"
+
+PREFIX = os.environ.get("LAB_PREFIX", "distcc-lab")
+NETWORK = PREFIX
+SUBNET = os.environ.get("LAB_SUBNET", "172.31.250.0/24")
+DOMAIN = os.environ.get("LAB_DOMAIN", "distcc.internal")
+LABEL = "distcc-lab.role"
+SPEC_LABEL = "distcc-lab.spec"
+DEBIAN_MIRROR = os.environ.get("LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+
+# The flags known to run systemd as PID 1 on these machines; --privileged does
+# not work here (a capability is missing from the bounding set).
+SYSTEMD_RUN_FLAGS = [
+    "--cap-add", "SYS_ADMIN",
+    "--cap-add", "NET_ADMIN",
+    # Real root on a Pi may read every process's sockets (ss -p); in a
+    # container that takes SYS_PTRACE.
+    "--cap-add", "SYS_PTRACE",
+    "--security-opt", "seccomp=unconfined",
+    "--tmpfs", "/run",
+    "--tmpfs", "/run/lock",
+    "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
+]
+
+K3S_UNIT_FOR_ROLE = {"builder": "k3s", "worker": "k3s-agent"}
+
+
+class LabError(RuntimeError):
+    """A lab step failed; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Node:
+    container: str
+    hostname: str
+    role: str
+    address: str | None = None
+    state: str | None = None
+
+    @property
+    def fqdn(self) -> str:
+        return f"{self.hostname}.{DOMAIN}"
+
+
+def _docker(*args: str, check: bool = True, capture: bool = True, input: str | None = None) -> str:
+    proc = subprocess.run(
+        ["docker", *args],
+        check=False,
+        text=True,
+        input=input,
+        stdout=subprocess.PIPE if capture else None,
+        stderr=subprocess.PIPE if capture else None,
+    )
+    if check and proc.returncode != 0:
+        raise LabError(f"docker {' '.join(args[:3])} failed: {(proc.stderr or '').strip()}")
+    return (proc.stdout or "").strip()
+
+
+def _say(message: str) -> None:
+    print(f"lab: {message}", flush=True)
+
+
+# --- image ---------------------------------------------------------------------
+
+
+def _digest(paths: list[Path]) -> str:
+    sha = hashlib.sha256()
+    for path in sorted(paths):
+        sha.update(path.name.encode())
+        sha.update(path.read_bytes())
+    return sha.hexdigest()[:12]
+
+
+def base_packages() -> list[str]:
+    lines = (IMAGE_DIR / "base-packages.txt").read_text().splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def base_image_tag() -> str:
+    return f"{PREFIX}-base:{_digest([IMAGE_DIR / 'base-packages.txt'])}"
+
+
+def image_tag() -> str:
+    files = [p for p in IMAGE_DIR.iterdir() if p.is_file()]
+    return f"{PREFIX}:{_digest(files)}"
+
+
+def _image_exists(tag: str) -> bool:
+    return subprocess.run(
+        ["docker", "image", "inspect", tag], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ).returncode == 0
+
+
+def build_base_image() -> None:
+    tag = base_image_tag()
+    if _image_exists(tag):
+        return
+    if shutil.which("debootstrap") is None:
+        raise LabError(
+            "debootstrap is not installed; it builds the lab's Debian bookworm base image. "
+            "Install it (Debian: apt-get install debootstrap) and run again."
+        )
+    STATE_DIR.mkdir(exist_ok=True)
+    rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=STATE_DIR))
+    _say(f"debootstrapping Debian bookworm into {rootfs} (a few minutes, once per recipe)")
+    try:
+        subprocess.run(
+            [
+                "debootstrap", "--variant=minbase",
+                "--include=" + ",".join(base_packages()),
+                "bookworm", str(rootfs), DEBIAN_MIRROR,
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        _say(f"importing the root filesystem as {tag}")
+        tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+        subprocess.run(
+            ["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]', "-", tag],
+            stdin=tar.stdout,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        if tar.wait() != 0:
+            raise LabError("tar of the debootstrapped root filesystem failed")
+    except subprocess.CalledProcessError as exc:
+        raise LabError(f"building the base image failed: {exc}") from exc
+    finally:
+        shutil.rmtree(rootfs, ignore_errors=True)
+
+
+def build_image() -> str:
+    tag = image_tag()
+    if _image_exists(tag):
+        return tag
+    build_base_image()
+    _say(f"building {tag}")
+    proc = subprocess.run(
+        ["docker", "build", "-q", "--build-arg", f"BASE={base_image_tag()}", "-t", tag, str(IMAGE_DIR)],
+        text=True,
+        capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise LabError(f"docker build of the lab image failed:\n{proc.stderr[-2000:]}")
+    return tag
+
+
+# --- nodes ---------------------------------------------------------------------
+
+
+def wanted_nodes(workers: int) -> list[Node]:
+    nodes = [Node(f"{PREFIX}-builder", "builder", "builder")]
+    nodes += [Node(f"{PREFIX}-worker{i}", f"worker{i}", "worker") for i in range(1, workers + 1)]
+    return nodes
+
+
+def ensure_ssh_key() -> Path:
+    if not SSH_KEY.exists():
+        SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "distcc-lab", "-f", str(SSH_KEY)],
+            check=True,
+        )
+    return SSH_KEY
+
+
+def ensure_network() -> None:
+    if subprocess.run(
+        ["docker", "network", "inspect", NETWORK], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ).returncode != 0:
+        _docker("network", "create", "--subnet", SUBNET, "--label", f"{LABEL}=network", NETWORK)
+
+
+def _container_info(name: str) -> dict | None:
+    out = subprocess.run(
+        ["docker", "container", "inspect", name], text=True, capture_output=True
+    )
+    if out.returncode != 0:
+        return None
+    return json.loads(out.stdout)[0]
+
+
+def start_node(node: Node, image: str) -> None:
+    """Create or start one node; a container of an older image is replaced."""
+    spec = hashlib.sha256(" ".join([image, DOMAIN, *SYSTEMD_RUN_FLAGS]).encode()).hexdigest()[:12]
+    info = _container_info(node.container)
+    if info is not None and info["Config"]["Labels"].get(SPEC_LABEL) != spec:
+        _say(f"{node.container} was made from an older image or recipe: replacing it")
+        _docker("rm", "-f", "-v", node.container)
+        info = None
+    if info is None:
+        _docker(
+            "run", "-d", "--name", node.container,
+            "--hostname", node.hostname, "--domainname", DOMAIN,
+            "--network", NETWORK,
+            "--network-alias", node.hostname, "--network-alias", node.fqdn,
+            "--label", f"{LABEL}={node.role}",
+            "--label", f"{SPEC_LABEL}={spec}",
+            *SYSTEMD_RUN_FLAGS,
+            image,
+        )
+    elif not info["State"]["Running"]:
+        _docker("start", node.container)
+
+
+def _exec(container: str, script: str, check: bool = True) -> str:
+    return _docker("exec", "-i", container, "sh", "-c", script, check=check)
+
+
+def provision_node(node: Node, public_key: str) -> None:
+    """Wait for systemd, then give `pi` the lab key and the role's k3s stand-in."""
+    deadline = time.monotonic() + 120
+    state = ""
+    while time.monotonic() < deadline:
+        state = _exec(node.container, "systemctl is-system-running 2>/dev/null || true", check=False)
+        if state in ("running", "degraded"):
+            break
+        time.sleep(0.5)
+    else:
+        raise LabError(f"{node.container}: systemd did not finish booting (state {state!r})")
+    unit = K3S_UNIT_FOR_ROLE.get(node.role)
+    script = (
+        "set -e\n"
+        "install -d -m 700 -o pi -g pi /home/pi/.ssh\n"
+        "cat > /home/pi/.ssh/authorized_keys\n"
+        "chown pi:pi /home/pi/.ssh/authorized_keys && chmod 600 /home/pi/.ssh/authorized_keys\n"
+    )
+    if unit:
+        # Installed once, like k3s's install.sh would; later runs leave the
+        # unit's state to the deploys (k3s mode or build mode).
+        script += (
+            f"if [ ! -e /etc/systemd/system/{unit}.service ]; then\n"
+            f"  install -m 644 /usr/local/share/lab/{unit}.service /etc/systemd/system/{unit}.service\n"
+            f"  systemctl daemon-reload && systemctl enable --now {unit}.service >/dev/null 2>&1\n"
+            "fi\n"
+        )
+    _docker("exec", "-i", node.container, "sh", "-c", script, input=public_key)
+    deadline = time.monotonic() + 30
+    while _exec(node.container, "systemctl is-active ssh.service || true", check=False) != "active":
+        if time.monotonic() > deadline:
+            raise LabError(f"{node.container}: sshd did not start")
+        time.sleep(0.3)
+
+
+def lab_containers() -> list[str]:
+    out = _docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}")
+    return [line for line in out.splitlines() if line]
+
+
+def nodes() -> list[Node]:
+    """The lab's nodes as Docker reports them now, builder first."""
+    names = lab_containers()
+    if not names:
+        return []
+    infos = json.loads(_docker("container", "inspect", *names))
+    found = []
+    for info in infos:
+        nets = info["NetworkSettings"]["Networks"]
+        address = nets.get(NETWORK, {}).get("IPAddress") or None
+        found.append(
+            Node(
+                container=info["Name"].lstrip("/"),
+                hostname=info["Config"]["Hostname"],
+                role=info["Config"]["Labels"].get(LABEL, "?"),
+                address=address,
+                state=info["State"]["Status"],
+            )
+        )
+    order = {"builder": 0, "worker": 1}
+    return sorted(found, key=lambda n: (order.get(n.role, 2), len(n.hostname), n.hostname))
+
+
+def up(workers: int) -> list[Node]:
+    if workers < 1:
+        raise LabError(f"LAB_WORKERS={workers}: the lab needs at least one worker.")
+    image = build_image()
+    ensure_network()
+    key = ensure_ssh_key()
+    wanted = wanted_nodes(workers)
+    wanted_names = {n.container for n in wanted}
+    for name in lab_containers():
+        if name not in wanted_names:
+            _say(f"removing {name} (not part of a lab with {workers} workers)")
+            _docker("rm", "-f", "-v", name)
+    for node in wanted:
+        start_node(node, image)
+    public_key = key.with_suffix(".pub").read_text()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda n: provision_node(n, public_key), wanted))
+    return nodes()
+
+
+def down() -> None:
+    names = lab_containers()
+    if names:
+        _docker("rm", "-f", "-v", *names)
+    if subprocess.run(
+        ["docker", "network", "inspect", NETWORK], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    ).returncode == 0:
+        _docker("network", "rm", NETWORK)
+
+
+def status() -> str:
+    rows = [("CONTAINER", "ROLE", "STATE", "ADDRESS", "SYSTEMD")]
+    for node in nodes():
+        systemd = "-"
+        if node.state == "running":
+            systemd = _exec(node.container, "systemctl is-system-running 2>/dev/null || true", check=False)
+        rows.append((node.container, node.role, node.state or "?", node.address or "-", systemd))
+    if len(rows) == 1:
+        return f"no lab containers (image {image_tag()} {'present' if _image_exists(image_tag()) else 'not built'})"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else "status"
+    try:
+        if command == "image":
+            _say(f"image {build_image()} ready")
+        elif command == "up":
+            workers = int(os.environ.get("LAB_WORKERS", "2"))
+            started = time.monotonic()
+            up(workers)
+            _say(f"up with {workers} workers in {time.monotonic() - started:.1f}s")
+            print(status())
+        elif command == "down":
+            down()
+            _say("down: no lab container or network left")
+        elif command == "status":
+            print(status())
+        else:
+            print("usage: python -m lab {image|up|down|status}", file=sys.stderr)
+            return 2
+    except LabError as exc:
+        print(f"lab: ERROR: {exc}", file=sys.stderr)
+        return 1
+    return 0
