@@ -115,6 +115,25 @@ class Cc1Process(TypedDict):
     compiler: str
     parent_command: str | None
     parent_is_distccd: bool
+    distccd_pid: int | None
+
+
+# distccd runs the gcc driver, which runs cc1: the distccd is the first
+# ancestor that is not a compiler driver.
+_DRIVER = re.compile(r"^(?:[a-z0-9_]+-linux-gnu[a-z]*-)?(?:gcc|g\+\+|cc|c\+\+)(?:-\d+)?$")
+
+
+def _distccd_ancestor(table: dict[int, ProcessInfo], pid: int) -> int | None:
+    parent = table.get(table[pid]["ppid"])
+    for _ in range(4):
+        if parent is None:
+            return None
+        if parent["comm"] == "distccd":
+            return parent["pid"]
+        if not _DRIVER.match(parent["comm"]):
+            return None
+        parent = table.get(parent["ppid"])
+    return None
 
 
 def cc1_processes(table: dict[int, ProcessInfo]) -> list[Cc1Process]:
@@ -123,6 +142,7 @@ def cc1_processes(table: dict[int, ProcessInfo]) -> list[Cc1Process]:
         if proc["comm"] not in ("cc1", "cc1plus"):
             continue
         parent = table.get(proc["ppid"])
+        distccd_pid = _distccd_ancestor(table, proc["pid"])
         found.append(
             Cc1Process(
                 pid=proc["pid"],
@@ -131,7 +151,8 @@ def cc1_processes(table: dict[int, ProcessInfo]) -> list[Cc1Process]:
                 elapsed=proc["elapsed"],
                 compiler=proc["comm"],
                 parent_command=parent["args"] if parent else None,
-                parent_is_distccd=bool(parent and parent["comm"] == "distccd"),
+                parent_is_distccd=distccd_pid is not None,
+                distccd_pid=distccd_pid,
             )
         )
     return sorted(found, key=lambda p: p["pid"])
@@ -139,13 +160,16 @@ def cc1_processes(table: dict[int, ProcessInfo]) -> list[Cc1Process]:
 
 class Cc1Processes(FactBase[list[Cc1Process]]):
     """
-    The running cc1/cc1plus processes and who started them.
+    The running cc1/cc1plus processes and who started them. A remote job's
+    cc1 is a child of the gcc driver that a distccd child runs, so
+    `parent_is_distccd` looks through the driver to the distccd
+    (`distccd_pid`); a builder's own compile has no distccd above it.
 
     .. code:: python
 
-        [{"pid": 812, "ppid": 335, "user": "distccd", "elapsed": 3,
-          "compiler": "cc1", "parent_command": "/usr/bin/distccd --daemon ...",
-          "parent_is_distccd": True}]
+        [{"pid": 812, "ppid": 811, "user": "distccd", "elapsed": 3,
+          "compiler": "cc1", "parent_command": "x86_64-linux-gnu-gcc -c ...",
+          "parent_is_distccd": True, "distccd_pid": 335}]
     """
 
     command = PS_COMMAND

@@ -71,7 +71,7 @@ class HostResources(FactBase[Resources]):
         {"cpus": 4, "memory_bytes": 8245223424}
     """
 
-    command = "printf 'cpus %s\\n' \"$(nproc)\"; awk '/^MemTotal:/ {print \"memory\", $2 * 1024}' /proc/meminfo"
+    command = "printf 'cpus %s\\n' \"$(nproc)\"; awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo"
 
     def process(self, output: list[str]) -> Resources:
         return parse_resources(output)

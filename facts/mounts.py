@@ -53,6 +53,7 @@ class MountPoint(FactBase[MountPointStatus]):
     def command(self, path: str) -> StringCommand:
         return StringCommand(
             assign("p", path), ";",
+            'printf "path %s\\n" "$p";',
             '[ -e "$p" ] && echo exists;',
             '[ -d "$p" ] && echo directory;',
             'printf "entries %s\\n" "$(ls -A "$p" 2>/dev/null | wc -l)";',
@@ -65,7 +66,7 @@ class MountPoint(FactBase[MountPointStatus]):
             'printf "underneath %s\\n" "${u:-unknown}";',
             "fi;",
             'awk -v p="$p" \'$1 !~ /^#/ && $2 == p\' /etc/fstab 2>/dev/null | tail -n 1 | sed "s/^/fstab /";',
-            "awk '/^MemTotal:/ {print \"memory\", $2 * 1024}' /proc/meminfo",
+            "awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo",
         )
 
     def process(self, output: list[str]) -> MountPointStatus:
@@ -79,7 +80,9 @@ def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
     mount: dict = {}
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
-        if kind == "exists":
+        if kind == "path":
+            status["path"] = rest
+        elif kind == "exists":
             status["exists"] = True
         elif kind == "directory":
             status["is_directory"] = True

@@ -39,6 +39,7 @@ class PeerRoute(FactBase[Route]):
     def command(self, peer: str) -> StringCommand:
         return StringCommand(
             assign("n", peer), ";",
+            'printf "peer %s\\n" "$n";',
             'a=$(getent ahostsv4 "$n" 2>/dev/null | awk \'NR == 1 {print $1}\');',
             'printf "address %s\\n" "$a";',
             'if [ -n "$a" ]; then',
@@ -58,7 +59,9 @@ def parse_route(lines: list[str], peer: str = "") -> Route:
     route_mtu = link_mtu = None
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
-        if kind == "address":
+        if kind == "peer":
+            route["peer"] = rest
+        elif kind == "address":
             route["address"] = rest.strip() or None
         elif kind == "route":
             for match in _ROUTE.finditer(rest):

@@ -13,6 +13,7 @@ from facts._shell import assign
 class LoginEnv(TypedDict):
     user: str
     exists: bool
+    home: str | None
     path: list[str]
     distcc_env: dict[str, str]
     distcc_hosts: list[str] | None
@@ -25,7 +26,7 @@ class LoginEnvironment(FactBase[LoginEnv]):
 
     .. code:: python
 
-        {"user": "pi", "exists": True,
+        {"user": "pi", "exists": True, "home": "/home/pi",
          "path": ["/usr/lib/distcc", "/usr/local/bin", "/usr/bin", "/bin"],
          "distcc_env": {"DISTCC_FALLBACK": "1"},
          "distcc_hosts": ["worker1.distcc.internal:3632/4"]}
@@ -36,8 +37,9 @@ class LoginEnvironment(FactBase[LoginEnv]):
     def command(self, user: str) -> StringCommand:
         return StringCommand(
             assign("u", user), ";",
+            'printf "user %s\\n" "$u";',
             'if id "$u" >/dev/null 2>&1; then echo exists;',
-            'runuser -l "$u" -c \'printf "PATH %s\\n" "$PATH"; env | grep "^DISTCC_" | sed "s/^/env /";',
+            'runuser -l "$u" -c \'printf "HOME %s\\nPATH %s\\n" "$HOME" "$PATH"; env | grep "^DISTCC_" | sed "s/^/env /";',
             'if command -v distcc >/dev/null 2>&1; then echo hosts; distcc --show-hosts 2>/dev/null | sed "s/^/host /"; fi\'',
             "</dev/null 2>/dev/null; fi; true",
         )
@@ -47,11 +49,15 @@ class LoginEnvironment(FactBase[LoginEnv]):
 
 
 def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
-    env = LoginEnv(user=user, exists=False, path=[], distcc_env={}, distcc_hosts=None)
+    env = LoginEnv(user=user, exists=False, home=None, path=[], distcc_env={}, distcc_hosts=None)
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
-        if kind == "exists":
+        if kind == "user":
+            env["user"] = rest
+        elif kind == "exists":
             env["exists"] = True
+        elif kind == "HOME":
+            env["home"] = rest.strip() or None
         elif kind == "PATH":
             env["path"] = [p for p in rest.strip().split(":") if p]
         elif kind == "env":

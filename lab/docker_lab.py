@@ -33,6 +33,9 @@ NETWORK = PREFIX
 SUBNET = os.environ.get("LAB_SUBNET", "172.31.250.0/24")
 DOMAIN = os.environ.get("LAB_DOMAIN", "distcc.internal")
 LABEL = "distcc-lab.role"
+# Labs with other prefixes (a second lab on the same engine) are never touched.
+PREFIX_LABEL = "distcc-lab.prefix"
+IMAGE_NAME = "distcc-lab"
 SPEC_LABEL = "distcc-lab.spec"
 DEBIAN_MIRROR = os.environ.get("LAB_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 
@@ -105,12 +108,12 @@ def base_packages() -> list[str]:
 
 
 def base_image_tag() -> str:
-    return f"{PREFIX}-base:{_digest([IMAGE_DIR / 'base-packages.txt'])}"
+    return f"{IMAGE_NAME}-base:{_digest([IMAGE_DIR / 'base-packages.txt'])}"
 
 
 def image_tag() -> str:
     files = [p for p in IMAGE_DIR.iterdir() if p.is_file()]
-    return f"{PREFIX}:{_digest(files)}"
+    return f"{IMAGE_NAME}:{_digest(files)}"
 
 
 def _image_exists(tag: str) -> bool:
@@ -196,7 +199,7 @@ def ensure_network() -> None:
     if subprocess.run(
         ["docker", "network", "inspect", NETWORK], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     ).returncode != 0:
-        _docker("network", "create", "--subnet", SUBNET, "--label", f"{LABEL}=network", NETWORK)
+        _docker("network", "create", "--subnet", SUBNET, "--label", f"{PREFIX_LABEL}={PREFIX}", NETWORK)
 
 
 def _container_info(name: str) -> dict | None:
@@ -224,6 +227,7 @@ def start_node(node: Node, image: str) -> None:
             "--network-alias", node.hostname, "--network-alias", node.fqdn,
             "--label", f"{LABEL}={node.role}",
             "--label", f"{SPEC_LABEL}={spec}",
+            "--label", f"{PREFIX_LABEL}={PREFIX}",
             *SYSTEMD_RUN_FLAGS,
             image,
         )
@@ -271,7 +275,7 @@ def provision_node(node: Node, public_key: str) -> None:
 
 
 def lab_containers() -> list[str]:
-    out = _docker("ps", "-a", "--filter", f"label={LABEL}", "--format", "{{.Names}}")
+    out = _docker("ps", "-a", "--filter", f"label={PREFIX_LABEL}={PREFIX}", "--format", "{{.Names}}")
     return [line for line in out.splitlines() if line]
 
 
@@ -338,7 +342,7 @@ def status() -> str:
     if len(rows) == 1:
         return f"no lab containers (image {image_tag()} {'present' if _image_exists(image_tag()) else 'not built'})"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,8 @@
+"""Make the builder a distcc client only: no distccd, the build tmpfs, the build user's environment.
+
+Run: pyinfra INVENTORY deploys/builder_distccd_guard.py  (preview with --dry)
+"""
+
+from deploys.builder import builder_distccd_guard
+
+builder_distccd_guard()

@@ -1,0 +1,96 @@
+"""Who is who in the inventory (one builder, one or more workers), checked
+before anything is changed, and what one host needs to know of the others."""
+
+from __future__ import annotations
+
+import gevent
+from pyinfra import logger
+
+from deploys.settings import SettingsError, settings_for
+from facts.host import HostResources
+
+BUILDER_GROUP = "builder"
+WORKERS_GROUP = "workers"
+
+# Facts one host reads from another (a worker's CPU count for the builder's
+# host list), fetched once per run: pyinfra 3 has no fact cache.
+_cross_host: dict[tuple[int, str], object] = {}
+
+
+def _group(inventory, name: str) -> list:
+    return list(dict.fromkeys(inventory.get_group(name, default=[])))
+
+
+def check_inventory(inventory) -> None:
+    """Exactly one builder, at least one worker, and no host in both groups."""
+    builders = _group(inventory, BUILDER_GROUP)
+    workers = _group(inventory, WORKERS_GROUP)
+    fix = "edit the inventory (see inventories/cluster.py). Nothing was changed on any host."
+    if len(builders) != 1:
+        found = ", ".join(h.name for h in builders) or "none"
+        raise SettingsError(
+            f"inventory: the group 'builder' must hold exactly one host, found {len(builders)} ({found}). "
+            f"Fix: list the one Pi that runs make as builder; {fix}"
+        )
+    if not workers:
+        raise SettingsError(
+            f"inventory: the group 'workers' is empty or missing; build mode needs at least one worker. "
+            f"Fix: list the Pis that run distccd as workers; {fix}"
+        )
+    if builders[0] in workers:
+        raise SettingsError(
+            f"inventory: host {builders[0].name} is both the builder and a worker; the builder must never "
+            f"run distccd. Fix: remove it from workers; {fix}"
+        )
+
+
+def role_of(host) -> str | None:
+    if BUILDER_GROUP in host.groups:
+        return "builder"
+    if WORKERS_GROUP in host.groups:
+        return "worker"
+    return None
+
+
+def builder_host(inventory):
+    return _group(inventory, BUILDER_GROUP)[0]
+
+
+def worker_hosts(inventory) -> list:
+    return _group(inventory, WORKERS_GROUP)
+
+
+def peer_name(host) -> str:
+    """The name other nodes use for host: its inventory name, without a
+    connector prefix such as @ssh/."""
+    return host.name.rsplit("/", 1)[-1] if host.name.startswith("@") else host.name
+
+
+def skip_note(host, deploy_name: str, wanted: str) -> None:
+    logger.info(f"{host.print_prefix}{deploy_name}: skipped, it is for the {wanted}; this host is {role_of(host) or 'in neither group'}")
+
+
+def worker_jobs(state, workers: list) -> dict[str, int | None]:
+    """Jobs each worker takes: distcc_jobs, else its CPU count. None for a
+    worker that is not connected in this run (it cannot be asked)."""
+    active = set(state.inventory.get_active_hosts())
+    jobs: dict[str, int | None] = {}
+    pending = []
+    for worker in workers:
+        configured = settings_for(worker).jobs
+        key = (id(state), worker.name)
+        if configured is not None:
+            jobs[worker.name] = configured
+        elif key in _cross_host:
+            jobs[worker.name] = _cross_host[key]  # type: ignore[assignment]
+        elif worker not in active:
+            jobs[worker.name] = None
+        else:
+            pending.append(worker)
+    greenlets = {w.name: gevent.spawn(w.get_fact, HostResources) for w in pending}
+    gevent.joinall(list(greenlets.values()))
+    for name, greenlet in greenlets.items():
+        cpus = greenlet.value["cpus"] if greenlet.successful() and greenlet.value else None
+        _cross_host[(id(state), name)] = cpus
+        jobs[name] = cpus
+    return jobs

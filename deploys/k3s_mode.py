@@ -1,0 +1,8 @@
+"""Leave build mode: distccd stopped, the tmpfs unmounted when empty, k3s started again.
+
+Run: pyinfra INVENTORY deploys/k3s_mode.py  (preview with --dry)
+"""
+
+from deploys.modes import k3s_mode
+
+k3s_mode()

@@ -1,0 +1,8 @@
+"""Enter DISTCC BUILD MODE: k3s stopped, builder guarded with its tmpfs, workers serving distccd.
+
+Run: pyinfra INVENTORY deploys/mode_switch.py  (preview with --dry)
+"""
+
+from deploys.modes import mode_switch
+
+mode_switch()

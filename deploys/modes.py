@@ -1,0 +1,36 @@
+"""The two cluster modes, composed from the role deploys: DISTCC BUILD MODE
+(k3s stopped, the builder a distcc client with its tmpfs, every worker serving
+distccd) and k3s mode (the way back)."""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+
+from deploys.builder import builder_distccd_guard, builder_k3s_mode
+from deploys.cluster import check_inventory
+from deploys.settings import settings_for
+from deploys.worker import distccd_bootstrap, worker_distccd_reset, worker_k3s_mode
+from operations import systemd
+
+
+@deploy("mode switch")
+def mode_switch():
+    """Enter DISTCC BUILD MODE from any state."""
+    check_inventory(inventory)
+    settings = settings_for(host)
+    systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
+    distccd_bootstrap()
+    builder_distccd_guard()
+    worker_distccd_reset()
+
+
+@deploy("k3s mode")
+def k3s_mode():
+    """Leave build mode: distccd stopped on the workers, the builder's tmpfs
+    unmounted only when empty, the k3s units started again."""
+    check_inventory(inventory)
+    settings = settings_for(host)
+    worker_k3s_mode()
+    builder_k3s_mode()
+    systemd.units_started(name="Start the k3s units", units=list(settings.k3s_units))

@@ -1,0 +1,215 @@
+"""Every setting of this package: its default, what it means, and how it is
+validated. All deploys read settings through `settings_for(host)`, which
+refuses bad input with one paragraph naming the host, the setting and the fix,
+before any operation is planned (so before any host is changed).
+
+Settings are pyinfra host data: set them in inventories/group_data/*.py, or
+per host in the inventory (see inventories/cluster.py).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from pyinfra.api.exceptions import PyinfraError
+
+from operations.mounts import parse_size
+
+# key: (default, meaning). Keys are prefixed so they never clash with
+# pyinfra's own data (ssh_*, _sudo ...).
+DEFAULTS: dict[str, tuple[object, str]] = {
+    "distcc_port": (3632, "workers: distccd's TCP port"),
+    "distcc_allow": (None, "workers: CIDRs distccd accepts; default: the builder's address as the worker resolves it, /32"),
+    "distcc_allow_open_ok": (False, "accept an allow list that covers every address (0.0.0.0/0): distccd is remote code execution"),
+    "distcc_listen": (None, "workers: address distccd listens on; default: the worker's source address toward the builder"),
+    "distcc_builder_address": (None, "address of the builder as workers see it; default: the builder's name resolved on the worker"),
+    "distcc_jobs": (None, "workers: parallel jobs distccd accepts (--jobs) and the builder sends; default: the worker's CPU count"),
+    "distcc_nice": (10, "workers: distccd --nice (0-20)"),
+    "distcc_log_level": ("info", "workers: distccd --log-level (critical, error, warning, notice, info, debug)"),
+    "distcc_log_dir": ("/var/log/distccd", "workers: directory of distccd's log file"),
+    "distcc_compilers": (None, "compiler names whitelisted in /usr/lib/distcc; default: every installed gcc/g++ name"),
+    "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
+    "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
+    "distcc_tmpfs_size": ("2G", "builder: tmpfs size (K, M or G); must fit in the builder's memory"),
+    "distcc_tmpfs_mode": ("1777", "builder: permission bits of the tmpfs root"),
+    "distcc_discard_tmpfs": (False, "builder: on the way back to k3s mode, unmount the tmpfs even when it holds files"),
+    "distcc_build_user": ("pi", "builder: the user who runs the kernel build (gets PATH and host list)"),
+    "distcc_client_fallback": (True, "builder: DISTCC_FALLBACK for the build user; True compiles locally when no worker can"),
+    "distcc_k3s_units": (["k3s", "k3s-server", "k3s-agent"], "k3s units stopped in build mode and started in k3s mode"),
+    "distcc_mtu": (1500, "MTU every node must have on the path between builder and workers"),
+    "distcc_report_path": ("reports/validate.json", "where validation writes its JSON report (on this machine)"),
+}
+
+_LOG_LEVELS = ("critical", "error", "warning", "notice", "info", "debug")
+_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+_NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
+_UNIT = re.compile(r"^[A-Za-z0-9@._-]+$")
+_COMPILER = re.compile(r"^[A-Za-z0-9._+-]+$")
+
+
+class SettingsError(PyinfraError):
+    """Bad inventory or host data, found before anything is changed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    port: int
+    allow: tuple[str, ...] | None
+    allow_open_ok: bool
+    listen: str | None
+    builder_address: str | None
+    jobs: int | None
+    nice: int
+    log_level: str
+    log_dir: str
+    compilers: tuple[str, ...] | None
+    force_restart: bool
+    tmpfs_path: str
+    tmpfs_size: str
+    tmpfs_mode: str
+    discard_tmpfs: bool
+    build_user: str
+    client_fallback: bool
+    k3s_units: tuple[str, ...]
+    mtu: int
+    report_path: str
+
+
+def _fail(host_name: str, key: str, value: object, problem: str, fix: str) -> SettingsError:
+    return SettingsError(
+        f"host {host_name}: setting {key} = {ascii(value)} {problem}. Fix: {fix} "
+        f"(in the inventory's host data or inventories/group_data/). Nothing was changed on any host."
+    )
+
+
+def _bool(host_name: str, key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(host_name, key, value, "is not True or False", f"set {key} = True or {key} = False")
+    return value
+
+
+def _int(host_name: str, key: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(host_name, key, value, f"is not a whole number from {low} to {high}", f"set {key} to such a number")
+    return value
+
+
+def _ascii(host_name: str, key: str, value: object) -> None:
+    if not repr(value).isascii():
+        raise _fail(
+            host_name, key, value, "contains non-ASCII characters",
+            "use plain ASCII: everything this package writes and prints is ASCII",
+        )
+
+
+def _address(host_name: str, key: str, value: object) -> str:
+    try:
+        return str(ipaddress.IPv4Address(str(value)))
+    except ValueError:
+        raise _fail(host_name, key, value, "is not an IPv4 address", f"set {key} to an address like 10.0.0.11") from None
+
+
+def _networks(host_name: str, key: str, value: object, open_ok: bool) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise _fail(host_name, key, value, "is not a list of CIDRs", f"set {key} = ['10.0.0.10/32']")
+    nets = []
+    for item in items:
+        try:
+            net = ipaddress.IPv4Network(str(item), strict=True)
+        except ValueError as exc:
+            raise _fail(
+                host_name, key, value, f"holds {item!r}, which is not a valid IPv4 CIDR ({exc})",
+                "write each entry as ADDRESS/PREFIX with the host bits zero, e.g. 10.0.0.10/32 or 10.0.0.0/24",
+            ) from None
+        if net.prefixlen == 0 and not open_ok:
+            raise _fail(
+                host_name, key, value, "opens distccd to every address (anyone who can reach the port can run "
+                "compilers on the worker)", "list only the builder, e.g. its address /32; if you really accept the "
+                "risk, also set distcc_allow_open_ok = True",
+            )
+        nets.append(str(net))
+    return tuple(nets)
+
+
+def settings_for(host) -> Settings:
+    """This host's validated settings, defaults filled in."""
+    name = host.name
+    data = host.data.dict()
+    for key, value in data.items():
+        if key.startswith("distcc_") and key not in DEFAULTS:
+            close = difflib.get_close_matches(key, DEFAULTS, n=1)
+            hint = f"did you mean {close[0]}?" if close else "see deploys/settings.py for every setting"
+            raise _fail(name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
+    if not name.isascii():
+        raise SettingsError(f"host {ascii(name)}: the host name has non-ASCII characters. Fix: use its ASCII name.")
+
+    def get(key: str) -> object:
+        value = data.get(key, DEFAULTS[key][0])
+        _ascii(name, key, value)
+        return value
+
+    port = _int(name, "distcc_port", get("distcc_port"), 1, 65535)
+    allow_open_ok = _bool(name, "distcc_allow_open_ok", get("distcc_allow_open_ok"))
+    allow = get("distcc_allow")
+    listen = get("distcc_listen")
+    builder_address = get("distcc_builder_address")
+    jobs = get("distcc_jobs")
+    compilers = get("distcc_compilers")
+    if compilers is not None:
+        if not isinstance(compilers, list | tuple) or not all(isinstance(c, str) and _COMPILER.match(c) for c in compilers):
+            raise _fail(name, "distcc_compilers", compilers, "is not a list of compiler names", "set e.g. ['gcc', 'gcc-12']")
+    log_level = get("distcc_log_level")
+    if log_level not in _LOG_LEVELS:
+        raise _fail(name, "distcc_log_level", log_level, "is not a distccd log level", f"use one of {', '.join(_LOG_LEVELS)}")
+    for key in ("distcc_log_dir", "distcc_tmpfs_path"):
+        value = get(key)
+        if not isinstance(value, str) or not _PATH.match(value) or value.rstrip("/") in ("", "/tmp", "/var", "/usr", "/home"):
+            raise _fail(name, key, value, "is not a dedicated absolute path", "use a path of its own such as /tmp/kernel-build")
+    tmpfs_size = get("distcc_tmpfs_size")
+    try:
+        if parse_size(str(tmpfs_size)) < 16 * 1024**2:
+            raise ValueError("too small")
+    except ValueError:
+        raise _fail(
+            name, "distcc_tmpfs_size", tmpfs_size, "is not a size of at least 16M",
+            "write it as a number with K, M or G, e.g. '3G'",
+        ) from None
+    tmpfs_mode = str(get("distcc_tmpfs_mode"))
+    if not re.fullmatch(r"[0-7]{3,4}", tmpfs_mode):
+        raise _fail(name, "distcc_tmpfs_mode", tmpfs_mode, "is not an octal mode", "write it like '1777' or '0755'")
+    build_user = get("distcc_build_user")
+    if not isinstance(build_user, str) or not _NAME.match(build_user):
+        raise _fail(name, "distcc_build_user", build_user, "is not a user name", "set the user who runs the build, e.g. 'pi'")
+    units = get("distcc_k3s_units")
+    if isinstance(units, str) or not isinstance(units, list | tuple) or not all(isinstance(u, str) and _UNIT.match(u) for u in units):
+        raise _fail(name, "distcc_k3s_units", units, "is not a list of unit names", "set e.g. ['k3s', 'k3s-agent']")
+    report_path = get("distcc_report_path")
+    if not isinstance(report_path, str) or not report_path:
+        raise _fail(name, "distcc_report_path", report_path, "is not a file path", "set e.g. 'reports/validate.json'")
+
+    return Settings(
+        port=port,
+        allow=None if allow is None else _networks(name, "distcc_allow", allow, allow_open_ok),
+        allow_open_ok=allow_open_ok,
+        listen=None if listen is None else _address(name, "distcc_listen", listen),
+        builder_address=None if builder_address is None else _address(name, "distcc_builder_address", builder_address),
+        jobs=None if jobs is None else _int(name, "distcc_jobs", jobs, 1, 256),
+        nice=_int(name, "distcc_nice", get("distcc_nice"), 0, 20),
+        log_level=log_level,
+        log_dir=get("distcc_log_dir").rstrip("/"),
+        compilers=None if compilers is None else tuple(compilers),
+        force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
+        tmpfs_path=get("distcc_tmpfs_path").rstrip("/"),
+        tmpfs_size=str(tmpfs_size).upper(),
+        tmpfs_mode=tmpfs_mode.zfill(4),
+        discard_tmpfs=_bool(name, "distcc_discard_tmpfs", get("distcc_discard_tmpfs")),
+        build_user=build_user,
+        client_fallback=_bool(name, "distcc_client_fallback", get("distcc_client_fallback")),
+        k3s_units=tuple(units),
+        mtu=_int(name, "distcc_mtu", get("distcc_mtu"), 576, 9216),
+        report_path=report_path,
+    )

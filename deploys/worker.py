@@ -1,0 +1,117 @@
+"""The worker side of build mode: distccd installed, configured and serving,
+and stopped again on the way back to k3s mode."""
+
+from __future__ import annotations
+
+from pyinfra import host, inventory, state
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files
+
+from deploys.cluster import builder_host, check_inventory, peer_name, role_of, skip_note
+from deploys.settings import Settings, SettingsError, settings_for
+from facts.host import HostResources
+from facts.network import PeerRoute
+from operations import distcc, systemd
+
+OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
+
+_daemon_configs: dict[tuple[int, str], dict] = {}
+
+
+def daemon_config(settings: Settings) -> dict:
+    """distccd's command line for this worker, and the template context.
+
+    Defaults come from the worker's own view of the network: it listens on
+    the address it uses toward the builder and allows only the builder's
+    address as it resolves it (/32), so nothing is open by accident."""
+    key = (id(state), host.name)
+    if key in _daemon_configs:
+        return _daemon_configs[key]
+    builder = builder_host(inventory)
+    builder_peer = settings.builder_address or peer_name(builder)
+    route = host.get_fact(PeerRoute, peer=builder_peer)
+    if route["address"] is None or route["source"] is None:
+        raise SettingsError(
+            f"host {host.name}: cannot work out distccd's addresses: the builder {builder_peer} does not "
+            f"resolve or has no route from this worker (setting distcc_builder_address). Fix: make "
+            f"{builder_peer} resolvable on the worker (DNS or /etc/hosts), or set distcc_builder_address "
+            f"(and if needed distcc_listen) in its host data. Nothing was changed on any host."
+        )
+    listen = settings.listen or route["source"]
+    allow = settings.allow or (f"{route['address']}/32",)
+    jobs = settings.jobs or host.get_fact(HostResources)["cpus"]
+    argv = ["/usr/bin/distccd", "--daemon", "--no-detach", "--port", str(settings.port), "--listen", listen]
+    for network in allow:
+        argv += ["--allow", network]
+    argv += [
+        "--jobs", str(jobs),
+        "--nice", str(settings.nice),
+        "--log-file", f"{settings.log_dir}/distccd.log",
+        "--log-level", settings.log_level,
+    ]
+    config = {"argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir}
+    _daemon_configs[key] = config
+    return config
+
+
+def _worker_settings(deploy_name: str) -> Settings | None:
+    check_inventory(inventory)
+    settings = settings_for(host)
+    if role_of(host) != "worker":
+        skip_note(host, deploy_name, "workers")
+        return None
+    return settings
+
+
+@deploy("distccd bootstrap")
+def distccd_bootstrap():
+    """distcc installed, the whitelist linked, the hardened override in place,
+    the unit enabled; the daemon is not started (the reset starts it)."""
+    settings = _worker_settings("distccd bootstrap")
+    if settings is None:
+        return
+    config = daemon_config(settings)
+    apt.packages(name="Install distcc", packages=["distcc"], update=True, cache_time=24 * 3600)
+    distcc.masquerade_links(
+        name="Whitelist the installed compilers in /usr/lib/distcc",
+        compilers=list(settings.compilers) if settings.compilers else None,
+    )
+    files.directory(name="distccd log directory", path=settings.log_dir, user="distccd", group="adm", mode="2750")
+    systemd.dropin_installed(
+        name="distccd override (foreground, hardened)",
+        unit=distcc.UNIT,
+        template=OVERRIDE_TEMPLATE,
+        context=config,
+    )
+    distcc.distccd_enabled(name="distccd enabled (not started)")
+
+
+@deploy("worker distccd reset")
+def worker_distccd_reset():
+    """k3s-agent stopped, stale compilers killed, the override current, and
+    distccd serving with exactly the configured command line. A healthy
+    distccd with the right configuration is left alone."""
+    settings = _worker_settings("worker distccd reset")
+    if settings is None:
+        return
+    config = daemon_config(settings)
+    address, port, argv = config["listen"], settings.port, config["argv"]
+    systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
+    distcc.distccd_stopped_for_reset(
+        name="Stop distccd when unhealthy", argv=argv, address=address, port=port, force=settings.force_restart
+    )
+    distcc.stale_compilers_killed(name="Kill stale distccd and cc1 processes")
+    systemd.dropin_installed(
+        name="distccd override (foreground, hardened)", unit=distcc.UNIT, template=OVERRIDE_TEMPLATE, context=config
+    )
+    distcc.distccd_running(name="distccd active and listening", argv=argv, address=address, port=port)
+
+
+@deploy("worker k3s mode")
+def worker_k3s_mode():
+    """distccd stopped (still enabled), its leftovers killed, k3s units started."""
+    settings = _worker_settings("worker k3s mode")
+    if settings is None:
+        return
+    distcc.distccd_stopped(name="Stop distccd")
+    distcc.stale_compilers_killed(name="Kill stale distccd and cc1 processes")

@@ -1,0 +1,284 @@
+"""Operations on distcc: the compiler whitelist, stale compiler processes, and
+the daemon's lifecycle under Debian's generated distcc.service."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import QuoteString, StringCommand, operation
+
+from facts.distcc import (
+    MASQUERADE_DIR,
+    DistccdListening,
+    DistccMasquerade,
+    DistccProcesses,
+    ListeningSocket,
+    ProcessInfo,
+)
+from facts.systemd import UnitState, UnitStatus
+
+UNIT = "distcc.service"
+# What Debian's update-distcc-symlinks links to; an absolute target is as good.
+LINK_TARGETS = ("../../bin/distcc", "/usr/bin/distcc")
+
+
+@operation()
+def masquerade_links(compilers: list[str] | None = None):
+    """
+    Keep /usr/lib/distcc, distccd's compiler whitelist, to links for exactly
+    the GCC compilers installed (or the subset named), removing the others.
+
+    + compilers: names to allow (e.g. ``["gcc", "gcc-12"]``); None allows every
+      installed plain, versioned and target-triplet gcc/g++ name
+
+    Entries that are not links to distcc are left alone: this package does not
+    own them (validation reports them).
+
+    **Example:**
+
+    .. code:: python
+
+        distcc.masquerade_links(name="Whitelist the installed compilers")
+    """
+    masquerade = host.get_fact(DistccMasquerade)
+    installed = set(masquerade["compilers"])
+    wanted = installed if compilers is None else installed & set(compilers)
+    links = masquerade["links"]
+
+    missing = sorted(n for n in wanted if links.get(n) not in LINK_TARGETS)
+    unwanted = sorted(n for n, target in links.items() if n not in wanted and target in LINK_TARGETS)
+    if not missing and not unwanted and masquerade["directory_exists"]:
+        host.noop(f"{MASQUERADE_DIR} already links exactly {len(wanted)} compilers")
+        return
+
+    if not masquerade["directory_exists"]:
+        yield StringCommand("mkdir", "-p", MASQUERADE_DIR)
+    for name in missing:
+        yield StringCommand("ln", "-sfn", LINK_TARGETS[0], QuoteString(f"{MASQUERADE_DIR}/{name}"))
+    if unwanted:
+        yield StringCommand("rm", "-f", *(QuoteString(f"{MASQUERADE_DIR}/{n}") for n in unwanted))
+
+
+def live_distccd_pids(unit: UnitStatus, distccd: list[dict]) -> set[int]:
+    """The unit's running distccd and its children; empty when it is not running."""
+    if unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
+        return set()
+    main = unit["main_pid"]
+    return {p["pid"] for p in distccd if p["pid"] == main or p["ppid"] == main}
+
+
+def kill_command(pids: list[int], names: tuple[str, ...], grace_seconds: int) -> StringCommand:
+    """TERM, wait up to the grace period, then KILL; each pid only while its
+    name is still one of `names` (a pid reused meanwhile is left alone)."""
+    pid_list = " ".join(str(int(p)) for p in pids)
+    allowed = "|".join(names)
+    ticks = max(1, int(grace_seconds * 5))
+    return StringCommand(
+        f'mine() {{ case "$(cat /proc/$1/comm 2>/dev/null)" in {allowed}) return 0;; esac; return 1; }};',
+        f"for p in {pid_list}; do mine $p && kill -TERM $p 2>/dev/null; done;",
+        f"i=0; while [ $i -lt {ticks} ]; do left=;",
+        f"for p in {pid_list}; do mine $p && left=\"$left $p\"; done;",
+        '[ -z "$left" ] && break; i=$((i + 1)); sleep 0.2; done;',
+        'for p in $left; do mine $p && kill -KILL $p 2>/dev/null; done; true',
+    )
+
+
+@operation()
+def stale_compilers_killed(distccd_user: str = "distccd", grace_seconds: int = 5):
+    """
+    Kill distccd processes that are not the running unit's, and cc1/cc1plus
+    run by the distccd user that no live distccd started (all of them when
+    distccd is stopped). TERM first, KILL after the grace period.
+
+    + distccd_user: the user remote jobs run as; only its cc1 are touched, so
+      a builder's or a user's own compiles never are
+    + grace_seconds: how long TERM gets before KILL
+
+    **Example:**
+
+    .. code:: python
+
+        distcc.stale_compilers_killed(name="Kill stale compiler processes")
+    """
+    unit = host.get_fact(UnitState, unit=UNIT)
+    processes = host.get_fact(DistccProcesses)
+    live = live_distccd_pids(unit, processes["distccd"])
+
+    stale_distccd = [p["pid"] for p in processes["distccd"] if p["pid"] not in live]
+    stale_cc1 = [
+        c["pid"] for c in processes["cc1"] if c["user"] == distccd_user and c["distccd_pid"] not in live
+    ]
+    if not stale_distccd and not stale_cc1:
+        kept = sum(1 for c in processes["cc1"] if c["user"] == distccd_user)
+        host.noop(
+            f"no stale distccd or cc1 ({len(live)} live distccd processes, {kept} cc1 of live jobs, "
+            f"{len(processes['cc1']) - kept} cc1 of other users left alone)"
+        )
+        return
+    yield kill_command(stale_distccd + stale_cc1, ("distccd", "cc1", "cc1plus"), grace_seconds)
+
+
+def unhealthy_reason(
+    unit: UnitStatus, sockets: list[ListeningSocket], distccd: list[ProcessInfo], argv: list[str], address: str, port: int
+) -> str | None:
+    """Why distccd is not serving as configured, or None when it is.
+
+    `systemctl is-active` alone is not enough: Debian's generated unit is
+    "active (exited)" with no daemon at all. So the daemon must be the unit's
+    main process, run with exactly the configured command line (a changed
+    override needs a restart), and listen on address:port."""
+    if unit["load"] != "loaded":
+        return f"{UNIT} is not installed (load state {unit['load']})"
+    if unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
+        return f"{UNIT} is {unit['active']} ({unit['sub']}), not running a daemon"
+    main = next((p for p in distccd if p["pid"] == unit["main_pid"]), None)
+    if main is None:
+        return f"the unit's main pid {unit['main_pid']} is not a distccd"
+    if main["args"] != " ".join(argv):
+        return "distccd runs with another command line than the override's (restart needed)"
+    owned = [s for s in sockets if s["address"] == address and s["port"] == port]
+    if not owned:
+        found = ", ".join(f"{s['address']}:{s['port']}" for s in sockets) or "nothing"
+        return f"distccd does not listen on {address}:{port} (listening: {found})"
+    if owned[0]["pid"] not in (None, unit["main_pid"]):
+        return f"{address}:{port} is held by pid {owned[0]['pid']}, not the unit's pid {unit['main_pid']}"
+    return None
+
+
+def _health(argv: list[str], address: str, port: int) -> tuple[UnitStatus, str | None]:
+    unit = host.get_fact(UnitState, unit=UNIT)
+    reason = unhealthy_reason(
+        unit,
+        host.get_fact(DistccdListening, port=port),
+        host.get_fact(DistccProcesses)["distccd"],
+        argv,
+        address,
+        port,
+    )
+    return unit, reason
+
+
+def start_and_wait(address: str, port: int) -> StringCommand:
+    """Restart the unit, then wait until it listens; on failure print the
+    unit's last journal lines (ASCII only) so the error says why."""
+    wanted = f"{address}:{port}"
+    return StringCommand(
+        f"systemctl restart {UNIT};",
+        "i=0; until ss -Hltn", QuoteString(f"sport = :{int(port)}"),
+        "| awk '{print $4}' | grep -qxF", QuoteString(wanted), "; do",
+        "i=$((i + 1)); if [ $i -gt 75 ]; then",
+        "echo", QuoteString(f"distccd did not start listening on {wanted} within 15s; last journal lines:"), ">&2;",
+        f"journalctl -u {UNIT} -n 15 --no-pager -o short 2>&1 | LC_ALL=C tr -cd '\\11\\12\\40-\\176' >&2;",
+        "exit 1; fi; sleep 0.2; done",
+    )
+
+
+@operation()
+def distccd_stopped_for_reset(argv: list[str], address: str, port: int = 3632, force: bool = False):
+    """
+    Stop distccd when it is not serving as configured (or when forced), so the
+    reset can clear stale processes and start it clean. A healthy daemon is
+    left serving.
+
+    + argv: distccd's configured command line
+    + address: the address distccd should listen on
+    + port: its port
+    + force: stop even a healthy daemon
+
+    **Example:**
+
+    .. code:: python
+
+        distcc.distccd_stopped_for_reset(argv=[...], address="10.0.0.11")
+    """
+    unit, reason = _health(argv, address, port)
+    if reason is None and not force:
+        host.noop(f"distccd is healthy (pid {unit['main_pid']} on {address}:{port}); not stopping it")
+        return
+    if unit["load"] != "loaded" or unit["active"] in ("inactive", "failed"):
+        host.noop(f"{UNIT} is already stopped ({unit['active']})")
+        return
+    yield f"systemctl stop {UNIT}"
+
+
+@operation()
+def distccd_running(argv: list[str], address: str, port: int = 3632, restart: bool = False):
+    """
+    distccd running under its unit with the configured command line and
+    listening on address:port; (re)started only when that is not so.
+
+    + argv: distccd's configured command line (the override's ExecStart)
+    + address: the address distccd must listen on
+    + port: its port
+    + restart: restart even a healthy daemon
+
+    Fails, with the unit's last journal lines, when it does not come up.
+
+    **Example:**
+
+    .. code:: python
+
+        distcc.distccd_running(argv=[...], address="10.0.0.11")
+    """
+    unit, reason = _health(argv, address, port)
+    if reason is None and not restart:
+        host.noop(f"distccd is healthy (pid {unit['main_pid']} on {address}:{port})")
+        return
+    yield start_and_wait(address, port)
+
+
+@operation()
+def distccd_enabled():
+    """
+    distcc.service enabled, so it starts at boot once configured. Right after
+    apt installs it, Debian's generated unit is "active (exited)" with no
+    daemon; that phantom state is stopped so the unit tells the truth. A
+    running daemon is left alone.
+
+    **Example:**
+
+    .. code:: python
+
+        distcc.distccd_enabled()
+    """
+    unit = host.get_fact(UnitState, unit=UNIT)
+    changed = False
+    if unit["load"] != "loaded" or not unit["enabled"]:
+        yield f"systemctl enable {UNIT} 2>/dev/null"
+        changed = True
+    if unit["active"] == "active" and unit["sub"] == "exited":
+        yield f"systemctl stop {UNIT}"
+        changed = True
+    if not changed:
+        host.noop(f"{UNIT} is enabled ({unit['active']}, {unit['sub']})")
+
+
+@operation()
+def distccd_stopped(disable: bool = False):
+    """
+    distccd stopped, and no stray distccd process left; optionally disabled.
+    The builder must never serve compiles, even with distcc installed.
+
+    + disable: also disable the unit so it does not start at boot
+
+    **Example:**
+
+    .. code:: python
+
+        distcc.distccd_stopped(name="No distccd on the builder", disable=True)
+    """
+    unit = host.get_fact(UnitState, unit=UNIT)
+    processes = host.get_fact(DistccProcesses)
+    changed = False
+    if unit["load"] == "loaded" and unit["active"] not in ("inactive", "failed"):
+        yield f"systemctl stop {UNIT}"
+        changed = True
+    if disable and unit["load"] == "loaded" and unit["enabled"]:
+        yield f"systemctl disable {UNIT} 2>/dev/null"
+        changed = True
+    strays = [p["pid"] for p in processes["distccd"]]
+    if strays:
+        yield kill_command(strays, ("distccd",), 5)
+        changed = True
+    if not changed:
+        state = "disabled" if not unit["enabled"] else "enabled"
+        host.noop(f"distccd is {unit['active']} ({state if unit['load'] == 'loaded' else 'not installed'}), no distccd runs")

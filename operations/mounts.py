@@ -1,0 +1,130 @@
+"""Operations on the builder's tmpfs: mounted with its integrity enforced, and
+unmounted without ever losing build output silently."""
+
+from __future__ import annotations
+
+import re
+
+from pyinfra import host, logger
+from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.operations import files
+
+from facts.mounts import MountPoint
+
+_SIZE = re.compile(r"^(?P<number>\d+)(?P<unit>[KMG]?)$")
+_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
+
+
+def parse_size(size: str) -> int:
+    """Bytes in a tmpfs size such as "256M" or "3G" (K, M, G are powers of 1024)."""
+    match = _SIZE.match(str(size).strip().upper())
+    if not match:
+        raise ValueError(f"{size!r} is not a size like 512M or 3G")
+    return int(match.group("number")) * _UNITS[match.group("unit")]
+
+
+def fstab_line_regex(path: str) -> str:
+    """A basic regex (grep/sed) for a non-comment fstab line mounting at path."""
+    return "^[^#]*[[:space:]]" + path.replace(".", "\\.") + "[[:space:]]"
+
+
+def mount_options(size: str, mode: str) -> str:
+    # No noexec: a kernel build runs the host tools it has just compiled
+    # (fixdep, conf, modpost) from its output tree.
+    return f"size={size},mode={mode},nosuid,nodev"
+
+
+@operation()
+def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
+    """
+    A tmpfs mounted at path with the given size and mode, exec allowed, and
+    persisted in /etc/fstab. A wrong size or mode (or noexec) is fixed with a
+    remount, which keeps the contents.
+
+    + path: the mount point (created when missing)
+    + size: tmpfs size, e.g. ``"3G"``
+    + mode: permission bits of the mount's root, e.g. ``"1777"``
+
+    Refuses to mount over a directory that holds files: the mount would hide
+    them. Refuses to replace something else mounted there.
+
+    **Example:**
+
+    .. code:: python
+
+        mounts.tmpfs_mounted(path="/tmp/kernel-build", size="3G")
+    """
+    mode = str(mode).zfill(4)
+    status = host.get_fact(MountPoint, path=path)
+    mounted = status["mount"]
+    options = mount_options(size, mode)
+
+    if mounted is None:
+        if status["exists"] and not status["is_directory"]:
+            raise OperationError(f"{path} exists and is not a directory; a tmpfs cannot be mounted there.")
+        if status["entries"]:
+            raise OperationError(
+                f"Refusing to mount a tmpfs over {path}: the directory holds {status['entries']} entries "
+                f"that the mount would hide. Move them elsewhere (or delete them if they are not needed) "
+                f"and run again."
+            )
+        if not status["exists"]:
+            yield StringCommand("mkdir", "-p", QuoteString(path))
+        yield StringCommand("mount", "-t", "tmpfs", "-o", QuoteString(options), "tmpfs", QuoteString(path))
+    elif mounted["fstype"] != "tmpfs":
+        raise OperationError(
+            f"{path} is a {mounted['fstype']} mount, not a tmpfs. Unmount it yourself (this package does "
+            f"not own it) and run again."
+        )
+    elif mounted["size"] != parse_size(size) or mounted["mode"] != mode or mounted["noexec"]:
+        yield StringCommand(
+            "mount", "-o", QuoteString(f"remount,{options},exec"), QuoteString(path)
+        )
+    else:
+        host.noop(f"tmpfs at {path} already {size} with mode {mode}, exec allowed")
+
+    wanted = ["tmpfs", path, "tmpfs", options, "0", "0"]
+    if status["fstab"] != wanted:
+        yield from files.line._inner(
+            path="/etc/fstab",
+            line=fstab_line_regex(path),
+            replace=" ".join(wanted),
+        )
+
+
+@operation()
+def tmpfs_unmounted(path: str, discard: bool = False):
+    """
+    The tmpfs at path unmounted and taken out of /etc/fstab, but only when it
+    is empty. A tmpfs that holds files stays mounted, with a warning, unless
+    discard is set: build output is never lost silently.
+
+    + path: the mount point
+    + discard: unmount even when it holds files, discarding them
+
+    **Example:**
+
+    .. code:: python
+
+        mounts.tmpfs_unmounted(path="/tmp/kernel-build")
+    """
+    status = host.get_fact(MountPoint, path=path)
+    mounted = status["mount"]
+    if mounted is None:
+        host.noop(f"nothing is mounted at {path}")
+    elif mounted["fstype"] != "tmpfs":
+        host.noop(f"{path} is a {mounted['fstype']} mount, not this package's tmpfs; left alone")
+        return
+    elif mounted["entries"] and not discard:
+        message = (
+            f"keeping the tmpfs at {path}: it holds {mounted['entries']} entries (build output?). "
+            f"Copy what you need and empty it, or set distcc_discard_tmpfs=True to discard it."
+        )
+        logger.warning(f"{host.print_prefix}{message}")
+        host.noop(message)
+        return
+    else:
+        yield StringCommand("umount", QuoteString(path))
+
+    if status["fstab"] is not None:
+        yield from files.line._inner(path="/etc/fstab", line=fstab_line_regex(path), present=False)

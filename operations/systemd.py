@@ -1,0 +1,127 @@
+"""Operations on systemd: a drop-in rendered from templates/ and written
+atomically, and units (the k3s family) stopped or started where they exist."""
+
+from __future__ import annotations
+
+import hashlib
+from io import StringIO
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from pyinfra import host, logger, state
+from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.facts.files import FileContents
+from pyinfra.operations.util.files import generate_color_diff
+
+from facts.systemd import K3sUnits, UnitState
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def render_template(template: str, context: dict) -> str:
+    """Render templates/<template>; the result must be pure ASCII."""
+    env = Environment(
+        loader=FileSystemLoader(str(TEMPLATES)),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    text = env.get_template(template).render(**context)
+    if not text.isascii():
+        raise OperationError(f"templates/{template} rendered non-ASCII text; every file written is ASCII.")
+    return text
+
+
+def dropin_path(unit: str, dropin: str) -> str:
+    return f"/etc/systemd/system/{unit}.d/{dropin}"
+
+
+@operation()
+def dropin_installed(unit: str, template: str, context: dict, dropin: str = "override.conf"):
+    """
+    A drop-in for unit rendered from templates/, written atomically (a
+    temporary file in the same directory, then a rename), followed by a
+    daemon-reload only when the file changed. `--diff` shows the change.
+
+    + unit: the unit, e.g. ``"distcc.service"``
+    + template: file name under templates/
+    + context: template variables
+    + dropin: the drop-in's file name (must end in .conf to be read)
+
+    **Example:**
+
+    .. code:: python
+
+        systemd.dropin_installed(unit="distcc.service", template="distcc-override.conf.j2",
+                                 context={"argv": [...]})
+    """
+    content = render_template(template, context)
+    digest = hashlib.sha256(content.encode()).hexdigest()
+    dest = dropin_path(unit, dropin)
+    current = host.get_fact(UnitState, unit=unit)["dropins"].get(dest)
+    if current == digest:
+        host.noop(f"{dest} is up to date")
+        return
+
+    if state.config.DIFF:
+        old = host.get_fact(FileContents, path=dest) if current else None
+        host.log(f"Will {'modify' if current else 'create'} {dest}", logger.info)
+        for line in generate_color_diff([f"{x}\n" for x in old or []], content.splitlines(keepends=True)):
+            logger.info("  %s", line)
+        logger.info("")
+
+    temporary = f"{dest}.tmp"
+    yield StringCommand("mkdir", "-p", QuoteString(str(Path(dest).parent)))
+    yield FileUploadCommand(StringIO(content), temporary, remote_temp_filename=host.get_temp_filename(temporary))
+    # systemd reads only *.conf, so the half-written .tmp is never loaded; the
+    # rename makes the new drop-in appear whole.
+    yield StringCommand("chmod", "644", QuoteString(temporary), "&&", "mv", "-f", QuoteString(temporary), QuoteString(dest))
+    yield "systemctl daemon-reload"
+
+
+@operation()
+def units_stopped(units: list[str]):
+    """
+    Stop whichever of the given units exist; a missing unit is not an error.
+    The units stay enabled: leaving build mode starts them again.
+
+    + units: unit names without ``.service``, e.g. ``["k3s", "k3s-agent"]``
+
+    **Example:**
+
+    .. code:: python
+
+        systemd.units_stopped(units=["k3s", "k3s-server", "k3s-agent"])
+    """
+    present = host.get_fact(K3sUnits, units=list(units))["units"]
+    missing = [u for u in units if u not in present]
+    running = [u for u, s in present.items() if s["active"] not in ("inactive", "failed")]
+    if not running:
+        stopped = ", ".join(f"{u} {s['active']}" for u, s in present.items()) or "none installed"
+        host.noop(f"no unit to stop ({stopped}; not installed: {', '.join(missing) or 'none'})")
+        return
+    yield StringCommand("systemctl", "stop", *(QuoteString(f"{u}.service") for u in running))
+
+
+@operation()
+def units_started(units: list[str]):
+    """
+    Start whichever of the given units exist; a missing unit is not an error.
+
+    + units: unit names without ``.service``
+
+    **Example:**
+
+    .. code:: python
+
+        systemd.units_started(units=["k3s-agent"])
+    """
+    present = host.get_fact(K3sUnits, units=list(units))["units"]
+    missing = [u for u in units if u not in present]
+    stopped = [u for u, s in present.items() if s["active"] != "active"]
+    if not stopped:
+        running = ", ".join(present) or "none installed"
+        host.noop(f"no unit to start (running: {running}; not installed: {', '.join(missing) or 'none'})")
+        return
+    yield StringCommand("systemctl", "start", *(QuoteString(f"{u}.service") for u in stopped))
