@@ -10,7 +10,7 @@ from pyinfra.operations import apt, files
 from deploys.cluster import builder_host, check_inventory, peer_name, role_of, skip_note
 from deploys.settings import Settings, SettingsError, settings_for
 from facts.host import HostResources
-from facts.network import PeerRoute
+from facts.network import PeerRoute, Route
 from operations import distcc, systemd
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
@@ -18,28 +18,15 @@ OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
 _daemon_configs: dict[tuple[int, str], dict] = {}
 
 
-def daemon_config(settings: Settings) -> dict:
-    """distccd's command line for this worker, and the template context.
+def distccd_config(settings: Settings, builder_route: Route, cpus: int) -> dict:
+    """distccd's command line for this worker, and the override's context.
 
     Defaults come from the worker's own view of the network: it listens on
     the address it uses toward the builder and allows only the builder's
     address as it resolves it (/32), so nothing is open by accident."""
-    key = (id(state), host.name)
-    if key in _daemon_configs:
-        return _daemon_configs[key]
-    builder = builder_host(inventory)
-    builder_peer = settings.builder_address or peer_name(builder)
-    route = host.get_fact(PeerRoute, peer=builder_peer)
-    if route["address"] is None or route["source"] is None:
-        raise SettingsError(
-            f"host {host.name}: cannot work out distccd's addresses: the builder {builder_peer} does not "
-            f"resolve or has no route from this worker (setting distcc_builder_address). Fix: make "
-            f"{builder_peer} resolvable on the worker (DNS or /etc/hosts), or set distcc_builder_address "
-            f"(and if needed distcc_listen) in its host data. Nothing was changed on any host."
-        )
-    listen = settings.listen or route["source"]
-    allow = settings.allow or (f"{route['address']}/32",)
-    jobs = settings.jobs or host.get_fact(HostResources)["cpus"]
+    listen = settings.listen or builder_route["source"]
+    allow = settings.allow or (f"{builder_route['address']}/32",)
+    jobs = settings.jobs or cpus
     argv = ["/usr/bin/distccd", "--daemon", "--no-detach", "--port", str(settings.port), "--listen", listen]
     for network in allow:
         argv += ["--allow", network]
@@ -49,9 +36,35 @@ def daemon_config(settings: Settings) -> dict:
         "--log-file", f"{settings.log_dir}/distccd.log",
         "--log-level", settings.log_level,
     ]
-    config = {"argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir}
-    _daemon_configs[key] = config
-    return config
+    return {"argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir}
+
+
+def builder_peer(settings: Settings) -> str:
+    """How this host names the builder: distcc_builder_address, else the
+    builder's inventory name."""
+    return settings.builder_address or peer_name(builder_host(inventory))
+
+
+def unroutable_builder(peer: str) -> SettingsError:
+    return SettingsError(
+        f"host {host.name}: cannot work out distccd's addresses: the builder {peer} does not "
+        f"resolve or has no route from this worker (setting distcc_builder_address). Fix: make "
+        f"{peer} resolvable on the worker (DNS or /etc/hosts), or set distcc_builder_address "
+        f"(and if needed distcc_listen) in its host data. Nothing was changed on any host."
+    )
+
+
+def daemon_config(settings: Settings) -> dict:
+    """distccd_config() for the current host, from its facts (once per run)."""
+    key = (id(state), host.name)
+    if key not in _daemon_configs:
+        peer = builder_peer(settings)
+        route = host.get_fact(PeerRoute, peer=peer)
+        if route["address"] is None or route["source"] is None:
+            raise unroutable_builder(peer)
+        cpus = host.get_fact(HostResources)["cpus"] if settings.jobs is None else settings.jobs
+        _daemon_configs[key] = distccd_config(settings, route, cpus)
+    return _daemon_configs[key]
 
 
 def _worker_settings(deploy_name: str) -> Settings | None:

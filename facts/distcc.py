@@ -201,15 +201,19 @@ class DistccProcesses(FactBase[CompilerProcesses]):
     command = PS_COMMAND
 
     def process(self, output: list[str]) -> CompilerProcesses:
-        table = parse_ps(output)
-        return CompilerProcesses(
-            distccd=sorted((p for p in table.values() if p["comm"] == "distccd"), key=lambda p: p["pid"]),
-            cc1=cc1_processes(table),
-        )
+        return parse_compiler_processes(output)
 
     @staticmethod
     def default() -> CompilerProcesses:
         return CompilerProcesses(distccd=[], cc1=[])
+
+
+def parse_compiler_processes(lines: list[str]) -> CompilerProcesses:
+    table = parse_ps(lines)
+    return CompilerProcesses(
+        distccd=sorted((p for p in table.values() if p["comm"] == "distccd"), key=lambda p: p["pid"]),
+        cc1=cc1_processes(table),
+    )
 
 
 class Masquerade(TypedDict):

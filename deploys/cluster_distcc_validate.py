@@ -1,0 +1,9 @@
+"""Read-only validation of DISTCC BUILD MODE: every check, an ASCII table, a JSON report.
+
+Run: pyinfra INVENTORY deploys/cluster_distcc_validate.py
+Exits non-zero when any check FAILs. Report: reports/validate.json (distcc_report_path).
+"""
+
+from deploys.validation import cluster_distcc_validate
+
+cluster_distcc_validate()
