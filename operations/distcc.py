@@ -275,6 +275,12 @@ def distccd_stopped(disable: bool = False):
     if disable and unit["load"] == "loaded" and unit["enabled"]:
         yield f"systemctl disable {UNIT} 2>/dev/null"
         changed = True
+    elif disable and unit["load"] != "loaded":
+        # Not installed yet: Debian's postinst enables the unit when apt
+        # installs distcc (just before this, in the guard), so a disable
+        # will be due; saying so keeps --dry's plan complete.
+        yield f"systemctl disable {UNIT} 2>/dev/null || true"
+        changed = True
     strays = [p["pid"] for p in processes["distccd"]]
     if strays:
         yield kill_command(strays, ("distccd",), 5)

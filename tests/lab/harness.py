@@ -1,0 +1,147 @@
+"""Lab test harness: the Docker lab, pyinfra runs with --json, testinfra hosts,
+and a digest of host state to prove that something changed nothing.
+
+Every test here talks only to the lab's own containers on the lab's own
+Docker network (and apt inside them reaches Debian's mirror).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import testinfra
+
+from lab import docker_lab
+
+REPO = Path(__file__).resolve().parents[2]
+PYINFRA = str(Path(sys.executable).parent / "pyinfra")
+INVENTORY = "inventories/lab.py"
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self) -> dict:
+        return json.loads(self.stdout)
+
+    @property
+    def totals(self) -> dict:
+        return self.json["results"]["totals"]
+
+    def changed_operations(self) -> list[str]:
+        return [op["name"] for op in self.json["results"]["operations"] if op["success"]]
+
+    def changed_on(self, host_name: str) -> list[str]:
+        return [op["name"] for op in self.json["results"]["operations"] if host_name in op["success"]]
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def pyinfra(*args: str, data: dict | None = None, json_output: bool = True, timeout: int = 600) -> Run:
+    """`pyinfra -y [--json] inventories/lab.py ARGS`, from the repository root.
+    A --dry run goes without -y: -y skips change detection, so plans nothing."""
+    dry = "--dry" in args
+    env = {k: v for k, v in os.environ.items() if not (dry and k == "PYINFRA_YES")}
+    command = [PYINFRA] if dry else [PYINFRA, "-y"]
+    if json_output:
+        command.append("--json")
+    for key, value in (data or {}).items():
+        command += ["--data", f"{key}={value}"]
+    command += [INVENTORY, *args]
+    proc = subprocess.run(
+        command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def deploy(name: str, **kwargs) -> Run:
+    return pyinfra(f"deploys/{name}.py", **kwargs)
+
+
+def sh(container: str, script: str, check: bool = True) -> str:
+    """Run a shell script as root inside a lab container (the test's own eyes)."""
+    proc = subprocess.run(
+        ["docker", "exec", "-i", container, "sh", "-c", script], capture_output=True, text=True, timeout=300
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{container}: {script!r} failed: {proc.stderr}")
+    return proc.stdout
+
+
+# What a deploy may change, read independently of the package's own facts.
+STATE_SCRIPT = r"""
+for u in distcc k3s k3s-agent k3s-server; do
+  printf 'unit %s %s %s\n' "$u" "$(systemctl is-active $u 2>/dev/null)" "$(systemctl is-enabled $u 2>/dev/null)"
+done
+findmnt -rn -o TARGET,FSTYPE,OPTIONS | grep -v -e ' proc' -e ' sysfs' -e ' cgroup' | sort
+for f in /etc/fstab /etc/profile.d/distcc-build.sh /home/pi/.distcc/hosts \
+         /etc/systemd/system/distcc.service.d/override.conf; do
+  printf 'file %s %s\n' "$f" "$(sha256sum "$f" 2>/dev/null | cut -c1-16)"
+done
+ls -l /usr/lib/distcc 2>/dev/null | awk 'NR > 1 {print "link", $9, $11}'
+dpkg-query -W -f '${Package} ${Status}\n' distcc 2>/dev/null
+ps -eo user=,comm= | sort | uniq -c | grep -v -e ' ps$' -e ' sort$' -e ' uniq$' -e ' grep$' -e ' sh$' -e ' sleep$'
+"""
+
+
+def state_digest(container: str) -> str:
+    return sh(container, STATE_SCRIPT, check=False)
+
+
+def cluster_digest() -> dict[str, str]:
+    return {node.container: state_digest(node.container) for node in docker_lab.nodes()}
+
+
+def ssh_host(node: docker_lab.Node):
+    """testinfra over SSH as pi with sudo: how real Pis are reached."""
+    config = REPO / ".lab" / "ssh" / "config"
+    config.write_text(
+        "Host *\n"
+        f"  User pi\n  IdentityFile {docker_lab.SSH_KEY}\n"
+        "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+    )
+    return testinfra.get_host(f"ssh://{node.address}", ssh_config=str(config), sudo=True)
+
+
+def docker_host(node: docker_lab.Node):
+    """testinfra over `docker exec` as root: an independent second look."""
+    return testinfra.get_host(f"docker://{node.container}")
+
+
+def recreate_lab() -> list[docker_lab.Node]:
+    docker_lab.down()
+    return docker_lab.up(int(os.environ.get("LAB_WORKERS", "2")))
+
+
+def running_lab() -> list[docker_lab.Node]:
+    nodes = [n for n in docker_lab.nodes() if n.state == "running"]
+    if not any(n.role == "builder" for n in nodes) or not any(n.role == "worker" for n in nodes):
+        nodes = docker_lab.up(int(os.environ.get("LAB_WORKERS", "2")))
+    return nodes
+
+
+def by_role(nodes: list[docker_lab.Node], role: str) -> list[docker_lab.Node]:
+    return [n for n in nodes if n.role == role]
+
+
+def build_mode_ok() -> None:
+    """Put the lab in build mode and assert that validation passes."""
+    run = deploy("mode_switch")
+    assert run.returncode == 0, run.stderr[-3000:]
+    check = deploy("cluster_distcc_validate", json_output=False)
+    assert check.returncode == 0, check.stderr[-3000:]
+
+
+def digest_of(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()

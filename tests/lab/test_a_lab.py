@@ -1,0 +1,72 @@
+"""The lab itself (runs first, on a freshly created lab): real systemd, SSH as
+pi with sudo, stand-in k3s units, FQDNs, and no distcc before bootstrap."""
+
+import pytest
+
+from lab import docker_lab
+from tests.lab.harness import by_role, docker_host, recreate_lab, ssh_host
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    return recreate_lab()
+
+
+def test_builder_and_workers_run(fresh):
+    assert len(by_role(fresh, "builder")) == 1
+    assert len(by_role(fresh, "worker")) >= 1
+    assert all(n.state == "running" and n.address for n in fresh)
+
+
+def test_systemd_is_pid1_and_running_everywhere(fresh):
+    for node in fresh:
+        host = docker_host(node)
+        assert host.check_output("cat /proc/1/comm") == "systemd"
+        assert host.run("systemctl is-system-running").stdout.strip() == "running"
+
+
+def test_ssh_as_pi_with_passwordless_sudo(fresh):
+    for node in fresh:
+        host = ssh_host(node)
+        assert host.check_output("id -un") == "root"  # testinfra's sudo=True
+        assert host.run("sudo -n -u pi id -un").stdout.strip() == "pi"
+
+
+def test_ssh_refuses_passwords_and_root(fresh):
+    host = docker_host(fresh[0])
+    config = host.check_output("sshd -T")
+    assert "passwordauthentication no" in config
+    assert "permitrootlogin no" in config
+
+
+def test_stand_in_k3s_units_are_active(fresh):
+    for node in fresh:
+        unit = "k3s" if node.role == "builder" else "k3s-agent"
+        service = docker_host(node).service(unit)
+        assert service.is_running and service.is_enabled
+
+
+def test_fqdn_and_every_node_resolves_every_other(fresh):
+    fqdns = []
+    for node in fresh:
+        host = docker_host(node)
+        fqdn = host.check_output("hostname -f")
+        assert fqdn == f"{node.hostname}.{docker_lab.DOMAIN}"
+        fqdns.append(fqdn)
+        for other in fresh:
+            assert host.run(f"getent ahostsv4 {other.fqdn}").stdout.split()[0] == other.address
+    assert len(set(fqdns)) == len(fqdns)
+
+
+def test_no_distcc_before_bootstrap(fresh):
+    for node in fresh:
+        host = docker_host(node)
+        assert not host.package("distcc").is_installed
+        assert not host.file("/usr/lib/distcc").exists
+        assert not host.socket("tcp://0.0.0.0:3632").is_listening
+
+
+def test_lab_up_is_safe_to_repeat_and_keeps_running_nodes(fresh):
+    before = {n.container: n.address for n in docker_lab.nodes()}
+    again = docker_lab.up(len(by_role(fresh, "worker")))
+    assert {n.container: n.address for n in again} == before
