@@ -123,6 +123,14 @@ class Cc1Process(TypedDict):
 _DRIVER = re.compile(r"^(?:[a-z0-9_]+-linux-gnu[a-z]*-)?(?:gcc|g\+\+|cc|c\+\+)(?:-\d+)?$")
 
 
+def _is_driver(proc: ProcessInfo) -> bool:
+    # The kernel truncates comm to 15 characters ("x86_64-linux-gn" for
+    # x86_64-linux-gnu-gcc, the name a distcc client rewrites gcc to), so the
+    # driver's argv[0] is checked too.
+    argv0 = proc["args"].split(" ", 1)[0].rsplit("/", 1)[-1]
+    return bool(_DRIVER.match(proc["comm"]) or _DRIVER.match(argv0))
+
+
 def _distccd_ancestor(table: dict[int, ProcessInfo], pid: int) -> int | None:
     parent = table.get(table[pid]["ppid"])
     for _ in range(4):
@@ -130,7 +138,7 @@ def _distccd_ancestor(table: dict[int, ProcessInfo], pid: int) -> int | None:
             return None
         if parent["comm"] == "distccd":
             return parent["pid"]
-        if not _DRIVER.match(parent["comm"]):
+        if not _is_driver(parent):
             return None
         parent = table.get(parent["ppid"])
     return None

@@ -1,0 +1,84 @@
+"""The facts against output captured from real lab hosts.
+
+Each fixture is tests/unit/facts/<module.Class>/<case>.json, in pyinfra's own
+fact-fixture shape: the fact's arguments ("arg", "args" or "kwargs"), the exact
+"command" it sends, the "output" lines one lab container printed for it, the
+"fact" value expected from them, and "captured_from" (which host, in which
+state). No host is needed here.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+from pathlib import Path
+
+import pytest
+from pyinfra.api import FactBase, ShortFactBase, StringCommand
+
+import facts
+
+FIXTURES = Path(__file__).parent / "facts"
+CASES = sorted(FIXTURES.glob("*/*.json"))
+
+
+def _fact_class(directory: str) -> type:
+    module, _, name = directory.partition(".")
+    return getattr(importlib.import_module(f"facts.{module}"), name)
+
+
+def _command_arguments(fixture: dict) -> tuple[list, dict]:
+    if "arg" in fixture:
+        return [fixture["arg"]], {}
+    return list(fixture.get("args", [])), dict(fixture.get("kwargs", {}))
+
+
+def _raw(command: object) -> str:
+    return command.get_raw_value() if isinstance(command, StringCommand) else str(command)
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_fact_from_captured_output(path: Path) -> None:
+    fixture = json.loads(path.read_text())
+    fact_class = _fact_class(path.parent.name)
+    short_fact = fact_class() if issubclass(fact_class, ShortFactBase) else None
+    fact = fact_class.fact() if short_fact else fact_class()
+
+    args, kwargs = _command_arguments(fixture)
+    command = fact.command(*args, **kwargs) if callable(fact.command) else fact.command
+    assert _raw(command) == fixture["command"]
+
+    # pyinfra calls process() only when the command printed something;
+    # otherwise the host gets default().
+    value = fact.process(fixture["output"]) if fixture["output"] else fact.default()
+    if short_fact:
+        value = short_fact.process_data(value)
+    assert value == fixture["fact"]
+    if not fixture["output"]:
+        assert fact.process([]) == fixture["fact"]
+
+
+def _declared_facts() -> list[str]:
+    found = []
+    for module_info in pkgutil.iter_modules(facts.__path__):
+        module = importlib.import_module(f"facts.{module_info.name}")
+        for name, member in inspect.getmembers(module, inspect.isclass):
+            if member.__module__ == module.__name__ and issubclass(member, (FactBase, ShortFactBase)):
+                found.append(f"{module_info.name}.{name}")
+    return sorted(found)
+
+
+def test_every_fact_has_captured_fixtures() -> None:
+    covered = {path.parent.name for path in CASES}
+    assert [name for name in _declared_facts() if name not in covered] == []
+
+
+@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_fixture_says_where_it_was_captured(path: Path) -> None:
+    text = path.read_text()
+    assert text.isascii()
+    fixture = json.loads(text)
+    assert fixture["captured_from"].strip()
+    assert set(fixture) <= {"arg", "args", "kwargs", "command", "output", "fact", "captured_from"}
