@@ -13,7 +13,7 @@ from deploys.cluster import check_inventory, peer_name, role_of, skip_note, work
 from deploys.settings import Settings, SettingsError, settings_for
 from facts.mounts import MountPoint
 from facts.users import LoginEnvironment
-from operations import distcc, mounts
+from operations import distcc, mounts, systemd
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
@@ -56,10 +56,13 @@ def host_list(settings: Settings) -> list[str]:
 @deploy("builder distccd guard")
 def builder_distccd_guard():
     """No distccd on the builder, the tmpfs at its integrity, and the build
-    user's client environment (host list, masquerade PATH, fallback policy)."""
+    user's client environment (host list, masquerade PATH, fallback policy).
+    k3s is stopped here too, as the reset stops it on the workers: in build
+    mode the builder runs only the distcc client."""
     settings = _builder_settings("builder distccd guard")
     if settings is None:
         return
+    systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
     apt.packages(name="Install the distcc client", packages=["distcc"], update=True, cache_time=24 * 3600)
     distcc.distccd_stopped(name="distccd stopped and disabled on the builder", disable=True)
     mounts.tmpfs_mounted(
