@@ -1,0 +1,132 @@
+"""Validation and the smoke test diagnose: break one thing at a time, check
+that validation names the right host and check ID, then that the next mode
+switch heals it. Validation itself must change nothing."""
+
+import json
+
+import pytest
+
+from tests.lab.harness import REPO, by_role, cluster_digest, deploy, running_lab, sh
+
+REPORT = REPO / "reports" / "validate.json"
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    nodes = running_lab()
+    run = deploy("mode_switch")
+    assert run.returncode == 0, run.stderr[-3000:]
+    return nodes
+
+
+@pytest.fixture(scope="module")
+def builder(nodes):
+    return by_role(nodes, "builder")[0]
+
+
+@pytest.fixture(scope="module")
+def worker(nodes):
+    return by_role(nodes, "worker")[0]
+
+
+def validate() -> tuple[int, set[str], str]:
+    REPORT.unlink(missing_ok=True)
+    run = deploy("cluster_distcc_validate", json_output=False)
+    report = json.loads(REPORT.read_text())
+    return run.returncode, set(report["failed"]), run.stderr
+
+
+def test_validation_passes_and_is_read_only(nodes):
+    before = cluster_digest()
+    code, failed, output = validate()
+    assert code == 0 and not failed, output[-3000:]
+    assert cluster_digest() == before
+    assert output.isascii()
+    assert "validation: " in output and " 0 FAIL" in output
+
+
+BREAKAGES = {
+    "distccd stopped": ("worker", "systemctl stop distcc", {"W-DISTCCD", "W-REACH"}),
+    "override removed": (
+        "worker",
+        "rm /etc/systemd/system/distcc.service.d/override.conf && systemctl daemon-reload",
+        {"W-OVERRIDE"},
+    ),
+    "masquerade link removed": ("worker", "rm /usr/lib/distcc/gcc", {"W-WHITELIST"}),
+    "tmpfs unmounted": ("builder", "umount /tmp/kernel-build", {"B-TMPFS"}),
+    "distccd running on the builder": (
+        "builder",
+        "distccd --daemon --allow 127.0.0.1 --listen 127.0.0.1 --port 3632",
+        {"B-DISTCCD-OFF"},
+    ),
+    "allow list misses the builder": (
+        "worker",
+        "sed -i 's#--allow [0-9./]*#--allow 10.9.9.9/32#' /etc/systemd/system/distcc.service.d/override.conf"
+        " && systemctl daemon-reload && systemctl restart distcc && sleep 1",
+        {"W-ALLOW-BUILDER", "W-OVERRIDE"},
+    ),
+    "k3s started again": ("worker", "systemctl start k3s-agent", {"H-K3S"}),
+}
+
+
+@pytest.mark.parametrize("case", list(BREAKAGES))
+def test_validation_names_the_breakage_and_mode_switch_heals_it(case, builder, worker):
+    role, script, expected = BREAKAGES[case]
+    node = builder if role == "builder" else worker
+    sh(node.container, script)
+    code, failed, output = validate()
+    assert code != 0
+    assert failed == {f"{check}@{node.fqdn}" for check in expected}, output[-3000:]
+    assert all(f"FAIL {check} {node.fqdn}: " in output for check in expected)
+
+    heal = deploy("mode_switch")
+    assert heal.returncode == 0, heal.stderr[-3000:]
+    code, failed, output = validate()
+    assert code == 0 and not failed, output[-3000:]
+
+
+def test_mtu_mismatch_is_named(worker):
+    """Not healed by the mode switch: a node's MTU is its network's setting."""
+    sh(worker.container, "ip link set eth0 mtu 1400")
+    try:
+        code, failed, output = validate()
+        assert code != 0
+        assert failed == {f"H-MTU@{worker.fqdn}"}, output[-3000:]
+        assert "MTU 1400 toward the builder" in output
+    finally:
+        sh(worker.container, "ip link set eth0 mtu 1500")
+    assert validate()[0] == 0
+
+
+def test_smoke_test_names_the_missing_whitelist_link(worker):
+    sh(worker.container, "rm /usr/lib/distcc/x86_64-linux-gnu-gcc")
+    smoke = deploy("cluster_distcc_smoketest", json_output=False)
+    assert smoke.returncode != 0
+    assert f"{worker.fqdn}  FAIL  cause: the compiler is not in the worker's /usr/lib/distcc whitelist" in smoke.stderr
+    assert f"smoke test FAILED on {worker.fqdn}" in smoke.stderr
+    assert deploy("mode_switch").returncode == 0
+    again = deploy("cluster_distcc_smoketest", json_output=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+
+
+def test_smoke_test_leaves_nothing_behind(builder, nodes):
+    before = cluster_digest()
+    smoke = deploy("cluster_distcc_smoketest", json_output=False)
+    assert smoke.returncode == 0, smoke.stderr[-3000:]
+    assert sh(builder.container, "ls -A /tmp/kernel-build") == ""
+    assert sh(builder.container, "pgrep -u pi -l 'distcc|gcc|cc1' || true") == ""
+    assert cluster_digest() == before
+
+
+def test_compiler_mismatch_is_a_fail(worker):
+    """A worker whose gcc is really another compiler (gcc-11 from Debian)."""
+    sh(worker.container, "apt-get install -y -q gcc-11 >/dev/null 2>&1 && ln -sf /usr/bin/gcc-11 /usr/local/bin/gcc")
+    try:
+        code, failed, output = validate()
+        assert code != 0
+        assert f"H-GCC@{worker.fqdn}" in failed, output[-3000:]
+        assert "gcc 11." in output and "objects would be silently wrong" in output
+    finally:
+        sh(worker.container, "rm -f /usr/local/bin/gcc")
+    assert deploy("mode_switch").returncode == 0
+    assert validate()[0] == 0
