@@ -24,7 +24,7 @@ from pyinfra.api.exceptions import PyinfraError
 
 from deploys.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
 from deploys.settings import Settings, settings_for
-from deploys.worker import OVERRIDE_TEMPLATE, distccd_config
+from deploys.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
 from facts.survey import HostSurvey, Survey
 from operations.distcc import UNIT
 from operations.mounts import parse_size
@@ -167,12 +167,14 @@ def builder_checks(settings: Settings, survey: Survey, surveys: dict[str, Survey
     login = survey["login"]
     expected_hosts = []
     unknown_jobs = []
+    want_slots = 0
     for worker in worker_hosts(inventory):
         jobs = _jobs(worker, surveys)
         if jobs is None:
             unknown_jobs.append(worker.name)
             continue
         expected_hosts.append(f"{peer_name(worker)}:{settings_for(worker).port}/{jobs}")
+        want_slots += jobs
     shown = login["distcc_hosts"]
     if not login["exists"]:
         checks.append(Check("B-HOSTS", FAIL, f"build user {settings.build_user} does not exist; set distcc_build_user"))
@@ -193,7 +195,7 @@ def builder_checks(settings: Settings, survey: Survey, surveys: dict[str, Survey
     else:
         checks.append(Check("B-PATH", FAIL, f"login PATH starts {':'.join(path[:3]) or '(empty)'}, not /usr/lib/distcc; {HEAL}"))
 
-    slots, want_slots = survey.get("slots"), sum(int(h.rsplit("/", 1)[1]) for h in expected_hosts)
+    slots = survey.get("slots")
     if slots is None:
         checks.append(Check("B-DRYRUN", FAIL, f"distcc -j gave no slot count for {settings.build_user}; {HEAL}"))
     elif slots != want_slots and not unknown_jobs:
@@ -305,8 +307,8 @@ def worker_checks(worker, settings: Settings, survey: Survey, builder: Survey | 
     return checks
 
 
-def host_checks(name: str, settings: Settings, survey: Survey, surveys: dict[str, Survey | None], builder: Survey | None,
-                builder_name: str) -> list[Check]:
+def host_checks(node, settings: Settings, survey: Survey, surveys: dict[str, Survey | None], builder: Survey | None) -> list[Check]:
+    name = node.name
     checks = []
     mine, theirs = survey["identity"], (builder or {}).get("identity")
     if not mine["gcc_version"]:
@@ -324,14 +326,14 @@ def host_checks(name: str, settings: Settings, survey: Survey, surveys: dict[str
     else:
         checks.append(Check("H-GCC", PASS, f"gcc {mine['gcc_version']} {mine['gcc_machine']} ({mine['dpkg_architecture']})"))
 
-    if name == builder_name:
+    if node is builder_host(inventory):
         mtus = {r["mtu"] for r in survey.get("reach", []) if r["mtu"]}
         mtu = mtus.pop() if len(mtus) == 1 else None
         builder_mtu = mtu
     else:
         mtu = survey["builder_route"]["mtu"]
         builder_mtu = next(
-            (r["mtu"] for r in (builder or {}).get("reach", []) if r["peer"] == name.rsplit("/", 1)[-1]), None
+            (r["mtu"] for r in (builder or {}).get("reach", []) if r["peer"] == peer_name(node)), None
         )
     if mtu is None:
         checks.append(Check("H-MTU", FAIL, "no route toward the cluster, or MTUs differ between its interfaces"))
@@ -386,7 +388,7 @@ def evaluate(surveys: dict[str, Survey | None]) -> dict[str, list[Check]]:
             checks += builder_checks(settings, survey, surveys)
         else:
             checks += worker_checks(node, settings, survey, builder_survey)
-        checks += host_checks(node.name, settings, survey, surveys, builder_survey, builder.name)
+        checks += host_checks(node, settings, survey, surveys, builder_survey)
         results[node.name] = checks
     return results
 
@@ -443,7 +445,7 @@ def _survey_arguments(settings: Settings) -> dict:
             workers=[peer_name(w) for w in worker_hosts(inventory)],
         )
     else:
-        arguments["builder_peer"] = settings.builder_address or peer_name(builder_host(inventory))
+        arguments["builder_peer"] = builder_peer(settings)
     return arguments
 
 

@@ -254,7 +254,10 @@ def provision_node(node: Node, public_key: str) -> None:
     script = (
         "set -e\n"
         "install -d -m 700 -o pi -g pi /home/pi/.ssh\n"
-        "cat > /home/pi/.ssh/authorized_keys\n"
+        # Added, not replaced: several checkouts (each with its own key in
+        # .lab/ssh) may drive the same lab.
+        "key=$(cat); touch /home/pi/.ssh/authorized_keys\n"
+        'grep -qxF "$key" /home/pi/.ssh/authorized_keys || printf "%s\\n" "$key" >> /home/pi/.ssh/authorized_keys\n'
         "chown pi:pi /home/pi/.ssh/authorized_keys && chmod 600 /home/pi/.ssh/authorized_keys\n"
     )
     if unit:
