@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.docker_lab import SSH_KEY, nodes  # noqa: E402
+from lab.docker_lab import KNOWN_HOSTS, SSH_KEY, nodes  # noqa: E402
 
 _running = [n for n in nodes() if n.state == "running" and n.role in ("builder", "worker")]
 if not _running:
@@ -19,9 +19,10 @@ if not _running:
 _ssh = {
     "ssh_user": "pi",
     "ssh_key": str(SSH_KEY),
-    # Lab nodes get fresh host keys whenever they are recreated.
-    "ssh_known_hosts_file": "/dev/null",
-    "ssh_strict_host_key_checking": "no",
+    # Learned on first use; lab/docker_lab.py forgets them when it makes a
+    # node anew (new node, new host keys).
+    "ssh_known_hosts_file": str(KNOWN_HOSTS),
+    "ssh_strict_host_key_checking": "accept-new",
 }
 
 builder = [(n.fqdn, {"ssh_hostname": n.address, **_ssh}) for n in _running if n.role == "builder"]

@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parent.parent
 IMAGE_DIR = REPO / "lab" / "image"
 STATE_DIR = REPO / ".lab"
 SSH_KEY = STATE_DIR / "ssh" / "id_ed25519"
+# Host keys of the lab's nodes, learned on first connection (accept-new); a
+# node made anew has new keys, so the file is dropped whenever one is made.
+KNOWN_HOSTS = STATE_DIR / "ssh" / "known_hosts"
 
 PREFIX = os.environ.get("LAB_PREFIX", "distcc-lab")
 NETWORK = PREFIX
@@ -185,6 +188,11 @@ def wanted_nodes(workers: int) -> list[Node]:
     return nodes
 
 
+def forget_host_keys() -> None:
+    KNOWN_HOSTS.parent.mkdir(parents=True, exist_ok=True)
+    KNOWN_HOSTS.write_text("")
+
+
 def ensure_ssh_key() -> Path:
     if not SSH_KEY.exists():
         SSH_KEY.parent.mkdir(parents=True, exist_ok=True)
@@ -220,6 +228,7 @@ def start_node(node: Node, image: str) -> None:
         _docker("rm", "-f", "-v", node.container)
         info = None
     if info is None:
+        forget_host_keys()
         _docker(
             "run", "-d", "--name", node.container,
             "--hostname", node.hostname, "--domainname", DOMAIN,
@@ -311,6 +320,8 @@ def up(workers: int) -> list[Node]:
     image = build_image()
     ensure_network()
     key = ensure_ssh_key()
+    if not KNOWN_HOSTS.exists():
+        forget_host_keys()
     wanted = wanted_nodes(workers)
     wanted_names = {n.container for n in wanted}
     for name in lab_containers():
@@ -326,6 +337,7 @@ def up(workers: int) -> list[Node]:
 
 
 def down() -> None:
+    forget_host_keys()
     names = lab_containers()
     if names:
         _docker("rm", "-f", "-v", *names)
