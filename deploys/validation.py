@@ -27,7 +27,7 @@ from deploys.settings import Settings, settings_for
 from deploys.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
 from facts.survey import HostSurvey, Survey
 from operations.distcc import UNIT
-from operations.mounts import parse_size
+from operations.mounts import tmpfs_bytes
 from operations.systemd import dropin_path, render_template
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
@@ -119,7 +119,7 @@ def builder_checks(settings: Settings, survey: Survey, surveys: dict[str, Survey
     checks = []
     mount = survey["mount"]["mount"]
     path = settings.tmpfs_path
-    want_size = parse_size(settings.tmpfs_size)
+    want_size = tmpfs_bytes(settings.tmpfs_size)
     if mount is None:
         checks.append(Check("B-TMPFS", FAIL, f"nothing is mounted at {path}; {HEAL}"))
     elif mount["fstype"] != "tmpfs":

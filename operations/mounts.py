@@ -23,6 +23,13 @@ def parse_size(size: str) -> int:
     return int(match.group("number")) * _UNITS[match.group("unit")]
 
 
+def tmpfs_bytes(size: str) -> int:
+    """The size a tmpfs of that size reports: the kernel rounds it up to
+    whole pages (4 KiB here), so "1001K" is mounted as 1004 KiB."""
+    page = 4096
+    return -(-parse_size(size) // page) * page
+
+
 def fstab_line_regex(path: str) -> str:
     """A basic regex (grep/sed) for a non-comment fstab line mounting at path."""
     return "^[^#]*[[:space:]]" + path.replace(".", "\\.") + "[[:space:]]"
@@ -76,7 +83,7 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
             f"{path} is a {mounted['fstype']} mount, not a tmpfs. Unmount it yourself (this package does "
             f"not own it) and run again."
         )
-    elif mounted["size"] != parse_size(size) or mounted["mode"] != mode or mounted["noexec"]:
+    elif mounted["size"] != tmpfs_bytes(size) or mounted["mode"] != mode or mounted["noexec"]:
         yield StringCommand(
             "mount", "-o", QuoteString(f"remount,{options},exec"), QuoteString(path)
         )

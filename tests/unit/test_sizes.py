@@ -1,0 +1,23 @@
+"""tmpfs sizes as settings write them and as the kernel reports them."""
+
+import pytest
+
+from operations.mounts import parse_size, tmpfs_bytes
+
+
+@pytest.mark.parametrize(("size", "expected"), [("256M", 268435456), ("3G", 3221225472), ("512k", 524288), ("4096", 4096)])
+def test_parse_size(size, expected):
+    assert parse_size(size) == expected
+
+
+@pytest.mark.parametrize("size", ["", "3GB", "1.5G", "-1M", "50%", "M"])
+def test_parse_size_refuses_what_it_cannot_read(size):
+    with pytest.raises(ValueError):
+        parse_size(size)
+
+
+def test_tmpfs_bytes_rounds_up_to_pages_as_the_kernel_does():
+    # Captured on the lab builder: `mount -t tmpfs -o size=1001k` then
+    # `stat -f -c "%S %b"` printed "4096 251" (1028096 bytes).
+    assert tmpfs_bytes("1001K") == 4096 * 251
+    assert tmpfs_bytes("256M") == parse_size("256M")
