@@ -4,7 +4,7 @@ round trip to k3s mode and back that never loses build output."""
 
 import pytest
 
-from tests.lab.harness import by_role, deploy, docker_host, recreate_lab, sh
+from tests.lab.harness import deploy, docker_host, recreate_lab, sh
 
 DEPLOYS = ["distccd_bootstrap", "builder_distccd_guard", "worker_distccd_reset", "mode_switch", "cluster_distcc_validate"]
 TMPFS = "/tmp/kernel-build"
@@ -13,16 +13,6 @@ TMPFS = "/tmp/kernel-build"
 @pytest.fixture(scope="module")
 def nodes():
     return recreate_lab()
-
-
-@pytest.fixture(scope="module")
-def builder(nodes):
-    return by_role(nodes, "builder")[0]
-
-
-@pytest.fixture(scope="module")
-def workers(nodes):
-    return by_role(nodes, "worker")
 
 
 def ok(run):

@@ -6,27 +6,9 @@ import json
 
 import pytest
 
-from tests.lab.harness import REPO, by_role, cluster_digest, deploy, running_lab, sh
+from tests.lab.harness import REPO, cluster_digest, deploy, sh
 
 REPORT = REPO / "reports" / "validate.json"
-
-
-@pytest.fixture(scope="module")
-def nodes():
-    nodes = running_lab()
-    run = deploy("mode_switch")
-    assert run.returncode == 0, run.stderr[-3000:]
-    return nodes
-
-
-@pytest.fixture(scope="module")
-def builder(nodes):
-    return by_role(nodes, "builder")[0]
-
-
-@pytest.fixture(scope="module")
-def worker(nodes):
-    return by_role(nodes, "worker")[0]
 
 
 def validate() -> tuple[int, set[str], str]:

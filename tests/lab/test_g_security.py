@@ -7,7 +7,7 @@ import re
 import pytest
 
 from lab import docker_lab
-from tests.lab.harness import by_role, deploy, docker_host, running_lab, sh
+from tests.lab.harness import deploy, docker_host, sh
 
 HARDENING = [
     "NoNewPrivileges=",
@@ -21,24 +21,6 @@ HARDENING = [
     "RestrictAddressFamilies=~AF_PACKET",
 ]
 OVERRIDE = "/etc/systemd/system/distcc.service.d/override.conf"
-
-
-@pytest.fixture(scope="module")
-def nodes():
-    nodes = running_lab()
-    run = deploy("mode_switch")
-    assert run.returncode == 0, run.stderr[-3000:]
-    return nodes
-
-
-@pytest.fixture(scope="module")
-def builder(nodes):
-    return by_role(nodes, "builder")[0]
-
-
-@pytest.fixture(scope="module")
-def worker(nodes):
-    return by_role(nodes, "worker")[0]
 
 
 def test_systemd_analyze_confirms_the_hardening(worker):
