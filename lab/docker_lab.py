@@ -314,9 +314,30 @@ def nodes() -> list[Node]:
     return sorted(found, key=lambda n: (order.get(n.role, 2), len(n.hostname), n.hostname))
 
 
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+# Every container's systemd takes several inotify instances (path units,
+# journald, udev-less device watches) from the host's per-user limit, 128 by
+# default: past about 20 containers, systemd in the next one never boots.
+INOTIFY_NEEDED = 2048
+
+
+def ensure_inotify_instances() -> None:
+    current = int(INOTIFY_INSTANCES.read_text()) if INOTIFY_INSTANCES.exists() else INOTIFY_NEEDED
+    if current >= INOTIFY_NEEDED:
+        return
+    if os.geteuid() != 0:
+        raise LabError(
+            f"fs.inotify.max_user_instances is {current}; systemd in many lab containers needs "
+            f"{INOTIFY_NEEDED}. Run: sudo sysctl -w fs.inotify.max_user_instances={INOTIFY_NEEDED}"
+        )
+    _say(f"raising fs.inotify.max_user_instances from {current} to {INOTIFY_NEEDED} for the containers' systemd")
+    INOTIFY_INSTANCES.write_text(f"{INOTIFY_NEEDED}\n")
+
+
 def up(workers: int) -> list[Node]:
     if workers < 1:
         raise LabError(f"LAB_WORKERS={workers}: the lab needs at least one worker.")
+    ensure_inotify_instances()
     image = build_image()
     ensure_network()
     key = ensure_ssh_key()
