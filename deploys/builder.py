@@ -14,6 +14,7 @@ from deploys.settings import Settings, SettingsError, settings_for
 from facts.mounts import MountPoint
 from facts.users import LoginEnvironment
 from operations import distcc, mounts, systemd
+from operations.apt import dpkg_free
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
@@ -63,6 +64,7 @@ def builder_distccd_guard():
     if settings is None:
         return
     systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
+    dpkg_free(name="dpkg free to install distcc", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
     apt.packages(name="Install the distcc client", packages=["distcc"], update=True, cache_time=24 * 3600)
     distcc.distccd_stopped(name="distccd stopped and disabled on the builder", disable=True)
     mounts.tmpfs_mounted(

@@ -12,6 +12,7 @@ from deploys.settings import Settings, SettingsError, settings_for
 from facts.host import HostResources
 from facts.network import PeerRoute, Route
 from operations import distcc, systemd
+from operations.apt import dpkg_free
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
 
@@ -84,6 +85,7 @@ def distccd_bootstrap():
     if settings is None:
         return
     config = daemon_config(settings)
+    dpkg_free(name="dpkg free to install distcc", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
     apt.packages(name="Install distcc", packages=["distcc"], update=True, cache_time=24 * 3600)
     distcc.masquerade_links(
         name="Whitelist the installed compilers in /usr/lib/distcc",

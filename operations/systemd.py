@@ -4,6 +4,7 @@ atomically, and units (the k3s family) stopped or started where they exist."""
 from __future__ import annotations
 
 import hashlib
+import shlex
 from io import StringIO
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
+from pyinfra.facts.server import Command
 from pyinfra.operations.util.files import generate_color_diff
 
 from facts.systemd import K3sUnits, UnitState
@@ -59,9 +61,23 @@ def dropin_installed(unit: str, template: str, context: dict, dropin: str = "ove
     content = render_template(template, context)
     digest = hashlib.sha256(content.encode()).hexdigest()
     dest = dropin_path(unit, dropin)
+    temporary = f"{dest}.tmp"
     current = host.get_fact(UnitState, unit=unit)["dropins"].get(dest)
     if current == digest:
-        host.noop(f"{dest} is up to date")
+        # A run cut off after the rename leaves the drop-in current but not
+        # loaded (a restart would still run the old one); one cut off before
+        # it, then rerun with the old settings, leaves a stale .tmp.
+        probe = (
+            f"systemctl show {shlex.quote(unit)} -p NeedDaemonReload --value; "
+            f"test -e {shlex.quote(temporary)} && echo stale-tmp || true"
+        )
+        leftovers = (host.get_fact(Command, command=probe) or "").split()
+        if "stale-tmp" in leftovers:
+            yield StringCommand("rm", "-f", QuoteString(temporary))
+        if "yes" in leftovers:
+            yield "systemctl daemon-reload"
+        if "stale-tmp" not in leftovers and "yes" not in leftovers:
+            host.noop(f"{dest} is up to date")
         return
 
     if state.config.DIFF:
@@ -71,7 +87,6 @@ def dropin_installed(unit: str, template: str, context: dict, dropin: str = "ove
             logger.info("  %s", line)
         logger.info("")
 
-    temporary = f"{dest}.tmp"
     yield StringCommand("mkdir", "-p", QuoteString(str(Path(dest).parent)))
     yield FileUploadCommand(StringIO(content), temporary, remote_temp_filename=host.get_temp_filename(temporary))
     # systemd reads only *.conf, so the half-written .tmp is never loaded; the

@@ -1,0 +1,78 @@
+"""Operations on apt: dpkg free to install before apt.packages runs, so a
+locked or interrupted dpkg gives one clear message instead of a race."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import QuoteString, StringCommand, operation
+from pyinfra.facts.deb import DebPackages
+
+# What apt-get install takes (the frontend lock first, since apt 1.9) and
+# what apt-get update takes; unattended-upgrades and apt-daily hold them
+# for minutes after a Pi boots.
+LOCKS = ("/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock", "/var/lib/apt/lists/lock")
+# dpkg journals a run here and empties it when the run completes.
+DPKG_UPDATES = "/var/lib/dpkg/updates"
+
+
+def dpkg_free_command(packages: list[str], wait_seconds: int) -> StringCommand:
+    """Fail when an earlier dpkg run was cut off; else wait until no process
+    holds an apt or dpkg lock, up to wait_seconds, then fail naming the
+    holders. Holders are read from /proc/locks (apt's fcntl locks; flock(1)
+    cannot test them). Everything printed is ASCII."""
+    names = " ".join(packages)
+    ticks = max(0, int(wait_seconds)) * 5
+    locks = " ".join(LOCKS)
+    return StringCommand(
+        "ascii() { LC_ALL=C tr -cd '\\11\\12\\40-\\176'; };",
+        f'if [ -n "$(ls -A {DPKG_UPDATES} 2>/dev/null)" ]; then',
+        "echo", QuoteString(
+            f"dpkg was interrupted in an earlier run ({DPKG_UPDATES} is not empty), so {names} cannot be "
+            f"installed. Fix: run 'sudo dpkg --configure -a' on this host, then run the deploy again."
+        ), ">&2; exit 1; fi;",
+        "holders() { for f in", locks, "; do",
+        'i=$(stat -c %i "$f" 2>/dev/null) || continue;',
+        "awk -v i=\"$i\" -v f=\"$f\" '$2 != \"->\" && $5 > 0 { n = split($6, a, \":\"); if (a[n] == i) print $5, f }'",
+        "/proc/locks; done; };",
+        f"t=0; while [ -n \"$(holders)\" ]; do if [ $t -ge {ticks} ]; then",
+        "echo", QuoteString(
+            f"dpkg is locked: another package manager run holds its lock and did not let go within "
+            f"{int(wait_seconds)}s (setting distcc_apt_lock_wait), so {names} cannot be installed:"
+        ), ">&2;",
+        "holders | sort -u | while read -r p f; do",
+        'printf \'  %s held by pid %s: %s\\n\' "$f" "$p" "$(ps -o args= -p "$p" | cut -c1-120)";',
+        "done | ascii >&2;",
+        "echo", QuoteString(
+            "Fix: let it finish (unattended-upgrades or apt-daily often runs after boot) or stop it, "
+            "then run the deploy again; or raise distcc_apt_lock_wait."
+        ), ">&2; exit 1; fi;",
+        "t=$((t + 1)); sleep 0.2; done",
+    )
+
+
+@operation()
+def dpkg_free(packages: list[str], wait_seconds: int = 120):
+    """
+    dpkg ready for apt to install the given packages: when one is missing,
+    wait for another apt or dpkg run to release the locks (up to
+    wait_seconds), and fail with the holder's pid and command line when it
+    does not, or with the fix when an earlier dpkg run was interrupted.
+
+    + packages: the packages the next apt.packages installs
+    + wait_seconds: how long another run may hold the locks
+
+    Nothing is done when every package is installed: apt.packages then needs
+    no lock.
+
+    **Example:**
+
+    .. code:: python
+
+        apt.dpkg_free(name="dpkg free to install distcc", packages=["distcc"])
+    """
+    installed = host.get_fact(DebPackages)
+    missing = [p for p in packages if p not in installed]
+    if not missing:
+        host.noop(f"{', '.join(packages)} already installed; apt needs no dpkg lock")
+        return
+    yield dpkg_free_command(missing, wait_seconds)
