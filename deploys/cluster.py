@@ -6,7 +6,7 @@ from __future__ import annotations
 import gevent
 from pyinfra import logger
 
-from deploys.settings import SettingsError, settings_for
+from deploys.settings import SettingsError, settings_for, shown
 from facts.host import HostResources
 
 BUILDER_GROUP = "builder"
@@ -22,24 +22,26 @@ def _group(inventory, name: str) -> list:
 
 
 def check_inventory(inventory) -> None:
-    """Exactly one builder, at least one worker, and no host in both groups."""
+    """Exactly one builder, at least one worker, and no host in both groups.
+    Called while the deploy file loads, so a bad inventory stops the run
+    before any operation executes."""
     builders = _group(inventory, BUILDER_GROUP)
     workers = _group(inventory, WORKERS_GROUP)
     fix = "edit the inventory (see inventories/cluster.py). Nothing was changed on any host."
     if len(builders) != 1:
-        found = ", ".join(h.name for h in builders) or "none"
+        found = ", ".join(shown(h.name) for h in builders) or "none"
         raise SettingsError(
             f"inventory: the group 'builder' must hold exactly one host, found {len(builders)} ({found}). "
-            f"Fix: list the one Pi that runs make as builder; {fix}"
+            f"Fix: list the one Pi that runs make as builder (builder = [...]); {fix}"
         )
     if not workers:
         raise SettingsError(
             f"inventory: the group 'workers' is empty or missing; build mode needs at least one worker. "
-            f"Fix: list the Pis that run distccd as workers; {fix}"
+            f"Fix: list the Pis that run distccd as workers (workers = [...]); {fix}"
         )
     if builders[0] in workers:
         raise SettingsError(
-            f"inventory: host {builders[0].name} is both the builder and a worker; the builder must never "
+            f"inventory: host {shown(builders[0].name)} is both the builder and a worker; the builder must never "
             f"run distccd. Fix: remove it from workers; {fix}"
         )
 

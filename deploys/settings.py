@@ -41,6 +41,7 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     "distcc_k3s_units": (["k3s", "k3s-server", "k3s-agent"], "k3s units stopped in build mode and started in k3s mode"),
     "distcc_mtu": (1500, "MTU every node must have on the path between builder and workers"),
     "distcc_report_path": ("reports/validate.json", "where validation writes its JSON report (on this machine)"),
+    "distcc_apt_lock_wait": (120, "seconds to wait for another apt or dpkg run (unattended-upgrades) to let go of the dpkg lock"),
 }
 
 _LOG_LEVELS = ("critical", "error", "warning", "notice", "info", "debug")
@@ -48,6 +49,7 @@ _PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._-]+$")
 _COMPILER = re.compile(r"^[A-Za-z0-9._+-]+$")
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
 class SettingsError(PyinfraError):
@@ -76,12 +78,18 @@ class Settings:
     k3s_units: tuple[str, ...]
     mtu: int
     report_path: str
+    apt_lock_wait: int
+
+
+def shown(text: str) -> str:
+    """A name as printed: as is when ASCII, else escaped (everything printed is ASCII)."""
+    return text if text.isascii() else ascii(text)
 
 
 def _fail(host_name: str, key: str, value: object, problem: str, fix: str) -> SettingsError:
     return SettingsError(
-        f"host {host_name}: setting {key} = {ascii(value)} {problem}. Fix: {fix} "
-        f"(in the inventory's host data or inventories/group_data/). Nothing was changed on any host."
+        f"host {shown(host_name)}: setting {shown(key)} = {ascii(value)} {problem}. Fix: {fix} "
+        f"(in the inventory's host data, inventories/group_data/ or --data). Nothing was changed on any host."
     )
 
 
@@ -106,15 +114,32 @@ def _ascii(host_name: str, key: str, value: object) -> None:
 
 
 def _address(host_name: str, key: str, value: object) -> str:
+    """One host's own unicast IPv4 address: 0.0.0.0 would mean every address
+    (distccd on all interfaces), and loopback or multicast cannot link the
+    builder and a worker."""
     try:
-        return str(ipaddress.IPv4Address(str(value)))
+        address = ipaddress.IPv4Address(str(value).strip())
     except ValueError:
         raise _fail(host_name, key, value, "is not an IPv4 address", f"set {key} to an address like 10.0.0.11") from None
+    kind = (
+        "the any-address (every interface)" if address.is_unspecified
+        else "a loopback address" if address.is_loopback
+        else "a multicast or broadcast address" if address.is_multicast or address == _BROADCAST
+        else None
+    )
+    if kind:
+        raise _fail(
+            host_name, key, value, f"is {kind}, not one host's address on the cluster network",
+            f"set {key} to the LAN address of that Pi, e.g. 10.0.0.11, or leave it unset for the default",
+        )
+    return str(address)
 
 
 def _networks(host_name: str, key: str, value: object, open_ok: bool) -> tuple[str, ...]:
-    items = [value] if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
+    # A string may hold several CIDRs ("10.0.0.10/32,10.0.0.12/32"), as
+    # --data passes them.
+    items = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items or items == [""]:
         raise _fail(host_name, key, value, "is not a list of CIDRs", f"set {key} = ['10.0.0.10/32']")
     nets = []
     for item in items:
@@ -122,30 +147,53 @@ def _networks(host_name: str, key: str, value: object, open_ok: bool) -> tuple[s
             net = ipaddress.IPv4Network(str(item), strict=True)
         except ValueError as exc:
             raise _fail(
-                host_name, key, value, f"holds {item!r}, which is not a valid IPv4 CIDR ({exc})",
+                host_name, key, value, f"holds {ascii(item)}, which is not a valid IPv4 CIDR ({exc})",
                 "write each entry as ADDRESS/PREFIX with the host bits zero, e.g. 10.0.0.10/32 or 10.0.0.0/24",
             ) from None
-        if net.prefixlen == 0 and not open_ok:
-            raise _fail(
-                host_name, key, value, "opens distccd to every address (anyone who can reach the port can run "
-                "compilers on the worker)", "list only the builder, e.g. its address /32; if you really accept the "
-                "risk, also set distcc_allow_open_ok = True",
-            )
-        nets.append(str(net))
-    return tuple(nets)
+        nets.append(net)
+    # Open is judged on the union: 0.0.0.0/1 plus 128.0.0.0/1 is every address too.
+    if any(net.prefixlen == 0 for net in ipaddress.collapse_addresses(nets)) and not open_ok:
+        raise _fail(
+            host_name, key, value, "opens distccd to every address (anyone who can reach the port can run "
+            "compilers on the worker)", "list only the builder, e.g. its address /32; if you really accept the "
+            "risk, also set distcc_allow_open_ok = True",
+        )
+    return tuple(str(net) for net in nets)
+
+
+def _misspelt(key: str) -> bool:
+    """A key meant as one of this package's settings but not spelt as one:
+    a case or hyphen variant, or a near miss of the distcc_ prefix
+    (distc_, distccd_, dsitcc_). Other tools' keys are left alone."""
+    if key in DEFAULTS or key.startswith("_"):
+        return False
+    normal = key.lower().replace("-", "_")
+    prefix = normal.partition("_")[0]
+    return normal.startswith("distcc") or difflib.SequenceMatcher(None, prefix, "distcc").ratio() > 0.8
+
+
+def _unknown_key(host_name: str, key: str, value: object) -> SettingsError:
+    # Compared without the prefix, which every setting shares.
+    normal = key.lower().replace("-", "_")
+    rest = normal.partition("_")[2] or normal.removeprefix("distcc")
+    settings = {k.partition("_")[2]: k for k in DEFAULTS}
+    close = difflib.get_close_matches(rest, settings, n=1, cutoff=0.6)
+    hint = f"did you mean {settings[close[0]]}?" if close else "see deploys/settings.py for every setting"
+    return _fail(host_name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
 
 
 def settings_for(host) -> Settings:
     """This host's validated settings, defaults filled in."""
     name = host.name
+    if not name.isascii():
+        raise SettingsError(
+            f"host {ascii(name)}: the host name has non-ASCII characters. Fix: use its ASCII name (or address) "
+            f"in the inventory. Nothing was changed on any host."
+        )
     data = host.data.dict()
     for key, value in data.items():
-        if key.startswith("distcc_") and key not in DEFAULTS:
-            close = difflib.get_close_matches(key, DEFAULTS, n=1)
-            hint = f"did you mean {close[0]}?" if close else "see deploys/settings.py for every setting"
-            raise _fail(name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
-    if not name.isascii():
-        raise SettingsError(f"host {ascii(name)}: the host name has non-ASCII characters. Fix: use its ASCII name.")
+        if _misspelt(key):
+            raise _unknown_key(name, key, value)
 
     def get(key: str) -> object:
         value = data.get(key, DEFAULTS[key][0])
@@ -171,12 +219,12 @@ def settings_for(host) -> Settings:
             raise _fail(name, key, value, "is not a dedicated absolute path", "use a path of its own such as /tmp/kernel-build")
     tmpfs_size = get("distcc_tmpfs_size")
     try:
-        if parse_size(str(tmpfs_size)) < 16 * 1024**2:
+        if isinstance(tmpfs_size, bool) or parse_size(str(tmpfs_size)) < 16 * 1024**2:
             raise ValueError("too small")
     except ValueError:
         raise _fail(
             name, "distcc_tmpfs_size", tmpfs_size, "is not a size of at least 16M",
-            "write it as a number with K, M or G, e.g. '3G'",
+            "write it as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M'",
         ) from None
     tmpfs_mode = str(get("distcc_tmpfs_mode"))
     if not re.fullmatch(r"[0-7]{3,4}", tmpfs_mode):
@@ -212,4 +260,5 @@ def settings_for(host) -> Settings:
         k3s_units=tuple(units),
         mtu=_int(name, "distcc_mtu", get("distcc_mtu"), 576, 9216),
         report_path=report_path,
+        apt_lock_wait=_int(name, "distcc_apt_lock_wait", get("distcc_apt_lock_wait"), 0, 3600),
     )

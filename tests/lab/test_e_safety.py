@@ -1,0 +1,803 @@
+"""Safe at any time: bad input is refused before any host is touched, faults
+(an unreachable worker, a run cut off, a distccd that cannot start, a locked
+or broken apt) are survived, and data is never lost or taken.
+
+Every row of docs/safety.md is a test here or in tests/unit/test_settings.py.
+Bad inputs run on a lab in k3s mode, where a real mode switch would change
+every host, so "the digest did not change" proves the refusal; a control
+test shows the same generated inventory with good data does change it. Each
+fault test sets up the state it needs and leaves the lab in build mode.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+import runpy
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from lab import docker_lab
+from tests.lab.harness import (
+    PYINFRA,
+    REPO,
+    Run,
+    by_role,
+    cluster_digest,
+    deploy,
+    docker_host,
+    running_lab,
+    sh,
+)
+
+TMPFS = "/tmp/kernel-build"
+DROPIN_DIR = "/etc/systemd/system/distcc.service.d"
+OVERRIDE = f"{DROPIN_DIR}/override.conf"
+OVERRIDE_LAST_LINE = "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n"
+OVERRIDE_OP = "mode switch | distccd bootstrap | distccd override (foreground, hardened)"
+# Holds apt's and dpkg's fcntl locks the way a running apt does (flock(1)
+# takes a different kind of lock that apt does not see).
+LOCK_HOLDER = (
+    "perl -MFcntl -e 'for my $f (\"/var/lib/dpkg/lock-frontend\", \"/var/lib/dpkg/lock\") {"
+    " open(my $h, \">>\", $f) or die; my $l = pack(\"ssx4qqix4\", F_WRLCK, 0, 0, 0, 0);"
+    " fcntl($h, F_SETLK, $l) or die \"lock $f: $!\"; push @h, $h } $0 = \"apt-lock-holder\"; sleep {seconds}'"
+)
+
+
+# --- running pyinfra -------------------------------------------------------------
+
+
+def pyinfra_command(
+    inventory: str, deploy_file: str, *extra: str, data: dict | None = None, dry: bool = False, yes: bool = True
+) -> list[str]:
+    command = [PYINFRA, "--dry"] if dry else [PYINFRA, "-y"] if yes else [PYINFRA]
+    for key, value in (data or {}).items():
+        command += ["--data", f"{key}={json.dumps(value) if isinstance(value, list) else value}"]
+    return [*command, *extra, inventory, deploy_file]
+
+
+def pyinfra_env(yes: bool) -> dict[str, str]:
+    # --dry goes without -y: -y skips change detection, so it would plan nothing.
+    return {k: v for k, v in os.environ.items() if yes or k != "PYINFRA_YES"}
+
+
+def run_pyinfra(
+    inventory: str | Path, deploy_file: str, *extra: str, data: dict | None = None, dry: bool = False,
+    yes: bool = True, timeout: int = 600,
+) -> Run:
+    """pyinfra -y INVENTORY DEPLOY from the repository root, output as text.
+    With yes=False pyinfra plans, then asks for Enter on an empty stdin and
+    stops (EOFError): it shows what planning refuses, and changes nothing."""
+    command = pyinfra_command(str(inventory), deploy_file, *extra, data=data, dry=dry, yes=yes)
+    proc = subprocess.run(
+        command, cwd=REPO, env=pyinfra_env(yes and not dry), capture_output=True, text=True, timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    return Run(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_interrupted(data: dict, marker: str, interrupt: Callable[[subprocess.Popen], None], timeout: int = 300) -> Run:
+    """A mode switch on the lab that is interrupted the moment its output
+    shows `marker`; returns what it printed and its exit status."""
+    command = pyinfra_command("inventories/lab.py", "deploys/mode_switch.py", data=data)
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=pyinfra_env(True), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if marker in line:
+            interrupt(proc)
+            break
+    rest, _ = proc.communicate(timeout=timeout)
+    output = "".join(seen) + (rest or "")
+    assert marker in output, output[-3000:]
+    return Run(proc.returncode, output, "")
+
+
+def ok(run: Run) -> Run:
+    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
+    return run
+
+
+def switch(**data) -> Run:
+    return ok(deploy("mode_switch", json_output=False, data=data))
+
+
+def k3s_mode(**data) -> Run:
+    return ok(deploy("k3s_mode", json_output=False, data=data))
+
+
+def validate(tmp_path: Path, **data) -> Run:
+    """Validation with the given settings; its report goes to tmp_path, not
+    into the repository (other suites read reports/validate.json)."""
+    run = deploy("cluster_distcc_validate", json_output=False, data={**data, "distcc_report_path": str(tmp_path / "v.json")})
+    assert run.returncode == 0 and " 0 FAIL" in run.stderr, run.stderr[-4000:]
+    return run
+
+
+def settled_digest() -> dict[str, str]:
+    """cluster_digest() once it is stable (sshd sessions of a finished run
+    take a moment to go away)."""
+    digest = cluster_digest()
+    for _ in range(10):
+        time.sleep(0.5)
+        again = cluster_digest()
+        if again == digest:
+            return digest
+        digest = again
+    return digest
+
+
+def pyinfra_error(run: Run) -> str:
+    """The one paragraph pyinfra prints for a refused run."""
+    found = re.search(r"--> pyinfra error in \S+ line \d+: (.+)", run.output)
+    assert found, run.output[-3000:]
+    return found.group(1)
+
+
+def host_lines(run: Run, node: docker_lab.Node) -> list[str]:
+    prefix = f"[{node.fqdn}] "
+    return [line.strip()[len(prefix):].strip() for line in run.output.splitlines() if line.strip().startswith(prefix)]
+
+
+# --- generated inventories ----------------------------------------------------------
+
+
+def lab_ssh_data() -> dict:
+    """The ssh data of inventories/lab.py (the lab must be running)."""
+    return runpy.run_path(str(REPO / "inventories" / "lab.py"))["_ssh"]
+
+
+def write_inventory(
+    directory: Path,
+    builder: list[docker_lab.Node] | None,
+    workers: list[docker_lab.Node] | None,
+    host_data: dict[str, dict] | None = None,
+) -> Path:
+    """An inventory like inventories/lab.py but with the given groups (None
+    leaves the group out) and extra data per host (by container name). It is
+    named lab.py, next to a copy of inventories/group_data, so it gets the
+    same group data (_sudo, the lab's small tmpfs)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "inventories" / "group_data", directory / "group_data", dirs_exist_ok=True)
+    ssh = lab_ssh_data()
+    # Addresses as Docker reports them now: a restarted node may get another.
+    addresses = {n.container: n.address for n in docker_lab.nodes()}
+
+    def entry(node: docker_lab.Node) -> tuple[str, dict]:
+        address = addresses.get(node.container) or node.address
+        return (node.fqdn, {"ssh_hostname": address, **ssh, **(host_data or {}).get(node.container, {})})
+
+    text = "# Generated by tests/lab/test_e_safety.py\n"
+    if builder is not None:
+        text += f"builder = {ascii([entry(n) for n in builder])}\n"
+    if workers is not None:
+        text += f"workers = {ascii([entry(n) for n in workers])}\n"
+    path = directory / "lab.py"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture(scope="module")
+def nodes():
+    return running_lab()
+
+
+@pytest.fixture(scope="module")
+def builder(nodes):
+    return by_role(nodes, "builder")[0]
+
+
+@pytest.fixture(scope="module")
+def workers(nodes):
+    return by_role(nodes, "worker")
+
+
+def current(node: docker_lab.Node) -> docker_lab.Node:
+    """The node as Docker reports it now (a restarted container may get another address)."""
+    return next(n for n in docker_lab.nodes() if n.container == node.container)
+
+
+def unused_lab_address() -> str:
+    """An address in the lab's subnet that no node has."""
+    taken = {n.address for n in docker_lab.nodes()}
+    network = ipaddress.IPv4Network(docker_lab.SUBNET)
+    return next(str(a) for a in reversed(list(network.hosts())) if str(a) not in taken)
+
+
+# --- 1. bad input, refused before any host is touched ----------------------------------
+
+# id: (how the inventory is shaped or the data given, the whole message)
+# Roles: "b" the builder, "w1"/"w2" the first/last worker; "data" is host
+# data (typed, as in group_data), "cli" is --data. {b}, {w1} and {mem}/{mib}
+# are filled in per lab. The refusals are pyinfra errors raised while the
+# deploy file loads, before any operation runs.
+INVENTORY_FIX = "edit the inventory (see inventories/cluster.py). Nothing was changed on any host."
+DATA_FIX = "(in the inventory's host data, inventories/group_data/ or --data). Nothing was changed on any host."
+BAD_INPUTS = {
+    "no builder": (
+        {"builder": None},
+        "inventory: the group 'builder' must hold exactly one host, found 0 (none). Fix: list the one Pi that "
+        f"runs make as builder (builder = [...]); {INVENTORY_FIX}",
+    ),
+    "two builders": (
+        {"builder": ["b", "w1"], "workers": ["w2"]},
+        "inventory: the group 'builder' must hold exactly one host, found 2 ({b}, {w1}). Fix: list the one Pi "
+        f"that runs make as builder (builder = [...]); {INVENTORY_FIX}",
+    ),
+    "builder also a worker": (
+        {"builder": ["b"], "workers": ["b", "w1"]},
+        "inventory: host {b} is both the builder and a worker; the builder must never run distccd. "
+        f"Fix: remove it from workers; {INVENTORY_FIX}",
+    ),
+    "no workers": (
+        {"builder": ["b"], "workers": None},
+        "inventory: the group 'workers' is empty or missing; build mode needs at least one worker. "
+        f"Fix: list the Pis that run distccd as workers (workers = [...]); {INVENTORY_FIX}",
+    ),
+    "unknown key (typo)": (
+        {"data": {"w1": {"distcc_tmpfs_szie": "1G"}}},
+        "host {w1}: setting distcc_tmpfs_szie = '1G' is not a setting of this package. Fix: remove or rename it "
+        f"(did you mean distcc_tmpfs_size?) {DATA_FIX}",
+    ),
+    "unknown key (typo) on the command line": (
+        # Every host has it; the one named is whichever loads first.
+        {"cli": {"distccd_jobs": 4}},
+        "setting distccd_jobs = 4 is not a setting of this package. Fix: remove or rename it (did you mean "
+        f"distcc_jobs?) {DATA_FIX}",
+    ),
+    "invalid CIDR in distcc_allow": (
+        {"data": {"w1": {"distcc_allow": ["10.0.0.1/33"]}}},
+        "host {w1}: setting distcc_allow = ['10.0.0.1/33'] holds '10.0.0.1/33', which is not a valid IPv4 CIDR "
+        "('33' is not a valid netmask). Fix: write each entry as ADDRESS/PREFIX with the host bits zero, e.g. "
+        f"10.0.0.10/32 or 10.0.0.0/24 {DATA_FIX}",
+    ),
+    "CIDR with host bits in distcc_allow": (
+        {"data": {"w1": {"distcc_allow": "10.0.0.1/24"}}},
+        "host {w1}: setting distcc_allow = '10.0.0.1/24' holds '10.0.0.1/24', which is not a valid IPv4 CIDR "
+        "(10.0.0.1/24 has host bits set). Fix: write each entry as ADDRESS/PREFIX with the host bits zero, e.g. "
+        f"10.0.0.10/32 or 10.0.0.0/24 {DATA_FIX}",
+    ),
+    "invalid address in distcc_listen": (
+        {"data": {"w1": {"distcc_listen": "10.0.0.300"}}},
+        "host {w1}: setting distcc_listen = '10.0.0.300' is not an IPv4 address. Fix: set distcc_listen to an "
+        f"address like 10.0.0.11 {DATA_FIX}",
+    ),
+    "any-address in distcc_listen": (
+        {"data": {"w1": {"distcc_listen": "0.0.0.0"}}},
+        "host {w1}: setting distcc_listen = '0.0.0.0' is the any-address (every interface), not one host's "
+        "address on the cluster network. Fix: set distcc_listen to the LAN address of that Pi, e.g. 10.0.0.11, "
+        f"or leave it unset for the default {DATA_FIX}",
+    ),
+    "allow list open to everyone": (
+        {"data": {"w1": {"distcc_allow": ["0.0.0.0/0"]}}},
+        "host {w1}: setting distcc_allow = ['0.0.0.0/0'] opens distccd to every address (anyone who can reach "
+        "the port can run compilers on the worker). Fix: list only the builder, e.g. its address /32; if you "
+        f"really accept the risk, also set distcc_allow_open_ok = True {DATA_FIX}",
+    ),
+    "allow list open to everyone in two halves": (
+        {"data": {"w1": {"distcc_allow": ["0.0.0.0/1", "128.0.0.0/1"]}}},
+        "host {w1}: setting distcc_allow = ['0.0.0.0/1', '128.0.0.0/1'] opens distccd to every address (anyone "
+        "who can reach the port can run compilers on the worker). Fix: list only the builder, e.g. its address "
+        f"/32; if you really accept the risk, also set distcc_allow_open_ok = True {DATA_FIX}",
+    ),
+    "non-ASCII value": (
+        {"data": {"b": {"distcc_build_user": "p\u00efuser"}}},
+        "host {b}: setting distcc_build_user = 'p\\xefuser' contains non-ASCII characters. Fix: use plain "
+        f"ASCII: everything this package writes and prints is ASCII {DATA_FIX}",
+    ),
+    "tmpfs size that cannot be parsed": (
+        {"data": {"b": {"distcc_tmpfs_size": "1.5G"}}},
+        "host {b}: setting distcc_tmpfs_size = '1.5G' is not a size of at least 16M. Fix: write it as a whole "
+        f"number with K, M or G (powers of 1024), e.g. '3G' or '1536M' {DATA_FIX}",
+    ),
+    "tmpfs larger than the builder's memory": (
+        {"data": {"b": {"distcc_tmpfs_size": "{mem}G"}}},
+        "host {b}: setting distcc_tmpfs_size = '{mem}G' is larger than the builder's memory ({mib} MiB); a tmpfs "
+        "that size would push the build into swap or the OOM killer. Fix: set distcc_tmpfs_size below that, e.g. "
+        "half of it. Nothing was changed on any host.",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def k3s_baseline(builder, workers):
+    """The lab in k3s mode: k3s units running, distccd installed but stopped,
+    so a mode switch that went ahead would change every host."""
+    switch()
+    k3s_mode(distcc_discard_tmpfs=True)
+    for node in [builder, *workers]:
+        unit = "k3s" if node.role == "builder" else "k3s-agent"
+        assert docker_host(node).service(unit).is_running
+    return settled_digest()
+
+
+def bad_input_run(case: dict, builder, workers, tmp_path: Path) -> tuple[Run, dict[str, str]]:
+    roles = {"b": builder, "w1": workers[0], "w2": workers[-1]}
+    names = {role: node.fqdn for role, node in roles.items()}
+    memory_kib = int(sh(builder.container, "awk '/^MemTotal:/ {print $2}' /proc/meminfo").strip())
+    names["mem"] = str(2 * max(1, memory_kib // 1024**2))
+    names["mib"] = str(memory_kib // 1024)
+
+    def filled(value):
+        return value.format(**names) if isinstance(value, str) else value
+
+    host_data = {
+        roles[role].container: {key: filled(value) for key, value in data.items()}
+        for role, data in case.get("data", {}).items()
+    }
+    builder_roles, worker_roles = case.get("builder", ["b"]), case.get("workers", "all")
+    inventory = write_inventory(
+        tmp_path,
+        None if builder_roles is None else [roles[r] for r in builder_roles],
+        None if worker_roles is None else workers if worker_roles == "all" else [roles[r] for r in worker_roles],
+        host_data,
+    )
+    run = run_pyinfra(inventory, "deploys/mode_switch.py", data=case.get("cli"))
+    return run, names
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_is_refused_before_any_host_changes(name, k3s_baseline, builder, workers, tmp_path):
+    case, expected = BAD_INPUTS[name]
+    run, names = bad_input_run(case, builder, workers, tmp_path)
+    after = settled_digest()
+
+    assert run.returncode != 0
+    error = pyinfra_error(run)
+    if name.endswith("on the command line"):
+        assert re.fullmatch(r"host \S+: " + re.escape(expected), error), error
+    else:
+        assert error == expected.format(**names)
+    assert "--> Beginning operation run" not in run.output
+    assert run.output.isascii()
+    assert after == k3s_baseline
+
+
+def test_open_allow_list_is_accepted_with_allow_open_ok(k3s_baseline, builder, workers, tmp_path):
+    first = workers[0]
+    data = {first.container: {"distcc_allow": ["0.0.0.0/0"], "distcc_allow_open_ok": True}}
+    inventory = write_inventory(tmp_path, [builder], workers, data)
+    run = run_pyinfra(inventory, "deploys/mode_switch.py", "--diff", dry=True)
+    assert run.returncode == 0, run.output[-3000:]
+    assert f"Will modify {OVERRIDE}" in "\n".join(host_lines(run, first))
+    assert "--allow 0.0.0.0/0" in run.output
+    assert "opens distccd" not in run.output
+    assert settled_digest() == k3s_baseline
+
+
+def test_control_the_same_generated_inventory_with_good_data_does_change_hosts(k3s_baseline, builder, workers, tmp_path):
+    inventory = write_inventory(tmp_path, [builder], workers)
+    run = run_pyinfra(inventory, "deploys/mode_switch.py")
+    assert run.returncode == 0, run.output[-3000:]
+    assert settled_digest() != k3s_baseline
+    assert not docker_host(builder).service("k3s").is_running
+
+
+# --- 2. data safety ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tmpfs_over_files(builder):
+    """A mode switch while the tmpfs mount point holds a file of the user's."""
+    switch()
+    k3s_mode(distcc_discard_tmpfs=True)
+    sh(builder.container, f"mkdir -p {TMPFS} && echo 'notes of the user' > {TMPFS}/notes.txt")
+    try:
+        before = settled_digest()
+        planned = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py", yes=False)
+        unchanged = settled_digest() == before
+        run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py")
+        found = {
+            "content": sh(builder.container, f"cat {TMPFS}/notes.txt", check=False),
+            "mounted": sh(builder.container, f"findmnt -rn -M {TMPFS} -o FSTYPE", check=False).strip(),
+        }
+    finally:
+        sh(builder.container, f"rm -f {TMPFS}/notes.txt")
+    switch()
+    return run, found, planned, unchanged
+
+
+REFUSAL = (
+    f"Refusing to mount a tmpfs over {TMPFS}: the directory holds 1 entries that the mount would hide. "
+    "Move them elsewhere (or delete them if they are not needed) and run again."
+)
+
+
+def test_without_yes_the_tmpfs_refusal_comes_while_planning(tmpfs_over_files):
+    _, _, planned, unchanged = tmpfs_over_files
+    assert planned.returncode != 0
+    assert re.search(r"--> Operation error in \S+/operations/mounts\.py line \d+: " + re.escape(REFUSAL), planned.output)
+    assert "Press enter" not in planned.output and "Traceback" not in planned.output
+    assert unchanged
+
+
+def test_tmpfs_is_never_mounted_over_a_non_empty_directory(tmpfs_over_files, builder):
+    run, found, _, _ = tmpfs_over_files
+    assert run.returncode != 0
+    assert REFUSAL in run.output
+    assert found == {"content": "notes of the user\n", "mounted": ""}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="with -y the refusal is raised while operations execute: pyinfra prints a traceback and stops "
+    "every host's remaining operations (see docs/safety.md)",
+)
+def test_tmpfs_refusal_is_one_message_and_other_hosts_complete(tmpfs_over_files):
+    run, _, _, _ = tmpfs_over_files
+    assert "Traceback" not in run.output
+    assert "worker distccd reset | distccd active and listening" in run.output
+
+
+def test_leaving_build_mode_keeps_tmpfs_contents_unless_discard_is_set(builder):
+    switch()
+    sh(builder.container, f"echo precious > {TMPFS}/vmlinux.o")
+    host = docker_host(builder)
+    kept = k3s_mode()
+    assert f"keeping the tmpfs at {TMPFS}: it holds 1 entries (build output?)" in kept.stderr
+    assert "set distcc_discard_tmpfs=True to discard it" in kept.stderr
+    assert host.mount_point(TMPFS).filesystem == "tmpfs"
+    assert host.file(f"{TMPFS}/vmlinux.o").content_string == "precious\n"
+    assert host.service("k3s").is_running
+
+    assert "keeping the tmpfs" in k3s_mode().stderr  # and again: never discarded by a rerun
+    assert host.file(f"{TMPFS}/vmlinux.o").content_string == "precious\n"
+
+    k3s_mode(distcc_discard_tmpfs=True)
+    assert not host.mount_point(TMPFS).exists
+    assert not host.file(f"{TMPFS}/vmlinux.o").exists
+    assert not host.file("/etc/fstab").contains(TMPFS)
+    switch()
+
+
+def start_compile(node: docker_lab.Node, user: str, tag: str) -> dict[str, int]:
+    """A compile that runs until killed: gcc reading its source from a pipe
+    that `sleep` keeps open. Returns the pids of its sleep and cc1."""
+    sh(node.container, f"runuser -u {user} -- sh -c 'sleep 300 | gcc -x c -c - -o /tmp/{tag}.o' >/dev/null 2>&1 &")
+    for _ in range(50):
+        cc1 = sh(node.container, f"pgrep -u {user} -x cc1 -n", check=False).strip()
+        if cc1:
+            sleep = sh(node.container, f"pgrep -u {user} -x sleep -n", check=False).strip()
+            return {"cc1": int(cc1), "sleep": int(sleep)}
+        time.sleep(0.1)
+    raise AssertionError(f"{node.container}: the compile as {user} did not start")
+
+
+def alive(node: docker_lab.Node, pid: int) -> bool:
+    return sh(node.container, f"kill -0 {pid} 2>/dev/null && echo yes", check=False).strip() == "yes"
+
+
+def test_worker_reset_never_kills_the_builders_or_a_users_own_compiles(builder, workers):
+    switch()
+    first = workers[0]
+    own = {"builder": start_compile(builder, "pi", "own-builder"), "worker": start_compile(first, "pi", "own-worker")}
+    stale = start_compile(first, "distccd", "stale-remote-job")
+    try:
+        run = ok(deploy("mode_switch", data={"distcc_force_restart": True}))
+        for worker in workers:
+            assert "mode switch | worker distccd reset | Stop distccd when unhealthy" in run.changed_on(worker.fqdn)
+        assert "mode switch | worker distccd reset | Kill stale distccd and cc1 processes" in run.changed_on(first.fqdn)
+        assert alive(builder, own["builder"]["cc1"]) and alive(first, own["worker"]["cc1"])
+        assert not alive(first, stale["cc1"])
+    finally:
+        for node, pids in ((builder, own["builder"]), (first, own["worker"]), (first, stale)):
+            sh(node.container, f"kill {pids['sleep']} {pids['cc1']} 2>/dev/null; true", check=False)
+
+
+def test_files_the_package_does_not_own_are_left_alone(workers, tmp_path):
+    first = workers[0]
+    host = docker_host(first)
+    switch()
+    sh(
+        first.container,
+        "echo 'local notes' > /usr/lib/distcc/README.local && ln -sfn /bin/true /usr/lib/distcc/local-tool"
+        f" && echo '# local drop-in of the admin' > {DROPIN_DIR}/local.conf",
+    )
+    try:
+        ok(deploy("mode_switch", data={"distcc_compilers": '["gcc"]'}))  # --data takes JSON
+        assert host.file("/usr/lib/distcc/gcc").is_symlink
+        assert not host.file("/usr/lib/distcc/g++").exists  # a link of the package's, not wanted now
+        k3s_mode()
+        switch()
+        assert host.file("/usr/lib/distcc/g++").is_symlink
+        assert host.file("/usr/lib/distcc/README.local").content_string == "local notes\n"
+        assert host.file("/usr/lib/distcc/local-tool").linked_to == "/usr/bin/true"
+        assert host.file(f"{DROPIN_DIR}/local.conf").content_string == "# local drop-in of the admin\n"
+    finally:
+        sh(first.container, f"rm -f /usr/lib/distcc/README.local /usr/lib/distcc/local-tool {DROPIN_DIR}/local.conf"
+           " && systemctl daemon-reload")
+    switch()
+    validate(tmp_path)
+
+
+# --- 3. faults -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def unreachable_worker_run(builder, workers, tmp_path_factory):
+    """A mode switch from k3s mode with the last worker's container stopped;
+    the inventory still lists it (inventories/lab.py would leave it out)."""
+    switch()
+    k3s_mode(distcc_discard_tmpfs=True)
+    target = workers[-1]
+    inventory = write_inventory(tmp_path_factory.mktemp("unreachable"), [builder], workers)
+    subprocess.run(["docker", "stop", target.container], check=True, capture_output=True)
+    try:
+        started = time.monotonic()
+        run = run_pyinfra(inventory, "deploys/mode_switch.py")
+        took = time.monotonic() - started
+        hosts_file = sh(builder.container, "cat /home/pi/.distcc/hosts", check=False)
+    finally:
+        docker_lab.up(len(workers))
+    return run, target, hosts_file, took
+
+
+def test_unreachable_worker_is_named_and_fails_the_run(unreachable_worker_run):
+    run, target, _, took = unreachable_worker_run
+    assert run.returncode != 0
+    assert "Could not connect" in "\n".join(host_lines(run, target))
+    assert took < 120
+
+
+def test_unreachable_worker_does_not_stop_the_others(unreachable_worker_run, builder, workers):
+    run, target, hosts_file, _ = unreachable_worker_run
+    others = [w for w in workers if w != target]
+    assert (
+        f"worker {target.fqdn} is not reachable in this run and has no distcc_jobs; it is left out of the host "
+        "list until the next run reaches it"
+    ) in "\n".join(host_lines(run, builder))
+    assert target.fqdn not in hosts_file
+    assert all(w.fqdn in hosts_file for w in others)
+    assert not docker_host(builder).service("k3s").is_running
+    assert docker_host(builder).mount_point(TMPFS).filesystem == "tmpfs"
+    assert "--> Results:" in run.output
+    for worker in others:
+        host = docker_host(worker)
+        assert host.service("distcc").is_running and not host.service("k3s-agent").is_running
+
+
+def test_after_the_unreachable_worker_is_back_a_rerun_converges(unreachable_worker_run, builder, workers, tmp_path):
+    _, target, _, _ = unreachable_worker_run
+    switch()
+    validate(tmp_path)
+    assert target.fqdn in sh(builder.container, "cat /home/pi/.distcc/hosts")
+    assert ok(deploy("mode_switch")).totals["success"] == 0
+
+
+def assert_override_whole(node: docker_lab.Node, nice: int) -> None:
+    """The drop-in is whole and loaded, no temporary file is left, and
+    distccd runs with what it says."""
+    text = sh(node.container, f"cat {OVERRIDE}")
+    assert text.endswith(OVERRIDE_LAST_LINE) and f"--nice {nice} " in text
+    assert sh(node.container, f"ls -A {DROPIN_DIR}").split() == ["override.conf"]
+    assert sh(node.container, "systemctl show distcc -p NeedDaemonReload --value").strip() == "no"
+    main = sh(node.container, "systemctl show distcc -p MainPID --value").strip()
+    assert f"--nice {nice} " in sh(node.container, f"ps -o args= -p {main}")
+
+
+def test_pyinfra_killed_after_the_override_is_written_rerun_converges(workers, tmp_path):
+    switch()
+    # Killed once the new drop-in is written, before the reset restarts
+    # distccd with it: the workers' daemons still run the old command line.
+    killed = run_interrupted({"distcc_nice": 7}, "Starting operation: mode switch | distccd bootstrap | distccd enabled",
+                             lambda proc: proc.kill())
+    assert killed.returncode != 0 and "--> Results:" not in killed.output
+    assert "--nice 7 " in sh(workers[0].container, f"cat {OVERRIDE}")
+    assert "--nice 10 " in sh(workers[0].container, "ps -o args= -C distccd")
+    try:
+        switch(distcc_nice=7)
+        for worker in workers:
+            assert_override_whole(worker, 7)
+        validate(tmp_path, distcc_nice=7)
+        assert ok(deploy("mode_switch", data={"distcc_nice": 7})).totals["success"] == 0
+    finally:
+        switch()
+
+
+def test_half_written_override_tmp_is_never_loaded_and_is_replaced_whole(workers, tmp_path):
+    first = workers[0]
+    switch()
+    # What a run cut off mid-upload leaves: the old drop-in, and the start of
+    # the new one in the temporary file.
+    sh(first.container, f"sed 's/--nice 10 /--nice 7 /' {OVERRIDE} | head -c 300 > {OVERRIDE}.tmp && systemctl daemon-reload")
+    assert f"{OVERRIDE}.tmp" not in sh(first.container, "systemctl show distcc -p DropInPaths --value")
+    assert "--nice 10 " in sh(first.container, "ps -o args= -C distccd")
+    try:
+        switch(distcc_nice=7)
+        for worker in workers:
+            assert_override_whole(worker, 7)
+        validate(tmp_path, distcc_nice=7)
+    finally:
+        switch()
+
+
+def test_stale_tmp_next_to_a_current_override_is_removed(workers):
+    first = workers[0]
+    switch()
+    sh(first.container, f"head -c 300 {OVERRIDE} > {OVERRIDE}.tmp")
+    run = ok(deploy("mode_switch"))
+    assert OVERRIDE_OP in run.changed_on(first.fqdn)
+    assert_override_whole(first, 10)
+    assert ok(deploy("mode_switch")).totals["success"] == 0
+
+
+def test_override_renamed_but_not_reloaded_is_reloaded(workers, tmp_path):
+    first = workers[0]
+    switch()
+    # What a run cut off between the rename and the daemon-reload leaves.
+    sh(first.container, f"sed -i 's/--nice 10 /--nice 7 /' {OVERRIDE}")
+    assert sh(first.container, "systemctl show distcc -p NeedDaemonReload --value").strip() == "yes"
+    try:
+        run = ok(deploy("mode_switch", data={"distcc_nice": 7}))
+        assert OVERRIDE_OP in run.changed_on(first.fqdn)
+        for worker in workers:
+            assert_override_whole(worker, 7)
+        validate(tmp_path, distcc_nice=7)
+    finally:
+        switch()
+
+
+@pytest.fixture(scope="module")
+def worker_killed_mid_run(workers):
+    """A mode switch during which the first worker's container is killed
+    (like a Pi losing power) and started again (it boots)."""
+    switch()
+    target = workers[0]
+
+    def power_cycle(_proc):
+        subprocess.run(["docker", "kill", target.container], check=True, capture_output=True)
+        subprocess.run(["docker", "start", target.container], check=True, capture_output=True)
+
+    try:
+        run = run_interrupted({"distcc_nice": 7}, f"Starting operation: {OVERRIDE_OP}", power_cycle)
+    finally:
+        docker_lab.up(len(workers))
+    return run, target
+
+
+def test_worker_killed_mid_deploy_fails_the_run(worker_killed_mid_run):
+    run, target = worker_killed_mid_run
+    assert run.returncode != 0
+    # How depends on where the kill lands (docs/safety.md): an error line of
+    # the host's, or pyinfra's own crash report naming it.
+    named = any(line.startswith("Error: ") for line in host_lines(run, target)) or f"Host({target.fqdn})" in run.output
+    assert named, run.output[-3000:]
+
+
+def test_worker_killed_mid_deploy_rerun_converges(worker_killed_mid_run, workers, tmp_path):
+    try:
+        switch(distcc_nice=7)
+        for worker in workers:
+            assert_override_whole(worker, 7)
+        validate(tmp_path, distcc_nice=7)
+        assert ok(deploy("mode_switch", data={"distcc_nice": 7})).totals["success"] == 0
+    finally:
+        switch()
+
+
+def test_distccd_that_cannot_start_fails_the_reset_with_its_journal(builder, workers, tmp_path):
+    first, others = workers[0], workers[1:]
+    switch()
+    address = unused_lab_address()
+    inventory = write_inventory(tmp_path / "inv", [builder], workers, {first.container: {"distcc_listen": address}})
+    try:
+        run = run_pyinfra(inventory, "deploys/mode_switch.py")
+        assert run.returncode != 0
+        lines = host_lines(run, first)
+        start = lines.index(f"distccd did not start listening on {address}:3632 within 15s; last journal lines:")
+        journal = lines[start + 1:]
+        assert any("distcc.service: Main process exited, code=exited, status=102" in line for line in journal), lines
+        assert "Error: executed 0 commands" in journal
+        for worker in others:
+            assert docker_host(worker).socket(f"tcp://{current(worker).address}:3632").is_listening
+    finally:
+        switch()
+    validate(tmp_path)
+
+
+# apt and dpkg on the last worker, with distcc removed so that the deploy
+# has to install it (the .deb stays in apt's cache, so reinstalling needs no
+# network).
+
+
+@pytest.fixture
+def apt_target(workers):
+    switch()
+    target = workers[-1]
+    sh(target.container, "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q distcc >/dev/null 2>&1")
+    assert not docker_host(target).package("distcc").is_installed
+    cleanups: list[str] = []
+    yield target, cleanups
+    for script in cleanups:
+        sh(target.container, script, check=False)
+    switch()
+    assert docker_host(target).package("distcc").is_installed
+
+
+def hold_dpkg_lock(node: docker_lab.Node, seconds: int) -> int:
+    sh(node.container, f"{LOCK_HOLDER.replace('{seconds}', str(seconds))} >/dev/null 2>&1 &")
+    for _ in range(50):
+        pid = sh(node.container, "pgrep -x apt-lock-holder -n", check=False).strip()
+        if pid and f" {pid} " in sh(node.container, "cat /proc/locks"):
+            return int(pid)
+        time.sleep(0.1)
+    raise AssertionError(f"{node.container}: could not take the dpkg lock")
+
+
+def test_apt_lock_held_names_the_holder_and_the_fix(apt_target, builder, workers):
+    target, cleanups = apt_target
+    pid = hold_dpkg_lock(target, 600)
+    cleanups.append(f"kill {pid}")
+    run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py", data={"distcc_apt_lock_wait": 3})
+    assert run.returncode != 0
+    lines = host_lines(run, target)
+    assert (
+        "dpkg is locked: another package manager run holds its lock and did not let go within 3s (setting "
+        "distcc_apt_lock_wait), so distcc cannot be installed:"
+    ) in lines
+    assert f"/var/lib/dpkg/lock-frontend held by pid {pid}: apt-lock-holder" in lines
+    assert (
+        "Fix: let it finish (unattended-upgrades or apt-daily often runs after boot) or stop it, then run the "
+        "deploy again; or raise distcc_apt_lock_wait."
+    ) in lines
+    assert not docker_host(target).package("distcc").is_installed
+    assert "--> Results:" in run.output
+    for worker in workers:
+        if worker != target:
+            assert docker_host(worker).service("distcc").is_running
+    assert docker_host(builder).mount_point(TMPFS).filesystem == "tmpfs"
+
+
+def test_apt_lock_released_within_the_wait_is_waited_for(apt_target, tmp_path):
+    target, cleanups = apt_target
+    held_until = int(sh(target.container, "date +%s")) + 12
+    pid = hold_dpkg_lock(target, 12)
+    cleanups.append(f"kill {pid} 2>/dev/null")
+    # Without the wait, apt-get fails at once: "Could not get lock".
+    run = ok(deploy("mode_switch", data={"distcc_apt_lock_wait": 60}))
+    assert "mode switch | distccd bootstrap | Install distcc" in run.changed_on(target.fqdn)
+    installed_at = sh(
+        target.container, "date -d \"$(grep ' install distcc:' /var/log/dpkg.log | tail -n 1 | cut -d' ' -f1,2)\" +%s"
+    )
+    assert int(installed_at) >= held_until - 1
+    assert docker_host(target).package("distcc").is_installed
+    validate(tmp_path)
+
+
+def test_interrupted_dpkg_names_the_fix(apt_target):
+    target, cleanups = apt_target
+    sh(target.container, "touch /var/lib/dpkg/updates/0001")
+    cleanups.append("rm -f /var/lib/dpkg/updates/0001")
+    run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py")
+    assert run.returncode != 0
+    assert (
+        "dpkg was interrupted in an earlier run (/var/lib/dpkg/updates is not empty), so distcc cannot be "
+        "installed. Fix: run 'sudo dpkg --configure -a' on this host, then run the deploy again."
+    ) in host_lines(run, target)
+
+
+def test_broken_sources_list_gives_apts_own_error(apt_target):
+    target, cleanups = apt_target
+    stamp = "/var/lib/apt/periodic/update-success-stamp"
+    sh(
+        target.container,
+        "cp /etc/apt/sources.list /etc/apt/sources.list.safety-test"
+        " && echo 'deb http://deb.debian.org/debian bookworm' > /etc/apt/sources.list"
+        f" && touch -d '3 days ago' {stamp}",
+    )
+    cleanups.append(f"mv /etc/apt/sources.list.safety-test /etc/apt/sources.list && touch {stamp}")
+    run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py")
+    assert run.returncode != 0
+    lines = host_lines(run, target)
+    assert "E: Malformed entry 1 in list file /etc/apt/sources.list (Component)" in lines
+    assert "E: The list of sources could not be read." in lines

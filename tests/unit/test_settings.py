@@ -1,0 +1,341 @@
+"""Bad input is refused by settings_for() and check_inventory() with one
+paragraph that names the host, the setting and the fix. No host and no
+Docker here: fake hosts carry a name and host data, as pyinfra's do.
+
+docs/safety.md names these tests; the lab suite (tests/lab/test_e_safety.py)
+proves on real hosts that such a refusal changes nothing."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pyinfra.api.exceptions import PyinfraError
+
+from deploys.cluster import check_inventory
+from deploys.settings import DEFAULTS, SettingsError, settings_for
+
+
+class FakeData:
+    def __init__(self, values: dict) -> None:
+        self.values = values
+
+    def dict(self) -> dict:
+        return dict(self.values)
+
+
+class FakeHost:
+    def __init__(self, name: str, data: dict | None = None) -> None:
+        self.name = name
+        self.data = FakeData(data or {})
+
+
+class FakeInventory:
+    def __init__(self, **groups: list[FakeHost]) -> None:
+        self.groups = groups
+
+    def get_group(self, name: str, default=None):
+        return self.groups.get(name, default)
+
+
+WORKER = "worker1.distcc.internal"
+
+
+def refusal(data: dict, name: str = WORKER) -> str:
+    with pytest.raises(SettingsError) as raised:
+        settings_for(FakeHost(name, data))
+    return str(raised.value)
+
+
+def assert_one_clear_paragraph(message: str, host: str, setting: str) -> None:
+    """What every refusal must say: which host, which setting, the fix, and
+    that nothing was changed; in one ASCII paragraph."""
+    assert message.startswith(f"host {host}: setting {setting} = ")
+    assert "Fix: " in message
+    assert message.endswith("Nothing was changed on any host.")
+    assert message.isascii()
+    assert "\n" not in message
+
+
+# --- defaults ------------------------------------------------------------------
+
+
+def test_no_data_gives_the_documented_defaults():
+    settings = settings_for(FakeHost(WORKER))
+    assert settings.port == DEFAULTS["distcc_port"][0] == 3632
+    assert settings.allow is None and settings.listen is None and settings.builder_address is None
+    assert settings.tmpfs_path == "/tmp/kernel-build" and settings.tmpfs_size == "2G"
+    assert settings.tmpfs_mode == "1777" and settings.discard_tmpfs is False
+    assert settings.allow_open_ok is False and settings.apt_lock_wait == 120
+
+
+def test_a_refusal_is_a_pyinfra_error_so_the_cli_exits_non_zero():
+    assert issubclass(SettingsError, PyinfraError)
+
+
+def test_other_tools_keys_are_left_alone():
+    data = {
+        "ssh_user": "pi", "ssh_hostname": "10.0.0.11", "_sudo": True, "k3s_version": "v1.29.4+k3s1",
+        "district": "north", "discord_token": "x", "tmpfs_size": "1G",
+    }
+    assert settings_for(FakeHost(WORKER, data)).tmpfs_size == "2G"
+
+
+# --- unknown keys ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key, meant",
+    [
+        ("distcc_tmpfs_szie", "distcc_tmpfs_size"),
+        ("distcc_alow", "distcc_allow"),
+        ("DISTCC_TMPFS_SIZE", "distcc_tmpfs_size"),
+        ("distcc-tmpfs-size", "distcc_tmpfs_size"),
+        ("distc_tmpfs_size", "distcc_tmpfs_size"),
+        ("distccd_jobs", "distcc_jobs"),
+        ("dsitcc_nice", "distcc_nice"),
+    ],
+)
+def test_misspelt_setting_is_refused_with_the_key_it_resembles(key, meant):
+    message = refusal({key: "1G"})
+    assert_one_clear_paragraph(message, WORKER, key)
+    assert "is not a setting of this package" in message
+    assert f"did you mean {meant}?" in message
+
+
+def test_unknown_setting_with_no_near_match_points_at_the_list():
+    message = refusal({"distcc_frobnicate": 1})
+    assert "see deploys/settings.py for every setting" in message
+
+
+def test_non_ascii_key_is_printed_escaped():
+    message = refusal({"distcc_tmpfs_siz\u00e9": "1G"})
+    assert message.startswith("host worker1.distcc.internal: setting 'distcc_tmpfs_siz\\xe9' = ")
+    assert message.isascii()
+
+
+# --- distcc_allow ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("10.0.0.1/33", "'33' is not a valid netmask"),
+        ("10.0.0.300/32", "not a valid IPv4 CIDR"),
+        ("10.0.0.1/24", "has host bits set"),
+        (["10.0.0.10/32", "builder"], "holds 'builder', which is not a valid IPv4 CIDR"),
+    ],
+)
+def test_invalid_cidr_in_allow_is_refused(value, why):
+    message = refusal({"distcc_allow": value})
+    assert_one_clear_paragraph(message, WORKER, "distcc_allow")
+    assert why in message
+    assert "write each entry as ADDRESS/PREFIX with the host bits zero" in message
+
+
+@pytest.mark.parametrize("value", [[], "", 42, {"net": "10.0.0.10/32"}])
+def test_allow_that_is_not_a_list_is_refused(value):
+    message = refusal({"distcc_allow": value})
+    assert_one_clear_paragraph(message, WORKER, "distcc_allow")
+    assert "is not a list of CIDRs" in message
+
+
+@pytest.mark.parametrize("value", ["0.0.0.0/0", ["10.0.0.10/32", "0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"]])
+def test_allow_open_to_everyone_is_refused(value):
+    message = refusal({"distcc_allow": value})
+    assert_one_clear_paragraph(message, WORKER, "distcc_allow")
+    assert "opens distccd to every address" in message
+    assert "set distcc_allow_open_ok = True" in message
+
+
+def test_allow_open_to_everyone_is_accepted_with_allow_open_ok():
+    settings = settings_for(FakeHost(WORKER, {"distcc_allow": "0.0.0.0/0", "distcc_allow_open_ok": True}))
+    assert settings.allow == ("0.0.0.0/0",) and settings.allow_open_ok
+
+
+def test_allow_open_ok_must_be_a_real_boolean():
+    message = refusal({"distcc_allow": "0.0.0.0/0", "distcc_allow_open_ok": "yes"})
+    assert_one_clear_paragraph(message, WORKER, "distcc_allow_open_ok")
+    assert "is not True or False" in message
+
+
+def test_allow_string_may_list_several_networks():
+    settings = settings_for(FakeHost(WORKER, {"distcc_allow": "10.0.0.10/32, 10.0.1.0/24"}))
+    assert settings.allow == ("10.0.0.10/32", "10.0.1.0/24")
+
+
+# --- distcc_listen and distcc_builder_address --------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [
+        ("10.0.0.300", "is not an IPv4 address"),
+        ("worker1", "is not an IPv4 address"),
+        ("10.0.0.11/32", "is not an IPv4 address"),
+        ("0.0.0.0", "is the any-address (every interface)"),
+        ("127.0.0.1", "is a loopback address"),
+        ("224.0.0.1", "is a multicast or broadcast address"),
+        ("255.255.255.255", "is a multicast or broadcast address"),
+    ],
+)
+def test_invalid_listen_address_is_refused(value, why):
+    message = refusal({"distcc_listen": value})
+    assert_one_clear_paragraph(message, WORKER, "distcc_listen")
+    assert why in message
+
+
+def test_listen_address_is_normalised():
+    assert settings_for(FakeHost(WORKER, {"distcc_listen": " 10.0.0.11 "})).listen == "10.0.0.11"
+
+
+def test_builder_address_on_loopback_is_refused():
+    message = refusal({"distcc_builder_address": "127.0.1.1"})
+    assert_one_clear_paragraph(message, WORKER, "distcc_builder_address")
+    assert "is a loopback address" in message
+
+
+# --- non-ASCII -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("distcc_log_level", "caf\u00e9"),
+        ("distcc_build_user", "p\u00ef"),
+        ("distcc_compilers", ["gcc", "gcc\u201112"]),
+        ("distcc_tmpfs_path", "/tmp/kernel\u2010build"),
+    ],
+)
+def test_non_ascii_value_is_refused_and_printed_escaped(key, value):
+    message = refusal({key: value})
+    assert_one_clear_paragraph(message, WORKER, key)
+    assert "contains non-ASCII characters" in message
+
+
+def test_non_ascii_host_name_is_refused():
+    message = refusal({}, name="w\u00f6rker1")
+    assert message.startswith("host 'w\\xf6rker1': the host name has non-ASCII characters. Fix: ")
+    assert message.isascii()
+
+
+# --- distcc_tmpfs_size -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["lots", "1.5G", "2GB", "2 G", "-1G", "", "8M", "0", True])
+def test_unparseable_or_tiny_tmpfs_size_is_refused(value):
+    message = refusal({"distcc_tmpfs_size": value})
+    assert_one_clear_paragraph(message, WORKER, "distcc_tmpfs_size")
+    assert "is not a size of at least 16M" in message
+    assert "whole number with K, M or G" in message
+
+
+@pytest.mark.parametrize("value, shown", [("1536m", "1536M"), ("3G", "3G"), (268435456, "268435456")])
+def test_tmpfs_size_forms_that_parse(value, shown):
+    assert settings_for(FakeHost(WORKER, {"distcc_tmpfs_size": value})).tmpfs_size == shown
+
+
+# --- other typed settings ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key, value, why",
+    [
+        ("distcc_port", 70000, "is not a whole number from 1 to 65535"),
+        ("distcc_port", "3632", "is not a whole number from 1 to 65535"),
+        ("distcc_jobs", 0, "is not a whole number from 1 to 256"),
+        ("distcc_nice", True, "is not a whole number from 0 to 20"),
+        ("distcc_apt_lock_wait", -1, "is not a whole number from 0 to 3600"),
+        ("distcc_discard_tmpfs", "True", "is not True or False"),
+        ("distcc_log_level", "verbose", "is not a distccd log level"),
+        ("distcc_tmpfs_path", "/tmp", "is not a dedicated absolute path"),
+        ("distcc_tmpfs_path", "kernel-build", "is not a dedicated absolute path"),
+        ("distcc_tmpfs_mode", "0999", "is not an octal mode"),
+        ("distcc_k3s_units", "k3s", "is not a list of unit names"),
+        ("distcc_compilers", "gcc", "is not a list of compiler names"),
+        ("distcc_build_user", "Pi User", "is not a user name"),
+    ],
+)
+def test_other_bad_values_are_refused(key, value, why):
+    message = refusal({key: value})
+    assert_one_clear_paragraph(message, WORKER, key)
+    assert why in message
+
+
+# --- check_inventory -------------------------------------------------------------------
+
+BUILDER = FakeHost("builder.distcc.internal")
+W1 = FakeHost("worker1.distcc.internal")
+W2 = FakeHost("worker2.distcc.internal")
+INVENTORY_FIX = "edit the inventory (see inventories/cluster.py). Nothing was changed on any host."
+
+
+def inventory_refusal(**groups) -> str:
+    with pytest.raises(SettingsError) as raised:
+        check_inventory(FakeInventory(**groups))
+    message = str(raised.value)
+    assert message.isascii() and "\n" not in message
+    assert message.startswith("inventory: ") and message.endswith(INVENTORY_FIX)
+    return message
+
+
+def test_inventory_without_builder_is_refused():
+    message = inventory_refusal(workers=[W1, W2])
+    assert "the group 'builder' must hold exactly one host, found 0 (none)" in message
+    assert "Fix: list the one Pi that runs make as builder" in message
+
+
+def test_inventory_with_two_builders_is_refused_naming_both():
+    message = inventory_refusal(builder=[BUILDER, W1], workers=[W2])
+    assert "found 2 (builder.distcc.internal, worker1.distcc.internal)" in message
+
+
+def test_builder_listed_as_worker_is_refused():
+    message = inventory_refusal(builder=[BUILDER], workers=[W1, BUILDER])
+    assert "host builder.distcc.internal is both the builder and a worker" in message
+    assert "Fix: remove it from workers" in message
+
+
+@pytest.mark.parametrize("workers", [None, []])
+def test_inventory_without_workers_is_refused(workers):
+    groups = {"builder": [BUILDER]} if workers is None else {"builder": [BUILDER], "workers": workers}
+    message = inventory_refusal(**groups)
+    assert "the group 'workers' is empty or missing" in message
+    assert "Fix: list the Pis that run distccd as workers" in message
+
+
+def test_host_listed_twice_counts_once():
+    check_inventory(FakeInventory(builder=[BUILDER, BUILDER], workers=[W1, W1]))
+
+
+def test_non_ascii_builder_names_are_printed_escaped():
+    message = inventory_refusal(builder=[BUILDER, FakeHost("b\u00fcilder")], workers=[W1])
+    assert "found 2 (builder.distcc.internal, 'b\\xfcilder')" in message
+
+
+def test_a_valid_inventory_passes():
+    check_inventory(FakeInventory(builder=[BUILDER], workers=[W1, W2]))
+
+
+# --- docs/safety.md ------------------------------------------------------------------
+
+
+def test_every_row_of_docs_safety_names_existing_tests():
+    """Each table row of docs/safety.md names at least one test, and each
+    test it names exists (a parametrized lab case by its id)."""
+    repo = Path(__file__).resolve().parents[2]
+    docs = (repo / "docs" / "safety.md").read_text()
+    sources = (repo / "tests" / "unit" / "test_settings.py").read_text()
+    sources += (repo / "tests" / "lab" / "test_e_safety.py").read_text()
+    rows = [line for line in docs.splitlines() if line.startswith("| ") and not line.startswith("| bad input")
+            and not line.startswith("| fault")]
+    assert len(rows) > 30
+    for row in rows:
+        names = re.findall(r"`(test_[a-z0-9_]+)(?:\[([^\]]+)\])?`", row.rsplit("|", 2)[-2])
+        assert names, row
+        for name, case in names:
+            assert f"def {name}(" in sources, name
+            if case:
+                assert f'    "{case}": (' in sources, case
+    assert docs.isascii()
