@@ -7,26 +7,35 @@ from pathlib import Path
 
 from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import apt, files
 
 from deploys.cluster import check_inventory, peer_name, role_of, skip_note, worker_hosts, worker_jobs
 from deploys.settings import Settings, SettingsError, settings_for
-from facts.mounts import MountPoint
+from facts.mounts import MountPoint, MountPointStatus
 from facts.users import LoginEnvironment
 from operations import distcc, mounts, systemd
 from operations.apt import dpkg_free
+
+
+class DataSafetyRefusal(PyinfraError):
+    """The builder's state makes a change unsafe (files would be hidden)."""
+
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
 
 
-def _builder_settings(deploy_name: str) -> Settings | None:
+def _builder_settings(deploy_name: str) -> tuple[Settings, MountPointStatus] | None:
+    """This builder's settings and its tmpfs mount point, refused while the
+    deploy file loads (so before any host changes) when they are unsafe."""
     check_inventory(inventory)
     settings = settings_for(host)
     if role_of(host) != "builder":
         skip_note(host, deploy_name, "builder")
         return None
-    memory = host.get_fact(MountPoint, path=settings.tmpfs_path)["memory_bytes"]
+    status = host.get_fact(MountPoint, path=settings.tmpfs_path)
+    memory = status["memory_bytes"]
     if memory and mounts.parse_size(settings.tmpfs_size) > memory:
         raise SettingsError(
             f"host {host.name}: setting distcc_tmpfs_size = {settings.tmpfs_size!r} is larger than the "
@@ -34,7 +43,7 @@ def _builder_settings(deploy_name: str) -> Settings | None:
             f"or the OOM killer. Fix: set distcc_tmpfs_size below that, e.g. half of it. Nothing was changed "
             f"on any host."
         )
-    return settings
+    return settings, status
 
 
 def host_list(settings: Settings) -> list[str]:
@@ -60,9 +69,15 @@ def builder_distccd_guard():
     user's client environment (host list, masquerade PATH, fallback policy).
     k3s is stopped here too, as the reset stops it on the workers: in build
     mode the builder runs only the distcc client."""
-    settings = _builder_settings("builder distccd guard")
-    if settings is None:
+    loaded = _builder_settings("builder distccd guard")
+    if loaded is None:
         return
+    settings, status = loaded
+    refusal = mounts.mount_refusal(status) if status["mount"] is None else None
+    if refusal:
+        # Refused here, while the deploy file loads, rather than by the mount
+        # operation mid-run: then no host has changed yet.
+        raise DataSafetyRefusal(f"host {host.name}: {refusal} Nothing was changed on any host.")
     systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
     dpkg_free(name="dpkg free to install distcc", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
     apt.packages(name="Install the distcc client", packages=["distcc"], update=True, cache_time=24 * 3600)
@@ -101,9 +116,10 @@ def builder_distccd_guard():
 @deploy("builder k3s mode")
 def builder_k3s_mode():
     """The tmpfs unmounted when it is empty (or when discarding is asked for)."""
-    settings = _builder_settings("builder k3s mode")
-    if settings is None:
+    loaded = _builder_settings("builder k3s mode")
+    if loaded is None:
         return
+    settings, _ = loaded
     mounts.tmpfs_unmounted(
         name="Build tree tmpfs unmounted when empty", path=settings.tmpfs_path, discard=settings.discard_tmpfs
     )

@@ -37,6 +37,10 @@ class CompilerIdentity(FactBase[Identity]):
     def process(self, output: list[str]) -> Identity:
         return parse_identity(output)
 
+    @staticmethod
+    def default() -> Identity:
+        return parse_identity([])
+
 
 def parse_identity(lines: list[str]) -> Identity:
     values: dict[str, str | None] = {"version": None, "machine": None, "arch": None}

@@ -42,6 +42,10 @@ class HostNames(FactBase[Names]):
     def process(self, output: list[str]) -> Names:
         return parse_names(output)
 
+    @staticmethod
+    def default() -> Names:
+        return parse_names([])
+
 
 def parse_names(lines: list[str]) -> Names:
     names = Names(hostname="", fqdn=None, resolves={})
@@ -75,6 +79,10 @@ class HostResources(FactBase[Resources]):
 
     def process(self, output: list[str]) -> Resources:
         return parse_resources(output)
+
+    @staticmethod
+    def default() -> Resources:
+        return parse_resources([])
 
 
 def parse_resources(lines: list[str]) -> Resources:

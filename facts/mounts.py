@@ -72,6 +72,10 @@ class MountPoint(FactBase[MountPointStatus]):
     def process(self, output: list[str]) -> MountPointStatus:
         return parse_mount_point(output)
 
+    @staticmethod
+    def default() -> MountPointStatus:
+        return parse_mount_point([])
+
 
 def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
     status = MountPointStatus(

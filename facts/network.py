@@ -53,6 +53,10 @@ class PeerRoute(FactBase[Route]):
     def process(self, output: list[str]) -> Route:
         return parse_route(output)
 
+    @staticmethod
+    def default() -> Route:
+        return parse_route([])
+
 
 def parse_route(lines: list[str], peer: str = "") -> Route:
     route = Route(peer=peer, address=None, interface=None, source=None, mtu=None)

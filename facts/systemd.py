@@ -66,6 +66,12 @@ class UnitState(FactBase[UnitStatus]):
     def process(self, output: list[str]) -> UnitStatus:
         return parse_unit_state(output)
 
+    @staticmethod
+    def default() -> UnitStatus:
+        # Also what pyinfra hands an operation when the host could not answer (it
+        # died mid-run): a well-shaped value, so the host fails, not the run.
+        return parse_unit_state([])
+
 
 def parse_unit_state(lines: list[str]) -> UnitStatus:
     props = _show_properties(line for line in lines if not line.startswith("DropIn "))
@@ -131,6 +137,10 @@ class K3sUnits(FactBase[UnitsPresent]):
 
     def process(self, output: list[str]) -> UnitsPresent:
         return parse_k3s_units(output)
+
+    @staticmethod
+    def default() -> UnitsPresent:
+        return parse_k3s_units([])
 
 
 def parse_k3s_units(lines: list[str]) -> UnitsPresent:

@@ -47,6 +47,10 @@ class LoginEnvironment(FactBase[LoginEnv]):
     def process(self, output: list[str]) -> LoginEnv:
         return parse_login_environment(output)
 
+    @staticmethod
+    def default() -> LoginEnv:
+        return parse_login_environment([])
+
 
 def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
     env = LoginEnv(user=user, exists=False, home=None, path=[], distcc_env={}, distcc_hosts=None)

@@ -9,7 +9,7 @@ from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.operations import files
 
-from facts.mounts import MountPoint
+from facts.mounts import MountPoint, MountPointStatus
 
 _SIZE = re.compile(r"^(?P<number>\d+)(?P<unit>[KMG]?)$")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -41,6 +41,21 @@ def mount_options(size: str, mode: str) -> str:
     return f"size={size},mode={mode},nosuid,nodev"
 
 
+def mount_refusal(status: MountPointStatus) -> str | None:
+    """Why a tmpfs must not be mounted at this (unmounted) path: a mount
+    would hide the files in the directory. None when it is safe."""
+    path = status["path"]
+    if status["exists"] and not status["is_directory"]:
+        return f"{path} exists and is not a directory; a tmpfs cannot be mounted there."
+    if status["entries"]:
+        return (
+            f"Refusing to mount a tmpfs over {path}: the directory holds {status['entries']} entries "
+            f"that the mount would hide. Move them elsewhere (or delete them if they are not needed) "
+            f"and run again."
+        )
+    return None
+
+
 @operation()
 def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     """
@@ -67,14 +82,9 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     options = mount_options(size, mode)
 
     if mounted is None:
-        if status["exists"] and not status["is_directory"]:
-            raise OperationError(f"{path} exists and is not a directory; a tmpfs cannot be mounted there.")
-        if status["entries"]:
-            raise OperationError(
-                f"Refusing to mount a tmpfs over {path}: the directory holds {status['entries']} entries "
-                f"that the mount would hide. Move them elsewhere (or delete them if they are not needed) "
-                f"and run again."
-            )
+        refusal = mount_refusal(status)
+        if refusal:
+            raise OperationError(refusal)
         if not status["exists"]:
             yield StringCommand("mkdir", "-p", QuoteString(path))
         yield StringCommand("mount", "-t", "tmpfs", "-o", QuoteString(options), "tmpfs", QuoteString(path))

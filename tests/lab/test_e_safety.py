@@ -416,7 +416,10 @@ REFUSAL = (
 def test_without_yes_the_tmpfs_refusal_comes_while_planning(tmpfs_over_files):
     _, _, planned, unchanged = tmpfs_over_files
     assert planned.returncode != 0
-    assert re.search(r"--> Operation error in \S+/operations/mounts\.py line \d+: " + re.escape(REFUSAL), planned.output)
+    assert re.search(
+        r"--> pyinfra error in \S+/deploys/builder\.py line \d+: host builder\.distcc\.internal: " + re.escape(REFUSAL),
+        planned.output,
+    )
     assert "Press enter" not in planned.output and "Traceback" not in planned.output
     assert unchanged
 
@@ -428,15 +431,11 @@ def test_tmpfs_is_never_mounted_over_a_non_empty_directory(tmpfs_over_files, bui
     assert found == {"content": "notes of the user\n", "mounted": ""}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="with -y the refusal is raised while operations execute: pyinfra prints a traceback and stops "
-    "every host's remaining operations (see docs/safety.md)",
-)
-def test_tmpfs_refusal_is_one_message_and_other_hosts_complete(tmpfs_over_files):
+def test_tmpfs_refusal_is_one_message_before_any_host_changes(tmpfs_over_files):
     run, _, _, _ = tmpfs_over_files
     assert "Traceback" not in run.output
-    assert "worker distccd reset | distccd active and listening" in run.output
+    assert "Beginning operation run" not in run.output
+    assert REFUSAL + " Nothing was changed on any host." in run.output
 
 
 def test_leaving_build_mode_keeps_tmpfs_contents_unless_discard_is_set(builder):
