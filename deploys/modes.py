@@ -8,7 +8,7 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 
 from deploys.builder import builder_distccd_guard, builder_k3s_mode
-from deploys.cluster import check_inventory
+from deploys.cluster import check_inventory, role_of, skip_note
 from deploys.settings import settings_for
 from deploys.worker import distccd_bootstrap, worker_distccd_reset, worker_k3s_mode
 from operations import systemd
@@ -19,6 +19,9 @@ def mode_switch():
     """Enter DISTCC BUILD MODE from any state."""
     check_inventory(inventory)
     settings = settings_for(host)
+    if role_of(host) is None:
+        skip_note(host, "mode switch", "builder and workers")
+        return
     systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
     distccd_bootstrap()
     builder_distccd_guard()
@@ -31,6 +34,9 @@ def k3s_mode():
     unmounted only when empty, the k3s units started again."""
     check_inventory(inventory)
     settings = settings_for(host)
+    if role_of(host) is None:
+        skip_note(host, "k3s mode", "builder and workers")
+        return
     worker_k3s_mode()
     builder_k3s_mode()
     systemd.units_started(name="Start the k3s units", units=list(settings.k3s_units))
