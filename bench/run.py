@@ -1,0 +1,649 @@
+"""make bench: how fast the deploys are on the Docker lab, against a floor.
+
+For each lab size (BENCH_SIZES, default 1,4,8,16 workers; BENCH_WORKERS=16 is
+the largest), in ascending order: lab/docker_lab.up(size), the cluster put
+into DISTCC BUILD MODE once (pyinfra -y inventories/lab.py
+deploys/mode_switch.py, untimed), then BENCH_REPEAT (5) rounds of:
+
+  floor      one OpenSSH exec per host, all hosts at once: the real `ssh` as
+             pi with the lab key, running `sudo -H -n sh -c SCRIPT`, where
+             SCRIPT is validation's own survey command for that host,
+             str(HostSurvey().command(**_survey_arguments(...))), built by
+             deploys/validation.py's own code (see survey_targets()). Wall =
+             from starting the first ssh until the last one exits. Measured
+             just before each timed deploy, which is divided by it (x floor).
+  validate   pyinfra -y inventories/lab.py deploys/cluster_distcc_validate.py
+  noop       deploys/mode_switch.py on the cluster already in build mode
+  from k3s   deploys/k3s_mode.py (untimed), then deploys/mode_switch.py
+
+Every pyinfra run is `/usr/bin/time -f '%M %U %S' pyinfra -y --json -vv ...`
+from the repository root: wall seconds around the process, peak memory = max
+RSS of the pyinfra process as GNU time reports it (fallback without it: VmHWM
+polled from /proc), its CPU seconds (user + system), remote commands per host counted from the -vv echo (see
+bench/analysis.py for how, and how the count is checked), changes from the
+--json totals. Each figure is the median of the rounds. Raw logs go to
+bench/runs/ (ignored by git); bench/results.json holds every raw sample,
+bench/results.md the tables and the targets, which are printed at the end.
+
+The benchmark runs its own lab (LAB_PREFIX=benchlab, LAB_SUBNET=
+172.31.254.0/24 unless set) and takes it down at the end (BENCH_KEEP_LAB=1
+keeps it). It refuses the prefixes of the other labs on this engine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Before anything reads them: lab/docker_lab.py at import, inventories/lab.py
+# in every pyinfra child. `make bench` never touches the test lab.
+os.environ.setdefault("LAB_PREFIX", "benchlab")
+os.environ.setdefault("LAB_SUBNET", "172.31.254.0/24")
+
+import hashlib  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import shlex  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bench.analysis import (  # noqa: E402
+    TIMED_DEPLOYS,
+    evaluate_targets,
+    fact_breakdown,
+    median,
+    parse_pyinfra_log,
+    render_markdown,
+    summarize_counts,
+    summarize_samples,
+)
+from lab import docker_lab  # noqa: E402
+
+OTHER_LABS = ("distcc-lab", "fixlab", "oplab", "safelab")
+BENCH_DIR = REPO / "bench"
+RUNS_DIR = BENCH_DIR / "runs"
+INVENTORY = "inventories/lab.py"
+VENV_BIN = REPO / ".venv" / "bin"
+PYINFRA = str(VENV_BIN / "pyinfra") if (VENV_BIN / "pyinfra").exists() else str(Path(sys.executable).parent / "pyinfra")
+PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
+GNU_TIME = "/usr/bin/time" if os.access("/usr/bin/time", os.X_OK) else None
+SSH_OPTIONS = [
+    "-F", "/dev/null",
+    "-i", str(docker_lab.SSH_KEY),
+    "-o", "StrictHostKeyChecking=no",
+    "-o", "UserKnownHostsFile=/dev/null",
+    "-o", "BatchMode=yes",
+    "-o", "IdentitiesOnly=yes",
+    "-o", "LogLevel=ERROR",
+]
+PYINFRA_TIMEOUT = 1800
+FLOOR_TIMEOUT = 300
+ENV = dict(os.environ, PYINFRA_YES="1")
+
+
+def say(message: str) -> None:
+    print(f"bench: {message}", flush=True)
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot go on; the message says why."""
+
+
+# --- configuration ----------------------------------------------------------
+
+
+def _int_list(text: str, name: str) -> list[int]:
+    try:
+        values = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise BenchError(f"{name}={text!r}: write whole numbers separated by commas, e.g. 1,4,8,16") from None
+    if not values or values[0] < 1:
+        raise BenchError(f"{name}={text!r}: every size must be at least 1 worker")
+    return values
+
+
+def configuration() -> dict:
+    workers = int(os.environ.get("BENCH_WORKERS", "16"))
+    if "BENCH_SIZES" in os.environ:
+        sizes = _int_list(os.environ["BENCH_SIZES"], "BENCH_SIZES")
+        if sizes[-1] > workers:
+            raise BenchError(f"BENCH_SIZES={os.environ['BENCH_SIZES']} goes above BENCH_WORKERS={workers}")
+    else:
+        sizes = sorted({s for s in (1, 4, 8, 16) if s <= workers} | {workers})
+    repeat = int(os.environ.get("BENCH_REPEAT", "5"))
+    if repeat < 1:
+        raise BenchError(f"BENCH_REPEAT={repeat}: at least 1")
+    prefix = docker_lab.PREFIX
+    if any(prefix.startswith(other) for other in OTHER_LABS):
+        raise BenchError(
+            f"LAB_PREFIX={prefix}: that is another lab on this engine ({', '.join(OTHER_LABS)}); "
+            "the benchmark runs its own (default benchlab)"
+        )
+    return {
+        "workers": workers,
+        "sizes": sizes,
+        "repeat": repeat,
+        "lab_prefix": prefix,
+        "lab_subnet": docker_lab.SUBNET,
+        "keep_lab": os.environ.get("BENCH_KEEP_LAB") == "1",
+    }
+
+
+def _run_text(argv: list[str]) -> str:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return "?"
+    return (proc.stdout or proc.stderr).strip() or "?"
+
+
+def machine_info() -> dict:
+    cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace") if Path("/proc/cpuinfo").exists() else ""
+    model = next(
+        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+         if line.split(":", 1)[0].strip() in ("model name", "Model", "Hardware")),
+        "?",
+    )
+    meminfo = Path("/proc/meminfo").read_text() if Path("/proc/meminfo").exists() else ""
+    mem_kib = next((int(line.split()[1]) for line in meminfo.splitlines() if line.startswith("MemTotal:")), 0)
+    try:
+        pyinfra_version = metadata.version("pyinfra")
+    except metadata.PackageNotFoundError:
+        pyinfra_version = "?"
+    return {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu_model": model,
+        "nproc": len(os.sched_getaffinity(0)),
+        "memory_mib": mem_kib // 1024,
+        "kernel": platform.release(),
+        "docker": _run_text(["docker", "version", "--format", "{{.Server.Version}}"]),
+        "docker_client": _run_text(["docker", "version", "--format", "{{.Client.Version}}"]),
+        "openssh": _run_text(["ssh", "-V"]),
+        "python": platform.python_version(),
+        "pyinfra": pyinfra_version,
+        "gnu_time": GNU_TIME is not None,
+        "loadavg_start": " ".join(f"{v:.2f}" for v in os.getloadavg()),
+        "containers_running_start": len(_run_text(["docker", "ps", "-q"]).split()),
+    }
+
+
+def tree_state() -> dict:
+    """The code measured: HEAD plus a digest of uncommitted changes (the
+    working tree is shared; the bench's own files are left out)."""
+    def git(*args: str) -> str:
+        proc = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+        return proc.stdout if proc.returncode == 0 else ""
+
+    mine = ("bench/", "tests/unit/test_bench.py")
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith(mine)]
+    sha = hashlib.sha256(git("diff", "HEAD", "--", ".", ":(exclude)bench", ":(exclude)tests/unit/test_bench.py").encode())
+    for name in sorted(git("ls-files", "--others", "--exclude-standard").splitlines()):
+        if not name.startswith(mine) and (REPO / name).is_file():
+            sha.update(name.encode() + b"\0" + (REPO / name).read_bytes())
+    return {"head": git("rev-parse", "HEAD").strip(), "uncommitted": changed, "digest": sha.hexdigest()[:16]}
+
+
+# --- the floor --------------------------------------------------------------
+
+
+def survey_targets() -> list[dict]:
+    """Child mode (--survey-commands): validation's survey command for every
+    host of inventories/lab.py, from validation's own code.
+
+    Runs in a separate process because pyinfra_cli monkey-patches the standard
+    library with gevent on import, which the timing parent must not have."""
+    from pyinfra.api import Config, State
+    from pyinfra.context import ctx_host, ctx_inventory, ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    from deploys.cluster import role_of
+    from deploys.settings import settings_for
+    from deploys.validation import _survey_arguments
+    from facts.survey import HostSurvey
+
+    state = State(check_for_changes=False)
+    state.cwd = str(REPO)
+    ctx_state.set(state)
+    inventory = make_inventory(INVENTORY, cwd=str(REPO))
+    ctx_inventory.set(inventory)
+    state.init(inventory, Config())
+    targets = []
+    for host in inventory:
+        with ctx_host.use(host):
+            arguments = _survey_arguments(settings_for(host))
+            command = HostSurvey().command(**arguments)
+        targets.append({
+            "name": host.name,
+            "role": role_of(host),
+            "address": host.data.get("ssh_hostname") or host.name,
+            "user": host.data.get("ssh_user") or "pi",
+            "sudo": bool(host.data.get("_sudo")),
+            "arguments": arguments,
+            "command": command.get_raw_value(),
+        })
+    return targets
+
+
+def load_survey_targets() -> list[dict]:
+    proc = subprocess.run(
+        [PYTHON, str(Path(__file__).resolve()), "--survey-commands"],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300,
+    )
+    if proc.returncode != 0:
+        raise BenchError(f"building the survey commands failed:\n{proc.stderr[-3000:]}")
+    targets = json.loads(proc.stdout.strip().splitlines()[-1])
+    for target in targets:
+        if not target["sudo"]:
+            raise BenchError(f"{target['name']}: _sudo is not set in its data; validation would not use sudo")
+        # What pyinfra itself sends for a fact with _sudo=True (see -vv).
+        target["remote"] = "sudo -H -n sh -c " + shlex.quote(target["command"])
+        target["sections"] = target["command"].count("echo '##survey ")
+    return targets
+
+
+def measure_floor(targets: list[dict], log_dir: Path, tag: str) -> dict:
+    """One parallel OpenSSH exec per host; wall from first start to last exit."""
+    outs = []
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as tmp:
+        start = time.monotonic()
+        for i, target in enumerate(targets):
+            out = open(Path(tmp) / f"{i}.out", "w+b")
+            err = open(Path(tmp) / f"{i}.err", "w+b")
+            outs.append((out, err))
+            procs.append(subprocess.Popen(
+                ["ssh", *SSH_OPTIONS, f"{target['user']}@{target['address']}", target["remote"]],
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+            ))
+        # One waiter thread per ssh: each host's own elapsed time, to tell
+        # which survey bounds the floor.
+        ended: dict[int, float] = {}
+
+        def waiter(i: int, proc: subprocess.Popen) -> None:
+            proc.wait()  # a blocking waitpid: wait(timeout=) polls with up to 50 ms sleeps
+            ended[i] = time.monotonic() - start
+
+        threads = [threading.Thread(target=waiter, args=(i, p), daemon=True) for i, p in enumerate(procs)]
+        for thread in threads:
+            thread.start()
+        deadline = start + FLOOR_TIMEOUT
+        for thread, proc in zip(threads, procs, strict=True):
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                proc.kill()
+                thread.join()
+        wall = time.monotonic() - start
+        codes = [p.returncode for p in procs]
+        problems = []
+        with open(log_dir / f"{tag}.log", "w", encoding="ascii", errors="backslashreplace") as log:
+            for target, code, (out, err) in zip(targets, codes, outs, strict=True):
+                out.seek(0)
+                err.seek(0)
+                stdout = out.read().decode(errors="replace")
+                stderr = err.read().decode(errors="replace")
+                out.close()
+                err.close()
+                seen = sum(1 for line in stdout.splitlines() if line.startswith("##survey "))
+                if code != 0 or seen != target["sections"]:
+                    problems.append(f"{target['name']}: exit {code}, {seen}/{target['sections']} sections: {stderr.strip()[-300:]}")
+                log.write(f"=== {target['name']} exit {code}\n{stdout}\n--- stderr\n{stderr}\n")
+    return {
+        "wall_s": wall,
+        "per_host_s": {t["name"]: ended.get(i) for i, t in enumerate(targets)},
+        "ok": not problems,
+        "problems": problems,
+        "commands": {t["name"]: 1 for t in targets},
+    }
+
+
+# --- pyinfra runs -----------------------------------------------------------
+
+
+def _poll_vmhwm(pid: int, stop: threading.Event, found: list[int]) -> None:
+    while not stop.is_set():
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    found.append(int(line.split()[1]))
+        except OSError:
+            return
+        stop.wait(0.02)
+
+
+def run_pyinfra(deploy: str, log_dir: Path, tag: str, extra: tuple[str, ...] = ()) -> dict:
+    """pyinfra -y --json -vv INVENTORY deploy; wall, peak RSS, commands, changes."""
+    out_path, err_path, time_path = (log_dir / f"{tag}.{ext}" for ext in ("json", "log", "time"))
+    argv = [PYINFRA, "-y", "--json", "-vv", *extra, INVENTORY, deploy]
+    if GNU_TIME:
+        argv = [GNU_TIME, "-f", "%M %U %S", "-o", str(time_path), *argv]
+    peaks: list[int] = []
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        start = time.monotonic()
+        proc = subprocess.Popen(argv, cwd=REPO, env=ENV, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        stop = threading.Event()
+        poller = None
+        if not GNU_TIME:
+            poller = threading.Thread(target=_poll_vmhwm, args=(proc.pid, stop, peaks), daemon=True)
+            poller.start()
+        try:
+            code = proc.wait(timeout=PYINFRA_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait()
+        wall = time.monotonic() - start
+        stop.set()
+        if poller:
+            poller.join()
+    peak_kib = cpu_s = None
+    if GNU_TIME and time_path.exists():
+        # Last line "MAXRSS_KIB USER_S SYS_S" (a failed run adds a line before it).
+        fields = (time_path.read_text().strip().splitlines()[-1:] or [""])[0].split()
+        if len(fields) == 3 and fields[0].isdigit():
+            peak_kib = int(fields[0])
+            cpu_s = float(fields[1]) + float(fields[2])
+    elif peaks:
+        peak_kib = max(peaks)
+    log = parse_pyinfra_log(err_path.read_text(errors="replace"))
+    changes = errors = None
+    try:
+        totals = json.loads(out_path.read_text())["results"]["totals"]
+        changes, errors = totals.get("success"), totals.get("error")
+    except (ValueError, KeyError, TypeError):
+        pass
+    return {
+        "deploy": deploy,
+        "wall_s": wall,
+        "rc": code,
+        "ok": code == 0,
+        "peak_kib": peak_kib,
+        "cpu_s": cpu_s,
+        "changes": changes,
+        "errors": errors,
+        "log": str(err_path.relative_to(REPO)),
+        **log,
+    }
+
+
+def _tail(path: str, lines: int = 30) -> str:
+    text = (REPO / path).read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+# --- remote-side cross-check of the command counter ---------------------------
+
+SUDO_SESSIONS = (
+    "journalctl --sync >/dev/null 2>&1; "
+    "journalctl -t sudo -o cat --no-pager 2>/dev/null | grep -c 'sudo:session): session opened for user root' || true"
+)
+
+
+def sudo_sessions(nodes: list) -> dict[str, int | None]:
+    """Sudo sessions each node's journal holds, read with docker exec (not
+    SSH, so the reading adds none). Keyed by inventory name (the FQDN)."""
+    def one(node):
+        proc = subprocess.run(
+            ["docker", "exec", node.container, "sh", "-c", SUDO_SESSIONS], capture_output=True, text=True, timeout=60
+        )
+        text = proc.stdout.strip()
+        return node.fqdn, int(text) if text.isdigit() else None
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        return dict(pool.map(one, nodes))
+
+
+def cross_check(before: dict, after: dict, sample: dict) -> dict:
+    checked = {}
+    for host, counted in sorted(before.items()):
+        if counted is None or after.get(host) is None:
+            continue
+        checked[host] = {"vv_sudo": sample["sudo"].get(host, 0), "journal_sudo": after[host] - counted}
+    return checked
+
+
+# --- one size ---------------------------------------------------------------
+
+
+def with_floor(sample: dict, floor: dict, roles: dict[str, str]) -> dict:
+    sample["floor_s"] = floor["wall_s"]
+    sample["x_floor"] = sample["wall_s"] / floor["wall_s"] if floor["wall_s"] else None
+    sample["command_summary"] = summarize_counts(sample["commands"], roles)
+    return sample
+
+
+def lab_up(size: int, anomalies: list[str], attempts: int = 3) -> list:
+    """docker_lab.up(size), tried again when a node does not boot.
+
+    With many new systemd containers on a loaded 2-core machine, a node can
+    miss lab/docker_lab.py's 120 s boot deadline, or its systemd can hang in
+    'initializing' with every job waiting (seen at 16 workers). Waiting longer
+    does not help the latter, so each benchmark container whose systemd is not
+    running/degraded is saved to a log, removed, and up() (which keeps what
+    runs) is called again. Only this lab's containers (LAB_PREFIX) are listed."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return docker_lab.up(size)
+        except docker_lab.LabError as exc:
+            report = RUNS_DIR / f"lab-up-w{size:02d}-attempt{attempt}.log"
+            stuck = []
+            with open(report, "w", encoding="ascii", errors="backslashreplace") as log:
+                log.write(f"{exc}\n")
+                for name in docker_lab.lab_containers():
+                    proc = subprocess.run(
+                        ["docker", "exec", name, "sh", "-c",
+                         "systemctl is-system-running; systemctl list-jobs --no-pager; systemctl --failed --no-pager"],
+                        capture_output=True, text=True, timeout=60,
+                    )
+                    state = (proc.stdout.splitlines() or ["?"])[0].strip()
+                    if state not in ("running", "degraded"):
+                        stuck.append(name)
+                    log.write(f"=== {name}\n{proc.stdout}{proc.stderr}\n")
+            anomalies.append(
+                f"lab up with {size} workers, attempt {attempt}: {exc}; not booted: {', '.join(stuck) or 'none'} "
+                f"(systemd state saved in {report.relative_to(REPO)})"
+            )
+            if attempt == attempts:
+                raise
+            for name in stuck:
+                if name.startswith(docker_lab.PREFIX + "-"):
+                    subprocess.run(["docker", "rm", "-f", "-v", name], capture_output=True, timeout=120)
+            say(f"lab up failed ({exc}); removed {', '.join(stuck) or 'nothing'}, trying again")
+    raise AssertionError("unreachable")
+
+
+def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
+    say(f"--- {size} worker(s): lab up")
+    started = time.monotonic()
+    nodes = [n for n in lab_up(size, anomalies) if n.role in ("builder", "worker")]
+    lab_up_s = time.monotonic() - started
+    log_dir = RUNS_DIR / f"w{size:02d}"
+    if log_dir.exists():
+        shutil.rmtree(log_dir)
+    log_dir.mkdir(parents=True)
+    roles = {n.fqdn: n.role for n in nodes}
+
+    say(f"{size} worker(s): build mode (mode_switch.py, untimed; apt installs distcc on new workers)")
+    setup = run_pyinfra("deploys/mode_switch.py", log_dir, "setup-mode_switch")
+    if not setup["ok"]:
+        raise BenchError(f"the setup mode switch failed (exit {setup['rc']}); log {setup['log']}:\n{_tail(setup['log'])}")
+    targets = load_survey_targets()
+    if {t["name"] for t in targets} != set(roles):
+        raise BenchError(f"inventory hosts {sorted(t['name'] for t in targets)} are not the lab's {sorted(roles)}")
+
+    validate_extra = ("--data", f"distcc_report_path={(log_dir / 'validate.json').relative_to(REPO)}")
+    samples: dict[str, list[dict]] = {k: [] for k in ("connect_only", "floor", *TIMED_DEPLOYS, "k3s_mode")}
+    checks: dict[str, dict] = {}
+
+    def timed(key: str, deploy: str, r: int, extra: tuple[str, ...] = (), check: bool = False) -> dict:
+        floor = measure_floor(targets, log_dir, f"floor-before-{key}-r{r}")
+        samples["floor"].append(floor)
+        if not floor["ok"]:
+            anomalies.append(f"{size} workers, floor before {key} run {r}: " + "; ".join(floor["problems"]))
+        before = sudo_sessions(nodes) if check else None
+        sample = with_floor(run_pyinfra(deploy, log_dir, f"{key}-r{r}", extra), floor, roles)
+        if check:
+            time.sleep(0.5)
+            checks[key] = cross_check(before, sudo_sessions(nodes), sample)
+        samples[key].append(sample)
+        return sample
+
+    # For reference only (no target): the same parallel OpenSSH execs running
+    # `true` without sudo, i.e. what connecting alone costs at this size.
+    connect_targets = [dict(t, remote="true", sections=0) for t in targets]
+    for r in range(1, repeat + 1):
+        first = r == 1
+        connect = measure_floor(connect_targets, log_dir, f"connect-only-r{r}")
+        samples["connect_only"].append(connect)
+        if not connect["ok"]:
+            anomalies.append(f"{size} workers, connect-only run {r}: " + "; ".join(connect["problems"]))
+        v = timed("validate", "deploys/cluster_distcc_validate.py", r, validate_extra, check=first)
+        n = timed("mode_switch_noop", "deploys/mode_switch.py", r, check=first)
+        # Floor measured on the cluster in build mode, then k3s mode, untimed.
+        floor = measure_floor(targets, log_dir, f"floor-before-mode_switch_from_k3s-r{r}")
+        samples["floor"].append(floor)
+        k = run_pyinfra("deploys/k3s_mode.py", log_dir, f"k3s_mode-r{r}")
+        samples["k3s_mode"].append(k)
+        before = sudo_sessions(nodes) if first else None
+        m = with_floor(run_pyinfra("deploys/mode_switch.py", log_dir, f"mode_switch_from_k3s-r{r}"), floor, roles)
+        if first:
+            time.sleep(0.5)
+            checks["mode_switch_from_k3s"] = cross_check(before, sudo_sessions(nodes), m)
+        samples["mode_switch_from_k3s"].append(m)
+
+        for key, s in (("validate", v), ("mode_switch_noop", n), ("k3s_mode", k), ("mode_switch_from_k3s", m)):
+            if not s["ok"]:
+                anomalies.append(f"{size} workers, {key} run {r}: exit {s['rc']} (log {s['log']})")
+        if v["ok"] and any(c != 1 for c in (v["commands"].get(h, 0) for h in roles)):
+            anomalies.append(
+                f"{size} workers, validate run {r}: the counter saw {v['commands']} commands, not 1 per host: "
+                "the -vv count is off (or validation no longer sends one survey)"
+            )
+        if n["changes"]:
+            anomalies.append(f"{size} workers, mode_switch no-change run {r}: {n['changes']} operations changed something")
+        say(
+            f"{size} worker(s) run {r}/{repeat}: floor {floor['wall_s']:.2f}s | validate {v['wall_s']:.2f}s "
+            f"({v['x_floor']:.2f}x, {v['command_summary']['max']} cmd/host) | mode_switch noop {n['wall_s']:.2f}s "
+            f"({n['x_floor']:.2f}x, {n['command_summary']['max']} cmd/host, {n['changes']} changed) | "
+            f"k3s_mode {k['wall_s']:.2f}s | mode_switch from k3s {m['wall_s']:.2f}s ({m['x_floor']:.2f}x, "
+            f"{m['command_summary']['max']} cmd/host)"
+        )
+
+    for key, per_host in checks.items():
+        wrong = {h: c for h, c in per_host.items() if c["vv_sudo"] != c["journal_sudo"]}
+        if wrong:
+            anomalies.append(f"{size} workers, {key}: -vv sudo count differs from the journal's sudo sessions: {wrong}")
+
+    medians = {key: summarize_samples(samples[key]) for key in ("connect_only", "floor", *TIMED_DEPLOYS)}
+    medians["floor"]["commands_max"] = 1
+    medians["connect_only"]["commands_max"] = 1
+    builder = next(h for h, r in roles.items() if r == "builder")
+    medians["floor"]["builder_s"] = median([f["per_host_s"].get(builder) for f in samples["floor"]])
+    medians["floor"]["worker_max_s"] = median([
+        max((t for h, t in f["per_host_s"].items() if roles.get(h) == "worker" and t is not None), default=None)
+        for f in samples["floor"]
+    ])
+    return {
+        "hosts": len(nodes),
+        "roles": roles,
+        "lab_up_s": lab_up_s,
+        "setup": setup,
+        "survey_targets": [{k: t[k] for k in ("name", "role", "address", "arguments", "sections")} for t in targets],
+        "samples": samples,
+        "counter_cross_check": checks,
+        "medians": medians,
+    }
+
+
+def breakdown(size: int, block: dict) -> dict | None:
+    """What the no-change mode switch spends its round trips on (middle sample)."""
+    samples = sorted(block["samples"]["mode_switch_noop"], key=lambda s: s["wall_s"])
+    if not samples:
+        return None
+    sample = samples[len(samples) // 2]
+    roles = block["roles"]
+    builder = next(h for h, r in roles.items() if r == "builder")
+    worker = max((h for h, r in roles.items() if r == "worker"), key=lambda h: sample["commands"].get(h, 0))
+    floor = block["medians"]["floor"]
+    return {
+        "size": size,
+        "floor_builder_s": floor.get("builder_s"),
+        "floor_worker_max_s": floor.get("worker_max_s"),
+        "prepare": f"{sample['prepare'].get(builder, 0)} / {sample['prepare'].get(worker, 0)}",
+        "execute": f"{sample['execute'].get(builder, 0)} / {sample['execute'].get(worker, 0)}",
+        "facts": fact_breakdown(sample, roles),
+        "log": sample["log"],
+    }
+
+
+def main() -> int:
+    if sys.argv[1:] == ["--survey-commands"]:
+        print(json.dumps(survey_targets()))
+        return 0
+    config = configuration()
+    say(f"lab {config['lab_prefix']} ({config['lab_subnet']}), sizes {config['sizes']}, {config['repeat']} runs each")
+    if not GNU_TIME:
+        say("/usr/bin/time not found (apt package `time`): peak memory from /proc/<pid>/status VmHWM polling")
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    results: dict = {"config": config, "machine": machine_info(), "code": tree_state(), "sizes": {}, "anomalies": []}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    failed = None
+    try:
+        for size in config["sizes"]:
+            results["sizes"][str(size)] = bench_size(size, config["repeat"], results["anomalies"])
+    except (BenchError, docker_lab.LabError, subprocess.SubprocessError, OSError) as exc:
+        failed = str(exc)
+        results["anomalies"].append(f"benchmark stopped early: {exc}")
+    finally:
+        results["machine"]["loadavg_end"] = " ".join(f"{v:.2f}" for v in os.getloadavg())
+        results["code_end"] = tree_state()
+        start, end = results["code"], results["code_end"]
+        if (start["head"], start["digest"]) != (end["head"], end["digest"]):
+            results["anomalies"].append(
+                f"the working tree changed during the benchmark (HEAD {start['head'][:12]} -> {end['head'][:12]}, "
+                f"uncommitted changes digest {start['digest']} -> {end['digest']}): runs may have measured different code"
+            )
+        if config["keep_lab"]:
+            say("BENCH_KEEP_LAB=1: the lab is left running")
+        else:
+            say("taking the benchmark lab down")
+            try:
+                docker_lab.down()
+            except docker_lab.LabError as exc:
+                say(f"ERROR taking the lab down: {exc}")
+
+    medians = {int(size): block["medians"] for size, block in results["sizes"].items()}
+    results["counter_checks"] = [
+        f"{size} worker{'s' if size != '1' else ''}: " + ", ".join(
+            f"{key} {sum(1 for c in per_host.values() if c['vv_sudo'] == c['journal_sudo'])}/{len(per_host)}"
+            for key, per_host in block["counter_cross_check"].items()
+        )
+        for size, block in results["sizes"].items()
+    ]
+    results["targets"] = evaluate_targets(medians, target_size=config["workers"])
+    if medians:
+        big = max(medians)
+        results["breakdown"] = breakdown(big, results["sizes"][str(big)])
+    (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
+    markdown = render_markdown(results)
+    (BENCH_DIR / "results.md").write_text(markdown, encoding="ascii", errors="backslashreplace")
+    print()
+    print(markdown.encode("ascii", "backslashreplace").decode())
+    say("wrote bench/results.json and bench/results.md")
+    if failed:
+        say(f"ERROR: {failed}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
