@@ -64,11 +64,13 @@ def host_list(settings: Settings) -> list[str]:
 
 
 @deploy("builder distccd guard")
-def builder_distccd_guard():
+def builder_distccd_guard(stop_k3s: bool = True):
     """No distccd on the builder, the tmpfs at its integrity, and the build
     user's client environment (host list, masquerade PATH, fallback policy).
     k3s is stopped here too, as the reset stops it on the workers: in build
-    mode the builder runs only the distcc client."""
+    mode the builder runs only the distcc client.
+
+    + stop_k3s: False when the caller has just stopped the k3s units"""
     loaded = _builder_settings("builder distccd guard")
     if loaded is None:
         return
@@ -78,7 +80,8 @@ def builder_distccd_guard():
         # Refused here, while the deploy file loads, rather than by the mount
         # operation mid-run: then no host has changed yet.
         raise DataSafetyRefusal(f"host {host.name}: {refusal} Nothing was changed on any host.")
-    systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
+    if stop_k3s:
+        systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
     dpkg_free(name="dpkg free to install distcc", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
     apt.packages(name="Install the distcc client", packages=["distcc"], update=True, cache_time=24 * 3600)
     distcc.distccd_stopped(name="distccd stopped and disabled on the builder", disable=True)

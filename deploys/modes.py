@@ -22,10 +22,12 @@ def mode_switch():
     if role_of(host) is None:
         skip_note(host, "mode switch", "builder and workers")
         return
+    # First, so that pods let go of CPU and memory before apt runs.
     systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
     distccd_bootstrap()
-    builder_distccd_guard()
-    worker_distccd_reset()
+    builder_distccd_guard(stop_k3s=False)
+    # The bootstrap has just installed the override (and reloaded systemd).
+    worker_distccd_reset(stop_k3s=False, install_override=False)
 
 
 @deploy("k3s mode")

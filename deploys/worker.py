@@ -102,23 +102,28 @@ def distccd_bootstrap():
 
 
 @deploy("worker distccd reset")
-def worker_distccd_reset():
+def worker_distccd_reset(stop_k3s: bool = True, install_override: bool = True):
     """k3s-agent stopped, stale compilers killed, the override current, and
     distccd serving with exactly the configured command line. A healthy
-    distccd with the right configuration is left alone."""
+    distccd with the right configuration is left alone.
+
+    + stop_k3s, install_override: False when the caller has just done that
+      (the mode switch), which saves each its round trips per worker"""
     settings = _worker_settings("worker distccd reset")
     if settings is None:
         return
     config = daemon_config(settings)
     address, port, argv = config["listen"], settings.port, config["argv"]
-    systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
+    if stop_k3s:
+        systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
     distcc.distccd_stopped_for_reset(
         name="Stop distccd when unhealthy", argv=argv, address=address, port=port, force=settings.force_restart
     )
     distcc.stale_compilers_killed(name="Kill stale distccd and cc1 processes")
-    systemd.dropin_installed(
-        name="distccd override (foreground, hardened)", unit=distcc.UNIT, template=OVERRIDE_TEMPLATE, context=config
-    )
+    if install_override:
+        systemd.dropin_installed(
+            name="distccd override (foreground, hardened)", unit=distcc.UNIT, template=OVERRIDE_TEMPLATE, context=config
+        )
     distcc.distccd_running(name="distccd active and listening", argv=argv, address=address, port=port)
 
 
