@@ -29,7 +29,6 @@ from tests.lab.harness import (
     PYINFRA,
     REPO,
     Run,
-    by_role,
     cluster_digest,
     deploy,
     docker_host,
@@ -189,17 +188,9 @@ def write_inventory(
 
 @pytest.fixture(scope="module")
 def nodes():
+    """The running lab as it is (conftest's default would switch it into
+    build mode); builder and workers come from conftest."""
     return running_lab()
-
-
-@pytest.fixture(scope="module")
-def builder(nodes):
-    return by_role(nodes, "builder")[0]
-
-
-@pytest.fixture(scope="module")
-def workers(nodes):
-    return by_role(nodes, "worker")
 
 
 def current(node: docker_lab.Node) -> docker_lab.Node:
