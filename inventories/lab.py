@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.docker_lab import KNOWN_HOSTS, SSH_KEY, nodes  # noqa: E402
+from lab.docker_lab import SSH_KEY, known_hosts_file, nodes  # noqa: E402
 
 _running = [n for n in nodes() if n.state == "running" and n.role in ("builder", "worker")]
 if not _running:
@@ -19,9 +19,8 @@ if not _running:
 _ssh = {
     "ssh_user": "pi",
     "ssh_key": str(SSH_KEY),
-    # Learned on first use; lab/docker_lab.py forgets them when it makes a
-    # node anew (new node, new host keys).
-    "ssh_known_hosts_file": str(KNOWN_HOSTS),
+    # Learned on first use, in a file named after these very containers.
+    "ssh_known_hosts_file": str(known_hosts_file(_running)),
     "ssh_strict_host_key_checking": "accept-new",
 }
 

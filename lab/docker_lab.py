@@ -27,9 +27,10 @@ REPO = Path(__file__).resolve().parent.parent
 IMAGE_DIR = REPO / "lab" / "image"
 STATE_DIR = REPO / ".lab"
 SSH_KEY = STATE_DIR / "ssh" / "id_ed25519"
-# Host keys of the lab's nodes, learned on first connection (accept-new); a
-# node made anew has new keys, so the file is dropped whenever one is made.
-KNOWN_HOSTS = STATE_DIR / "ssh" / "known_hosts"
+# Host keys of the lab's nodes are learned on first connection (accept-new)
+# into a file named after the running containers' IDs: a node made anew (by
+# this checkout or any other) has new keys, and then also a new file.
+KNOWN_HOSTS_DIR = STATE_DIR / "ssh"
 
 PREFIX = os.environ.get("LAB_PREFIX", "distcc-lab")
 NETWORK = PREFIX
@@ -70,6 +71,7 @@ class Node:
     role: str
     address: str | None = None
     state: str | None = None
+    id: str | None = None
 
     @property
     def fqdn(self) -> str:
@@ -188,9 +190,15 @@ def wanted_nodes(workers: int) -> list[Node]:
     return nodes
 
 
-def forget_host_keys() -> None:
-    KNOWN_HOSTS.parent.mkdir(parents=True, exist_ok=True)
-    KNOWN_HOSTS.write_text("")
+def known_hosts_file(running: list[Node]) -> Path:
+    digest = hashlib.sha256(" ".join(sorted(n.id or "" for n in running)).encode()).hexdigest()[:12]
+    path = KNOWN_HOSTS_DIR / f"known_hosts-{digest}"
+    if not path.exists():
+        for old in KNOWN_HOSTS_DIR.glob("known_hosts-*"):
+            old.unlink(missing_ok=True)
+        KNOWN_HOSTS_DIR.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+    return path
 
 
 def ensure_ssh_key() -> Path:
@@ -228,7 +236,6 @@ def start_node(node: Node, image: str) -> None:
         _docker("rm", "-f", "-v", node.container)
         info = None
     if info is None:
-        forget_host_keys()
         _docker(
             "run", "-d", "--name", node.container,
             "--hostname", node.hostname, "--domainname", DOMAIN,
@@ -304,6 +311,7 @@ def nodes() -> list[Node]:
         found.append(
             Node(
                 container=info["Name"].lstrip("/"),
+                id=info["Id"],
                 hostname=info["Config"]["Hostname"],
                 role=info["Config"]["Labels"].get(LABEL, "?"),
                 address=address,
@@ -341,8 +349,6 @@ def up(workers: int) -> list[Node]:
     image = build_image()
     ensure_network()
     key = ensure_ssh_key()
-    if not KNOWN_HOSTS.exists():
-        forget_host_keys()
     wanted = wanted_nodes(workers)
     wanted_names = {n.container for n in wanted}
     for name in lab_containers():
@@ -358,7 +364,6 @@ def up(workers: int) -> list[Node]:
 
 
 def down() -> None:
-    forget_host_keys()
     names = lab_containers()
     if names:
         _docker("rm", "-f", "-v", *names)
