@@ -25,6 +25,7 @@ from pyinfra.api.exceptions import PyinfraError
 from deploys.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
 from deploys.settings import Settings, settings_for
 from deploys.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
+from facts.distcc import ProcessInfo
 from facts.survey import HostSurvey, Survey
 from operations.distcc import UNIT
 from operations.mounts import tmpfs_bytes
@@ -99,12 +100,10 @@ def _argv_values(argv: list[str], flag: str) -> list[str]:
     return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
 
 
-def _running_argv(survey: Survey) -> list[str] | None:
-    unit = survey.get("unit")
-    for proc in survey.get("processes", {}).get("distccd", []):
-        if unit and proc["pid"] == unit["main_pid"]:
-            return proc["args"].split()
-    return None
+def _main_process(survey: Survey) -> ProcessInfo | None:
+    """The distccd that is the unit's main process, if it runs."""
+    main_pid = survey["unit"]["main_pid"]
+    return next((p for p in survey["processes"]["distccd"] if main_pid and p["pid"] == main_pid), None)
 
 
 def _jobs(worker, surveys: dict[str, Survey | None]) -> int | None:
@@ -213,7 +212,8 @@ def worker_checks(worker, settings: Settings, survey: Survey, builder: Survey | 
         config = distccd_config(settings, route, survey["resources"]["cpus"])
     unit, listening = survey["unit"], survey["listening"]
     address = config["listen"] if config else None
-    argv = _running_argv(survey) or []
+    main = _main_process(survey)
+    argv = main["args"].split() if main else []
 
     if unit["load"] != "loaded":
         checks.append(Check("W-DISTCCD", FAIL, f"distcc is not installed; {HEAL}"))
@@ -274,7 +274,6 @@ def worker_checks(worker, settings: Settings, survey: Survey, builder: Survey | 
         else Check("W-LISTEN", PASS, "listens on one address only" if listening else "not listening")
     )
 
-    main = next((p for p in survey["processes"]["distccd"] if p["pid"] == unit["main_pid"]), None)
     if main is None:
         checks.append(Check("W-USER", WARN, "distccd is not running"))
     elif main["user"] != "distccd":
