@@ -14,15 +14,29 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test unit lab-test venv engine lab-image lab-up lab-down lab-status bench lint
+.PHONY: demo test unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench lint
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exact versions from constraints.txt, so that every demo and test run gets
+# the same pyinfra, gevent and test tools; `make lock` refreshes it.
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt pip
+	$(BIN)/pip install -q -c constraints.txt -e '.[test]'
 	touch $@
+
+# The newest versions that pyproject.toml's ranges admit, resolved in a
+# scratch virtualenv and written to constraints.txt.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q -e '.[test]'
+	{ echo "# Exact versions for make demo and make test (pip install -c constraints.txt)."; \
+	  echo "# Refresh with: make lock. pyproject.toml keeps the ranges for people who install the package."; \
+	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^#'; } > constraints.txt
+	rm -rf .lock-venv
 
 engine:
 	@./lab/ensure_engine.sh

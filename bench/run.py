@@ -9,7 +9,7 @@ deploys/mode_switch.py, untimed), then BENCH_REPEAT (5) rounds of:
              pi with the lab key, running `sudo -H -n sh -c SCRIPT`, where
              SCRIPT is validation's own survey command for that host,
              str(HostSurvey().command(**_survey_arguments(...))), built by
-             deploys/validation.py's own code (see survey_targets()). Wall =
+             deploys/library/validation.py's own code (see survey_targets()). Wall =
              from starting the first ssh until the last one exits. Measured
              just before each timed deploy, which is divided by it (x floor).
   validate   pyinfra -y inventories/lab.py deploys/cluster_distcc_validate.py
@@ -207,9 +207,9 @@ def survey_targets() -> list[dict]:
     from pyinfra.context import ctx_host, ctx_inventory, ctx_state
     from pyinfra_cli.inventory import make_inventory
 
-    from deploys.cluster import role_of
-    from deploys.settings import settings_for
-    from deploys.validation import _survey_arguments
+    from deploys.library.cluster import role_of
+    from deploys.library.settings import settings_for
+    from deploys.library.validation import _survey_arguments
     from facts.survey import HostSurvey
 
     state = State(check_for_changes=False)

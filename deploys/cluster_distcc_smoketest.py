@@ -4,6 +4,6 @@ Run: pyinfra INVENTORY deploys/cluster_distcc_smoketest.py
 Prints PASS or FAIL (with the cause from the worker log) per worker; exits non-zero on a FAIL.
 """
 
-from deploys.smoketest import cluster_distcc_smoketest
+from deploys.library.smoketest import cluster_distcc_smoketest
 
 cluster_distcc_smoketest()

@@ -4,6 +4,6 @@ Run: pyinfra INVENTORY deploys/cluster_distcc_validate.py
 Exits non-zero when any check FAILs. Report: reports/validate.json (distcc_report_path).
 """
 
-from deploys.validation import cluster_distcc_validate
+from deploys.library.validation import cluster_distcc_validate
 
 cluster_distcc_validate()

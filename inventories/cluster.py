@@ -14,7 +14,7 @@ What you must provide:
 - ssh_user: a user with passwordless sudo on every Pi (pyinfra runs with sudo).
 - ssh_key: the private key that user accepts.
 
-Settings (all optional, defaults in deploys/settings.py) go in
+Settings (all optional, defaults in deploys/library/settings.py) go in
 inventories/group_data/all.py for everyone, or per host as in the examples.
 """
 

@@ -4,7 +4,7 @@
 # passwordless sudo on every Pi.
 _sudo = True
 
-# Settings of this package, all optional; see deploys/settings.py for every
+# Settings of this package, all optional; see deploys/library/settings.py for every
 # key, its default and what it means. Examples:
 #
 # distcc_tmpfs_size = "3G"          # builder: size of the tmpfs at distcc_tmpfs_path

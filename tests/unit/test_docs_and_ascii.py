@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from deploys.settings import DEFAULTS
-from deploys.validation import CHECKS
+from deploys.library.settings import DEFAULTS
+from deploys.library.validation import CHECKS
 from operations.systemd import TEMPLATES, render_template
 
 REPO = Path(__file__).resolve().parents[2]

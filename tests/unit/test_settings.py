@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys.cluster import check_inventory
-from deploys.settings import DEFAULTS, SettingsError, settings_for
+from deploys.library.cluster import check_inventory
+from deploys.library.settings import DEFAULTS, SettingsError, settings_for
 
 
 class FakeData:
@@ -106,7 +106,7 @@ def test_misspelt_setting_is_refused_with_the_key_it_resembles(key, meant):
 
 def test_unknown_setting_with_no_near_match_points_at_the_list():
     message = refusal({"distcc_frobnicate": 1})
-    assert "see deploys/settings.py for every setting" in message
+    assert "see deploys/library/settings.py for every setting" in message
 
 
 def test_non_ascii_key_is_printed_escaped():

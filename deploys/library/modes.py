@@ -7,10 +7,10 @@ from __future__ import annotations
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 
-from deploys.builder import builder_distccd_guard, builder_k3s_mode
-from deploys.cluster import check_inventory, role_of, skip_note
-from deploys.settings import settings_for
-from deploys.worker import distccd_bootstrap, worker_distccd_reset, worker_k3s_mode
+from deploys.library.builder import builder_distccd_guard, builder_k3s_mode
+from deploys.library.cluster import check_inventory, role_of, skip_note
+from deploys.library.settings import settings_for
+from deploys.library.worker import distccd_bootstrap, worker_distccd_reset, worker_k3s_mode
 from operations import systemd
 
 

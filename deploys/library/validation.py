@@ -22,9 +22,9 @@ from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
-from deploys.settings import Settings, settings_for
-from deploys.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
+from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
+from deploys.library.settings import Settings, settings_for
+from deploys.library.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
 from facts.distcc import ProcessInfo
 from facts.survey import HostSurvey, Survey
 from operations.distcc import UNIT

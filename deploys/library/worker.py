@@ -7,8 +7,8 @@ from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files
 
-from deploys.cluster import builder_host, check_inventory, peer_name, role_of, skip_note
-from deploys.settings import Settings, SettingsError, settings_for
+from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, skip_note
+from deploys.library.settings import Settings, SettingsError, settings_for
 from facts.host import HostResources
 from facts.network import PeerRoute, Route
 from operations import distcc, systemd

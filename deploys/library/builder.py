@@ -10,8 +10,8 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import apt, files
 
-from deploys.cluster import check_inventory, peer_name, role_of, skip_note, worker_hosts, worker_jobs
-from deploys.settings import Settings, SettingsError, settings_for
+from deploys.library.cluster import check_inventory, peer_name, role_of, skip_note, worker_hosts, worker_jobs
+from deploys.library.settings import Settings, SettingsError, settings_for
 from facts.mounts import MountPoint, MountPointStatus
 from facts.users import LoginEnvironment
 from operations import distcc, mounts, systemd

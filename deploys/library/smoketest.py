@@ -26,8 +26,8 @@ from pyinfra import host, inventory, state
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import python, server
 
-from deploys.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
-from deploys.settings import settings_for
+from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
+from deploys.library.settings import settings_for
 
 COMPILE_TIMEOUT = 60
 # Enough functions that cc1 runs long enough (a fraction of a second on a PC,

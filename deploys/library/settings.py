@@ -178,7 +178,7 @@ def _unknown_key(host_name: str, key: str, value: object) -> SettingsError:
     rest = normal.partition("_")[2] or normal.removeprefix("distcc")
     settings = {k.partition("_")[2]: k for k in DEFAULTS}
     close = difflib.get_close_matches(rest, settings, n=1, cutoff=0.6)
-    hint = f"did you mean {settings[close[0]]}?" if close else "see deploys/settings.py for every setting"
+    hint = f"did you mean {settings[close[0]]}?" if close else "see deploys/library/settings.py for every setting"
     return _fail(host_name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
 
 

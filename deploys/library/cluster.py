@@ -6,7 +6,7 @@ from __future__ import annotations
 import gevent
 from pyinfra import logger
 
-from deploys.settings import SettingsError, settings_for, shown
+from deploys.library.settings import SettingsError, settings_for, shown
 from facts.host import HostResources
 
 BUILDER_GROUP = "builder"
