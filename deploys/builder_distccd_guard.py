@@ -3,6 +3,6 @@
 Run: pyinfra INVENTORY deploys/builder_distccd_guard.py  (preview with --dry)
 """
 
-from deploys.library.builder import builder_distccd_guard
+from deploys.library.playbooks import builder_distccd_guard
 
 builder_distccd_guard()

@@ -3,6 +3,6 @@
 Run: pyinfra INVENTORY deploys/distccd_bootstrap.py  (preview with --dry)
 """
 
-from deploys.library.worker import distccd_bootstrap
+from deploys.library.playbooks import distccd_bootstrap
 
 distccd_bootstrap()

@@ -3,6 +3,6 @@
 Run: pyinfra INVENTORY deploys/k3s_mode.py  (preview with --dry)
 """
 
-from deploys.library.modes import k3s_mode
+from deploys.library.playbooks import k3s_mode
 
 k3s_mode()

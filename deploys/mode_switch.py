@@ -3,6 +3,6 @@
 Run: pyinfra INVENTORY deploys/mode_switch.py  (preview with --dry)
 """
 
-from deploys.library.modes import mode_switch
+from deploys.library.playbooks import mode_switch
 
 mode_switch()

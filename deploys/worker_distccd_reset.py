@@ -3,6 +3,6 @@
 Run: pyinfra INVENTORY deploys/worker_distccd_reset.py  (preview with --dry)
 """
 
-from deploys.library.worker import worker_distccd_reset
+from deploys.library.playbooks import worker_distccd_reset
 
 worker_distccd_reset()

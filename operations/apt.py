@@ -1,5 +1,6 @@
-"""Operations on apt: dpkg free to install before apt.packages runs, so a
-locked or interrupted dpkg gives one clear message instead of a race."""
+"""Operations on apt: packages installed only when missing, with dpkg free
+first, so a locked or interrupted dpkg gives one clear message instead of a
+race, and an installed node is never touched (not even apt-get update)."""
 
 from __future__ import annotations
 
@@ -76,3 +77,39 @@ def dpkg_free(packages: list[str], wait_seconds: int = 120):
         host.noop(f"{', '.join(packages)} already installed; apt needs no dpkg lock")
         return
     yield dpkg_free_command(missing, wait_seconds)
+
+
+@operation()
+def packages_installed(packages: list[str], wait_seconds: int = 120):
+    """
+    The given Debian packages installed; nothing at all (not even a package
+    index update) when they are. Only when one is missing: dpkg free (as in
+    dpkg_free), then `apt-get update` and `apt-get install` of the missing
+    ones. So a second run is a no-op on any day, and a node that just booted
+    does not race apt-daily for the lock unless it must install.
+
+    + packages: Debian package names
+    + wait_seconds: how long another apt or dpkg run may hold the locks
+
+    Versions are never changed: an installed package stays as it is.
+
+    **Example:**
+
+    .. code:: python
+
+        apt.packages_installed(name="Install distcc", packages=["distcc"])
+    """
+    installed = host.get_fact(DebPackages)
+    missing = [p for p in packages if p not in installed]
+    if not missing:
+        host.noop(f"{', '.join(packages)} already installed")
+        return
+    yield dpkg_free_command(missing, wait_seconds)
+    # Lock::Timeout makes apt itself wait for a lock taken between the check
+    # above and this command (apt-daily starting just then) instead of failing.
+    lock_wait = f"-o DPkg::Lock::Timeout={max(0, int(wait_seconds))}"
+    yield StringCommand("apt-get", "-q", lock_wait, "update")
+    yield StringCommand(
+        "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", lock_wait, "--no-install-recommends", "install",
+        *(QuoteString(p) for p in missing),
+    )

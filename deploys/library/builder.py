@@ -8,14 +8,13 @@ from pathlib import Path
 from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.operations import apt, files
+from pyinfra.operations import files
 
-from deploys.library.cluster import check_inventory, peer_name, role_of, skip_note, worker_hosts, worker_jobs
+from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for
 from facts.mounts import MountPoint, MountPointStatus
 from facts.users import LoginEnvironment
-from operations import distcc, mounts, systemd
-from operations.apt import dpkg_free
+from operations import distcc, mounts
 
 
 class DataSafetyRefusal(PyinfraError):
@@ -26,14 +25,9 @@ TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
 
 
-def _builder_settings(deploy_name: str) -> tuple[Settings, MountPointStatus] | None:
-    """This builder's settings and its tmpfs mount point, refused while the
-    deploy file loads (so before any host changes) when they are unsafe."""
-    check_inventory(inventory)
-    settings = settings_for(host)
-    if role_of(host) != "builder":
-        skip_note(host, deploy_name, "builder")
-        return None
+def tmpfs_status(settings: Settings) -> MountPointStatus:
+    """The builder's tmpfs mount point, refused while the deploy file loads
+    (so before any host changes) when the configured size cannot fit."""
     status = host.get_fact(MountPoint, path=settings.tmpfs_path)
     memory = status["memory_bytes"]
     if memory and mounts.parse_size(settings.tmpfs_size) > memory:
@@ -43,7 +37,7 @@ def _builder_settings(deploy_name: str) -> tuple[Settings, MountPointStatus] | N
             f"or the OOM killer. Fix: set distcc_tmpfs_size below that, e.g. half of it. Nothing was changed "
             f"on any host."
         )
-    return settings, status
+    return status
 
 
 def host_list(settings: Settings) -> list[str]:
@@ -63,27 +57,20 @@ def host_list(settings: Settings) -> list[str]:
     return entries
 
 
-@deploy("builder distccd guard")
-def builder_distccd_guard(stop_k3s: bool = True):
+@deploy("builder client only")
+def builder_client_only():
     """No distccd on the builder, the tmpfs at its integrity, and the build
     user's client environment (host list, masquerade PATH, fallback policy).
-    k3s is stopped here too, as the reset stops it on the workers: in build
-    mode the builder runs only the distcc client.
-
-    + stop_k3s: False when the caller has just stopped the k3s units"""
-    loaded = _builder_settings("builder distccd guard")
-    if loaded is None:
+    Runs after distcc_installed."""
+    settings = settings_for(host)
+    if role_of(host) != "builder":
         return
-    settings, status = loaded
+    status = tmpfs_status(settings)
     refusal = mounts.mount_refusal(status) if status["mount"] is None else None
     if refusal:
         # Refused here, while the deploy file loads, rather than by the mount
         # operation mid-run: then no host has changed yet.
         raise DataSafetyRefusal(f"host {host.name}: {refusal} Nothing was changed on any host.")
-    if stop_k3s:
-        systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
-    dpkg_free(name="dpkg free to install distcc", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
-    apt.packages(name="Install the distcc client", packages=["distcc"], update=True, cache_time=24 * 3600)
     distcc.distccd_stopped(name="distccd stopped and disabled on the builder", disable=True)
     mounts.tmpfs_mounted(
         name="Build tree tmpfs mounted", path=settings.tmpfs_path, size=settings.tmpfs_size, mode=settings.tmpfs_mode
@@ -116,13 +103,13 @@ def builder_distccd_guard(stop_k3s: bool = True):
     )
 
 
-@deploy("builder k3s mode")
-def builder_k3s_mode():
+@deploy("builder tmpfs released")
+def builder_tmpfs_released():
     """The tmpfs unmounted when it is empty (or when discarding is asked for)."""
-    loaded = _builder_settings("builder k3s mode")
-    if loaded is None:
+    settings = settings_for(host)
+    if role_of(host) != "builder":
         return
-    settings, _ = loaded
+    tmpfs_status(settings)
     mounts.tmpfs_unmounted(
         name="Build tree tmpfs unmounted when empty", path=settings.tmpfs_path, discard=settings.discard_tmpfs
     )

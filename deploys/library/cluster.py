@@ -3,18 +3,25 @@ before anything is changed, and what one host needs to know of the others."""
 
 from __future__ import annotations
 
+import weakref
+
 import gevent
 from pyinfra import logger
 
-from deploys.library.settings import SettingsError, settings_for, shown
+from deploys.library.settings import Settings, SettingsError, settings_for, shown
 from facts.host import HostResources
 
 BUILDER_GROUP = "builder"
 WORKERS_GROUP = "workers"
 
-# Facts one host reads from another (a worker's CPU count for the builder's
-# host list), fetched once per run: pyinfra 3 has no fact cache.
-_cross_host: dict[tuple[int, str], object] = {}
+# What one run works out once and shares between hosts (pyinfra 3 has no
+# fact cache): kept per pyinfra State, and dropped with it.
+_run_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def run_cache(state, name: str) -> dict:
+    """A dict shared by every host of this run, for one kind of value."""
+    return _run_caches.setdefault(state, {}).setdefault(name, {})
 
 
 def _group(inventory, name: str) -> list:
@@ -72,19 +79,34 @@ def skip_note(host, deploy_name: str, wanted: str) -> None:
     logger.info(f"{host.print_prefix}{deploy_name}: skipped, it is for the {wanted}; this host is {role_of(host) or 'in neither group'}")
 
 
+_WANTED = {("builder",): "builder", ("worker",): "workers", ("builder", "worker"): "builder and workers"}
+
+
+def settings_for_role(host, inventory, deploy_name: str, *roles: str) -> Settings | None:
+    """Every deploy's prologue, run while the deploy file loads (so before any
+    host changes): the inventory's roles and this host's settings checked;
+    None, with a note, when this host's role is not one of roles."""
+    check_inventory(inventory)
+    settings = settings_for(host)
+    if role_of(host) not in roles:
+        skip_note(host, deploy_name, _WANTED[tuple(roles)])
+        return None
+    return settings
+
+
 def worker_jobs(state, workers: list) -> dict[str, int | None]:
     """Jobs each worker takes: distcc_jobs, else its CPU count. None for a
     worker that is not connected in this run (it cannot be asked)."""
     active = set(state.inventory.get_active_hosts())
+    cpus_of = run_cache(state, "worker cpus")
     jobs: dict[str, int | None] = {}
     pending = []
     for worker in workers:
         configured = settings_for(worker).jobs
-        key = (id(state), worker.name)
         if configured is not None:
             jobs[worker.name] = configured
-        elif key in _cross_host:
-            jobs[worker.name] = _cross_host[key]  # type: ignore[assignment]
+        elif worker.name in cpus_of:
+            jobs[worker.name] = cpus_of[worker.name]
         elif worker not in active:
             jobs[worker.name] = None
         else:
@@ -93,6 +115,6 @@ def worker_jobs(state, workers: list) -> dict[str, int | None]:
     gevent.joinall(list(greenlets.values()))
     for name, greenlet in greenlets.items():
         cpus = greenlet.value["cpus"] if greenlet.successful() and greenlet.value else None
-        _cross_host[(id(state), name)] = cpus
+        cpus_of[name] = cpus
         jobs[name] = cpus
     return jobs

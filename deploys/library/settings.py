@@ -45,6 +45,10 @@ DEFAULTS: dict[str, tuple[object, str]] = {
 }
 
 _LOG_LEVELS = ("critical", "error", "warning", "notice", "info", "debug")
+# distccd writes its one dcc_job_summary line per job at notice: the smoke
+# test and the build report read those lines, so quieter levels would make
+# every worker look idle.
+_QUIET_LOG_LEVELS = ("critical", "error", "warning")
 _PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._-]+$")
@@ -213,6 +217,11 @@ def settings_for(host) -> Settings:
     log_level = get("distcc_log_level")
     if log_level not in _LOG_LEVELS:
         raise _fail(name, "distcc_log_level", log_level, "is not a distccd log level", f"use one of {', '.join(_LOG_LEVELS)}")
+    if log_level in _QUIET_LOG_LEVELS:
+        raise _fail(
+            name, "distcc_log_level", log_level, "is below notice, so distccd would not log the per-job summaries that "
+            "the smoke test and the build report count", "use notice, info (the default) or debug",
+        )
     for key in ("distcc_log_dir", "distcc_tmpfs_path"):
         value = get(key)
         if not isinstance(value, str) or not _PATH.match(value) or value.rstrip("/") in ("", "/tmp", "/var", "/usr", "/home"):

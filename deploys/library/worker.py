@@ -1,22 +1,20 @@
-"""The worker side of build mode: distccd installed, configured and serving,
+"""The worker side of build mode: distccd installed and configured, serving,
 and stopped again on the way back to k3s mode."""
 
 from __future__ import annotations
 
+from ipaddress import IPv4Address
+
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
-from pyinfra.operations import apt, files
 
-from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, skip_note
+from deploys.library.cluster import builder_host, peer_name, role_of, run_cache
 from deploys.library.settings import Settings, SettingsError, settings_for
 from facts.host import HostResources
 from facts.network import PeerRoute, Route
-from operations import distcc, systemd
-from operations.apt import dpkg_free
+from operations import distcc
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
-
-_daemon_configs: dict[tuple[int, str], dict] = {}
 
 
 def distccd_config(settings: Settings, builder_route: Route, cpus: int) -> dict:
@@ -46,6 +44,26 @@ def builder_peer(settings: Settings) -> str:
     return settings.builder_address or peer_name(builder_host(inventory))
 
 
+def loopback_derivation(settings: Settings, peer: str, route: Route) -> str | None:
+    """Why the addresses derived from the builder's name cannot serve, or
+    None. Explicit distcc_listen/distcc_allow are refused on loopback by the
+    settings; derived ones must be too: a Debian-style `127.0.1.1 NAME` line
+    for the builder's name makes distccd listen on loopback and allow only
+    itself, so every job from the builder would be refused."""
+    derived = []
+    if settings.listen is None and route["source"] and IPv4Address(route["source"]).is_loopback:
+        derived.append(f"listen on {route['source']}")
+    if settings.allow is None and route["address"] and IPv4Address(route["address"]).is_loopback:
+        derived.append(f"allow only {route['address']}/32")
+    if not derived:
+        return None
+    return (
+        f"the builder's name {peer} resolves on this worker to {route['address']}, a loopback address (often a "
+        f"127.0.1.1 line in /etc/hosts), so distccd would {' and '.join(derived)} and refuse every job from the "
+        f"builder (settings distcc_builder_address, distcc_listen, distcc_allow)"
+    )
+
+
 def unroutable_builder(peer: str) -> SettingsError:
     return SettingsError(
         f"host {host.name}: cannot work out distccd's addresses: the builder {peer} does not "
@@ -56,82 +74,47 @@ def unroutable_builder(peer: str) -> SettingsError:
 
 
 def daemon_config(settings: Settings) -> dict:
-    """distccd_config() for the current host, from its facts (once per run)."""
-    key = (id(state), host.name)
-    if key not in _daemon_configs:
+    """distccd_config() for the current host, from its facts (once per run),
+    refused before any host changes when the addresses cannot serve."""
+    configs = run_cache(state, "distccd config")
+    if host.name not in configs:
         peer = builder_peer(settings)
         route = host.get_fact(PeerRoute, peer=peer)
         if route["address"] is None or route["source"] is None:
             raise unroutable_builder(peer)
+        loopback = loopback_derivation(settings, peer, route)
+        if loopback:
+            raise SettingsError(
+                f"host {host.name}: {loopback}. Fix: make {peer} resolve to the builder's LAN address on this "
+                f"worker (remove it from the 127.0.1.1 line of /etc/hosts, or fix DNS), or set "
+                f"distcc_builder_address to that address. Nothing was changed on any host."
+            )
         cpus = host.get_fact(HostResources)["cpus"] if settings.jobs is None else settings.jobs
-        _daemon_configs[key] = distccd_config(settings, route, cpus)
-    return _daemon_configs[key]
+        configs[host.name] = distccd_config(settings, route, cpus)
+    return configs[host.name]
 
 
-def _worker_settings(deploy_name: str) -> Settings | None:
-    check_inventory(inventory)
+@deploy("worker serving")
+def worker_serving():
+    """A worker's distccd serving with exactly the configured command line,
+    stale compilers killed; a healthy, current distccd is left alone. Runs
+    after distcc_installed, which puts the override in place."""
     settings = settings_for(host)
     if role_of(host) != "worker":
-        skip_note(host, deploy_name, "workers")
-        return None
-    return settings
-
-
-@deploy("distccd bootstrap")
-def distccd_bootstrap():
-    """distcc installed, the whitelist linked, the hardened override in place,
-    the unit enabled; the daemon is not started (the reset starts it)."""
-    settings = _worker_settings("distccd bootstrap")
-    if settings is None:
-        return
-    config = daemon_config(settings)
-    dpkg_free(name="dpkg free to install distcc", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
-    apt.packages(name="Install distcc", packages=["distcc"], update=True, cache_time=24 * 3600)
-    distcc.masquerade_links(
-        name="Whitelist the installed compilers in /usr/lib/distcc",
-        compilers=list(settings.compilers) if settings.compilers else None,
-    )
-    files.directory(name="distccd log directory", path=settings.log_dir, user="distccd", group="adm", mode="2750")
-    systemd.dropin_installed(
-        name="distccd override (foreground, hardened)",
-        unit=distcc.UNIT,
-        template=OVERRIDE_TEMPLATE,
-        context=config,
-    )
-    distcc.distccd_enabled(name="distccd enabled (not started)")
-
-
-@deploy("worker distccd reset")
-def worker_distccd_reset(stop_k3s: bool = True, install_override: bool = True):
-    """k3s-agent stopped, stale compilers killed, the override current, and
-    distccd serving with exactly the configured command line. A healthy
-    distccd with the right configuration is left alone.
-
-    + stop_k3s, install_override: False when the caller has just done that
-      (the mode switch), which saves each its round trips per worker"""
-    settings = _worker_settings("worker distccd reset")
-    if settings is None:
         return
     config = daemon_config(settings)
     address, port, argv = config["listen"], settings.port, config["argv"]
-    if stop_k3s:
-        systemd.units_stopped(name="Stop the k3s units", units=list(settings.k3s_units))
     distcc.distccd_stopped_for_reset(
         name="Stop distccd when unhealthy", argv=argv, address=address, port=port, force=settings.force_restart
     )
     distcc.stale_compilers_killed(name="Kill stale distccd and cc1 processes")
-    if install_override:
-        systemd.dropin_installed(
-            name="distccd override (foreground, hardened)", unit=distcc.UNIT, template=OVERRIDE_TEMPLATE, context=config
-        )
     distcc.distccd_running(name="distccd active and listening", argv=argv, address=address, port=port)
 
 
-@deploy("worker k3s mode")
-def worker_k3s_mode():
-    """distccd stopped (still enabled), its leftovers killed, k3s units started."""
-    settings = _worker_settings("worker k3s mode")
-    if settings is None:
+@deploy("worker stopped")
+def worker_stopped():
+    """A worker's distccd stopped and its leftovers killed (k3s mode)."""
+    if role_of(host) != "worker":
         return
     distcc.distccd_stopped(name="Stop distccd")
     distcc.stale_compilers_killed(name="Kill stale distccd and cc1 processes")

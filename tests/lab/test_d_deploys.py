@@ -80,9 +80,9 @@ def test_mode_switch_heals_a_half_configured_cluster(builder, workers):
         "sed -i 's/--jobs [0-9]*/--jobs 7/' /etc/systemd/system/distcc.service.d/override.conf && systemctl daemon-reload",
     )
     run = ok(deploy("mode_switch"))
-    assert "mode switch | builder distccd guard | Build tree tmpfs mounted" in run.changed_on(builder.fqdn)
-    assert "mode switch | worker distccd reset | distccd active and listening" in run.changed_on(first.fqdn)
-    assert "mode switch | distccd bootstrap | distccd override (foreground, hardened)" in run.changed_on(last.fqdn)
+    assert "mode switch | builder client only | Build tree tmpfs mounted" in run.changed_on(builder.fqdn)
+    assert "mode switch | worker serving | distccd active and listening" in run.changed_on(first.fqdn)
+    assert "mode switch | distcc installed | distccd override (foreground, hardened)" in run.changed_on(last.fqdn)
     for worker in workers:
         assert "--jobs 7" not in docker_host(worker).file("/etc/systemd/system/distcc.service.d/override.conf").content_string
     check = deploy("cluster_distcc_validate", json_output=False)

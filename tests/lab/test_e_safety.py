@@ -40,7 +40,7 @@ TMPFS = "/tmp/kernel-build"
 DROPIN_DIR = "/etc/systemd/system/distcc.service.d"
 OVERRIDE = f"{DROPIN_DIR}/override.conf"
 OVERRIDE_LAST_LINE = "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX\n"
-OVERRIDE_OP = "mode switch | distccd bootstrap | distccd override (foreground, hardened)"
+OVERRIDE_OP = "mode switch | distcc installed | distccd override (foreground, hardened)"
 # Holds apt's and dpkg's fcntl locks the way a running apt does (flock(1)
 # takes a different kind of lock that apt does not see).
 LOCK_HOLDER = (
@@ -475,8 +475,8 @@ def test_worker_reset_never_kills_the_builders_or_a_users_own_compiles(builder, 
     try:
         run = ok(deploy("mode_switch", data={"distcc_force_restart": True}))
         for worker in workers:
-            assert "mode switch | worker distccd reset | Stop distccd when unhealthy" in run.changed_on(worker.fqdn)
-        assert "mode switch | worker distccd reset | Kill stale distccd and cc1 processes" in run.changed_on(first.fqdn)
+            assert "mode switch | worker serving | Stop distccd when unhealthy" in run.changed_on(worker.fqdn)
+        assert "mode switch | worker serving | Kill stale distccd and cc1 processes" in run.changed_on(first.fqdn)
         assert alive(builder, own["builder"]["cc1"]) and alive(first, own["worker"]["cc1"])
         assert not alive(first, stale["cc1"])
     finally:
@@ -579,7 +579,7 @@ def test_pyinfra_killed_after_the_override_is_written_rerun_converges(workers, t
     switch()
     # Killed once the new drop-in is written, before the reset restarts
     # distccd with it: the workers' daemons still run the old command line.
-    killed = run_interrupted({"distcc_nice": 7}, "Starting operation: mode switch | distccd bootstrap | distccd enabled",
+    killed = run_interrupted({"distcc_nice": 7}, "Starting operation: mode switch | distcc installed | distccd enabled",
                              lambda proc: proc.kill())
     assert killed.returncode != 0 and "--> Results:" not in killed.output
     assert "--nice 7 " in sh(workers[0].container, f"cat {OVERRIDE}")
@@ -755,7 +755,7 @@ def test_apt_lock_released_within_the_wait_is_waited_for(apt_target, tmp_path):
     cleanups.append(f"kill {pid} 2>/dev/null")
     # Without the wait, apt-get fails at once: "Could not get lock".
     run = ok(deploy("mode_switch", data={"distcc_apt_lock_wait": 60}))
-    assert "mode switch | distccd bootstrap | Install distcc" in run.changed_on(target.fqdn)
+    assert "mode switch | distcc installed | Install distcc" in run.changed_on(target.fqdn)
     installed_at = sh(
         target.container, "date -d \"$(grep ' install distcc:' /var/log/dpkg.log | tail -n 1 | cut -d' ' -f1,2)\" +%s"
     )

@@ -7,6 +7,7 @@ proves on real hosts that such a refusal changes nothing."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from pyinfra.api.exceptions import PyinfraError
 
 from deploys.library.cluster import check_inventory
 from deploys.library.settings import DEFAULTS, SettingsError, settings_for
+from deploys.library.worker import loopback_derivation
 
 
 class FakeData:
@@ -249,6 +251,8 @@ def test_tmpfs_size_forms_that_parse(value, shown):
         ("distcc_apt_lock_wait", -1, "is not a whole number from 0 to 3600"),
         ("distcc_discard_tmpfs", "True", "is not True or False"),
         ("distcc_log_level", "verbose", "is not a distccd log level"),
+        ("distcc_log_level", "warning", "is below notice"),
+        ("distcc_log_level", "critical", "is below notice"),
         ("distcc_tmpfs_path", "/tmp", "is not a dedicated absolute path"),
         ("distcc_tmpfs_path", "kernel-build", "is not a dedicated absolute path"),
         ("distcc_tmpfs_mode", "0999", "is not an octal mode"),
@@ -339,3 +343,31 @@ def test_every_row_of_docs_safety_names_existing_tests():
             if case:
                 assert f'    "{case}": (' in sources, case
     assert docs.isascii()
+
+
+# --- addresses derived on the worker ----------------------------------------------
+
+def _captured_route(case: str) -> dict:
+    fixture = Path(__file__).parent / "facts" / "network.PeerRoute" / f"{case}.json"
+    return json.loads(fixture.read_text())["fact"]
+
+
+def test_derived_addresses_on_loopback_are_refused():
+    """A worker whose /etc/hosts maps the builder's name to 127.0.1.1 (captured
+    from a lab worker) would listen on loopback and allow only itself."""
+    route = _captured_route("own_name_loopback")
+    problem = loopback_derivation(settings_for(FakeHost(WORKER)), "builder.distcc.internal", route)
+    assert problem is not None and problem.isascii()
+    assert "resolves on this worker to 127.0.1.1, a loopback address" in problem
+    assert "listen on 127.0.0.1 and allow only 127.0.1.1/32" in problem
+
+
+def test_explicit_addresses_are_not_derived_from_a_loopback_name():
+    route = _captured_route("own_name_loopback")
+    data = {"distcc_listen": "10.0.0.11", "distcc_allow": ["10.0.0.10/32"]}
+    assert loopback_derivation(settings_for(FakeHost(WORKER, data)), "builder.distcc.internal", route) is None
+
+
+def test_derived_addresses_from_a_lan_route_pass():
+    route = _captured_route("builder")
+    assert loopback_derivation(settings_for(FakeHost(WORKER)), "builder.distcc.internal", route) is None

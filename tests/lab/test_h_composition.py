@@ -1,0 +1,49 @@
+"""The playbooks composed from small deploys, and refusals that come from
+what the worker itself resolves: each checked on the real lab.
+
+- A worker whose /etc/hosts maps the builder's name to a loopback address is
+  refused while the deploy file loads (derived --listen/--allow would be
+  loopback), before any host changes, with the cause and the fix.
+- Each playbook changes only its own role, and the reset, run alone on
+  fresh-from-k3s workers, brings them to serving (it now installs what it
+  needs instead of assuming the bootstrap ran).
+"""
+
+from __future__ import annotations
+
+from tests.lab.harness import cluster_digest, deploy, docker_host, sh
+
+HOSTS_LINE = "127.0.1.1 builder.distcc.internal builder"
+
+
+def test_builder_name_on_loopback_is_refused_before_any_change(workers):
+    worker = workers[0]
+    assert deploy("k3s_mode").returncode == 0
+    # Docker bind-mounts /etc/hosts: rewrite it in place (sed -i would rename).
+    sh(worker.container, f"cp /etc/hosts /etc/hosts.lab-test && {{ echo '{HOSTS_LINE}'; cat /etc/hosts.lab-test; }} > /etc/hosts")
+    try:
+        before = cluster_digest()
+        run = deploy("mode_switch", json_output=False)
+        assert run.returncode != 0
+        message = next(line for line in run.stderr.splitlines() if "resolves on this worker to 127.0.1.1" in line)
+        assert f"host {worker.fqdn}: the builder's name builder.distcc.internal resolves on this worker" in message
+        assert "Fix: make builder.distcc.internal resolve to the builder's LAN address" in message
+        assert message.rstrip().endswith("Nothing was changed on any host.") and message.isascii()
+        assert cluster_digest() == before
+    finally:
+        sh(worker.container, "cat /etc/hosts.lab-test > /etc/hosts && rm -f /etc/hosts.lab-test")
+    assert deploy("mode_switch").returncode == 0
+
+
+def test_reset_alone_brings_a_worker_from_k3s_mode_to_serving(builder, workers):
+    assert deploy("k3s_mode").returncode == 0
+    run = deploy("worker_distccd_reset")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert not run.changed_on(builder.fqdn)
+    for worker in workers:
+        host = docker_host(worker)
+        assert host.service("distcc").is_running
+        assert not host.service("k3s-agent").is_running
+        assert host.socket(f"tcp://{worker.address}:3632").is_listening
+    assert deploy("worker_distccd_reset").totals["success"] == 0
+    assert deploy("mode_switch").returncode == 0
