@@ -8,31 +8,14 @@ import shlex
 from io import StringIO
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Command
 from pyinfra.operations.util.files import generate_color_diff
 
 from facts.systemd import K3sUnits, UnitState
-
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-def render_template(template: str, context: dict) -> str:
-    """Render templates/<template>; the result must be pure ASCII."""
-    env = Environment(
-        loader=FileSystemLoader(str(TEMPLATES)),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    text = env.get_template(template).render(**context)
-    if not text.isascii():
-        raise OperationError(f"templates/{template} rendered non-ASCII text; every file written is ASCII.")
-    return text
+from operations.templates import render_template
 
 
 def dropin_path(unit: str, dropin: str) -> str:

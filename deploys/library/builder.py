@@ -3,7 +3,7 @@ and the client environment of the build user; and the way back."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from io import StringIO
 
 from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
@@ -15,14 +15,20 @@ from deploys.library.settings import Settings, SettingsError, settings_for
 from facts.mounts import MountPoint, MountPointStatus
 from facts.users import LoginEnvironment
 from operations import distcc, mounts
+from operations.templates import render_template
 
 
 class DataSafetyRefusal(PyinfraError):
     """The builder's state makes a change unsafe (files would be hidden)."""
 
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
+PROFILE_TEMPLATE = "distcc-profile.sh.j2"
+
+
+def profile_context(settings: Settings) -> dict:
+    """What the build user's profile script is rendered from."""
+    return {"build_user": settings.build_user, "fallback": 1 if settings.client_fallback else 0}
 
 
 def tmpfs_status(settings: Settings) -> MountPointStatus:
@@ -83,23 +89,20 @@ def builder_client_only():
             f"to the user who runs the kernel build, or create that user. Nothing was changed on any host."
         )
     files.directory(name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, mode="755")
-    files.template(
+    files.put(
         name="distcc host list of the build user",
-        src=f"{TEMPLATES}/distcc-hosts.j2",
+        src=StringIO(render_template("distcc-hosts.j2", {"hosts": host_list(settings)})),
         dest=f"{home}/.distcc/hosts",
         user=user,
         mode="644",
-        hosts=host_list(settings),
     )
-    files.template(
+    files.put(
         name="Masquerade PATH and fallback policy for the build user",
-        src=f"{TEMPLATES}/distcc-profile.sh.j2",
+        src=StringIO(render_template(PROFILE_TEMPLATE, profile_context(settings))),
         dest=PROFILE_SCRIPT,
         mode="644",
         user="root",
         group="root",
-        build_user=user,
-        fallback=1 if settings.client_fallback else 0,
     )
 
 

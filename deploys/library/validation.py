@@ -29,7 +29,8 @@ from facts.distcc import ProcessInfo
 from facts.survey import HostSurvey, Survey
 from operations.distcc import UNIT
 from operations.mounts import tmpfs_bytes
-from operations.systemd import dropin_path, render_template
+from operations.systemd import dropin_path
+from operations.templates import render_template
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 HEAL = "run deploys/mode_switch.py"

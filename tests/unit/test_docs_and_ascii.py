@@ -8,7 +8,7 @@ import pytest
 
 from deploys.library.settings import DEFAULTS
 from deploys.library.validation import CHECKS
-from operations.systemd import TEMPLATES, render_template
+from operations.templates import TEMPLATES, render_template
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text()
@@ -42,12 +42,13 @@ def test_rendered_override_is_ascii_and_hardened():
 
 
 def test_non_ascii_template_output_is_refused(tmp_path, monkeypatch):
+    from jinja2 import FileSystemLoader
     from pyinfra.api import OperationError
 
-    import operations.systemd as systemd_ops
+    import operations.templates as templates_ops
 
     (tmp_path / "bad.j2").write_text("x={{ value }}\n")
-    monkeypatch.setattr(systemd_ops, "TEMPLATES", tmp_path)
+    monkeypatch.setattr(templates_ops._ENVIRONMENT, "loader", FileSystemLoader(str(tmp_path)))
     with pytest.raises(OperationError, match="non-ASCII"):
         render_template("bad.j2", {"value": "caf\u00e9"})
 
