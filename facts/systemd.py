@@ -106,18 +106,28 @@ class UnitBrief(TypedDict):
 class UnitsPresent(TypedDict):
     units: dict[str, UnitBrief]
     containerd_shims: int
+    k3s_processes: int
+    killall: str | None
+
+
+# Where k3s's install.sh puts its scripts: /usr/local/bin, or /opt/bin when
+# /usr/local is read-only.
+KILLALL_PATHS = ("/usr/local/bin/k3s-killall.sh", "/opt/bin/k3s-killall.sh")
 
 
 class K3sUnits(FactBase[UnitsPresent]):
     """
-    Which of the given units exist and their state, and how many
-    containerd-shim processes run (pods keep running when k3s stops).
+    Which of the given units exist and their state; how many k3s processes
+    and containerd-shim processes run (k3s's units have KillMode=process, so
+    the shims and their pods outlive `systemctl stop`); and where k3s's own
+    k3s-killall.sh is, which stops them.
 
     .. code:: python
 
         {"units": {"k3s-agent": {"load": "loaded", "active": "active",
                                  "enabled_state": "enabled"}},
-         "containerd_shims": 0}
+         "containerd_shims": 2, "k3s_processes": 1,
+         "killall": "/usr/local/bin/k3s-killall.sh"}
 
     Units that are not installed are left out of `units`.
     """
@@ -131,7 +141,9 @@ class K3sUnits(FactBase[UnitsPresent]):
             "\"$(systemctl show \"$u.service\" -p ActiveState --value 2>/dev/null)\"",
             "\"$(systemctl is-enabled \"$u.service\" 2>/dev/null || true)\";",
             "done;",
-            "printf 'Shims %s\\n' \"$(ps -eo comm= | grep -c '^containerd-shim')\"",
+            "printf 'Shims %s\\n' \"$(ps -eo comm= | grep -c '^containerd-shim')\";",
+            "printf 'K3s %s\\n' \"$(ps -eo comm= | grep -cE '^k3s(-server|-agent)?$')\";",
+            "for f in", *KILLALL_PATHS, "; do [ -x \"$f\" ] && printf 'Killall %s\\n' \"$f\" && break; done; true",
         ]
         return StringCommand(*bits)
 
@@ -144,7 +156,7 @@ class K3sUnits(FactBase[UnitsPresent]):
 
 
 def parse_k3s_units(lines: list[str]) -> UnitsPresent:
-    result = UnitsPresent(units={}, containerd_shims=0)
+    result = UnitsPresent(units={}, containerd_shims=0, k3s_processes=0, killall=None)
     for line in lines:
         fields = line.split()
         if fields[:1] == ["Unit"] and len(fields) >= 3:
@@ -158,4 +170,8 @@ def parse_k3s_units(lines: list[str]) -> UnitsPresent:
             )
         elif fields[:1] == ["Shims"] and len(fields) == 2 and fields[1].isdigit():
             result["containerd_shims"] = int(fields[1])
+        elif fields[:1] == ["K3s"] and len(fields) == 2 and fields[1].isdigit():
+            result["k3s_processes"] = int(fields[1])
+        elif fields[:1] == ["Killall"] and len(fields) == 2:
+            result["killall"] = fields[1]
     return result

@@ -1,5 +1,5 @@
 """Operations on systemd: a drop-in rendered from templates/ and written
-atomically, and units (the k3s family) stopped or started where they exist."""
+atomically, with a daemon-reload only when it changed."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pyinfra.facts.files import FileContents
 from pyinfra.facts.server import Command
 from pyinfra.operations.util.files import generate_color_diff
 
-from facts.systemd import K3sUnits, UnitState
+from facts.systemd import UnitState
 from operations.templates import render_template
 
 
@@ -76,50 +76,3 @@ def dropin_installed(unit: str, template: str, context: dict, dropin: str = "ove
     # rename makes the new drop-in appear whole.
     yield StringCommand("chmod", "644", QuoteString(temporary), "&&", "mv", "-f", QuoteString(temporary), QuoteString(dest))
     yield "systemctl daemon-reload"
-
-
-@operation()
-def units_stopped(units: list[str]):
-    """
-    Stop whichever of the given units exist; a missing unit is not an error.
-    The units stay enabled: leaving build mode starts them again.
-
-    + units: unit names without ``.service``, e.g. ``["k3s", "k3s-agent"]``
-
-    **Example:**
-
-    .. code:: python
-
-        systemd.units_stopped(units=["k3s", "k3s-server", "k3s-agent"])
-    """
-    present = host.get_fact(K3sUnits, units=list(units))["units"]
-    missing = [u for u in units if u not in present]
-    running = [u for u, s in present.items() if s["active"] not in ("inactive", "failed")]
-    if not running:
-        stopped = ", ".join(f"{u} {s['active']}" for u, s in present.items()) or "none installed"
-        host.noop(f"no unit to stop ({stopped}; not installed: {', '.join(missing) or 'none'})")
-        return
-    yield StringCommand("systemctl", "stop", *(QuoteString(f"{u}.service") for u in running))
-
-
-@operation()
-def units_started(units: list[str]):
-    """
-    Start whichever of the given units exist; a missing unit is not an error.
-
-    + units: unit names without ``.service``
-
-    **Example:**
-
-    .. code:: python
-
-        systemd.units_started(units=["k3s-agent"])
-    """
-    present = host.get_fact(K3sUnits, units=list(units))["units"]
-    missing = [u for u in units if u not in present]
-    stopped = [u for u, s in present.items() if s["active"] != "active"]
-    if not stopped:
-        running = ", ".join(present) or "none installed"
-        host.noop(f"no unit to start (running: {running}; not installed: {', '.join(missing) or 'none'})")
-        return
-    yield StringCommand("systemctl", "start", *(QuoteString(f"{u}.service") for u in stopped))

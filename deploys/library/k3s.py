@@ -7,21 +7,22 @@ from pyinfra.api import deploy
 
 from deploys.library.cluster import role_of
 from deploys.library.settings import settings_for
-from operations import systemd
+from operations import k3s
 
 
 @deploy("k3s stopped")
 def k3s_stopped():
-    """The k3s units stopped on the builder and on every worker, first of
-    all, so that pods let go of CPU and memory before apt runs."""
+    """k3s and its pods stopped on the builder and on every worker, first of
+    all, so that pods let go of CPU and memory before apt runs; its units
+    disabled, so a reboot in build mode does not start it again."""
     if role_of(host) is None:
         return
-    systemd.units_stopped(name="Stop the k3s units", units=list(settings_for(host).k3s_units))
+    k3s.k3s_stopped(name="Stop k3s and its pods, disable its units", units=list(settings_for(host).k3s_units))
 
 
 @deploy("k3s started")
 def k3s_started():
-    """The k3s units started again (k3s mode)."""
+    """The k3s units enabled and started again (k3s mode)."""
     if role_of(host) is None:
         return
-    systemd.units_started(name="Start the k3s units", units=list(settings_for(host).k3s_units))
+    k3s.k3s_started(name="Enable and start the k3s units", units=list(settings_for(host).k3s_units))

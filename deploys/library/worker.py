@@ -113,8 +113,9 @@ def worker_serving():
 
 @deploy("worker stopped")
 def worker_stopped():
-    """A worker's distccd stopped and its leftovers killed (k3s mode)."""
+    """A worker's distccd stopped and disabled (so a reboot in k3s mode starts
+    no distccd), and its leftovers killed (k3s mode)."""
     if role_of(host) != "worker":
         return
-    distcc.distccd_stopped(name="Stop distccd")
+    distcc.distccd_stopped(name="Stop and disable distccd", disable=True)
     distcc.stale_compilers_killed(name="Kill stale distccd and cc1 processes")

@@ -29,7 +29,7 @@ def test_dry_run_changes_nothing(dry_plan):
 def test_dry_run_plans_changes_on_every_host(dry_plan, nodes):
     _, _, run = dry_plan
     planned = {op["name"]: op["hosts_with_change"] for op in run.json["plan"]}
-    assert set(planned["mode switch | k3s stopped | Stop the k3s units"]) == {n.fqdn for n in nodes}
+    assert set(planned["mode switch | k3s stopped | Stop k3s and its pods, disable its units"]) == {n.fqdn for n in nodes}
     workers = {n.fqdn for n in by_role(nodes, "worker")}
     assert set(planned["mode switch | distcc installed | Install distcc"]) == workers
 

@@ -26,7 +26,7 @@ from pyinfra.api.operation import add_op
 from pyinfra.api.operations import run_ops
 
 from lab import docker_lab
-from operations import distcc, mounts, systemd
+from operations import distcc, k3s, mounts, systemd
 from tests.lab.harness import INVENTORY, PYINFRA, REPO, by_role, deploy, docker_host, sh, state_digest
 
 K3S_UNITS = ["k3s", "k3s-server", "k3s-agent"]
@@ -343,22 +343,32 @@ def test_dropin_installed_on_a_test_unit(worker):
     assert host.service(TEST_UNIT).systemd_properties["LoadState"] == "not-found"
 
 
+K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|containerd-shim|pod-workload|pause)$' || true"
+
+
 @pytest.mark.parametrize("role", ["builder", "worker"])
-def test_units_stopped_and_started(nodes, role):
+def test_k3s_stopped_with_its_pods_and_started_again(nodes, role):
+    """The lab's k3s behaves like k3s (KillMode=process: pods outlive `systemctl
+    stop`); k3s_stopped leaves no k3s process and no pod, and disables the
+    unit; k3s_started brings both back. Each applied twice."""
     node = by_role(nodes, role)[0]
     unit = docker_lab.K3S_UNIT_FOR_ROLE[role]
     host = docker_host(node)
     was_running = host.service(unit).is_running
-    steps = [(systemd.units_stopped, False), (systemd.units_started, True)]
-    if not was_running:
-        steps.reverse()
     try:
-        for operation, running in steps:
-            assert apply_twice(node, operation, units=K3S_UNITS) == (True, False), operation.__name__
-            assert host.service(unit).is_running is running
-            assert host.service(unit).is_enabled
+        if not was_running:
+            assert apply_twice(node, k3s.k3s_started, units=K3S_UNITS) == (True, False)
+        assert host.service(unit).is_running and host.service(unit).is_enabled
+        assert int(sh(node.container, K3S_LEFT)) >= 3
+        assert apply_twice(node, k3s.k3s_stopped, units=K3S_UNITS) == (True, False)
+        assert not host.service(unit).is_running and not host.service(unit).is_enabled
+        assert int(sh(node.container, K3S_LEFT)) == 0
+        assert apply_twice(node, k3s.k3s_started, units=K3S_UNITS) == (True, False)
+        assert host.service(unit).is_running and host.service(unit).is_enabled
+        assert int(sh(node.container, K3S_LEFT)) >= 3
     finally:
-        sh(node.container, f"systemctl {'start' if was_running else 'stop'} {unit}")
+        if not was_running:
+            sh(node.container, f"systemctl disable --quiet {unit}; /usr/local/bin/k3s-killall.sh >/dev/null 2>&1")
     assert host.service(unit).is_running is was_running
 
 
