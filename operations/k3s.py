@@ -23,17 +23,26 @@ def _services(units: list[str]) -> list[QuoteString]:
     return [QuoteString(f"{u}.service") for u in units]
 
 
-def nothing_left_command() -> StringCommand:
+def nothing_left_command(killall: str | None) -> StringCommand:
     """Fail, naming what is left and the fix, while a k3s process or a
     containerd shim (a pod) still runs after k3s was stopped."""
+    if killall:
+        fix = (
+            f"{killall} ran, so something started them again: look for a k3s unit or a script that is not "
+            f"in distcc_k3s_units (systemctl list-units 'k3s*'; ps -ef), stop it, then run the mode switch again."
+        )
+    else:
+        fix = (
+            "k3s-killall.sh, which k3s's install script writes to /usr/local/bin to stop them, is not on this "
+            "node: reinstall k3s (or copy k3s-killall.sh back) and run the mode switch again."
+        )
     return StringCommand(
         "t=0; while :; do",
         "s=$(ps -eo comm= | grep -c '^containerd-shim'); k=$(ps -eo comm= | grep -cE '^k3s(-server|-agent)?$');",
         '[ "$s$k" = "00" ] && break;',
         f"if [ $t -ge {_SETTLE_TICKS} ]; then",
         "echo \"k3s is stopped but $k k3s processes and $s containerd-shim processes (pods) still run, holding "
-        "the CPU and memory the build needs. Fix: run k3s-killall.sh on this node (k3s's install script puts it "
-        "in /usr/local/bin; reinstall k3s if it is missing), then run the mode switch again.\" >&2; exit 1; fi;",
+        f"the CPU and memory the build needs. Fix: {fix}\" >&2; exit 1; fi;",
         "t=$((t + 1)); sleep 0.2; done",
     )
 
@@ -76,7 +85,7 @@ def k3s_stopped(units: list[str]):
         yield StringCommand(QuoteString(found["killall"]), ">/dev/null", "2>&1", "||", "true")
     elif running:
         yield StringCommand("systemctl", "stop", *_services(running))
-    yield nothing_left_command()
+    yield nothing_left_command(found["killall"])
 
 
 @operation()

@@ -194,7 +194,7 @@ def test_fact_values_come_from_real_hosts(path: Path) -> None:
 
 
 # operations/apt.py is not covered here yet (it came after these fixtures).
-COVERED_MODULES = ("distcc", "mounts", "systemd")
+COVERED_MODULES = ("distcc", "k3s", "mounts", "systemd")
 
 
 def _operations() -> list[str]:
