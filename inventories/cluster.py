@@ -12,7 +12,13 @@ What you must provide:
 - Each host name must be the name the other Pis resolve (FQDN or /etc/hosts
   entry); the workers resolve the builder's name to build their --allow list.
 - ssh_user: a user with passwordless sudo on every Pi (pyinfra runs with sudo).
+  Raspberry Pi OS has had no default `pi` user since 2022: use the one you
+  created when flashing.
 - ssh_key: the private key that user accepts.
+
+This file is complete on its own: it sets `_sudo` itself, so a copy of it
+elsewhere works without inventories/group_data/ beside it (group_data/*.py is
+read only from the inventory's folder and the current directory).
 
 Settings (all optional, defaults in deploys/library/settings.py) go in
 inventories/group_data/all.py for everyone, or per host as in the examples.
@@ -21,6 +27,8 @@ inventories/group_data/all.py for everyone, or per host as in the examples.
 _ssh = {
     "ssh_user": "pi",  # CHANGE-ME: the SSH user with passwordless sudo on every Pi
     "ssh_key": "~/.ssh/id_ed25519",  # CHANGE-ME: the private key for that user
+    # Every operation runs with sudo (the deploys refuse to start without it).
+    "_sudo": True,
 }
 
 builder = [

@@ -198,6 +198,17 @@ def settings_for(host) -> Settings:
     for key, value in data.items():
         if _misspelt(key):
             raise _unknown_key(name, key, value)
+    ssh_user = data.get("ssh_user")
+    if ssh_user not in (None, "root") and data.get("_sudo") is not True:
+        # Without it every fact and operation runs as the SSH user and fails
+        # one by one on permissions; a copied inventory loses group_data/all.py,
+        # which sets it for the lab and the template.
+        raise SettingsError(
+            f"host {shown(name)}: setting _sudo is not True, and the SSH user {shown(str(ssh_user))} is not root, "
+            f"but every deploy here needs root. Fix: set _sudo = True in the host's data (inventories/cluster.py "
+            f"does) or in group_data/all.py beside the inventory, and give that user passwordless sudo. Nothing "
+            f"was changed on any host."
+        )
 
     def get(key: str) -> object:
         value = data.get(key, DEFAULTS[key][0])

@@ -371,3 +371,26 @@ def test_explicit_addresses_are_not_derived_from_a_loopback_name():
 def test_derived_addresses_from_a_lan_route_pass():
     route = _captured_route("builder")
     assert loopback_derivation(settings_for(FakeHost(WORKER)), "builder.distcc.internal", route) is None
+
+
+def test_ssh_user_without_sudo_is_refused():
+    """A copied inventory without group_data/all.py loses `_sudo = True`."""
+    message = refusal({"ssh_user": "pi"})
+    assert message.startswith(f"host {WORKER}: setting _sudo is not True, and the SSH user pi is not root")
+    assert "Fix: set _sudo = True in the host's data" in message
+    assert message.endswith("Nothing was changed on any host.") and "\n" not in message
+
+
+def test_root_or_sudo_is_enough():
+    settings_for(FakeHost(WORKER, {"ssh_user": "root"}))
+    settings_for(FakeHost(WORKER, {"ssh_user": "pi", "_sudo": True}))
+
+
+def test_the_cluster_template_works_without_group_data():
+    """inventories/cluster.py carries _sudo itself, so a copy of it elsewhere is complete."""
+    import runpy
+
+    template = runpy.run_path(str(Path(__file__).resolve().parents[2] / "inventories" / "cluster.py"))
+    for name, data in [*template["builder"], *template["workers"]]:
+        settings_for(FakeHost(name, data))
+        assert data["_sudo"] is True
