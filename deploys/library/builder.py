@@ -11,7 +11,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files
 
 from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
-from deploys.library.settings import Settings, SettingsError, settings_for
+from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
 from facts.mounts import MountPoint, MountPointStatus
 from facts.users import LoginEnvironment
 from operations import distcc, mounts
@@ -31,19 +31,20 @@ def profile_context(settings: Settings) -> dict:
     return {"build_user": settings.build_user, "fallback": 1 if settings.client_fallback else 0}
 
 
-def tmpfs_status(settings: Settings) -> MountPointStatus:
-    """The builder's tmpfs mount point, refused while the deploy file loads
-    (so before any host changes) when the configured size cannot fit."""
+def tmpfs_status(settings: Settings) -> tuple[MountPointStatus, str]:
+    """The builder's tmpfs mount point and the size it gets, refused while
+    the deploy file loads (so before any host changes) when it cannot fit."""
     status = host.get_fact(MountPoint, path=settings.tmpfs_path)
     memory = status["memory_bytes"]
-    if memory and mounts.parse_size(settings.tmpfs_size) > memory:
+    size = tmpfs_size_for(settings, memory)
+    if memory and mounts.parse_size(size) > memory:
         raise SettingsError(
             f"host {host.name}: setting distcc_tmpfs_size = {settings.tmpfs_size!r} is larger than the "
             f"builder's memory ({memory // 1024**2} MiB); a tmpfs that size would push the build into swap "
             f"or the OOM killer. Fix: set distcc_tmpfs_size below that, e.g. half of it. Nothing was changed "
             f"on any host."
         )
-    return status
+    return status, size
 
 
 def host_list(settings: Settings) -> list[str]:
@@ -71,7 +72,7 @@ def builder_client_only():
     settings = settings_for(host)
     if role_of(host) != "builder":
         return
-    status = tmpfs_status(settings)
+    status, size = tmpfs_status(settings)
     refusal = mounts.mount_refusal(status) if status["mount"] is None else None
     if refusal:
         # Refused here, while the deploy file loads, rather than by the mount
@@ -79,7 +80,7 @@ def builder_client_only():
         raise DataSafetyRefusal(f"host {host.name}: {refusal} Nothing was changed on any host.")
     distcc.distccd_stopped(name="distccd stopped and disabled on the builder", disable=True)
     mounts.tmpfs_mounted(
-        name="Build tree tmpfs mounted", path=settings.tmpfs_path, size=settings.tmpfs_size, mode=settings.tmpfs_mode
+        name="Build tree tmpfs mounted", path=settings.tmpfs_path, size=size, mode=settings.tmpfs_mode
     )
     user = settings.build_user
     home = host.get_fact(LoginEnvironment, user=user)["home"]

@@ -8,7 +8,7 @@ import weakref
 import gevent
 from pyinfra import logger
 
-from deploys.library.settings import Settings, SettingsError, settings_for, shown
+from deploys.library.settings import Settings, SettingsError, jobs_for, settings_for, shown
 from facts.host import HostResources
 
 BUILDER_GROUP = "builder"
@@ -95,18 +95,19 @@ def settings_for_role(host, inventory, deploy_name: str, *roles: str) -> Setting
 
 
 def worker_jobs(state, workers: list) -> dict[str, int | None]:
-    """Jobs each worker takes: distcc_jobs, else its CPU count. None for a
-    worker that is not connected in this run (it cannot be asked)."""
+    """Jobs each worker takes (settings.jobs_for: distcc_jobs, else from its
+    CPUs and memory). None for a worker that is not connected in this run
+    (it cannot be asked)."""
     active = set(state.inventory.get_active_hosts())
-    cpus_of = run_cache(state, "worker cpus")
+    jobs_of = run_cache(state, "worker jobs")
     jobs: dict[str, int | None] = {}
     pending = []
     for worker in workers:
         configured = settings_for(worker).jobs
         if configured is not None:
             jobs[worker.name] = configured
-        elif worker.name in cpus_of:
-            jobs[worker.name] = cpus_of[worker.name]
+        elif worker.name in jobs_of:
+            jobs[worker.name] = jobs_of[worker.name]
         elif worker not in active:
             jobs[worker.name] = None
         else:
@@ -114,7 +115,7 @@ def worker_jobs(state, workers: list) -> dict[str, int | None]:
     greenlets = {w.name: gevent.spawn(w.get_fact, HostResources) for w in pending}
     gevent.joinall(list(greenlets.values()))
     for name, greenlet in greenlets.items():
-        cpus = greenlet.value["cpus"] if greenlet.successful() and greenlet.value else None
-        cpus_of[name] = cpus
-        jobs[name] = cpus
+        worker = next(w for w in pending if w.name == name)
+        resources = greenlet.value if greenlet.successful() and greenlet.value else None
+        jobs_of[name] = jobs[name] = jobs_for(settings_for(worker), **resources) if resources else None
     return jobs

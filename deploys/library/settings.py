@@ -10,6 +10,7 @@ per host in the inventory (see inventories/cluster.py).
 from __future__ import annotations
 
 import difflib
+import getpass
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -26,17 +27,17 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     "distcc_allow_open_ok": (False, "accept an allow list that covers every address (0.0.0.0/0): distccd is remote code execution"),
     "distcc_listen": (None, "workers: address distccd listens on; default: the worker's source address toward the builder"),
     "distcc_builder_address": (None, "address of the builder as workers see it; default: the builder's name resolved on the worker"),
-    "distcc_jobs": (None, "workers: parallel jobs distccd accepts (--jobs) and the builder sends; default: the worker's CPU count"),
+    "distcc_jobs": (None, "workers: parallel jobs distccd accepts (--jobs) and the builder sends; default: CPUs, at most one per 400 MiB"),
     "distcc_nice": (10, "workers: distccd --nice (0-20)"),
     "distcc_log_level": ("info", "workers: distccd --log-level (critical, error, warning, notice, info, debug)"),
     "distcc_log_dir": ("/var/log/distccd", "workers: directory of distccd's log file"),
     "distcc_compilers": (None, "compiler names whitelisted in /usr/lib/distcc; default: every installed gcc/g++ name"),
     "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
     "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
-    "distcc_tmpfs_size": ("2G", "builder: tmpfs size (K, M or G); must fit in the builder's memory"),
+    "distcc_tmpfs_size": (None, "builder: tmpfs size (K, M or G); must fit in the builder's memory; default: half of it"),
     "distcc_tmpfs_mode": ("1777", "builder: permission bits of the tmpfs root"),
     "distcc_discard_tmpfs": (False, "builder: on the way back to k3s mode, unmount the tmpfs even when it holds files"),
-    "distcc_build_user": ("pi", "builder: the user who runs the kernel build (gets PATH and host list)"),
+    "distcc_build_user": (None, "builder: the user who runs the kernel build (gets PATH and host list); default: the SSH user"),
     "distcc_client_fallback": (True, "builder: DISTCC_FALLBACK for the build user; True compiles locally when no worker can"),
     "distcc_k3s_units": (["k3s", "k3s-server", "k3s-agent"], "k3s units stopped in build mode and started in k3s mode"),
     "distcc_mtu": (1500, "MTU every node must have on the path between builder and workers"),
@@ -74,7 +75,7 @@ class Settings:
     compilers: tuple[str, ...] | None
     force_restart: bool
     tmpfs_path: str
-    tmpfs_size: str
+    tmpfs_size: str | None
     tmpfs_mode: str
     discard_tmpfs: bool
     build_user: str
@@ -239,7 +240,7 @@ def settings_for(host) -> Settings:
             raise _fail(name, key, value, "is not a dedicated absolute path", "use a path of its own such as /tmp/kernel-build")
     tmpfs_size = get("distcc_tmpfs_size")
     try:
-        if isinstance(tmpfs_size, bool) or parse_size(str(tmpfs_size)) < 16 * 1024**2:
+        if tmpfs_size is not None and (isinstance(tmpfs_size, bool) or parse_size(str(tmpfs_size)) < 16 * 1024**2):
             raise ValueError("too small")
     except ValueError:
         raise _fail(
@@ -249,9 +250,14 @@ def settings_for(host) -> Settings:
     tmpfs_mode = str(get("distcc_tmpfs_mode"))
     if not re.fullmatch(r"[0-7]{3,4}", tmpfs_mode):
         raise _fail(name, "distcc_tmpfs_mode", tmpfs_mode, "is not an octal mode", "write it like '1777' or '0755'")
+    # Raspberry Pi OS has had no default `pi` user since 2022: the one who
+    # logs in (the SSH user; like ssh, paramiko defaults to the local user
+    # name) is the one who builds, unless told otherwise.
     build_user = get("distcc_build_user")
+    if build_user is None:
+        build_user = data.get("ssh_user") or getpass.getuser()
     if not isinstance(build_user, str) or not _NAME.match(build_user):
-        raise _fail(name, "distcc_build_user", build_user, "is not a user name", "set the user who runs the build, e.g. 'pi'")
+        raise _fail(name, "distcc_build_user", build_user, "is not a user name", "set the user who runs the build, e.g. 'alice'")
     units = get("distcc_k3s_units")
     if isinstance(units, str) or not isinstance(units, list | tuple) or not all(isinstance(u, str) and _UNIT.match(u) for u in units):
         raise _fail(name, "distcc_k3s_units", units, "is not a list of unit names", "set e.g. ['k3s', 'k3s-agent']")
@@ -272,7 +278,7 @@ def settings_for(host) -> Settings:
         compilers=None if compilers is None else tuple(compilers),
         force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
         tmpfs_path=get("distcc_tmpfs_path").rstrip("/"),
-        tmpfs_size=str(tmpfs_size).upper(),
+        tmpfs_size=None if tmpfs_size is None else str(tmpfs_size).upper(),
         tmpfs_mode=tmpfs_mode.zfill(4),
         discard_tmpfs=_bool(name, "distcc_discard_tmpfs", get("distcc_discard_tmpfs")),
         build_user=build_user,
@@ -282,3 +288,27 @@ def settings_for(host) -> Settings:
         report_path=report_path,
         apt_lock_wait=_int(name, "distcc_apt_lock_wait", get("distcc_apt_lock_wait"), 0, 3600),
     )
+
+
+# cc1 on a large kernel file takes a few hundred MiB; distccd's own default
+# (CPUs + 2, so 6 on a Pi) would push a 1 GB CM3+ into the OOM killer.
+JOB_MEMORY = 400 * 1024**2
+
+
+def jobs_for(settings: Settings, cpus: int, memory_bytes: int) -> int:
+    """Jobs a worker takes: distcc_jobs, else its CPU count, lowered to one
+    job per JOB_MEMORY of its memory (2 on a 1 GB CM3+, 4 on a 2 GB CM4)."""
+    if settings.jobs is not None:
+        return settings.jobs
+    if not memory_bytes:
+        return cpus
+    return max(1, min(cpus, memory_bytes // JOB_MEMORY))
+
+
+def tmpfs_size_for(settings: Settings, memory_bytes: int) -> str:
+    """The builder's tmpfs size: distcc_tmpfs_size, else half of its memory
+    (tmpfs's own default; it takes memory only as files fill it), so the
+    default fits any Pi, a 2 GB CM4 that reports 1.8 GiB included."""
+    if settings.tmpfs_size is not None:
+        return settings.tmpfs_size
+    return f"{max(16, memory_bytes // 2 // 1024**2)}M"

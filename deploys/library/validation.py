@@ -23,7 +23,7 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
-from deploys.library.settings import Settings, settings_for
+from deploys.library.settings import Settings, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
 from facts.distcc import ProcessInfo
 from facts.survey import HostSurvey, Survey
@@ -108,18 +108,19 @@ def _main_process(survey: Survey) -> ProcessInfo | None:
 
 
 def _jobs(worker, surveys: dict[str, Survey | None]) -> int | None:
-    configured = settings_for(worker).jobs
-    if configured is not None:
-        return configured
+    settings = settings_for(worker)
+    if settings.jobs is not None:
+        return settings.jobs
     survey = surveys.get(worker.name)
-    return survey["resources"]["cpus"] if survey and "resources" in survey else None
+    return jobs_for(settings, **survey["resources"]) if survey and "resources" in survey else None
 
 
 def builder_checks(settings: Settings, survey: Survey, surveys: dict[str, Survey | None]) -> list[Check]:
     checks = []
     mount = survey["mount"]["mount"]
     path = settings.tmpfs_path
-    want_size = tmpfs_bytes(settings.tmpfs_size)
+    size = tmpfs_size_for(settings, survey["mount"]["memory_bytes"])
+    want_size = tmpfs_bytes(size)
     if mount is None:
         checks.append(Check("B-TMPFS", FAIL, f"nothing is mounted at {path}; {HEAL}"))
     elif mount["fstype"] != "tmpfs":
@@ -127,7 +128,7 @@ def builder_checks(settings: Settings, survey: Survey, surveys: dict[str, Survey
     else:
         problems = []
         if mount["size"] != want_size:
-            problems.append(f"size {mount['size']} bytes, want {want_size} ({settings.tmpfs_size})")
+            problems.append(f"size {mount['size']} bytes, want {want_size} ({size})")
         if mount["noexec"]:
             problems.append("mounted noexec (kernel builds run the tools they compile)")
         if mount["mode"] != settings.tmpfs_mode:
@@ -137,7 +138,7 @@ def builder_checks(settings: Settings, survey: Survey, surveys: dict[str, Survey
         checks.append(
             Check("B-TMPFS", FAIL, "; ".join(problems) + f"; {HEAL}")
             if problems
-            else Check("B-TMPFS", PASS, f"tmpfs {settings.tmpfs_size} mode {mount['mode']} exec, in fstab")
+            else Check("B-TMPFS", PASS, f"tmpfs {size} mode {mount['mode']} exec, in fstab")
         )
 
     unit, listening = survey["unit"], survey["listening"]
@@ -210,7 +211,7 @@ def worker_checks(worker, settings: Settings, survey: Survey, builder: Survey | 
     route = survey["builder_route"]
     config = None
     if route["address"] and route["source"]:
-        config = distccd_config(settings, route, survey["resources"]["cpus"])
+        config = distccd_config(settings, route, jobs_for(settings, **survey["resources"]))
     unit, listening = survey["unit"], survey["listening"]
     address = config["listen"] if config else None
     main = _main_process(survey)

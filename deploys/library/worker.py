@@ -9,7 +9,7 @@ from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 
 from deploys.library.cluster import builder_host, peer_name, role_of, run_cache
-from deploys.library.settings import Settings, SettingsError, settings_for
+from deploys.library.settings import Settings, SettingsError, jobs_for, settings_for
 from facts.host import HostResources
 from facts.network import PeerRoute, Route
 from operations import distcc
@@ -17,7 +17,7 @@ from operations import distcc
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
 
 
-def distccd_config(settings: Settings, builder_route: Route, cpus: int) -> dict:
+def distccd_config(settings: Settings, builder_route: Route, jobs: int) -> dict:
     """distccd's command line for this worker, and the override's context.
 
     Defaults come from the worker's own view of the network: it listens on
@@ -25,7 +25,6 @@ def distccd_config(settings: Settings, builder_route: Route, cpus: int) -> dict:
     address as it resolves it (/32), so nothing is open by accident."""
     listen = settings.listen or builder_route["source"]
     allow = settings.allow or (f"{builder_route['address']}/32",)
-    jobs = settings.jobs or cpus
     argv = ["/usr/bin/distccd", "--daemon", "--no-detach", "--port", str(settings.port), "--listen", listen]
     for network in allow:
         argv += ["--allow", network]
@@ -89,8 +88,8 @@ def daemon_config(settings: Settings) -> dict:
                 f"worker (remove it from the 127.0.1.1 line of /etc/hosts, or fix DNS), or set "
                 f"distcc_builder_address to that address. Nothing was changed on any host."
             )
-        cpus = host.get_fact(HostResources)["cpus"] if settings.jobs is None else settings.jobs
-        configs[host.name] = distccd_config(settings, route, cpus)
+        resources = host.get_fact(HostResources) if settings.jobs is None else {"cpus": 0, "memory_bytes": 0}
+        configs[host.name] = distccd_config(settings, route, jobs_for(settings, **resources))
     return configs[host.name]
 
 

@@ -15,7 +15,7 @@ import pytest
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys.library.cluster import check_inventory
-from deploys.library.settings import DEFAULTS, SettingsError, settings_for
+from deploys.library.settings import DEFAULTS, SettingsError, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import loopback_derivation
 
 
@@ -67,7 +67,8 @@ def test_no_data_gives_the_documented_defaults():
     settings = settings_for(FakeHost(WORKER))
     assert settings.port == DEFAULTS["distcc_port"][0] == 3632
     assert settings.allow is None and settings.listen is None and settings.builder_address is None
-    assert settings.tmpfs_path == "/tmp/kernel-build" and settings.tmpfs_size == "2G"
+    # None: sized from the builder's memory when it is known (tmpfs_size_for).
+    assert settings.tmpfs_path == "/tmp/kernel-build" and settings.tmpfs_size is None
     assert settings.tmpfs_mode == "1777" and settings.discard_tmpfs is False
     assert settings.allow_open_ok is False and settings.apt_lock_wait == 120
 
@@ -81,7 +82,7 @@ def test_other_tools_keys_are_left_alone():
         "ssh_user": "pi", "ssh_hostname": "10.0.0.11", "_sudo": True, "k3s_version": "v1.29.4+k3s1",
         "district": "north", "discord_token": "x", "tmpfs_size": "1G",
     }
-    assert settings_for(FakeHost(WORKER, data)).tmpfs_size == "2G"
+    assert settings_for(FakeHost(WORKER, data)).tmpfs_size is None
 
 
 # --- unknown keys ----------------------------------------------------------------
@@ -394,3 +395,38 @@ def test_the_cluster_template_works_without_group_data():
     for name, data in [*template["builder"], *template["workers"]]:
         settings_for(FakeHost(name, data))
         assert data["_sudo"] is True
+
+
+# --- sizes computed from the node ---------------------------------------------------
+
+MIB = 1024**2
+
+
+@pytest.mark.parametrize(
+    "cpus, memory_mib, jobs",
+    [
+        (4, 906, 2),  # CM3+, 1 GB: about 906 MiB reported
+        (4, 1848, 4),  # CM4, 2 GB: about 1.8 GiB reported
+        (4, 7812, 4),  # CM4, 8 GB
+        (1, 300, 1),  # never below one job
+        (2, 0, 2),  # memory unknown: the CPU count
+    ],
+)
+def test_default_jobs_follow_cpus_and_memory(cpus, memory_mib, jobs):
+    assert jobs_for(settings_for(FakeHost(WORKER)), cpus, memory_mib * MIB) == jobs
+
+
+def test_configured_jobs_win():
+    assert jobs_for(settings_for(FakeHost(WORKER, {"distcc_jobs": 6})), 4, 906 * MIB) == 6
+
+
+def test_default_tmpfs_is_half_the_builder_memory_and_fits_a_2gb_cm4():
+    settings = settings_for(FakeHost(WORKER))
+    assert tmpfs_size_for(settings, 1848 * MIB) == "924M"
+    assert tmpfs_size_for(settings_for(FakeHost(WORKER, {"distcc_tmpfs_size": "3g"})), 1848 * MIB) == "3G"
+
+
+def test_build_user_defaults_to_the_ssh_user():
+    """No `pi` on Raspberry Pi OS since 2022: the SSH user is the build user."""
+    assert settings_for(FakeHost(WORKER, {"ssh_user": "alice", "_sudo": True})).build_user == "alice"
+    assert settings_for(FakeHost(WORKER, {"ssh_user": "alice", "_sudo": True, "distcc_build_user": "bob"})).build_user == "bob"
