@@ -10,26 +10,46 @@ from pyinfra.api import FactBase, StringCommand
 from facts._shell import assign
 
 
+class Override(TypedDict):
+    file: str
+    line: int
+    text: str
+
+
 class LoginEnv(TypedDict):
     user: str
     exists: bool
     home: str | None
     path: list[str]
-    distcc_env: dict[str, str]
+    build_env: dict[str, str]
     distcc_hosts: list[str] | None
+    compilers: dict[str, str | None]
+    overrides: list[Override]
+
+
+# What a kernel build invokes by these names (the kernel's CC, HOSTCC, and
+# scripts' cc/c++): each must run the masquerade, or it compiles locally.
+COMPILER_NAMES = ("cc", "c++", "gcc", "g++")
+# Variables that, set in a shell file, take the build away from the farm's
+# host list (DISTCC_HOSTS, DISTCC_DIR) or the masquerade (CC, CXX).
+OVERRIDDEN = ("DISTCC_HOSTS", "DISTCC_DIR", "CC", "CXX")
 
 
 class LoginEnvironment(FactBase[LoginEnv]):
     """
-    The build user's login-shell PATH, DISTCC_* variables, and the host list
-    `distcc --show-hosts` resolves for them (None when distcc is missing).
+    The build user's login-shell PATH, DISTCC_*, CC and CXX variables, what
+    each compiler name (cc, c++, gcc, g++) resolves to there, the host list
+    `distcc --show-hosts` resolves for them (None when distcc is missing), and
+    the lines of the shell files that set DISTCC_HOSTS, DISTCC_DIR, CC or CXX.
 
     .. code:: python
 
         {"user": "pi", "exists": True, "home": "/home/pi",
-         "path": ["/usr/lib/distcc", "/usr/local/bin", "/usr/bin", "/bin"],
-         "distcc_env": {"DISTCC_FALLBACK": "1"},
-         "distcc_hosts": ["worker1.distcc.internal:3632/4"]}
+         "path": ["/home/pi/.local/bin", "/usr/lib/distcc", "/usr/bin", "/bin"],
+         "build_env": {"DISTCC_FALLBACK": "1"},
+         "distcc_hosts": ["worker1.distcc.internal:3632/4"],
+         "compilers": {"cc": "/usr/lib/distcc/cc", "gcc": "/usr/lib/distcc/gcc", ...},
+         "overrides": [{"file": "/home/pi/.bashrc", "line": 3, "text": "export CC=clang"}]}
 
     Needs root (use _sudo) to enter the user's login shell.
     """
@@ -39,9 +59,17 @@ class LoginEnvironment(FactBase[LoginEnv]):
             assign("u", user), ";",
             'printf "user %s\\n" "$u";',
             'if id "$u" >/dev/null 2>&1; then echo exists;',
-            'runuser -l "$u" -c \'printf "HOME %s\\nPATH %s\\n" "$HOME" "$PATH"; env | grep "^DISTCC_" | sed "s/^/env /";',
+            'runuser -l "$u" -c \'printf "HOME %s\\nPATH %s\\n" "$HOME" "$PATH";',
+            'env | grep -E "^(DISTCC_|CC=|CXX=)" | sed "s/^/env /";',
+            f'for c in {" ".join(COMPILER_NAMES)}; do printf "resolve %s %s\\n" "$c" "$(command -v "$c")"; done;',
             'if command -v distcc >/dev/null 2>&1; then echo hosts; distcc --show-hosts 2>/dev/null | sed "s/^/host /"; fi\'',
-            "</dev/null 2>/dev/null; fi; true",
+            "</dev/null 2>/dev/null;",
+            'h=$(getent passwd "$u" | cut -d: -f6);',
+            'for f in /etc/environment /etc/profile /etc/profile.d/*.sh /etc/bash.bashrc',
+            '"$h/.profile" "$h/.bash_profile" "$h/.bash_login" "$h/.bashrc"; do',
+            '[ -f "$f" ] && grep -nE',
+            f"'^[[:space:]]*(export[[:space:]]+)?({'|'.join(OVERRIDDEN)})='",
+            '"$f" | sed "s#^#setby $f:#"; done; fi; true',
         )
 
     def process(self, output: list[str]) -> LoginEnv:
@@ -53,7 +81,9 @@ class LoginEnvironment(FactBase[LoginEnv]):
 
 
 def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
-    env = LoginEnv(user=user, exists=False, home=None, path=[], distcc_env={}, distcc_hosts=None)
+    env = LoginEnv(
+        user=user, exists=False, home=None, path=[], build_env={}, distcc_hosts=None, compilers={}, overrides=[]
+    )
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
         if kind == "user":
@@ -66,9 +96,17 @@ def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
             env["path"] = [p for p in rest.strip().split(":") if p]
         elif kind == "env":
             key, _, value = rest.partition("=")
-            env["distcc_env"][key] = value
+            env["build_env"][key] = value
         elif kind == "hosts":
             env["distcc_hosts"] = []
         elif kind == "host" and env["distcc_hosts"] is not None:
             env["distcc_hosts"].append(rest.strip())
+        elif kind == "resolve":
+            name, _, found = rest.partition(" ")
+            env["compilers"][name] = found.strip() or None
+        elif kind == "setby":
+            path, _, numbered = rest.partition(":")
+            number, _, text = numbered.partition(":")
+            if number.isdigit():
+                env["overrides"].append(Override(file=path, line=int(number), text=text.strip()))
     return env

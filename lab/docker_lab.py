@@ -12,6 +12,7 @@ runs before the virtualenv exists and is imported by `inventories/lab.py`.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import os
 import shutil
@@ -227,19 +228,40 @@ def _container_info(name: str) -> dict | None:
     return json.loads(out.stdout)[0]
 
 
-def start_node(node: Node, image: str) -> None:
-    """Create or start one node; a container of an older image is replaced."""
-    spec = hashlib.sha256(" ".join([image, DOMAIN, *SYSTEMD_RUN_FLAGS]).encode()).hexdigest()[:12]
+def static_address(node: Node) -> str:
+    """A fixed address per node (builder .2, workerN .N+2), as a real cluster
+    has reserved ones: distccd's --listen and --allow are written with them,
+    so a node must come back with its own after a reboot, whatever order the
+    nodes boot in."""
+    network = ipaddress.IPv4Network(SUBNET)
+    index = 0 if node.role == "builder" else int(node.hostname.removeprefix("worker"))
+    return str(network.network_address + 2 + index)
+
+
+def _spec(node: Node, image: str) -> str:
+    return hashlib.sha256(" ".join([image, DOMAIN, static_address(node), *SYSTEMD_RUN_FLAGS]).encode()).hexdigest()[:12]
+
+
+def remove_if_outdated(node: Node, image: str) -> None:
+    """Remove a node made from an older image or recipe (it is made anew).
+    Done for every node before any is started: a new node may take an
+    address an old one still holds."""
     info = _container_info(node.container)
-    if info is not None and info["Config"]["Labels"].get(SPEC_LABEL) != spec:
+    if info is not None and info["Config"]["Labels"].get(SPEC_LABEL) != _spec(node, image):
         _say(f"{node.container} was made from an older image or recipe: replacing it")
         _docker("rm", "-f", "-v", node.container)
-        info = None
+
+
+def start_node(node: Node, image: str) -> None:
+    """Create or start one node (remove_if_outdated first)."""
+    address = static_address(node)
+    spec = _spec(node, image)
+    info = _container_info(node.container)
     if info is None:
         _docker(
             "run", "-d", "--name", node.container,
             "--hostname", node.hostname, "--domainname", DOMAIN,
-            "--network", NETWORK,
+            "--network", NETWORK, "--ip", address,
             "--network-alias", node.hostname, "--network-alias", node.fqdn,
             "--label", f"{LABEL}={node.role}",
             "--label", f"{SPEC_LABEL}={spec}",
@@ -355,6 +377,8 @@ def up(workers: int) -> list[Node]:
         if name not in wanted_names:
             _say(f"removing {name} (not part of a lab with {workers} workers)")
             _docker("rm", "-f", "-v", name)
+    for node in wanted:
+        remove_if_outdated(node, image)
     for node in wanted:
         start_node(node, image)
     public_key = key.with_suffix(".pub").read_text()
