@@ -175,3 +175,74 @@ def parse_k3s_units(lines: list[str]) -> UnitsPresent:
         elif fields[:1] == ["Killall"] and len(fields) == 2:
             result["killall"] = fields[1]
     return result
+
+
+class UnitSetting(TypedDict):
+    file: str
+    line: int
+    key: str
+    value: str
+
+
+class UnitSourcesInfo(TypedDict):
+    unit: str
+    fragment: str
+    file_state: str
+    dropins: list[str]
+    settings: list[UnitSetting]
+
+
+class UnitSources(FactBase[UnitSourcesInfo]):
+    """
+    Where a unit's settings come from: its unit file (FragmentPath; empty and
+    file_state "masked" when masked), every drop-in systemd applies to it in
+    its order, and each `Key=value` line of those files.
+
+    .. code:: python
+
+        {"unit": "distcc.service",
+         "fragment": "/run/systemd/generator.late/distcc.service",
+         "file_state": "generated",
+         "dropins": ["/etc/systemd/system/distcc.service.d/override.conf"],
+         "settings": [{"file": "/etc/systemd/system/distcc.service.d/override.conf",
+                       "line": 12, "key": "Type", "value": "simple"}, ...]}
+    """
+
+    def command(self, unit: str) -> StringCommand:
+        return StringCommand(
+            assign("u", unit), ";",
+            'printf "unit %s\\n" "$u";',
+            'printf "fragment %s\\n" "$(systemctl show "$u" -p FragmentPath --value 2>/dev/null)";',
+            'printf "state %s\\n" "$(systemctl show "$u" -p UnitFileState --value 2>/dev/null)";',
+            'for f in $(systemctl show "$u" -p DropInPaths --value 2>/dev/null); do printf "dropin %s\\n" "$f"; done;',
+            'for f in $(systemctl show "$u" -p FragmentPath -p DropInPaths --value 2>/dev/null); do',
+            "[ -f \"$f\" ] && grep -nE '^[[:space:]]*[A-Za-z]+[[:space:]]*=' \"$f\" | sed \"s#^#set $f:#\"; done; true",
+        )
+
+    def process(self, output: list[str]) -> UnitSourcesInfo:
+        return parse_unit_sources(output)
+
+    @staticmethod
+    def default() -> UnitSourcesInfo:
+        return parse_unit_sources([])
+
+
+def parse_unit_sources(lines: list[str]) -> UnitSourcesInfo:
+    info = UnitSourcesInfo(unit="", fragment="", file_state="", dropins=[], settings=[])
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "unit":
+            info["unit"] = rest
+        elif kind == "fragment":
+            info["fragment"] = rest.strip()
+        elif kind == "state":
+            info["file_state"] = rest.strip()
+        elif kind == "dropin":
+            info["dropins"].append(rest.strip())
+        elif kind == "set":
+            path, _, numbered = rest.partition(":")
+            number, _, assignment = numbered.partition(":")
+            key, _, value = assignment.partition("=")
+            if number.isdigit() and key.strip():
+                info["settings"].append(UnitSetting(file=path, line=int(number), key=key.strip(), value=value.strip()))
+    return info

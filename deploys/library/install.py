@@ -5,16 +5,62 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files
 
 from deploys.library.cluster import role_of
 from deploys.library.settings import settings_for
 from deploys.library.worker import OVERRIDE_TEMPLATE, daemon_config
+from facts.systemd import UnitSources, UnitSourcesInfo
 from operations import apt, distcc, systemd
 
 # The distro's default C and C++ compilers: the same OS release on every Pi
 # gives every worker the builder's gcc (validation's H-GCC compares them).
 WORKER_PACKAGES = ["distcc", "gcc", "g++"]
+
+# What a unit runs, as whom, with which environment and sandbox. Set by a
+# file this package does not own, any of them changes distccd beside the
+# override: Environment=DISTCC_CMDLIST=... turns the compiler whitelist off,
+# User=root runs every job as root, an ExecStartPre runs before it.
+GOVERNING_KEYS = frozenset({
+    "ExecStart", "ExecStartPre", "ExecStartPost", "ExecStop", "ExecReload", "User", "Group", "DynamicUser",
+    "Environment", "EnvironmentFile", "UnsetEnvironment", "PassEnvironment", "Type", "KillMode", "RemainAfterExit",
+    "Restart", "WorkingDirectory", "RootDirectory", "PrivateTmp", "TemporaryFileSystem", "ProtectSystem",
+    "ReadWritePaths", "ProtectHome", "PrivateDevices", "NoNewPrivileges", "RestrictAddressFamilies",
+    "CapabilityBoundingSet", "AmbientCapabilities", "SupplementaryGroups",
+})
+# Unit files that are not anyone's hand edit: systemd's generators and
+# packages (a future Debian native unit, which the override is made to cover).
+_NOT_EDITS = ("/run/systemd/generator", "/lib/systemd/system/", "/usr/lib/systemd/system/")
+
+
+class UnitDriftRefusal(PyinfraError):
+    """distcc.service was changed by hand in a way the mode switch must not undo."""
+
+
+def unit_drift(sources: UnitSourcesInfo, own_dropin: str) -> str | None:
+    """Why the worker's distcc unit, as changed by hand, cannot be taken over
+    as is (with the fix), or None. The mode switch heals its own override;
+    it does not unmask a unit or delete an admin's file."""
+    unit = sources["unit"] or "distcc.service"
+    if sources["file_state"] == "masked":
+        return (
+            f"{unit} is masked (linked to /dev/null), so distccd cannot start. Fix: if the mask is not wanted, "
+            f"run 'systemctl unmask {unit}', then run the mode switch again"
+        )
+    foreign = [
+        s for s in sources["settings"]
+        if s["file"] != own_dropin and not s["file"].startswith(_NOT_EDITS) and s["key"] in GOVERNING_KEYS
+    ]
+    if not foreign:
+        return None
+    found = "; ".join(f"{s['file']} line {s['line']}: {s['key']}={s['value']}" for s in foreign)
+    return (
+        f"{unit} has settings from files this package does not own that change how distccd runs beside its "
+        f"override ({found}). Fix: remove those lines or files (a drop-in renamed to end in .disabled is "
+        f"ignored; 'systemctl revert {unit}' drops a hand-written unit file), then run the mode switch again; "
+        f"what the override sets comes from the distcc_* settings"
+    )
 
 
 @deploy("distcc installed")
@@ -31,6 +77,9 @@ def distcc_installed():
     if role != "worker":
         return
     config = daemon_config(settings)
+    drift = unit_drift(host.get_fact(UnitSources, unit=distcc.UNIT), systemd.dropin_path(distcc.UNIT, "override.conf"))
+    if drift:
+        raise UnitDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
     apt.packages_installed(name="Install distcc", packages=WORKER_PACKAGES, wait_seconds=settings.apt_lock_wait)
     distcc.masquerade_links(
         name="Whitelist the installed compilers in /usr/lib/distcc",

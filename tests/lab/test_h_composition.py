@@ -11,6 +11,8 @@ what the worker itself resolves: each checked on the real lab.
 
 from __future__ import annotations
 
+import pytest
+
 from tests.lab.harness import cluster_digest, deploy, docker_host, sh
 
 HOSTS_LINE = "127.0.1.1 builder.distcc.internal builder"
@@ -46,4 +48,44 @@ def test_reset_alone_brings_a_worker_from_k3s_mode_to_serving(builder, workers):
         assert not host.service("k3s-agent").is_running
         assert host.socket(f"tcp://{worker.address}:3632").is_listening
     assert deploy("worker_distccd_reset").totals["success"] == 0
+    assert deploy("mode_switch").returncode == 0
+
+
+DROPIN_DIR = "/etc/systemd/system/distcc.service.d"
+UNIT_DRIFT = {
+    "foreign drop-in": (
+        f"printf '[Service]\\nEnvironment=DISTCC_CMDLIST=/etc/distcc/cmdlist\\n' > {DROPIN_DIR}/zz-local.conf",
+        f"rm -f {DROPIN_DIR}/zz-local.conf",
+        "zz-local.conf line 2: Environment=DISTCC_CMDLIST=/etc/distcc/cmdlist",
+    ),
+    "masked unit": ("systemctl mask distcc.service", "systemctl unmask distcc.service", "distcc.service is masked"),
+    "hand-written unit": (
+        "printf '[Service]\\nExecStartPre=/bin/true\\nExecStart=/usr/bin/distccd --daemon --no-detach\\n'"
+        " > /etc/systemd/system/distcc.service",
+        "rm -f /etc/systemd/system/distcc.service",
+        "/etc/systemd/system/distcc.service line 2: ExecStartPre=/bin/true",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNIT_DRIFT))
+def test_a_unit_changed_by_hand_is_refused_before_any_change(workers, case):
+    """Made by hand on one worker in build mode, then a mode switch: refused
+    while the deploy file loads, the file and the fix named, nothing changed
+    on any host; once the admin undoes it, the switch goes ahead."""
+    worker = workers[-1]
+    breakage, undo, named = UNIT_DRIFT[case]
+    assert deploy("mode_switch").returncode == 0
+    sh(worker.container, f"{breakage} && systemctl daemon-reload")
+    try:
+        before = cluster_digest()
+        run = deploy("mode_switch", json_output=False)
+        assert run.returncode != 0
+        message = next(line for line in run.stderr.splitlines() if named in line)
+        assert f"host {worker.fqdn}: " in message and "Fix: " in message
+        assert message.rstrip().endswith("Nothing was changed on any host.") and message.isascii()
+        assert "--> Beginning operation run" not in run.stderr
+        assert cluster_digest() == before
+    finally:
+        sh(worker.container, f"{undo} && systemctl daemon-reload")
     assert deploy("mode_switch").returncode == 0

@@ -1,0 +1,44 @@
+"""The worker's distcc unit as changed by hand, judged from UnitSources
+captured on real lab workers: the mode switch takes over only a unit whose
+running is decided by this package's override."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from deploys.library.install import unit_drift
+
+FIXTURES = Path(__file__).parent / "facts" / "systemd.UnitSources"
+OWN = "/etc/systemd/system/distcc.service.d/override.conf"
+
+
+def sources(case: str) -> dict:
+    return json.loads((FIXTURES / f"{case}.json").read_text())["fact"]
+
+
+@pytest.mark.parametrize("case", ["build_mode", "builder_build_mode"])
+def test_a_unit_of_the_package_and_systemd_alone_is_taken_over(case):
+    assert unit_drift(sources(case), OWN) is None
+
+
+def test_a_foreign_drop_in_that_changes_the_run_is_named_with_its_line():
+    problem = unit_drift(sources("foreign_dropin"), OWN)
+    assert "zz-local.conf line 2: Environment=DISTCC_CMDLIST=/etc/distcc/cmdlist" in problem
+    # Nice= and a comment-only local.conf change nothing that matters.
+    assert "Nice" not in problem and "local.conf line" not in problem.replace("zz-local.conf line", "")
+    assert "Fix: remove those lines or files" in problem and problem.isascii()
+
+
+def test_a_masked_unit_is_refused_with_unmask_as_the_fix():
+    problem = unit_drift(sources("masked"), OWN)
+    assert problem.startswith("distcc.service is masked")
+    assert "run 'systemctl unmask distcc.service'" in problem
+
+
+def test_a_hand_written_unit_file_is_named():
+    problem = unit_drift(sources("hand_written_unit"), OWN)
+    assert "/etc/systemd/system/distcc.service line 4: ExecStartPre=/bin/true" in problem
+    assert "systemctl revert distcc.service" in problem
