@@ -12,14 +12,58 @@ from pyinfra.operations import files
 
 from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
+from facts.distcc import COMPILER_NAME, MASQUERADE_DIR
 from facts.mounts import MountPoint, MountPointStatus
-from facts.users import LoginEnvironment
+from facts.users import LoginEnv, LoginEnvironment
 from operations import distcc, mounts
 from operations.templates import render_template
 
 
 class DataSafetyRefusal(PyinfraError):
     """The builder's state makes a change unsafe (files would be hidden)."""
+
+
+class LoginDriftRefusal(PyinfraError):
+    """The build user's own shell files take builds away from the farm."""
+
+
+def _bypasses_masquerade(command: str) -> bool:
+    """Whether CC/CXX would run a compiler other than through distcc: an
+    absolute path outside /usr/lib/distcc, or a name distcc does not serve."""
+    first = command.split()[0] if command.split() else ""
+    if first.endswith("/distcc") or first == "distcc" or first.startswith(f"{MASQUERADE_DIR}/"):
+        return False
+    return first.startswith("/") or not COMPILER_NAME.match(first)
+
+
+def login_drift(login: LoginEnv) -> str | None:
+    """What in the build user's own login environment takes compiles away
+    from the farm, file and line named, or None. The mode switch cannot heal
+    it (a user's shell files are theirs). A PATH that merely puts ~/bin or
+    ~/.local/bin first (Debian's ~/.profile does) is fine while every
+    compiler name still runs the masquerade."""
+    problems = []
+    for override in login["overrides"]:
+        key, _, value = override["text"].removeprefix("export").strip().partition("=")
+        value = value.strip().strip("\"'")
+        if key in ("CC", "CXX") and not _bypasses_masquerade(value):
+            continue
+        why = {
+            "DISTCC_HOSTS": "replaces the farm's host list in ~/.distcc/hosts",
+            "DISTCC_DIR": "moves distcc's state and host list away from ~/.distcc",
+        }.get(key, "runs that compiler directly instead of through distcc")
+        problems.append(f"{override['file']} line {override['line']}: {override['text']} ({why})")
+    home = login["home"] or "/nonexistent"
+    for name, found in sorted(login["compilers"].items()):
+        if found and found.startswith(f"{home}/"):
+            problems.append(f"{found} comes before {MASQUERADE_DIR} on the login PATH, so `{name}` compiles locally")
+    if not problems:
+        return None
+    return (
+        f"the build user {login['user']}'s own shell files take compiles away from the farm: "
+        f"{'; '.join(problems)}. Fix: remove or rename those (the farm's settings come from ~/.distcc/hosts and "
+        f"{PROFILE_SCRIPT}), then run the mode switch again"
+    )
 
 
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
@@ -83,12 +127,16 @@ def builder_client_only():
         name="Build tree tmpfs mounted", path=settings.tmpfs_path, size=size, mode=settings.tmpfs_mode
     )
     user = settings.build_user
-    home = host.get_fact(LoginEnvironment, user=user)["home"]
+    login = host.get_fact(LoginEnvironment, user=user)
+    home = login["home"]
     if home is None:
         raise SettingsError(
             f"host {host.name}: setting distcc_build_user = {user!r} names no user on the builder. Fix: set it "
             f"to the user who runs the kernel build, or create that user. Nothing was changed on any host."
         )
+    drift = login_drift(login)
+    if drift:
+        raise LoginDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
     files.directory(name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, mode="755")
     files.put(
         name="distcc host list of the build user",

@@ -89,3 +89,47 @@ def test_a_unit_changed_by_hand_is_refused_before_any_change(workers, case):
     finally:
         sh(worker.container, f"{undo} && systemctl daemon-reload")
     assert deploy("mode_switch").returncode == 0
+
+
+LOGIN_DRIFT = {
+    "DISTCC_HOSTS in ~/.profile": (
+        "cp /home/pi/.profile /root/profile.lab-test && echo 'export DISTCC_HOSTS=localhost' >> /home/pi/.profile",
+        "cp /root/profile.lab-test /home/pi/.profile && rm -f /root/profile.lab-test",
+        "/home/pi/.profile line 28: export DISTCC_HOSTS=localhost (replaces the farm's host list",
+    ),
+    "gcc in ~/.local/bin": (
+        "install -d -o pi -g pi /home/pi/.local/bin && ln -s /usr/bin/gcc /home/pi/.local/bin/gcc",
+        "rm -rf /home/pi/.local",
+        "/home/pi/.local/bin/gcc comes before /usr/lib/distcc on the login PATH, so `gcc` compiles locally",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LOGIN_DRIFT))
+def test_the_build_users_own_overrides_are_refused_before_any_change(builder, case):
+    breakage, undo, named = LOGIN_DRIFT[case]
+    assert deploy("mode_switch").returncode == 0
+    sh(builder.container, breakage)
+    try:
+        before = cluster_digest()
+        run = deploy("mode_switch", json_output=False)
+        assert run.returncode != 0
+        message = next(line for line in run.stderr.splitlines() if named in line)
+        assert f"host {builder.fqdn}: the build user pi's own shell files take compiles away from the farm" in message
+        assert message.rstrip().endswith("Nothing was changed on any host.") and message.isascii()
+        assert cluster_digest() == before
+    finally:
+        sh(builder.container, undo)
+    assert deploy("mode_switch").returncode == 0
+
+
+def test_a_pip_user_bin_first_on_path_is_accepted(builder):
+    """Debian's ~/.profile puts ~/.local/bin first once pip makes it: the
+    compilers still run the masquerade, so the switch goes ahead."""
+    sh(builder.container, "install -d -o pi -g pi /home/pi/.local/bin")
+    try:
+        run = deploy("mode_switch")
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert run.totals["success"] == 0
+    finally:
+        sh(builder.container, "rm -rf /home/pi/.local")
