@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from pyinfra.api import FactBase
+from facts._parsed import ParsedFact
 
 
 class Identity(TypedDict):
@@ -14,7 +14,18 @@ class Identity(TypedDict):
     dpkg_architecture: str | None
 
 
-class CompilerIdentity(FactBase[Identity]):
+def parse_identity(lines: list[str]) -> Identity:
+    values: dict[str, str | None] = {"version": None, "machine": None, "arch": None}
+    for line in lines:
+        key, _, value = line.strip().partition(" ")
+        if key in values:
+            values[key] = value.strip() or None
+    return Identity(
+        gcc_version=values["version"], gcc_machine=values["machine"], dpkg_architecture=values["arch"]
+    )
+
+
+class CompilerIdentity(ParsedFact[Identity]):
     """
     `gcc -dumpfullversion`, `gcc -dumpmachine` and `dpkg --print-architecture`
     (the userland's architecture, which is what matters: a 32-bit Raspberry Pi
@@ -34,20 +45,4 @@ class CompilerIdentity(FactBase[Identity]):
         'printf "arch %s\\n" "$(dpkg --print-architecture 2>/dev/null)"'
     )
 
-    def process(self, output: list[str]) -> Identity:
-        return parse_identity(output)
-
-    @staticmethod
-    def default() -> Identity:
-        return parse_identity([])
-
-
-def parse_identity(lines: list[str]) -> Identity:
-    values: dict[str, str | None] = {"version": None, "machine": None, "arch": None}
-    for line in lines:
-        key, _, value = line.strip().partition(" ")
-        if key in values:
-            values[key] = value.strip() or None
-    return Identity(
-        gcc_version=values["version"], gcc_machine=values["machine"], dpkg_architecture=values["arch"]
-    )
+    parse = staticmethod(parse_identity)

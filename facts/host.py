@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
+
+from facts._parsed import ParsedFact
 
 
 class Names(TypedDict):
@@ -14,7 +16,21 @@ class Names(TypedDict):
     resolves: dict[str, list[str]]
 
 
-class HostNames(FactBase[Names]):
+def parse_names(lines: list[str]) -> Names:
+    names = Names(hostname="", fqdn=None, resolves={})
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "hostname":
+            names["hostname"] = rest.strip()
+        elif kind == "fqdn":
+            names["fqdn"] = rest.strip() or None
+        elif kind == "resolves":
+            name, _, addresses = rest.partition(" ")
+            names["resolves"][name] = addresses.split()
+    return names
+
+
+class HostNames(ParsedFact[Names]):
     """
     The short hostname, the FQDN (`hostname -f`), and the IPv4 addresses each
     given name resolves to here (an empty list when it does not resolve).
@@ -39,50 +55,12 @@ class HostNames(FactBase[Names]):
             ]
         return StringCommand(*bits)
 
-    def process(self, output: list[str]) -> Names:
-        return parse_names(output)
-
-    @staticmethod
-    def default() -> Names:
-        return parse_names([])
-
-
-def parse_names(lines: list[str]) -> Names:
-    names = Names(hostname="", fqdn=None, resolves={})
-    for line in lines:
-        kind, _, rest = line.strip().partition(" ")
-        if kind == "hostname":
-            names["hostname"] = rest.strip()
-        elif kind == "fqdn":
-            names["fqdn"] = rest.strip() or None
-        elif kind == "resolves":
-            name, _, addresses = rest.partition(" ")
-            names["resolves"][name] = addresses.split()
-    return names
+    parse = staticmethod(parse_names)
 
 
 class Resources(TypedDict):
     cpus: int
     memory_bytes: int
-
-
-class HostResources(FactBase[Resources]):
-    """
-    CPU count and memory: distccd's default --jobs and the tmpfs size limit.
-
-    .. code:: python
-
-        {"cpus": 4, "memory_bytes": 8245223424}
-    """
-
-    command = "printf 'cpus %s\\n' \"$(nproc)\"; awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo"
-
-    def process(self, output: list[str]) -> Resources:
-        return parse_resources(output)
-
-    @staticmethod
-    def default() -> Resources:
-        return parse_resources([])
 
 
 def parse_resources(lines: list[str]) -> Resources:
@@ -94,3 +72,17 @@ def parse_resources(lines: list[str]) -> Resources:
         elif kind == "memory" and rest.isdigit():
             resources["memory_bytes"] = int(rest)
     return resources
+
+
+class HostResources(ParsedFact[Resources]):
+    """
+    CPU count and memory: distccd's default --jobs and the tmpfs size limit.
+
+    .. code:: python
+
+        {"cpus": 4, "memory_bytes": 8245223424}
+    """
+
+    command = "printf 'cpus %s\\n' \"$(nproc)\"; awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo"
+
+    parse = staticmethod(parse_resources)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-from pyinfra.api import FactBase, StringCommand
+from pyinfra.api import StringCommand
 
+from facts._parsed import ParsedFact
 from facts._shell import assign
 
 _ROUTE = re.compile(r"\bdev (?P<dev>\S+)|\bsrc (?P<src>\S+)|\bmtu (?P<mtu>\d+)")
@@ -22,7 +23,30 @@ class Route(TypedDict):
     mtu: int | None
 
 
-class PeerRoute(FactBase[Route]):
+def parse_route(lines: list[str], peer: str = "") -> Route:
+    route = Route(peer=peer, address=None, interface=None, source=None, mtu=None)
+    route_mtu = link_mtu = None
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "peer":
+            route["peer"] = rest
+        elif kind == "address":
+            route["address"] = rest.strip() or None
+        elif kind == "route":
+            for match in _ROUTE.finditer(rest):
+                if match.group("dev"):
+                    route["interface"] = match.group("dev")
+                elif match.group("src"):
+                    route["source"] = match.group("src")
+                elif match.group("mtu"):
+                    route_mtu = int(match.group("mtu"))
+        elif kind == "linkmtu" and rest.strip().isdigit():
+            link_mtu = int(rest)
+    route["mtu"] = route_mtu or link_mtu
+    return route
+
+
+class PeerRoute(ParsedFact[Route]):
     """
     How this host reaches a peer given by name or address.
 
@@ -50,32 +74,4 @@ class PeerRoute(FactBase[Route]):
             "fi; true",
         )
 
-    def process(self, output: list[str]) -> Route:
-        return parse_route(output)
-
-    @staticmethod
-    def default() -> Route:
-        return parse_route([])
-
-
-def parse_route(lines: list[str], peer: str = "") -> Route:
-    route = Route(peer=peer, address=None, interface=None, source=None, mtu=None)
-    route_mtu = link_mtu = None
-    for line in lines:
-        kind, _, rest = line.strip().partition(" ")
-        if kind == "peer":
-            route["peer"] = rest
-        elif kind == "address":
-            route["address"] = rest.strip() or None
-        elif kind == "route":
-            for match in _ROUTE.finditer(rest):
-                if match.group("dev"):
-                    route["interface"] = match.group("dev")
-                elif match.group("src"):
-                    route["source"] = match.group("src")
-                elif match.group("mtu"):
-                    route_mtu = int(match.group("mtu"))
-        elif kind == "linkmtu" and rest.strip().isdigit():
-            link_mtu = int(rest)
-    route["mtu"] = route_mtu or link_mtu
-    return route
+    parse = staticmethod(parse_route)

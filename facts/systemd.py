@@ -6,8 +6,9 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
+from facts._parsed import ParsedFact
 from facts._shell import assign
 
 _ARGV = re.compile(r"argv\[\]=(?P<argv>.*?) ;")
@@ -35,7 +36,31 @@ def _show_properties(lines: list[str]) -> dict[str, str]:
     return props
 
 
-class UnitState(FactBase[UnitStatus]):
+def parse_unit_state(lines: list[str]) -> UnitStatus:
+    props = _show_properties(line for line in lines if not line.startswith("DropIn "))
+    dropins: dict[str, str] = {}
+    for line in lines:
+        if line.startswith("DropIn "):
+            digest, _, path = line[len("DropIn "):].strip().partition("  ")
+            dropins[path] = digest
+    argv = _ARGV.search(props.get("ExecStart", ""))
+    enabled_state = props.get("IsEnabled", "")
+    main_pid = props.get("MainPID", "0")
+    return UnitStatus(
+        unit=props.get("Id", ""),
+        load=props.get("LoadState", "not-found"),
+        active=props.get("ActiveState", "inactive"),
+        sub=props.get("SubState", "dead"),
+        enabled=enabled_state in ("enabled", "enabled-runtime", "static", "alias"),
+        enabled_state=enabled_state,
+        main_pid=int(main_pid) if main_pid.isdigit() else 0,
+        user=props.get("User", ""),
+        exec_start=argv.group("argv").split() if argv else [],
+        dropins=dropins,
+    )
+
+
+class UnitState(ParsedFact[UnitStatus]):
     """
     One unit's load/active/enabled state, main PID, ExecStart argv, and the
     sha256 of each drop-in in /etc/systemd/system/UNIT.d.
@@ -63,38 +88,7 @@ class UnitState(FactBase[UnitStatus]):
             "done; true",
         )
 
-    def process(self, output: list[str]) -> UnitStatus:
-        return parse_unit_state(output)
-
-    @staticmethod
-    def default() -> UnitStatus:
-        # Also what pyinfra hands an operation when the host could not answer (it
-        # died mid-run): a well-shaped value, so the host fails, not the run.
-        return parse_unit_state([])
-
-
-def parse_unit_state(lines: list[str]) -> UnitStatus:
-    props = _show_properties(line for line in lines if not line.startswith("DropIn "))
-    dropins: dict[str, str] = {}
-    for line in lines:
-        if line.startswith("DropIn "):
-            digest, _, path = line[len("DropIn "):].strip().partition("  ")
-            dropins[path] = digest
-    argv = _ARGV.search(props.get("ExecStart", ""))
-    enabled_state = props.get("IsEnabled", "")
-    main_pid = props.get("MainPID", "0")
-    return UnitStatus(
-        unit=props.get("Id", ""),
-        load=props.get("LoadState", "not-found"),
-        active=props.get("ActiveState", "inactive"),
-        sub=props.get("SubState", "dead"),
-        enabled=enabled_state in ("enabled", "enabled-runtime", "static", "alias"),
-        enabled_state=enabled_state,
-        main_pid=int(main_pid) if main_pid.isdigit() else 0,
-        user=props.get("User", ""),
-        exec_start=argv.group("argv").split() if argv else [],
-        dropins=dropins,
-    )
+    parse = staticmethod(parse_unit_state)
 
 
 class UnitBrief(TypedDict):
@@ -115,7 +109,29 @@ class UnitsPresent(TypedDict):
 KILLALL_PATHS = ("/usr/local/bin/k3s-killall.sh", "/opt/bin/k3s-killall.sh")
 
 
-class K3sUnits(FactBase[UnitsPresent]):
+def parse_k3s_units(lines: list[str]) -> UnitsPresent:
+    result = UnitsPresent(units={}, containerd_shims=0, k3s_processes=0, killall=None)
+    for line in lines:
+        fields = line.split()
+        if fields[:1] == ["Unit"] and len(fields) >= 3:
+            name, load = fields[1], fields[2]
+            if load != "loaded":
+                continue
+            result["units"][name] = UnitBrief(
+                load=load,
+                active=fields[3] if len(fields) > 3 else "unknown",
+                enabled_state=fields[4] if len(fields) > 4 else "",
+            )
+        elif fields[:1] == ["Shims"] and len(fields) == 2 and fields[1].isdigit():
+            result["containerd_shims"] = int(fields[1])
+        elif fields[:1] == ["K3s"] and len(fields) == 2 and fields[1].isdigit():
+            result["k3s_processes"] = int(fields[1])
+        elif fields[:1] == ["Killall"] and len(fields) == 2:
+            result["killall"] = fields[1]
+    return result
+
+
+class K3sUnits(ParsedFact[UnitsPresent]):
     """
     Which of the given units exist and their state; how many k3s processes
     and containerd-shim processes run (k3s's units have KillMode=process, so
@@ -147,34 +163,7 @@ class K3sUnits(FactBase[UnitsPresent]):
         ]
         return StringCommand(*bits)
 
-    def process(self, output: list[str]) -> UnitsPresent:
-        return parse_k3s_units(output)
-
-    @staticmethod
-    def default() -> UnitsPresent:
-        return parse_k3s_units([])
-
-
-def parse_k3s_units(lines: list[str]) -> UnitsPresent:
-    result = UnitsPresent(units={}, containerd_shims=0, k3s_processes=0, killall=None)
-    for line in lines:
-        fields = line.split()
-        if fields[:1] == ["Unit"] and len(fields) >= 3:
-            name, load = fields[1], fields[2]
-            if load != "loaded":
-                continue
-            result["units"][name] = UnitBrief(
-                load=load,
-                active=fields[3] if len(fields) > 3 else "unknown",
-                enabled_state=fields[4] if len(fields) > 4 else "",
-            )
-        elif fields[:1] == ["Shims"] and len(fields) == 2 and fields[1].isdigit():
-            result["containerd_shims"] = int(fields[1])
-        elif fields[:1] == ["K3s"] and len(fields) == 2 and fields[1].isdigit():
-            result["k3s_processes"] = int(fields[1])
-        elif fields[:1] == ["Killall"] and len(fields) == 2:
-            result["killall"] = fields[1]
-    return result
+    parse = staticmethod(parse_k3s_units)
 
 
 class UnitSetting(TypedDict):
@@ -192,7 +181,28 @@ class UnitSourcesInfo(TypedDict):
     settings: list[UnitSetting]
 
 
-class UnitSources(FactBase[UnitSourcesInfo]):
+def parse_unit_sources(lines: list[str]) -> UnitSourcesInfo:
+    info = UnitSourcesInfo(unit="", fragment="", file_state="", dropins=[], settings=[])
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "unit":
+            info["unit"] = rest
+        elif kind == "fragment":
+            info["fragment"] = rest.strip()
+        elif kind == "state":
+            info["file_state"] = rest.strip()
+        elif kind == "dropin":
+            info["dropins"].append(rest.strip())
+        elif kind == "set":
+            path, _, numbered = rest.partition(":")
+            number, _, assignment = numbered.partition(":")
+            key, _, value = assignment.partition("=")
+            if number.isdigit() and key.strip():
+                info["settings"].append(UnitSetting(file=path, line=int(number), key=key.strip(), value=value.strip()))
+    return info
+
+
+class UnitSources(ParsedFact[UnitSourcesInfo]):
     """
     Where a unit's settings come from: its unit file (FragmentPath; empty and
     file_state "masked" when masked), every drop-in systemd applies to it in
@@ -219,30 +229,4 @@ class UnitSources(FactBase[UnitSourcesInfo]):
             "[ -f \"$f\" ] && grep -nE '^[[:space:]]*[A-Za-z]+[[:space:]]*=' \"$f\" | sed \"s#^#set $f:#\"; done; true",
         )
 
-    def process(self, output: list[str]) -> UnitSourcesInfo:
-        return parse_unit_sources(output)
-
-    @staticmethod
-    def default() -> UnitSourcesInfo:
-        return parse_unit_sources([])
-
-
-def parse_unit_sources(lines: list[str]) -> UnitSourcesInfo:
-    info = UnitSourcesInfo(unit="", fragment="", file_state="", dropins=[], settings=[])
-    for line in lines:
-        kind, _, rest = line.strip().partition(" ")
-        if kind == "unit":
-            info["unit"] = rest
-        elif kind == "fragment":
-            info["fragment"] = rest.strip()
-        elif kind == "state":
-            info["file_state"] = rest.strip()
-        elif kind == "dropin":
-            info["dropins"].append(rest.strip())
-        elif kind == "set":
-            path, _, numbered = rest.partition(":")
-            number, _, assignment = numbered.partition(":")
-            key, _, value = assignment.partition("=")
-            if number.isdigit() and key.strip():
-                info["settings"].append(UnitSetting(file=path, line=int(number), key=key.strip(), value=value.strip()))
-    return info
+    parse = staticmethod(parse_unit_sources)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from pyinfra.api import FactBase, StringCommand
+from pyinfra.api import StringCommand
 
+from facts._parsed import ParsedFact
 from facts._shell import assign
 
 
@@ -35,7 +36,39 @@ COMPILER_NAMES = ("cc", "c++", "gcc", "g++")
 OVERRIDDEN = ("DISTCC_HOSTS", "DISTCC_DIR", "CC", "CXX")
 
 
-class LoginEnvironment(FactBase[LoginEnv]):
+def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
+    env = LoginEnv(
+        user=user, exists=False, home=None, path=[], build_env={}, distcc_hosts=None, compilers={}, overrides=[]
+    )
+    for line in lines:
+        kind, _, rest = line.strip().partition(" ")
+        if kind == "user":
+            env["user"] = rest
+        elif kind == "exists":
+            env["exists"] = True
+        elif kind == "HOME":
+            env["home"] = rest.strip() or None
+        elif kind == "PATH":
+            env["path"] = [p for p in rest.strip().split(":") if p]
+        elif kind == "env":
+            key, _, value = rest.partition("=")
+            env["build_env"][key] = value
+        elif kind == "hosts":
+            env["distcc_hosts"] = []
+        elif kind == "host" and env["distcc_hosts"] is not None:
+            env["distcc_hosts"].append(rest.strip())
+        elif kind == "resolve":
+            name, _, found = rest.partition(" ")
+            env["compilers"][name] = found.strip() or None
+        elif kind == "setby":
+            path, _, numbered = rest.partition(":")
+            number, _, text = numbered.partition(":")
+            if number.isdigit():
+                env["overrides"].append(Override(file=path, line=int(number), text=text.strip()))
+    return env
+
+
+class LoginEnvironment(ParsedFact[LoginEnv]):
     """
     The build user's login-shell PATH, DISTCC_*, CC and CXX variables, what
     each compiler name (cc, c++, gcc, g++) resolves to there, the host list
@@ -72,41 +105,4 @@ class LoginEnvironment(FactBase[LoginEnv]):
             '"$f" | sed "s#^#setby $f:#"; done; fi; true',
         )
 
-    def process(self, output: list[str]) -> LoginEnv:
-        return parse_login_environment(output)
-
-    @staticmethod
-    def default() -> LoginEnv:
-        return parse_login_environment([])
-
-
-def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
-    env = LoginEnv(
-        user=user, exists=False, home=None, path=[], build_env={}, distcc_hosts=None, compilers={}, overrides=[]
-    )
-    for line in lines:
-        kind, _, rest = line.strip().partition(" ")
-        if kind == "user":
-            env["user"] = rest
-        elif kind == "exists":
-            env["exists"] = True
-        elif kind == "HOME":
-            env["home"] = rest.strip() or None
-        elif kind == "PATH":
-            env["path"] = [p for p in rest.strip().split(":") if p]
-        elif kind == "env":
-            key, _, value = rest.partition("=")
-            env["build_env"][key] = value
-        elif kind == "hosts":
-            env["distcc_hosts"] = []
-        elif kind == "host" and env["distcc_hosts"] is not None:
-            env["distcc_hosts"].append(rest.strip())
-        elif kind == "resolve":
-            name, _, found = rest.partition(" ")
-            env["compilers"][name] = found.strip() or None
-        elif kind == "setby":
-            path, _, numbered = rest.partition(":")
-            number, _, text = numbered.partition(":")
-            if number.isdigit():
-                env["overrides"].append(Override(file=path, line=int(number), text=text.strip()))
-    return env
+    parse = staticmethod(parse_login_environment)

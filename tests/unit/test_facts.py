@@ -63,6 +63,8 @@ def test_fact_from_captured_output(path: Path) -> None:
 def _declared_facts() -> list[str]:
     found = []
     for module_info in pkgutil.iter_modules(facts.__path__):
+        if module_info.name.startswith("_"):  # helpers and the abstract base, no facts
+            continue
         module = importlib.import_module(f"facts.{module_info.name}")
         for name, member in inspect.getmembers(module, inspect.isclass):
             if member.__module__ == module.__name__ and issubclass(member, (FactBase, ShortFactBase)):
