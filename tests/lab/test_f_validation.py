@@ -6,16 +6,24 @@ import json
 
 import pytest
 
-from tests.lab.harness import REPO, cluster_digest, deploy, sh
+from tests.lab.harness import REPO, cluster_digest, deploy, pyinfra, sh
 
 REPORT = REPO / "reports" / "validate.json"
 
 
-def validate() -> tuple[int, set[str], str]:
+def validate(*options: str) -> tuple[int, set[str], str]:
+    code, report, output = validate_report(*options)
+    return code, set(report["failed"]), output
+
+
+def validate_report(*options: str, timeout: int = 600) -> tuple[int, dict, str]:
     REPORT.unlink(missing_ok=True)
-    run = deploy("cluster_distcc_validate", json_output=False)
-    report = json.loads(REPORT.read_text())
-    return run.returncode, set(report["failed"]), run.stderr
+    run = pyinfra(*options, "deploys/cluster_distcc_validate.py", json_output=False, timeout=timeout)
+    return run.returncode, json.loads(REPORT.read_text()), run.stderr
+
+
+def outcomes(report: dict) -> dict[str, list[tuple[str, str]]]:
+    return {name: [(c["id"], c["result"]) for c in checks] for name, checks in report["hosts"].items()}
 
 
 def test_validation_passes_and_is_read_only(nodes):
@@ -25,6 +33,26 @@ def test_validation_passes_and_is_read_only(nodes):
     assert cluster_digest() == before
     assert output.isascii()
     assert "validation: " in output and " 0 FAIL" in output
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_validation_finishes_at_any_parallel_with_the_same_results(parallel, nodes, worker):
+    """Fewer pool slots than hosts: a barrier among the hosts' loaders would
+    hang here (the timeout turns a hang into a failure)."""
+    code, default, output = validate_report(timeout=180)
+    assert code == 0, output[-3000:]
+    code, limited, output = validate_report("--parallel", parallel, timeout=180)
+    assert code == 0, output[-3000:]
+    assert outcomes(limited) == outcomes(default)
+    assert len(outcomes(limited)) == len(nodes)
+
+    sh(worker.container, "systemctl start k3s-agent")
+    try:
+        code, report, output = validate_report("--parallel", parallel, timeout=180)
+        assert code != 0
+        assert report["failed"] == [f"H-K3S@{worker.fqdn}"], output[-3000:]
+    finally:
+        sh(worker.container, "systemctl stop k3s-agent")
 
 
 BREAKAGES = {
