@@ -339,7 +339,11 @@ def builder_slots(s: Subject) -> tuple[str, str]:
     jobs = [s.cluster.jobs(w) for w in s.cluster.workers]
     want = sum(j for j in jobs if j is not None)
     if slots != want and None not in jobs:
-        return FAIL, f"distcc -j says {slots} slots, the workers offer {want}; {HEAL}"
+        found = f"distcc -j says {slots} slots, the workers offer {want}"
+        if "DISTCC_HOSTS" in s.survey["login"]["distcc_env"]:
+            user = s.settings.build_user
+            return FAIL, f"{found}: DISTCC_HOSTS in {user}'s login environment overrides ~/.distcc/hosts; remove it"
+        return FAIL, f"{found}; {HEAL}"
     return PASS, f"distcc -j: {slots} slots"
 
 
@@ -427,7 +431,11 @@ def worker_user(s: Subject) -> tuple[str, str]:
     if main is None:
         return WARN, "distccd is not running"
     if main["user"] != "distccd":
-        return FAIL, f"distccd runs as {main['user']}, not distccd; {HEAL}"
+        return FAIL, (
+            f"distccd (pid {main['pid']}) runs as {main['user']}, not distccd; the mode switch leaves a running, "
+            f"listening distccd alone, so {HEAL}, then restart distccd: "
+            f"pyinfra INVENTORY deploys/worker_distccd_reset.py --data distcc_force_restart=True"
+        )
     return PASS, "runs as distccd"
 
 
@@ -450,6 +458,9 @@ def worker_reach(s: Subject) -> tuple[str, str]:
             f"the builder has no route to {s.node.peer} ({reach['address']}): add one on the builder (ip route) "
             f"or fix the builder's network configuration"
         )
+    route_problem = s.builder_route_problem()
+    if status in ("timeout", "unreachable", "closed") and route_problem:
+        return FAIL, f"the builder's TCP to {target} got no answer ({status}), and {route_problem}"
     if status == "timeout":
         return FAIL, (
             f"TCP from the builder to {target} timed out: a firewall drops it (port filtered); allow TCP port "
@@ -524,8 +535,11 @@ def host_mtu(s: Subject) -> tuple[str, str]:
     configured = s.settings.mtu
     if s.node.role == "builder":
         probes = s.survey.get("reach", [])
-        unrouted = [r["peer"] for r in probes if not r["mtu"]]
+        unresolved = [r["peer"] for r in probes if not r["address"]]
+        unrouted = [r["peer"] for r in probes if r["address"] and not r["mtu"]]
         mtus = {r["mtu"] for r in probes if r["mtu"]}
+        if unresolved:
+            return FAIL, f"the builder cannot resolve {_list(unresolved)}: add them to DNS or the builder's /etc/hosts"
         if unrouted:
             return FAIL, f"the builder has no route to {_list(unrouted)}: add one (ip route) or fix its network"
         if len(mtus) > 1:
@@ -545,8 +559,9 @@ def host_mtu(s: Subject) -> tuple[str, str]:
             return FAIL, f"the MTU of interface {interface} could not be read; check /sys/class/net on this worker"
     if mtu != configured or (builder_mtu is not None and mtu != builder_mtu):
         builder_side = f", builder side {builder_mtu}" if builder_mtu is not None else ""
+        toward = "the workers" if s.node.role == "builder" else "the builder"
         return FAIL, (
-            f"MTU {mtu} toward the builder{builder_side}, configured {configured}: large distcc transfers can stall; "
+            f"MTU {mtu} toward {toward}{builder_side}, configured {configured}: large distcc transfers can stall; "
             f"set the interface MTU to {configured} (or set distcc_mtu to the network's MTU)"
         )
     return PASS, f"MTU {mtu}"
@@ -670,6 +685,16 @@ def _survey_arguments(settings: Settings) -> dict:
     return arguments
 
 
+NOT_CONNECTED = (
+    "pyinfra could not connect (its error is above); check that the host is up and sshd runs on it, and its "
+    "address, SSH user and key in the inventory"
+)
+SURVEY_FAILED = (
+    "connected, but the survey command failed (pyinfra's output above shows its error); check that the SSH "
+    "user has passwordless sudo and that sh, bash and iproute2 are installed"
+)
+
+
 def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict[str, str]]:
     """One survey command on each host, at most --parallel at once, from
     greenlets of this run's own: the deploy-file loaders hold pyinfra's pool,
@@ -689,10 +714,7 @@ def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict
         failed = not greenlet.successful() or not greenlet.value or node in run_state.failed_hosts
         surveys[name] = None if failed else greenlet.value
         if failed:
-            unsurveyed[name] = (
-                "connected, but the survey command failed (pyinfra's output above shows its error); check that "
-                "the SSH user has passwordless sudo and that sh, bash and iproute2 are installed"
-            )
+            unsurveyed[name] = SURVEY_FAILED
     return surveys, unsurveyed
 
 
@@ -717,10 +739,7 @@ def cluster_distcc_validate():
     active_names = {h.name for h in active}
     for node in cluster.nodes:
         if node.name not in active_names:
-            unsurveyed[node.name] = (
-                "pyinfra could not connect (its error is above); check that the host is up, its address and SSH "
-                "user and key in the inventory"
-            )
+            unsurveyed[node.name] = NOT_CONNECTED
     cluster.surveys, cluster.unsurveyed = surveys, unsurveyed
     results = evaluate_cluster(cluster)
     report = write_report(cluster.builder.settings.report_path, results)
