@@ -54,6 +54,20 @@ class GccPackage(TypedDict):
     version: str | None
 
 
+class Space(TypedDict):
+    """Free room on one filesystem, from df -P: None where df gives no number."""
+
+    total_bytes: int | None
+    free_bytes: int | None
+    total_inodes: int | None
+    free_inodes: int | None
+
+
+class DistccdTmp(TypedDict):
+    where: str  # "distccd": inside its unit's mount namespace; "host": distccd not running
+    space: Space
+
+
 class BuildProfile(TypedDict):
     present: bool
     sets_path: bool
@@ -75,6 +89,9 @@ class Survey(TypedDict, total=False):
     reach: list[Reach]
     gcc_package: GccPackage
     profile: BuildProfile
+    memory_available: int | None
+    tmpfs_space: Space
+    distccd_tmp: DistccdTmp
 
 
 def _reach_command(peers: list[str], port: int) -> StringCommand:
@@ -142,6 +159,55 @@ def parse_gcc_package(lines: list[str]) -> GccPackage:
     return GccPackage(path=found["path"], binary=found["binary"], package=found["package"], version=found["version"])
 
 
+MEMORY_AVAILABLE_COMMAND = "awk '/^MemAvailable:/ {printf \"%.0f\\n\", $2 * 1024}' /proc/meminfo"
+
+
+def _df_command(path: str, prefix: str = "") -> StringCommand:
+    return StringCommand(
+        prefix, "df -Pk", QuoteString(path), "| tail -n 1 | sed 's/^/space /';",
+        prefix, "df -Pi", QuoteString(path), "| tail -n 1 | sed 's/^/inodes /'",
+    )
+
+
+# Where distccd writes its temporary files: /tmp as distccd sees it, in its
+# unit's own mount namespace (PrivateTmp= or TemporaryFileSystem=/tmp give it
+# a /tmp of its own); the host's /tmp while distccd does not run.
+DISTCCD_TMP_COMMAND = StringCommand(
+    "p=$(systemctl show distcc.service -p MainPID --value 2>/dev/null);",
+    'if [ "${p:-0}" -gt 0 ] 2>/dev/null; then echo "where distccd";',
+    _df_command("/tmp", 'nsenter --target "$p" --mount'), "; else echo 'where host';",
+    _df_command("/tmp"), "; fi",
+)
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def parse_space(lines: list[str]) -> Space:
+    space = Space(total_bytes=None, free_bytes=None, total_inodes=None, free_inodes=None)
+    for line in lines:
+        fields = line.split()
+        # df -P: filesystem, size, used, available, capacity, mounted on
+        if len(fields) >= 7 and fields[0] == "space":
+            total, free = _number(fields[2]), _number(fields[4])
+            space["total_bytes"] = None if total is None else total * 1024
+            space["free_bytes"] = None if free is None else free * 1024
+        elif len(fields) >= 7 and fields[0] == "inodes":
+            space["total_inodes"], space["free_inodes"] = _number(fields[2]), _number(fields[4])
+    return space
+
+
+def parse_distccd_tmp(lines: list[str]) -> DistccdTmp:
+    where = next((line.split()[1] for line in lines if line.startswith("where ") and len(line.split()) == 2), "host")
+    return DistccdTmp(where=where, space=parse_space(lines))
+
+
+def parse_memory_available(lines: list[str]) -> int | None:
+    text = " ".join(lines).strip()
+    return int(text) if text.isdigit() else None
+
+
 def _profile_command(path: str) -> StringCommand:
     return StringCommand(
         assign("p", path), "; [ -f \"$p\" ] && echo present && grep -q /usr/lib/distcc \"$p\" && echo sets-path; true"
@@ -196,9 +262,12 @@ class HostSurvey(FactBase[Survey]):
             ("processes", PS_COMMAND),
             ("masquerade", MASQUERADE_COMMAND),
             ("gcc_package", GCC_PACKAGE_COMMAND),
+            ("memory_available", MEMORY_AVAILABLE_COMMAND),
+            ("distccd_tmp", DISTCCD_TMP_COMMAND),
         ]
         if tmpfs_path is not None:
             sections.append(("mount", MountPoint().command(tmpfs_path)))
+            sections.append(("tmpfs_space", _df_command(tmpfs_path)))
         if build_user is not None:
             sections.append(("login", LoginEnvironment().command(build_user)))
             sections.append(("slots", _slots_command(build_user)))
@@ -231,6 +300,9 @@ _PARSERS = {
     "processes": parse_compiler_processes,
     "gcc_package": parse_gcc_package,
     "profile": parse_profile,
+    "memory_available": parse_memory_available,
+    "tmpfs_space": parse_space,
+    "distccd_tmp": parse_distccd_tmp,
 }
 
 

@@ -151,6 +151,41 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset",
         "iptables -D INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset", False, {},
     ),
+    "tmpfs-filling": (
+        "builder: a 208M file in the 256M build tmpfs", "builder",
+        "fallocate -l 208M /tmp/kernel-build/filling", "rm -f /tmp/kernel-build/filling", False, {},
+    ),
+    "tmpfs-full": (
+        "builder: a 250M file in the 256M build tmpfs", "builder",
+        "fallocate -l 250M /tmp/kernel-build/full", "rm -f /tmp/kernel-build/full", False, {},
+    ),
+    "tmpfs-inodes": (
+        "builder: build tmpfs remounted with nr_inodes=500, 495 files created in it", "builder",
+        "df -Pi /tmp/kernel-build | awk 'NR == 2 {{print $2}}' > /root/nr_inodes.capture && "
+        "mount -o remount,nr_inodes=500 /tmp/kernel-build && mkdir /tmp/kernel-build/many && "
+        "cd /tmp/kernel-build/many && seq 1 494 | xargs touch",
+        "rm -rf /tmp/kernel-build/many && mount -o remount,nr_inodes=$(cat /root/nr_inodes.capture) /tmp/kernel-build "
+        "&& rm /root/nr_inodes.capture", False, {},
+    ),
+    "jobs-120": (
+        "all nodes as they are, host data distcc_jobs=120 (more jobs than memory allows for)", None, "", "", False,
+        {"distcc_jobs": 120},
+    ),
+    "jobs-200": (
+        "all nodes as they are, host data distcc_jobs=200 (far more jobs than memory allows for)", None, "", "", False,
+        {"distcc_jobs": 200},
+    ),
+    "distccd-tmp-small": (
+        "worker1: a 100M tmpfs mounted on /tmp inside distccd's mount namespace (as TemporaryFileSystem= gives)",
+        "worker",
+        "nsenter --target $(systemctl show distcc.service -p MainPID --value) --mount mount -t tmpfs -o size=100M tmpfs /tmp",
+        "", (FORCED_RESET,), {},
+    ),
+    "distccd-tmp-full": (
+        "worker1: a 16M tmpfs mounted on /tmp inside distccd's mount namespace", "worker",
+        "nsenter --target $(systemctl show distcc.service -p MainPID --value) --mount mount -t tmpfs -o size=16M tmpfs /tmp",
+        "", (FORCED_RESET,), {},
+    ),
     "worker-unreachable": (
         "worker2: sshd stopped (pyinfra cannot connect; distccd still serves)", "worker2",
         "systemctl stop ssh", "systemctl start ssh", False, {},

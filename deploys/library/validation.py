@@ -596,6 +596,114 @@ def host_k3s(s: Subject) -> tuple[str, str]:
     return PASS, f"stopped: {_list(k3s['units']) or 'none installed'}"
 
 
+MIB = 1024**2
+
+# The build tree's tmpfs. A kernel build's output grows to about 1.5-2 GiB for
+# arm64 defconfig (objects, modules, a .cmd file per object), so a build
+# started with less than a quarter of a 2-8 GiB tmpfs free is likely to stop
+# with "No space left on device" (WARN); below 5% (at least 32 MiB) even an
+# incremental build cannot write its objects (FAIL). Inodes likewise: a build
+# writes about two files per object, tens of thousands in all.
+TMPFS_WARN_FREE, TMPFS_FAIL_FREE, TMPFS_FAIL_FLOOR = 0.25, 0.05, 32 * MIB
+INODES_WARN_FREE, INODES_FAIL_FREE = 0.10, 0.02
+
+# Memory per job. cc1 compiling the larger kernel files at -O2 peaks at
+# 150-250 MiB; with less than 128 MiB available per job a worker's jobs get
+# OOM-killed (FAIL), below 256 MiB per job it swaps or kills now and then
+# (WARN). The builder only preprocesses and links (cpp peaks near 50 MiB), but
+# its tmpfs fills from the same memory, so what the tmpfs may still take is
+# counted as spoken for.
+WORKER_JOB_FAIL, WORKER_JOB_WARN = 128 * MIB, 256 * MIB
+BUILDER_JOB_FAIL, BUILDER_JOB_WARN = 32 * MIB, 64 * MIB
+
+# distccd's temporary files per job: the preprocessed source (up to ~10 MiB
+# for the largest kernel units), the object and the compiler's output, about
+# 32 MiB at worst: below that per job, jobs fail (FAIL); below 4x, a few large
+# files at once can fill it (WARN).
+DISTCCD_TMP_JOB_FAIL, DISTCCD_TMP_JOB_WARN = 32 * MIB, 128 * MIB
+DISTCCD_TMP_FAIL_INODES = 100
+
+
+def _mib(value: int) -> str:
+    return f"{value // MIB} MiB"
+
+
+@check("B-TMPFS-SPACE", column="tmpfs-free", role="builder",
+       about="builder: space and inodes left in the build tmpfs (WARN under 25%/10% free, FAIL under 5%/2%)")
+def builder_tmpfs_space(s: Subject) -> tuple[str, str]:
+    mount, space, path = s.survey["mount"]["mount"], s.survey.get("tmpfs_space"), s.settings.tmpfs_path
+    if mount is None or mount["fstype"] != "tmpfs" or not space or not space["total_bytes"]:
+        return WARN, f"no tmpfs at {path} to measure (see B-TMPFS)"
+    total, free = space["total_bytes"], space["free_bytes"] or 0
+    inodes, free_inodes = space["total_inodes"], space["free_inodes"] or 0
+    found = f"{path} has {_mib(free)} of {_mib(total)} free"
+    if inodes:
+        found += f" and {free_inodes} of {inodes} inodes"
+    fix = (
+        f"remove finished build trees from {path} (make clean, or delete old trees), or raise distcc_tmpfs_size "
+        f"(it must fit in the builder's memory), then {HEAL}"
+    )
+    if free < max(total * TMPFS_FAIL_FREE, TMPFS_FAIL_FLOOR) or (inodes and free_inodes < inodes * INODES_FAIL_FREE):
+        return FAIL, f"{found}: builds stop with No space left on device; {fix}"
+    if free < total * TMPFS_WARN_FREE or (inodes and free_inodes < inodes * INODES_WARN_FREE):
+        return WARN, f"{found}: a full kernel build may not fit; {fix}"
+    return PASS, found
+
+
+@check("H-MEMORY", column="memory", role="host",
+       about="MemAvailable against the jobs the node runs (worker: 128/256 MiB a job; builder: 32/64 MiB a slot plus its tmpfs)")
+def host_memory(s: Subject) -> tuple[str, str]:
+    available = s.survey.get("memory_available")
+    if available is None:
+        return WARN, "MemAvailable could not be read from /proc/meminfo"
+    if s.node.role == "worker":
+        jobs = s.cluster.jobs(s.node) or s.survey["resources"]["cpus"]
+        fail, warn, spoken = jobs * WORKER_JOB_FAIL, jobs * WORKER_JOB_WARN, 0
+        fix = "lower distcc_jobs for this worker, then run deploys/mode_switch.py, or stop what holds the memory"
+        what = f"{jobs} distccd jobs"
+    else:
+        jobs = sum(j for j in (s.cluster.jobs(w) for w in s.cluster.workers) if j)
+        space = s.survey.get("tmpfs_space") or {}
+        mount = s.survey["mount"]["mount"]
+        # Only a tmpfs takes its space from memory; unmounted, df measures the disk beneath.
+        spoken = (space.get("free_bytes") or 0) if mount and mount["fstype"] == "tmpfs" else 0
+        fail, warn = jobs * BUILDER_JOB_FAIL, jobs * BUILDER_JOB_WARN + spoken
+        fix = (
+            "lower distcc_jobs (fewer slots) or distcc_tmpfs_size, then run deploys/mode_switch.py, or stop what "
+            "holds the memory"
+        )
+        what = f"{jobs} slots" + (f" and {_mib(spoken)} the tmpfs may still take" if spoken else "")
+    found = f"MemAvailable {_mib(available)} for {what}"
+    if available < fail:
+        return FAIL, f"{found} (need at least {_mib(fail)}): compiles get OOM-killed; {fix}"
+    if available < warn:
+        return WARN, f"{found} (want {_mib(warn)}): large compiles may swap or be OOM-killed; {fix}"
+    return PASS, found
+
+
+@check("W-TMP-SPACE", column="distccd-tmp", role="worker",
+       about="worker: space and inodes in distccd's /tmp (its unit's own, else the host's): 32/128 MiB a job")
+def worker_tmp_space(s: Subject) -> tuple[str, str]:
+    tmp = s.survey.get("distccd_tmp")
+    if not tmp or tmp["space"]["free_bytes"] is None:
+        return WARN, "the space in distccd's /tmp could not be read (df, nsenter)"
+    jobs = s.cluster.jobs(s.node) or s.survey["resources"]["cpus"]
+    free, free_inodes = tmp["space"]["free_bytes"], tmp["space"]["free_inodes"]
+    where = "distccd's own /tmp" if tmp["where"] == "distccd" else "the host's /tmp (distccd is not running)"
+    found = f"{where} has {_mib(free)} free for {jobs} jobs"
+    fix = (
+        "free space there (a private /tmp is emptied by restarting distccd: "
+        "pyinfra INVENTORY deploys/worker_distccd_reset.py --data distcc_force_restart=True), or lower distcc_jobs"
+    )
+    few_inodes = free_inodes is not None and free_inodes < DISTCCD_TMP_FAIL_INODES
+    if free < jobs * DISTCCD_TMP_JOB_FAIL or few_inodes:
+        inodes = f" and {free_inodes} inodes" if few_inodes else ""
+        return FAIL, f"{found}{inodes}: jobs fail with No space left on device; {fix}"
+    if free < jobs * DISTCCD_TMP_JOB_WARN:
+        return WARN, f"{found}: a few large files at once can fill it; {fix}"
+    return PASS, found
+
+
 # Stable check IDs, in table order, with what each looks at.
 CHECKS = {spec.id: spec.about for spec in REGISTRY}
 COLUMNS = {spec.id: spec.column for spec in REGISTRY}

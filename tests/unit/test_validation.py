@@ -95,6 +95,7 @@ def test_registry_keeps_ids_columns_and_order():
         "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
         "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
         "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S",
+        "B-TMPFS-SPACE", "H-MEMORY", "W-TMP-SPACE",
     ]
     assert len(set(COLUMNS.values())) == len(COLUMNS)
     assert all(spec.about and spec.role in ("builder", "worker", "host") for spec in REGISTRY)
@@ -105,15 +106,23 @@ def test_registry_keeps_ids_columns_and_order():
     }
 
 
+def test_readme_names_every_check_with_its_column():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for spec in REGISTRY:
+        assert f"| `{spec.id}` | {spec.column} |" in readme, spec.id
+
+
 def test_healthy_lab_passes_every_check_that_applies():
     results = evaluate_case("healthy")
     assert {h: [c.id for c in checks] for h, checks in results.items()} == {
         BUILDER: ["H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
-                  "H-GCC", "H-MTU", "H-FQDN", "H-K3S"],
+                  "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "B-TMPFS-SPACE", "H-MEMORY"],
         WORKER1: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
-                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S"],
+                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "H-MEMORY",
+                  "W-TMP-SPACE"],
         WORKER2: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
-                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S"],
+                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "H-MEMORY",
+                  "W-TMP-SPACE"],
     }
     assert not_passing("healthy") == set()
 
@@ -124,7 +133,7 @@ def test_table_names_columns_in_words_and_always_prints_the_legend():
     assert header.split(" | ")[1].split() == [COLUMNS[c] for c in CHECKS]
     assert "columns: reachable=H-REACHABLE, tmpfs=B-TMPFS," in table
     assert f"{BUILDER} | ok " in table and table.isascii()
-    assert table.endswith("validation: 39 PASS, 0 WARN, 0 FAIL")
+    assert table.endswith("validation: 45 PASS, 0 WARN, 0 FAIL")
 
 
 # --- one test per check and outcome ------------------------------------------------------
@@ -259,6 +268,32 @@ OUTCOMES = [
     # H-K3S
     ("healthy", WORKER1, "H-K3S", PASS, ["stopped: k3s-agent"]),
     ("k3s-started", WORKER1, "H-K3S", FAIL, ["k3s-agent still active", HEAL]),
+    # B-TMPFS-SPACE
+    ("healthy", BUILDER, "B-TMPFS-SPACE", PASS, ["/tmp/kernel-build has 256 MiB of 256 MiB free"]),
+    ("tmpfs-filling", BUILDER, "B-TMPFS-SPACE", WARN,
+     ["/tmp/kernel-build has 48 MiB of 256 MiB free", "a full kernel build may not fit",
+      "remove finished build trees", "raise distcc_tmpfs_size"]),
+    ("tmpfs-full", BUILDER, "B-TMPFS-SPACE", FAIL,
+     ["/tmp/kernel-build has 6 MiB of 256 MiB free", "No space left on device"]),
+    ("tmpfs-inodes", BUILDER, "B-TMPFS-SPACE", FAIL, ["of 500 inodes", "No space left on device"]),
+    ("tmpfs-unmounted", BUILDER, "B-TMPFS-SPACE", WARN, ["no tmpfs at /tmp/kernel-build to measure (see B-TMPFS)"]),
+    # H-MEMORY
+    ("healthy", WORKER1, "H-MEMORY", PASS, ["for 2 distccd jobs"]),
+    ("healthy", BUILDER, "H-MEMORY", PASS, ["for 4 slots and 256 MiB the tmpfs may still take"]),
+    ("jobs-120", WORKER1, "H-MEMORY", WARN,
+     ["for 120 distccd jobs (want 30720 MiB)", "may swap or be OOM-killed", "lower distcc_jobs for this worker"]),
+    ("jobs-200", WORKER1, "H-MEMORY", FAIL,
+     ["for 200 distccd jobs (need at least 25600 MiB)", "OOM-killed", "lower distcc_jobs for this worker"]),
+    ("jobs-200", BUILDER, "H-MEMORY", WARN,
+     ["for 400 slots and 256 MiB the tmpfs may still take", "(want 25856 MiB)", "lower distcc_jobs (fewer slots)"]),
+    # W-TMP-SPACE
+    ("healthy", WORKER1, "W-TMP-SPACE", PASS, ["distccd's own /tmp has", "free for 2 jobs"]),
+    ("distccd-stopped", WORKER1, "W-TMP-SPACE", PASS, ["the host's /tmp (distccd is not running) has"]),
+    ("distccd-tmp-small", WORKER1, "W-TMP-SPACE", WARN,
+     ["distccd's own /tmp has 100 MiB free for 2 jobs", "a few large files at once can fill it",
+      "distcc_force_restart=True"]),
+    ("distccd-tmp-full", WORKER1, "W-TMP-SPACE", FAIL,
+     ["distccd's own /tmp has 16 MiB free for 2 jobs: jobs fail", "No space left on device", "lower distcc_jobs"]),
 ]
 
 
@@ -303,7 +338,7 @@ BREAKAGE_FINDINGS = {
     "override-removed": {("W-OVERRIDE", WORKER1, FAIL)},
     "allow-wrong": {("W-OVERRIDE", WORKER1, FAIL), ("W-ALLOW-BUILDER", WORKER1, FAIL)},
     "whitelist-link-removed": {("W-WHITELIST", WORKER1, FAIL)},
-    "tmpfs-unmounted": {("B-TMPFS", BUILDER, FAIL)},
+    "tmpfs-unmounted": {("B-TMPFS", BUILDER, FAIL), ("B-TMPFS-SPACE", BUILDER, WARN)},
     "distccd-on-builder": {("B-DISTCCD-OFF", BUILDER, FAIL)},
     "k3s-started": {("H-K3S", WORKER1, FAIL)},
     "mtu-worker": {("H-MTU", WORKER1, FAIL)},
