@@ -348,3 +348,20 @@ BREAKAGE_FINDINGS = {
 @pytest.mark.parametrize("case", list(BREAKAGE_FINDINGS))
 def test_breakage_gives_exactly_its_findings(case):
     assert not_passing(case) == BREAKAGE_FINDINGS[case]
+
+
+def test_a_finished_runs_entry_goes_with_its_state():
+    """Runs are remembered per pyinfra State, weakly: nothing accumulates in a
+    long-lived process, and a new State never inherits an old run."""
+    import gc
+
+    from pyinfra.api import State
+
+    from deploys.library import validation
+
+    run_state = State()
+    validation._runs[run_state] = True
+    assert run_state in validation._runs
+    del run_state
+    gc.collect()
+    assert len(validation._runs) == 0
