@@ -31,6 +31,8 @@ OVERRIDE = "/etc/systemd/system/distcc.service.d/override.conf"
 RESTART = " && systemctl daemon-reload && systemctl restart distcc && sleep 1"
 
 MODE_SWITCH = ("deploys/mode_switch.py",)
+# The lab image has no firewall tools; Debian's iptables is installed on first use.
+IPTABLES = "command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables >/dev/null; "
 # The mode switch leaves a running, listening distccd alone; only a forced reset restarts it.
 FORCED_RESET = ("deploys/worker_distccd_reset.py", "--data", "distcc_force_restart=True")
 
@@ -84,7 +86,7 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
     ),
     "distccd-on-builder": (
         "builder: a distccd started by hand on 127.0.0.1:3632", "builder",
-        "distccd --daemon --allow 127.0.0.1 --listen 127.0.0.1 --port 3632", "pkill -x distccd || true", True, {},
+        "distccd --daemon --allow 127.0.0.1 --listen 127.0.0.1 --port 3632", "", True, {},
     ),
     "profile-removed": (
         "builder: /etc/profile.d/distcc-build.sh deleted", "builder", "rm /etc/profile.d/distcc-build.sh", "", True, {},
@@ -144,11 +146,11 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
     ),
     "firewall-drop": (
         "worker1: iptables -I INPUT -p tcp --dport 3632 -j DROP (port filtered)", "worker",
-        "iptables -I INPUT -p tcp --dport 3632 -j DROP", "iptables -D INPUT -p tcp --dport 3632 -j DROP", False, {},
+        IPTABLES + "iptables -I INPUT -p tcp --dport 3632 -j DROP", "iptables -D INPUT -p tcp --dport 3632 -j DROP", False, {},
     ),
     "firewall-reject": (
         "worker1: iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset", "worker",
-        "iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset",
+        IPTABLES + "iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset",
         "iptables -D INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset", False, {},
     ),
     "tmpfs-filling": (
@@ -185,6 +187,34 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "worker1: a 16M tmpfs mounted on /tmp inside distccd's mount namespace", "worker",
         "nsenter --target $(systemctl show distcc.service -p MainPID --value) --mount mount -t tmpfs -o size=16M tmpfs /tmp",
         "", (FORCED_RESET,), {},
+    ),
+    "firewall-reject-icmp": (
+        "worker1: iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with icmp-host-unreachable", "worker",
+        IPTABLES + "iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with icmp-host-unreachable",
+        "iptables -D INPUT -p tcp --dport 3632 -j REJECT --reject-with icmp-host-unreachable", False, {},
+    ),
+    "client-removed": (
+        "builder: apt-get remove distcc (the client, its masquerade links and unit)", "builder",
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q distcc >/dev/null", "", True, {},
+    ),
+    "worker-distcc-removed": (
+        "worker1: apt-get remove distcc (distccd, its unit and the whitelist go)", "worker",
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q distcc >/dev/null", "", True, {},
+    ),
+    "containerd-shims": (
+        "worker1: k3s stopped, but a process named containerd-shim still runs (a pod k3s-killall.sh would stop)",
+        "worker",
+        "cp /bin/sleep /usr/local/bin/containerd-shim && "
+        "setsid /usr/local/bin/containerd-shim 900 >/dev/null 2>&1 < /dev/null & echo $! > /root/shim.pid",
+        "kill $(cat /root/shim.pid) && rm /root/shim.pid /usr/local/bin/containerd-shim", False, {},
+    ),
+    "fqdn-duplicate": (
+        "worker2: hostname set to worker1.distcc.internal, worker1's FQDN", "worker2",
+        "hostname worker1.distcc.internal", "hostname worker2", False, {},
+    ),
+    "fqdn-missing": (
+        "worker1: hostname set to localhost (hostname -f gives no domain)", "worker",
+        "hostname localhost", "hostname worker1", False, {},
     ),
     "worker-unreachable": (
         "worker2: sshd stopped (pyinfra cannot connect; distccd still serves)", "worker2",

@@ -352,7 +352,7 @@ def builder_slots(s: Subject) -> tuple[str, str]:
 def worker_distccd(s: Subject) -> tuple[str, str]:
     unit, listening, port = s.survey["unit"], s.survey["listening"], s.settings.port
     address = s.config["listen"] if s.config else None
-    if unit["load"] != "loaded":
+    if unit["load"] != "loaded" or not s.survey["masquerade"]["distcc_installed"]:
         return FAIL, f"distcc is not installed; {HEAL}"
     if unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
         return FAIL, f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon; {HEAL}"
@@ -571,12 +571,13 @@ def host_mtu(s: Subject) -> tuple[str, str]:
 def host_fqdn(s: Subject) -> tuple[str, str]:
     names = s.survey["names"]
     fqdn = names["fqdn"]
-    others = [o["names"]["fqdn"] for n, o in s.cluster.surveys.items() if o and n != s.node.name and "names" in o]
+    others = {n: o["names"]["fqdn"] for n, o in s.cluster.surveys.items() if o and n != s.node.name and "names" in o}
     unresolved = sorted(n for n, addresses in names["resolves"].items() if not addresses)
     if not fqdn or "." not in fqdn:
         return FAIL, f"hostname -f gives {fqdn or 'nothing'}, not an FQDN; set the host's domain"
-    if fqdn in others:
-        return FAIL, f"{fqdn} is also another node's FQDN; give every Pi its own hostname"
+    if fqdn in others.values():
+        twins = _list(n for n, other in others.items() if other == fqdn)
+        return FAIL, f"{fqdn} is also the FQDN of {twins}; give every Pi its own hostname (hostnamectl set-hostname)"
     if unresolved:
         return FAIL, f"{fqdn}: cannot resolve {_list(unresolved)}; add them to DNS or this host's /etc/hosts"
     return PASS, f"{fqdn}, resolves all {len(names['resolves'])} node names"

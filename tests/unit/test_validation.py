@@ -155,6 +155,7 @@ OUTCOMES = [
      ["distccd processes run (pids ", "something listens on port 3632", "must not serve compiles", HEAL]),
     # B-CLIENT
     ("healthy", BUILDER, "B-CLIENT", PASS, ["distcc installed"]),
+    ("client-removed", BUILDER, "B-CLIENT", FAIL, ["distcc is not installed", HEAL]),
     # B-HOSTS
     ("healthy", BUILDER, "B-HOSTS", PASS,
      ["2 workers: worker1.distcc.internal:3632/2 worker2.distcc.internal:3632/2"]),
@@ -163,6 +164,8 @@ OUTCOMES = [
       "worker2.distcc.internal:3632/2", HEAL]),
     ("distcc-hosts-env", BUILDER, "B-HOSTS", FAIL,
      ["host list is localhost", "DISTCC_HOSTS is set in pi's login environment", "remove it from pi's shell files"]),
+    ("client-removed", BUILDER, "B-HOSTS", FAIL,
+     ["distcc --show-hosts cannot run for pi (distcc is not installed or not on pi's PATH)", HEAL]),
     ("worker-unreachable", BUILDER, "B-HOSTS", WARN, ["cannot compare: no survey from worker2.distcc.internal"]),
     ("build-user-missing", BUILDER, "B-HOSTS", FAIL,
      ["the build user kbuild does not exist on the builder", "adduser kbuild", "set distcc_build_user"]),
@@ -181,9 +184,11 @@ OUTCOMES = [
     ("hosts-file-wrong", BUILDER, "B-DRYRUN", FAIL, ["distcc -j says 2 slots, the workers offer 4", HEAL]),
     ("distcc-hosts-env", BUILDER, "B-DRYRUN", FAIL,
      ["distcc -j says 2 slots, the workers offer 4", "DISTCC_HOSTS in pi's login environment", "remove it"]),
+    ("client-removed", BUILDER, "B-DRYRUN", FAIL, ["distcc -j gave no slot count for pi", HEAL]),
     ("build-user-missing", BUILDER, "B-DRYRUN", FAIL, ["the build user kbuild does not exist on the builder"]),
     # W-DISTCCD
     ("healthy", WORKER1, "W-DISTCCD", PASS, ["listening on 172.31.251.3:3632"]),
+    ("worker-distcc-removed", WORKER1, "W-DISTCCD", FAIL, ["distcc is not installed", HEAL]),
     ("distccd-stopped", WORKER1, "W-DISTCCD", FAIL, ["distcc.service is inactive (dead) with no daemon", HEAL]),
     ("open-insecure-wildcard", WORKER1, "W-DISTCCD", FAIL,
      ["active but not listening on 172.31.251.3:3632 (found 0.0.0.0:3632)", HEAL]),
@@ -200,6 +205,7 @@ OUTCOMES = [
     # W-WHITELIST
     ("healthy", WORKER1, "W-WHITELIST", PASS, ["compilers the builder has are linked"]),
     ("whitelist-link-removed", WORKER1, "W-WHITELIST", FAIL, ["/usr/lib/distcc lacks gcc (jobs for it fail)", HEAL]),
+    ("worker-distcc-removed", WORKER1, "W-WHITELIST", FAIL, ["/usr/lib/distcc lacks c++, c89-gcc", HEAL]),
     ("whitelist-stray-file", WORKER1, "W-WHITELIST", WARN, ["also holds non-links stray; remove them"]),
     # W-ALLOW
     ("healthy", WORKER1, "W-ALLOW", PASS, ["--allow 172.31.251.2/32"]),
@@ -230,6 +236,9 @@ OUTCOMES = [
       "allow TCP port 3632 from 172.31.251.2 on this worker's firewall"]),
     ("firewall-drop", WORKER1, "W-REACH", FAIL,
      ["timed out: a firewall drops it (port filtered)", "allow TCP port 3632 from 172.31.251.2"]),
+    ("firewall-reject-icmp", WORKER1, "W-REACH", FAIL,
+     ["the builder gets host unreachable for 172.31.251.3:3632", "a firewall rejects with ICMP",
+      "allow TCP port 3632 from 172.31.251.2"]),
     ("noroute-builder", WORKER1, "W-REACH", FAIL,
      ["the builder has no route to worker1.distcc.internal (172.31.251.3)", "ip route"]),
     ("noroute-worker", WORKER1, "W-REACH", FAIL,
@@ -265,9 +274,15 @@ OUTCOMES = [
     ("healthy", WORKER1, "H-FQDN", PASS, ["worker1.distcc.internal, resolves all 3 node names"]),
     ("dns-worker", WORKER1, "H-FQDN", FAIL,
      ["cannot resolve builder.distcc.internal, worker2.distcc.internal", "this host's /etc/hosts"]),
+    ("fqdn-duplicate", WORKER2, "H-FQDN", FAIL,
+     ["worker1.distcc.internal is also the FQDN of worker1.distcc.internal", "give every Pi its own hostname"]),
+    ("fqdn-duplicate", WORKER1, "H-FQDN", FAIL, ["is also the FQDN of worker2.distcc.internal"]),
+    ("fqdn-missing", WORKER1, "H-FQDN", FAIL, ["hostname -f gives localhost, not an FQDN", "set the host's domain"]),
     # H-K3S
     ("healthy", WORKER1, "H-K3S", PASS, ["stopped: k3s-agent"]),
     ("k3s-started", WORKER1, "H-K3S", FAIL, ["k3s-agent still active", HEAL]),
+    ("containerd-shims", WORKER1, "H-K3S", WARN,
+     ["k3s stopped but 1 containerd-shim processes run", "k3s-killall.sh stops them"]),
     # B-TMPFS-SPACE
     ("healthy", BUILDER, "B-TMPFS-SPACE", PASS, ["/tmp/kernel-build has 256 MiB of 256 MiB free"]),
     ("tmpfs-filling", BUILDER, "B-TMPFS-SPACE", WARN,
@@ -312,16 +327,15 @@ def test_every_check_has_a_pass_and_a_non_pass_outcome_tested():
     tested = {(o[2], o[3]) for o in OUTCOMES}
     for check_id in CHECKS:
         assert (check_id, PASS) in tested, check_id
-        # B-CLIENT's FAIL needs distcc removed from the builder; the lab has no second way to get distcc back.
-        if check_id != "B-CLIENT":
-            assert (check_id, FAIL) in tested or (check_id, WARN) in tested, check_id
+        assert (check_id, FAIL) in tested or (check_id, WARN) in tested, check_id
 
 
 def test_heal_is_advised_only_where_the_mode_switch_heals():
     """MTU, gcc, a missing build user, DNS, routes and firewalls are not the
     mode switch's business: their messages must not send the user there."""
     for case in ("mtu-worker", "mtu-builder", "gcc-mismatch", "build-user-missing", "dns-worker", "dns-builder",
-                 "noroute-worker", "noroute-builder", "firewall-drop", "firewall-reject", "path-prepended",
+                 "noroute-worker", "noroute-builder", "firewall-drop", "firewall-reject", "firewall-reject-icmp",
+                 "fqdn-duplicate", "fqdn-missing", "path-prepended",
                  "path-replaced", "distcc-hosts-env"):
         for host, checks in evaluate_case(case).items():
             for c in checks:
