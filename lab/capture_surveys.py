@@ -169,9 +169,9 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "rm -rf /tmp/kernel-build/many && mount -o remount,nr_inodes=$(cat /root/nr_inodes.capture) /tmp/kernel-build "
         "&& rm /root/nr_inodes.capture", False, {},
     ),
-    "jobs-120": (
-        "all nodes as they are, host data distcc_jobs=120 (more jobs than memory allows for)", None, "", "", False,
-        {"distcc_jobs": 120},
+    "jobs-150": (
+        "all nodes as they are, host data distcc_jobs=150 (more jobs than memory allows for)", None, "", "", False,
+        {"distcc_jobs": 150},
     ),
     "jobs-200": (
         "all nodes as they are, host data distcc_jobs=200 (far more jobs than memory allows for)", None, "", "", False,

@@ -295,8 +295,8 @@ OUTCOMES = [
     # H-MEMORY
     ("healthy", WORKER1, "H-MEMORY", PASS, ["for 2 distccd jobs"]),
     ("healthy", BUILDER, "H-MEMORY", PASS, ["for 4 slots and 256 MiB the tmpfs may still take"]),
-    ("jobs-120", WORKER1, "H-MEMORY", WARN,
-     ["for 120 distccd jobs (want 30720 MiB)", "may swap or be OOM-killed", "lower distcc_jobs for this worker"]),
+    ("jobs-150", WORKER1, "H-MEMORY", WARN,
+     ["for 150 distccd jobs (want 28800 MiB)", "may swap or be OOM-killed", "lower distcc_jobs for this worker"]),
     ("jobs-200", WORKER1, "H-MEMORY", FAIL,
      ["for 200 distccd jobs (need at least 25600 MiB)", "OOM-killed", "lower distcc_jobs for this worker"]),
     ("jobs-200", BUILDER, "H-MEMORY", WARN,
