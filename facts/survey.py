@@ -12,6 +12,7 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
+from facts._shell import assign
 from facts.compiler import CompilerIdentity, Identity, parse_identity
 from facts.distcc import (
     MASQUERADE_COMMAND,
@@ -39,6 +40,37 @@ class Reach(TypedDict):
     source: str | None
     mtu: int | None
     open: bool
+    # open, refused (RST: nothing listens, or a REJECT rule), timeout (SYN
+    # dropped: a firewall filters the port), unreachable (ICMP host
+    # unreachable: host down or rejected), noroute (this host has no route),
+    # unresolved (the name does not resolve here), closed (anything else).
+    status: str
+
+
+class GccPackage(TypedDict):
+    path: str | None
+    binary: str | None
+    package: str | None
+    version: str | None
+
+
+class Space(TypedDict):
+    """Free room on one filesystem, from df -P: None where df gives no number."""
+
+    total_bytes: int | None
+    free_bytes: int | None
+    total_inodes: int | None
+    free_inodes: int | None
+
+
+class DistccdTmp(TypedDict):
+    where: str  # "distccd": inside its unit's mount namespace; "host": distccd not running
+    space: Space
+
+
+class BuildProfile(TypedDict):
+    present: bool
+    sets_path: bool
 
 
 class Survey(TypedDict, total=False):
@@ -55,19 +87,28 @@ class Survey(TypedDict, total=False):
     login: LoginEnv
     slots: int | None
     reach: list[Reach]
+    gcc_package: GccPackage
+    profile: BuildProfile
+    memory_available: int | None
+    tmpfs_space: Space
+    distccd_tmp: DistccdTmp
 
 
 def _reach_command(peers: list[str], port: int) -> StringCommand:
     """From this host: each peer's address, the route's source and MTU, and
-    whether a TCP connection to peer:port opens (bash's /dev/tcp, 3 s)."""
+    what a TCP connection to peer:port gives (bash's /dev/tcp, 3 s): a
+    timeout means a firewall drops it, a refusal that nothing listens."""
     bits: list[object] = ["for n in"] + [QuoteString(p) for p in peers]
     bits += [
         "; do a=$(getent ahostsv4 \"$n\" 2>/dev/null | awk 'NR == 1 {print $1}');",
-        "r=$(ip -o route get \"$a\" 2>/dev/null | head -n 1);",
+        "r=''; [ -n \"$a\" ] && r=$(ip -o route get \"$a\" 2>/dev/null | head -n 1);",
         "d=$(printf '%s\\n' \"$r\" | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p');",
         "s=$(printf '%s\\n' \"$r\" | sed -n 's/.* src \\([^ ]*\\).*/\\1/p');",
-        "m=$(cat /sys/class/net/$d/mtu 2>/dev/null);",
-        f"if [ -n \"$a\" ] && timeout 3 bash -c \"</dev/tcp/$a/{int(port)}\" 2>/dev/null; then o=open; else o=closed; fi;",
+        "m=''; [ -n \"$d\" ] && m=$(cat /sys/class/net/$d/mtu 2>/dev/null);",
+        "if [ -z \"$a\" ]; then o=unresolved; elif [ -z \"$r\" ]; then o=noroute; else",
+        f"e=$(timeout 3 bash -c \"</dev/tcp/$a/{int(port)}\" 2>&1); c=$?;",
+        "if [ $c = 0 ]; then o=open; elif [ $c = 124 ]; then o=timeout; else case \"$e\" in",
+        "*refused*) o=refused;; *'No route'*|*nreachable*) o=unreachable;; *) o=closed;; esac; fi; fi;",
         "printf 'reach %s %s %s %s %s\\n' \"$n\" \"${a:--}\" \"${s:--}\" \"${m:--}\" \"$o\"; done",
     ]
     return StringCommand(*bits)
@@ -85,6 +126,7 @@ def parse_reach(lines: list[str]) -> list[Reach]:
                     source=None if fields[3] == "-" else fields[3],
                     mtu=int(fields[4]) if fields[4].isdigit() else None,
                     open=fields[5] == "open",
+                    status=fields[5],
                 )
             )
     return found
@@ -96,6 +138,85 @@ def _slots_command(user: str) -> StringCommand:
     return StringCommand(
         "runuser -l", QuoteString(user), "-c 'command -v distcc >/dev/null && distcc -j' </dev/null 2>/dev/null; true"
     )
+
+
+# Which package the gcc on PATH comes from: a compiler mismatch is fixed by
+# installing the builder's package version, so the message must name it.
+GCC_PACKAGE_COMMAND = (
+    "g=$(command -v gcc); printf 'path %s\\n' \"$g\"; [ -n \"$g\" ] || exit 0;"
+    " b=$(readlink -f \"$g\"); printf 'binary %s\\n' \"$b\";"
+    " k=$(dpkg -S \"$b\" 2>/dev/null | head -n 1 | cut -d: -f1); printf 'package %s\\n' \"$k\";"
+    " [ -n \"$k\" ] && printf 'version %s\\n' \"$(dpkg-query -W -f '${Version}' \"$k\" 2>/dev/null)\"; true"
+)
+
+
+def parse_gcc_package(lines: list[str]) -> GccPackage:
+    found: dict[str, str | None] = {"path": None, "binary": None, "package": None, "version": None}
+    for line in lines:
+        key, _, value = line.strip().partition(" ")
+        if key in found:
+            found[key] = value.strip() or None
+    return GccPackage(path=found["path"], binary=found["binary"], package=found["package"], version=found["version"])
+
+
+MEMORY_AVAILABLE_COMMAND = "awk '/^MemAvailable:/ {printf \"%.0f\\n\", $2 * 1024}' /proc/meminfo"
+
+
+def _df_command(path: str, prefix: str = "") -> StringCommand:
+    return StringCommand(
+        prefix, "df -Pk", QuoteString(path), "| tail -n 1 | sed 's/^/space /';",
+        prefix, "df -Pi", QuoteString(path), "| tail -n 1 | sed 's/^/inodes /'",
+    )
+
+
+# Where distccd writes its temporary files: /tmp as distccd sees it, in its
+# unit's own mount namespace (PrivateTmp= or TemporaryFileSystem=/tmp give it
+# a /tmp of its own); the host's /tmp while distccd does not run.
+DISTCCD_TMP_COMMAND = StringCommand(
+    "p=$(systemctl show distcc.service -p MainPID --value 2>/dev/null);",
+    'if [ "${p:-0}" -gt 0 ] 2>/dev/null; then echo "where distccd";',
+    _df_command("/tmp", 'nsenter --target "$p" --mount'), "; else echo 'where host';",
+    _df_command("/tmp"), "; fi",
+)
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
+
+
+def parse_space(lines: list[str]) -> Space:
+    space = Space(total_bytes=None, free_bytes=None, total_inodes=None, free_inodes=None)
+    for line in lines:
+        fields = line.split()
+        # df -P: filesystem, size, used, available, capacity, mounted on
+        if len(fields) >= 7 and fields[0] == "space":
+            total, free = _number(fields[2]), _number(fields[4])
+            space["total_bytes"] = None if total is None else total * 1024
+            space["free_bytes"] = None if free is None else free * 1024
+        elif len(fields) >= 7 and fields[0] == "inodes":
+            space["total_inodes"], space["free_inodes"] = _number(fields[2]), _number(fields[4])
+    return space
+
+
+def parse_distccd_tmp(lines: list[str]) -> DistccdTmp:
+    where = next((line.split()[1] for line in lines if line.startswith("where ") and len(line.split()) == 2), "host")
+    return DistccdTmp(where=where, space=parse_space(lines))
+
+
+def parse_memory_available(lines: list[str]) -> int | None:
+    text = " ".join(lines).strip()
+    return int(text) if text.isdigit() else None
+
+
+def _profile_command(path: str) -> StringCommand:
+    return StringCommand(
+        assign("p", path), "; [ -f \"$p\" ] && echo present && grep -q /usr/lib/distcc \"$p\" && echo sets-path; true"
+    )
+
+
+def parse_profile(lines: list[str]) -> BuildProfile:
+    words = {line.strip() for line in lines}
+    return BuildProfile(present="present" in words, sets_path="sets-path" in words)
 
 
 def _raw(command) -> object:
@@ -128,6 +249,7 @@ class HostSurvey(FactBase[Survey]):
         tmpfs_path: str | None = None,
         build_user: str | None = None,
         workers: list[str] = (),  # type: ignore[assignment]
+        profile_script: str | None = None,
     ) -> StringCommand:
         sections: list[tuple[str, object]] = [
             ("identity", CompilerIdentity.command),
@@ -139,12 +261,18 @@ class HostSurvey(FactBase[Survey]):
             ("listening", DistccdListening().command(port)),
             ("processes", PS_COMMAND),
             ("masquerade", MASQUERADE_COMMAND),
+            ("gcc_package", GCC_PACKAGE_COMMAND),
+            ("memory_available", MEMORY_AVAILABLE_COMMAND),
+            ("distccd_tmp", DISTCCD_TMP_COMMAND),
         ]
         if tmpfs_path is not None:
             sections.append(("mount", MountPoint().command(tmpfs_path)))
+            sections.append(("tmpfs_space", _df_command(tmpfs_path)))
         if build_user is not None:
             sections.append(("login", LoginEnvironment().command(build_user)))
             sections.append(("slots", _slots_command(build_user)))
+        if profile_script is not None:
+            sections.append(("profile", _profile_command(profile_script)))
         if workers:
             sections.append(("reach", _reach_command(list(workers), port)))
         bits: list[object] = []
@@ -170,6 +298,11 @@ _PARSERS = {
     "login": parse_login_environment,
     "reach": parse_reach,
     "processes": parse_compiler_processes,
+    "gcc_package": parse_gcc_package,
+    "profile": parse_profile,
+    "memory_available": parse_memory_available,
+    "tmpfs_space": parse_space,
+    "distccd_tmp": parse_distccd_tmp,
 }
 
 

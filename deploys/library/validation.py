@@ -1,10 +1,16 @@
 """Read-only validation of DISTCC BUILD MODE.
 
-Every host answers one survey (facts/survey.py) while the deploy file loads,
-in parallel; when all connected hosts have answered, the last one evaluates
-every check against the whole cluster, prints an ASCII table and the details,
-writes the JSON report, and fails the run when a check FAILs. No operation is
-added, so validation can change nothing, with or without --dry.
+The first host whose deploy file loads surveys every connected host itself
+(one survey command per host, facts/survey.py), at most --parallel at once,
+then evaluates every check against the whole cluster, prints an ASCII table
+and the details, writes the JSON report, and fails the run when a check
+FAILs; every other host finds the run under way and returns. No host ever
+waits for another host's loader, so no --parallel value can deadlock: the
+loaders sit in pyinfra's pool, the surveys in a pool of their own. No
+operation is added, so validation can change nothing, with or without --dry.
+
+Each check is one small function registered with @check: its ID, its table
+column, what it looks at and which role it applies to live together.
 """
 
 from __future__ import annotations
@@ -13,20 +19,26 @@ import hashlib
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass
+import weakref
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-import gevent.event
-from pyinfra import host, inventory, state
+import gevent
+from gevent.pool import Pool
+from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.context import ctx_config, ctx_host, ctx_state
 
+from deploys.library.builder import PROFILE_SCRIPT, login_drift
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
 from facts.distcc import ProcessInfo
-from facts.survey import HostSurvey, Survey
+from facts.survey import HostSurvey, Reach, Survey
 from operations.distcc import UNIT
 from operations.mounts import tmpfs_bytes
 from operations.systemd import dropin_path
@@ -34,36 +46,7 @@ from operations.templates import render_template
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 HEAL = "run deploys/mode_switch.py"
-
-# Stable check IDs, in table order, with what each looks at.
-CHECKS = {
-    "H-REACHABLE": "pyinfra could connect to the host",
-    "B-TMPFS": "builder: tmpfs at the build path, its size, mode and exec, and in fstab",
-    "B-DISTCCD-OFF": "builder: distccd inactive, disabled, not running, not listening",
-    "B-CLIENT": "builder: distcc client installed",
-    "B-HOSTS": "builder: distcc --show-hosts lists exactly the inventory's workers",
-    "B-PATH": "builder: /usr/lib/distcc first on the build user's login PATH",
-    "B-DRYRUN": "builder: distcc -j (parses the host list, contacts nobody) gives the workers' slots",
-    "W-DISTCCD": "worker: distccd active, running, and listening on its address:port",
-    "W-OVERRIDE": "worker: override present and equal to what this package renders",
-    "W-WHITELIST": "worker: /usr/lib/distcc links every compiler the builder sends",
-    "W-ALLOW": "worker: an explicit --allow that does not cover every address",
-    "W-INSECURE": "worker: no --enable-tcp-insecure",
-    "W-LISTEN": "worker: not listening on all addresses",
-    "W-USER": "worker: distccd runs as user distccd",
-    "W-REACH": "cluster: the builder opens TCP to the worker's distccd port",
-    "W-ALLOW-BUILDER": "cluster: the worker's --allow covers the builder's source address",
-    "H-GCC": "gcc version and target equal the builder's",
-    "H-MTU": "MTU toward the builder equals the builder's and the configured one",
-    "H-FQDN": "FQDN set, unique in the cluster, and every node name resolves",
-    "H-K3S": "k3s units stopped; WARN while containerd-shim processes remain",
-}
-SHORT = {
-    "H-REACHABLE": "conn", "B-TMPFS": "tmpfs", "B-DISTCCD-OFF": "nodcd", "B-CLIENT": "clnt", "B-HOSTS": "hosts",
-    "B-PATH": "path", "B-DRYRUN": "dry", "W-DISTCCD": "dcc", "W-OVERRIDE": "ovrd", "W-WHITELIST": "wlist",
-    "W-ALLOW": "allow", "W-INSECURE": "insec", "W-LISTEN": "lstn", "W-USER": "user", "W-REACH": "reach",
-    "W-ALLOW-BUILDER": "allwb", "H-GCC": "gcc", "H-MTU": "mtu", "H-FQDN": "fqdn", "H-K3S": "k3s",
-}
+DISTCC_DIR = "/usr/lib/distcc"
 
 
 @dataclass(frozen=True)
@@ -77,341 +60,731 @@ class ValidationFailed(PyinfraError):
     """At least one check FAILed; the message names each."""
 
 
-class _Run:
-    """One validation run: surveys gathered from every connected host."""
-
-    def __init__(self, expected: set[str]):
-        self.expected = expected
-        self.surveys: dict[str, Survey | None] = {}
-        self.done = gevent.event.Event()
-
-    def arrive(self, name: str, survey: Survey | None) -> bool:
-        """Store a survey; True for the last host to arrive."""
-        self.surveys[name] = survey
-        if set(self.surveys) >= self.expected:
-            self.done.set()
-            return True
-        return False
+# --- what the checks look at ------------------------------------------------
 
 
-_runs: dict[int, _Run] = {}
+@dataclass(frozen=True)
+class Node:
+    """One inventory host as validation sees it."""
+
+    name: str
+    peer: str
+    role: str
+    settings: Settings
 
 
-def _argv_values(argv: list[str], flag: str) -> list[str]:
-    return [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == flag]
+@dataclass
+class Cluster:
+    """The inventory's nodes and what each answered; a survey of None means
+    the host was not surveyed, `unsurveyed` says why."""
+
+    builder: Node
+    workers: list[Node]
+    surveys: dict[str, Survey | None]
+    unsurveyed: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_inventory(cls, inventory, surveys: dict[str, Survey | None], unsurveyed: dict[str, str] | None = None):
+        builder = builder_host(inventory)
+        return cls(
+            builder=Node(builder.name, peer_name(builder), "builder", settings_for(builder)),
+            workers=[Node(w.name, peer_name(w), "worker", settings_for(w)) for w in worker_hosts(inventory)],
+            surveys=surveys,
+            unsurveyed=dict(unsurveyed or {}),
+        )
+
+    @property
+    def nodes(self) -> list[Node]:
+        return [self.builder, *self.workers]
+
+    @property
+    def builder_survey(self) -> Survey | None:
+        return self.surveys.get(self.builder.name)
+
+    def jobs(self, worker: Node) -> int | None:
+        if worker.settings.jobs is not None:
+            return worker.settings.jobs
+        survey = self.surveys.get(worker.name)
+        return jobs_for(worker.settings, **survey["resources"]) if survey and "resources" in survey else None
 
 
-def _main_process(survey: Survey) -> ProcessInfo | None:
-    """The distccd that is the unit's main process, if it runs."""
-    main_pid = survey["unit"]["main_pid"]
-    return next((p for p in survey["processes"]["distccd"] if main_pid and p["pid"] == main_pid), None)
+@dataclass
+class Subject:
+    """One surveyed node, in its cluster: what a check function receives."""
+
+    node: Node
+    survey: Survey
+    cluster: Cluster
+
+    @property
+    def settings(self) -> Settings:
+        return self.node.settings
+
+    @property
+    def builder(self) -> Survey | None:
+        return self.cluster.builder_survey
+
+    @cached_property
+    def main_process(self) -> ProcessInfo | None:
+        """The distccd that is the unit's main process, if it runs."""
+        main_pid = self.survey["unit"]["main_pid"]
+        return next((p for p in self.survey["processes"]["distccd"] if main_pid and p["pid"] == main_pid), None)
+
+    @cached_property
+    def argv(self) -> list[str]:
+        return self.main_process["args"].split() if self.main_process else []
+
+    @cached_property
+    def allows(self) -> list[str]:
+        return [self.argv[i + 1] for i, arg in enumerate(self.argv[:-1]) if arg == "--allow"]
+
+    @cached_property
+    def config(self) -> dict | None:
+        """What this package renders for this worker; None when it cannot
+        (the builder does not resolve or has no route from here)."""
+        route = self.survey["builder_route"]
+        if not (route["address"] and route["source"]):
+            return None
+        return distccd_config(self.settings, route, jobs_for(self.settings, **self.survey["resources"]))
+
+    @cached_property
+    def reach(self) -> Reach | None:
+        """The builder's TCP probe of this worker's distccd port."""
+        return next((r for r in (self.builder or {}).get("reach", []) if r["peer"] == self.node.peer), None)
+
+    def builder_route_problem(self) -> str | None:
+        """Why this worker has no path to the builder, with the fix; None when it has one."""
+        route = self.survey["builder_route"]
+        peer = route["peer"] or self.cluster.builder.peer
+        if not route["address"]:
+            return (
+                f"the builder's name {peer} does not resolve on this worker: add it to DNS or this worker's "
+                f"/etc/hosts, or set distcc_builder_address to the builder's address"
+            )
+        if not route["source"]:
+            return (
+                f"this worker has no route to the builder {peer} ({route['address']}): add one (ip route) or fix "
+                f"this worker's network configuration"
+            )
+        return None
 
 
-def _jobs(worker, surveys: dict[str, Survey | None]) -> int | None:
-    settings = settings_for(worker)
-    if settings.jobs is not None:
-        return settings.jobs
-    survey = surveys.get(worker.name)
-    return jobs_for(settings, **survey["resources"]) if survey and "resources" in survey else None
+# --- the registry --------------------------------------------------------------
 
 
-def builder_checks(settings: Settings, survey: Survey, surveys: dict[str, Survey | None]) -> list[Check]:
-    checks = []
-    mount = survey["mount"]["mount"]
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    column: str
+    about: str
+    role: str  # builder, worker, or host (every node)
+    evaluate: Callable[[Subject], tuple[str, str]]
+
+
+REGISTRY: list[CheckSpec] = []
+
+
+def check(check_id: str, *, column: str, about: str, role: str) -> Callable:
+    """Register a check: a function of a Subject giving (result, detail).
+    Registration order is the table's column order."""
+
+    def register(function: Callable[[Subject], tuple[str, str]]) -> Callable[[Subject], tuple[str, str]]:
+        if any(spec.id == check_id or spec.column == column for spec in REGISTRY):
+            raise ValueError(f"check {check_id} (column {column}) is registered twice")
+        REGISTRY.append(CheckSpec(check_id, column, about, role, function))
+        return function
+
+    return register
+
+
+def _list(items) -> str:
+    return ", ".join(str(i) for i in items)
+
+
+# H-REACHABLE has no function of a survey: it is what decides whether there is one.
+REACHABLE = CheckSpec(
+    "H-REACHABLE", "reachable", "pyinfra could connect to the host and run the survey", "host", lambda subject: (PASS, "surveyed")
+)
+REGISTRY.append(REACHABLE)
+
+
+def _build_user_missing(s: Subject) -> str | None:
+    user = s.settings.build_user
+    if s.survey["login"]["exists"]:
+        return None
+    return (
+        f"the build user {user} does not exist on the builder: create it (adduser {user}) or set "
+        f"distcc_build_user to the user who runs the kernel build, then {HEAL}"
+    )
+
+
+@check("B-TMPFS", column="tmpfs", role="builder",
+       about="builder: tmpfs at the build path, its size, mode and exec, and in fstab")
+def builder_tmpfs(s: Subject) -> tuple[str, str]:
+    settings = s.settings
+    mount = s.survey["mount"]["mount"]
     path = settings.tmpfs_path
-    size = tmpfs_size_for(settings, survey["mount"]["memory_bytes"])
-    want_size = tmpfs_bytes(size)
     if mount is None:
-        checks.append(Check("B-TMPFS", FAIL, f"nothing is mounted at {path}; {HEAL}"))
-    elif mount["fstype"] != "tmpfs":
-        checks.append(Check("B-TMPFS", FAIL, f"{path} is {mount['fstype']}, not tmpfs; unmount it, then {HEAL}"))
-    else:
-        problems = []
-        if mount["size"] != want_size:
-            problems.append(f"size {mount['size']} bytes, want {want_size} ({size})")
-        if mount["noexec"]:
-            problems.append("mounted noexec (kernel builds run the tools they compile)")
-        if mount["mode"] != settings.tmpfs_mode:
-            problems.append(f"mode {mount['mode']}, want {settings.tmpfs_mode}")
-        if survey["mount"]["fstab"] is None:
-            problems.append("missing from /etc/fstab")
-        checks.append(
-            Check("B-TMPFS", FAIL, "; ".join(problems) + f"; {HEAL}")
-            if problems
-            else Check("B-TMPFS", PASS, f"tmpfs {size} mode {mount['mode']} exec, in fstab")
-        )
+        return FAIL, f"nothing is mounted at {path}; {HEAL}"
+    if mount["fstype"] != "tmpfs":
+        return FAIL, f"{path} is {mount['fstype']}, not tmpfs; unmount it, then {HEAL}"
+    problems = []
+    size = tmpfs_size_for(settings, s.survey["mount"]["memory_bytes"])
+    want_size = tmpfs_bytes(size)
+    if mount["size"] != want_size:
+        problems.append(f"size {mount['size']} bytes, want {want_size} ({size})")
+    if mount["noexec"]:
+        problems.append("mounted noexec (kernel builds run the tools they compile)")
+    if mount["mode"] != settings.tmpfs_mode:
+        problems.append(f"mode {mount['mode']}, want {settings.tmpfs_mode}")
+    if s.survey["mount"]["fstab"] is None:
+        problems.append("missing from /etc/fstab")
+    if problems:
+        return FAIL, "; ".join(problems) + f"; {HEAL}"
+    return PASS, f"tmpfs {size} mode {mount['mode']} exec, in fstab"
 
-    unit, listening = survey["unit"], survey["listening"]
-    running = survey["processes"]["distccd"]
-    off_problems = []
+
+@check("B-DISTCCD-OFF", column="distccd-off", role="builder",
+       about="builder: distccd inactive, disabled, not running, not listening")
+def builder_distccd_off(s: Subject) -> tuple[str, str]:
+    unit, listening, running = s.survey["unit"], s.survey["listening"], s.survey["processes"]["distccd"]
+    problems = []
     if unit["load"] == "loaded" and unit["active"] not in ("inactive", "failed"):
-        off_problems.append(f"{UNIT} is {unit['active']} ({unit['sub']})")
+        problems.append(f"{UNIT} is {unit['active']} ({unit['sub']})")
     if unit["load"] == "loaded" and unit["enabled"]:
-        off_problems.append(f"{UNIT} is enabled")
+        problems.append(f"{UNIT} is enabled")
     if running:
-        off_problems.append(f"distccd processes run (pids {', '.join(str(p['pid']) for p in running)})")
+        problems.append(f"distccd processes run (pids {_list(p['pid'] for p in running)})")
     if listening:
-        off_problems.append(f"something listens on port {settings.port}")
-    checks.append(
-        Check("B-DISTCCD-OFF", FAIL, "; ".join(off_problems) + f"; the builder must not serve compiles: {HEAL}")
-        if off_problems
-        else Check("B-DISTCCD-OFF", PASS, "no distccd: inactive, disabled, nothing listening")
-    )
+        problems.append(f"something listens on port {s.settings.port}")
+    if problems:
+        return FAIL, "; ".join(problems) + f"; the builder must not serve compiles: {HEAL}"
+    return PASS, "no distccd: inactive, disabled, nothing listening"
 
-    installed = survey["masquerade"]["distcc_installed"]
-    checks.append(
-        Check("B-CLIENT", PASS, "distcc installed")
-        if installed
-        else Check("B-CLIENT", FAIL, f"distcc is not installed; {HEAL}")
-    )
 
-    login = survey["login"]
-    expected_hosts = []
-    unknown_jobs = []
-    want_slots = 0
-    for worker in worker_hosts(inventory):
-        jobs = _jobs(worker, surveys)
-        if jobs is None:
-            unknown_jobs.append(worker.name)
-            continue
-        expected_hosts.append(f"{peer_name(worker)}:{settings_for(worker).port}/{jobs}")
-        want_slots += jobs
+@check("B-CLIENT", column="client", role="builder", about="builder: distcc client installed")
+def builder_client(s: Subject) -> tuple[str, str]:
+    if s.survey["masquerade"]["distcc_installed"]:
+        return PASS, "distcc installed"
+    return FAIL, f"distcc is not installed; {HEAL}"
+
+
+@check("B-HOSTS", column="host-list", role="builder",
+       about="builder: distcc --show-hosts lists exactly the inventory's workers")
+def builder_host_list(s: Subject) -> tuple[str, str]:
+    missing_user = _build_user_missing(s)
+    if missing_user:
+        return FAIL, missing_user
+    login, user = s.survey["login"], s.settings.build_user
     shown = login["distcc_hosts"]
-    if not login["exists"]:
-        checks.append(Check("B-HOSTS", FAIL, f"build user {settings.build_user} does not exist; set distcc_build_user"))
-    elif shown is None:
-        checks.append(Check("B-HOSTS", FAIL, f"distcc --show-hosts cannot run for {settings.build_user}; {HEAL}"))
-    elif unknown_jobs:
-        checks.append(Check("B-HOSTS", WARN, f"cannot compare: no survey from {', '.join(unknown_jobs)}"))
-    elif sorted(shown) != sorted(expected_hosts):
-        checks.append(
-            Check("B-HOSTS", FAIL, f"host list is {' '.join(shown) or 'empty'}, want {' '.join(expected_hosts)}; {HEAL}")
-        )
-    else:
-        checks.append(Check("B-HOSTS", PASS, f"{len(shown)} workers: {' '.join(shown)}"))
-
-    path = login["path"]
-    if path[:1] == ["/usr/lib/distcc"]:
-        checks.append(Check("B-PATH", PASS, "/usr/lib/distcc first on the login PATH"))
-    else:
-        checks.append(Check("B-PATH", FAIL, f"login PATH starts {':'.join(path[:3]) or '(empty)'}, not /usr/lib/distcc; {HEAL}"))
-
-    slots = survey.get("slots")
-    if slots is None:
-        checks.append(Check("B-DRYRUN", FAIL, f"distcc -j gave no slot count for {settings.build_user}; {HEAL}"))
-    elif slots != want_slots and not unknown_jobs:
-        checks.append(Check("B-DRYRUN", FAIL, f"distcc -j says {slots} slots, the workers offer {want_slots}; {HEAL}"))
-    else:
-        checks.append(Check("B-DRYRUN", PASS, f"distcc -j: {slots} slots"))
-    return checks
-
-
-def worker_checks(worker, settings: Settings, survey: Survey, builder: Survey | None) -> list[Check]:
-    checks = []
-    route = survey["builder_route"]
-    config = None
-    if route["address"] and route["source"]:
-        config = distccd_config(settings, route, jobs_for(settings, **survey["resources"]))
-    unit, listening = survey["unit"], survey["listening"]
-    address = config["listen"] if config else None
-    main = _main_process(survey)
-    argv = main["args"].split() if main else []
-
-    if unit["load"] != "loaded":
-        checks.append(Check("W-DISTCCD", FAIL, f"distcc is not installed; {HEAL}"))
-    elif unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
-        checks.append(Check("W-DISTCCD", FAIL, f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon; {HEAL}"))
-    elif not any(s["address"] == address and s["port"] == settings.port for s in listening):
-        found = ", ".join(f"{s['address']}:{s['port']}" for s in listening) or "nothing"
-        checks.append(Check("W-DISTCCD", FAIL, f"active but not listening on {address}:{settings.port} (found {found}); {HEAL}"))
-    else:
-        checks.append(Check("W-DISTCCD", PASS, f"pid {unit['main_pid']} listening on {address}:{settings.port}"))
-
-    dest = dropin_path(UNIT, "override.conf")
-    current = unit["dropins"].get(dest)
-    if config is None:
-        checks.append(Check("W-OVERRIDE", FAIL, "the builder does not resolve from here; set distcc_builder_address"))
-    elif current is None:
-        checks.append(Check("W-OVERRIDE", FAIL, f"{dest} is missing; {HEAL}"))
-    elif current != hashlib.sha256(render_template(OVERRIDE_TEMPLATE, config).encode()).hexdigest():
-        checks.append(Check("W-OVERRIDE", FAIL, f"{dest} differs from what this package renders; {HEAL}"))
-    else:
-        checks.append(Check("W-OVERRIDE", PASS, f"{dest} as rendered"))
-
-    links = survey["masquerade"]["links"]
-    wanted = set(builder["masquerade"]["compilers"]) if builder and "masquerade" in builder else set()
-    if settings.compilers:
-        wanted &= set(settings.compilers)
-    missing = sorted(n for n in wanted if n not in links)
-    others = survey["masquerade"]["other_entries"]
-    if missing:
-        checks.append(Check("W-WHITELIST", FAIL, f"/usr/lib/distcc lacks {', '.join(missing)} (jobs for it fail); {HEAL}"))
-    elif others:
-        checks.append(Check("W-WHITELIST", WARN, f"/usr/lib/distcc also holds non-links {', '.join(others)}; remove them"))
-    else:
-        checks.append(Check("W-WHITELIST", PASS, f"all {len(wanted)} compilers the builder has are linked"))
-
-    allows = _argv_values(argv, "--allow")
-    if not argv:
-        checks.append(Check("W-ALLOW", WARN, "distccd is not running; its --allow cannot be read"))
-    elif not allows:
-        checks.append(Check("W-ALLOW", FAIL, f"no --allow: distccd 3.4 then accepts every address; {HEAL}"))
-    elif any(IPv4Network(a, strict=False).prefixlen == 0 for a in allows):
-        result = WARN if settings.allow_open_ok else FAIL
-        checks.append(Check("W-ALLOW", result, f"--allow {' '.join(allows)} covers every address; list only the builder"))
-    else:
-        checks.append(Check("W-ALLOW", PASS, f"--allow {' '.join(allows)}"))
-
-    insecure = [a for a in argv if a in ("--enable-tcp-insecure", "--make-me-a-botnet")]
-    checks.append(
-        Check("W-INSECURE", FAIL, f"distccd runs with {insecure[0]} (no compiler whitelist); {HEAL}")
-        if insecure
-        else Check("W-INSECURE", PASS, "compiler whitelist enforced")
-    )
-
-    wildcard = [s for s in listening if s["address"] in ("0.0.0.0", "*", "::")]
-    checks.append(
-        Check("W-LISTEN", FAIL, f"listening on all addresses ({wildcard[0]['address']}); {HEAL}")
-        if wildcard
-        else Check("W-LISTEN", PASS, "listens on one address only" if listening else "not listening")
-    )
-
-    if main is None:
-        checks.append(Check("W-USER", WARN, "distccd is not running"))
-    elif main["user"] != "distccd":
-        checks.append(Check("W-USER", FAIL, f"distccd runs as {main['user']}, not distccd; {HEAL}"))
-    else:
-        checks.append(Check("W-USER", PASS, "runs as distccd"))
-
-    reach = next((r for r in (builder or {}).get("reach", []) if r["peer"] == peer_name(worker)), None)
-    if reach is None:
-        checks.append(Check("W-REACH", FAIL, "no probe from the builder (builder unreachable?)"))
-    elif not reach["open"]:
-        checks.append(
-            Check("W-REACH", FAIL, f"builder could not open {reach['address']}:{settings.port} (refused, filtered or down)")
-        )
-    else:
-        checks.append(Check("W-REACH", PASS, f"builder {reach['source']} -> {reach['address']}:{settings.port} open"))
-
-    if reach is None or reach["source"] is None or not allows:
-        checks.append(Check("W-ALLOW-BUILDER", WARN, "cannot tell: no builder source address or no --allow"))
-    elif any(IPv4Address(reach["source"]) in IPv4Network(a, strict=False) for a in allows):
-        checks.append(Check("W-ALLOW-BUILDER", PASS, f"builder {reach['source']} is allowed"))
-    else:
-        checks.append(
-            Check(
-                "W-ALLOW-BUILDER", FAIL,
-                f"builder's address {reach['source']} is not in --allow {' '.join(allows)} (its jobs are denied); "
-                f"set distcc_allow or distcc_builder_address, then {HEAL}",
-            )
-        )
-    return checks
-
-
-def host_checks(node, settings: Settings, survey: Survey, surveys: dict[str, Survey | None], builder: Survey | None) -> list[Check]:
-    name = node.name
-    checks = []
-    mine, theirs = survey["identity"], (builder or {}).get("identity")
-    if not mine["gcc_version"]:
-        checks.append(Check("H-GCC", FAIL, "gcc is not installed"))
-    elif theirs is None:
-        checks.append(Check("H-GCC", WARN, "no builder survey to compare with"))
-    elif (mine["gcc_version"], mine["gcc_machine"]) != (theirs["gcc_version"], theirs["gcc_machine"]):
-        checks.append(
-            Check(
-                "H-GCC", FAIL,
-                f"gcc {mine['gcc_version']} {mine['gcc_machine']} but the builder has {theirs['gcc_version']} "
-                f"{theirs['gcc_machine']}: objects would be silently wrong; install the builder's gcc",
-            )
-        )
-    else:
-        checks.append(Check("H-GCC", PASS, f"gcc {mine['gcc_version']} {mine['gcc_machine']} ({mine['dpkg_architecture']})"))
-
-    if node is builder_host(inventory):
-        mtus = {r["mtu"] for r in survey.get("reach", []) if r["mtu"]}
-        mtu = mtus.pop() if len(mtus) == 1 else None
-        builder_mtu = mtu
-    else:
-        mtu = survey["builder_route"]["mtu"]
-        builder_mtu = next(
-            (r["mtu"] for r in (builder or {}).get("reach", []) if r["peer"] == peer_name(node)), None
-        )
-    if mtu is None:
-        checks.append(Check("H-MTU", FAIL, "no route toward the cluster, or MTUs differ between its interfaces"))
-    elif mtu != settings.mtu or (builder_mtu is not None and mtu != builder_mtu):
-        checks.append(
-            Check("H-MTU", FAIL, f"MTU {mtu} toward the builder, builder side {builder_mtu}, configured {settings.mtu}: "
-                  f"large distcc transfers can stall; set the interface MTU to {settings.mtu}")
-        )
-    else:
-        checks.append(Check("H-MTU", PASS, f"MTU {mtu}"))
-
-    names = survey["names"]
-    fqdn = names["fqdn"]
-    others = [s["names"]["fqdn"] for n, s in surveys.items() if s and n != name and "names" in s]
-    unresolved = sorted(n for n, addrs in names["resolves"].items() if not addrs)
-    if not fqdn or "." not in fqdn:
-        checks.append(Check("H-FQDN", FAIL, f"hostname -f gives {fqdn or 'nothing'}, not an FQDN; set the host's domain"))
-    elif fqdn in others:
-        checks.append(Check("H-FQDN", FAIL, f"{fqdn} is also another node's FQDN; give every Pi its own hostname"))
-    elif unresolved:
-        checks.append(Check("H-FQDN", FAIL, f"{fqdn}: cannot resolve {', '.join(unresolved)}; fix DNS or /etc/hosts"))
-    else:
-        checks.append(Check("H-FQDN", PASS, f"{fqdn}, resolves all {len(names['resolves'])} node names"))
-
-    k3s = survey["k3s"]
-    active = sorted(u for u, s in k3s["units"].items() if s["active"] not in ("inactive", "failed"))
-    if active:
-        checks.append(Check("H-K3S", FAIL, f"{', '.join(active)} still {k3s['units'][active[0]]['active']}; {HEAL}"))
-    elif k3s["containerd_shims"]:
-        checks.append(
-            Check("H-K3S", WARN, f"k3s stopped but {k3s['containerd_shims']} containerd-shim processes run: pods still "
-                  f"hold CPU and memory (k3s-killall.sh stops them)")
-        )
-    else:
-        checks.append(Check("H-K3S", PASS, f"stopped: {', '.join(k3s['units']) or 'none installed'}"))
-    return checks
-
-
-def evaluate(surveys: dict[str, Survey | None]) -> dict[str, list[Check]]:
-    """Every check for every inventory host, from the surveys gathered."""
-    builder = builder_host(inventory)
-    builder_survey = surveys.get(builder.name)
-    results: dict[str, list[Check]] = {}
-    for node in [builder, *worker_hosts(inventory)]:
-        survey = surveys.get(node.name)
-        if survey is None:
-            results[node.name] = [Check("H-REACHABLE", FAIL, "could not connect or survey this host; check SSH and that it is up")]
-            continue
-        settings = settings_for(node)
-        checks = [Check("H-REACHABLE", PASS, "surveyed")]
-        if node is builder:
-            checks += builder_checks(settings, survey, surveys)
+    if shown is None:
+        return FAIL, f"distcc --show-hosts cannot run for {user} (distcc is not installed or not on {user}'s PATH); {HEAL}"
+    expected, unknown = [], []
+    for worker in s.cluster.workers:
+        jobs = s.cluster.jobs(worker)
+        if jobs is None:
+            unknown.append(worker.name)
         else:
-            checks += worker_checks(node, settings, survey, builder_survey)
-        checks += host_checks(node, settings, survey, surveys, builder_survey)
-        results[node.name] = checks
+            expected.append(f"{worker.peer}:{worker.settings.port}/{jobs}")
+    if unknown:
+        return WARN, f"cannot compare: no survey from {_list(unknown)}"
+    if sorted(shown) == sorted(expected):
+        return PASS, f"{len(shown)} workers: {' '.join(shown)}"
+    found = f"host list is {' '.join(shown) or 'empty'}, want {' '.join(expected)}"
+    if "DISTCC_HOSTS" in login["distcc_env"]:
+        return FAIL, (
+            f"{found}: DISTCC_HOSTS is set in {user}'s login environment and overrides ~/.distcc/hosts; "
+            f"remove it from {user}'s shell files"
+        )
+    return FAIL, f"{found}; {HEAL}"
+
+
+@check("B-PATH", column="masquerade", role="builder",
+       about="builder: cc, c++, gcc and g++ run the masquerade in the build user's login shell, nothing overrides the farm")
+def builder_path(s: Subject) -> tuple[str, str]:
+    missing_user = _build_user_missing(s)
+    if missing_user:
+        return FAIL, missing_user
+    login, user = s.survey["login"], s.settings.build_user
+    drift = login_drift(login)
+    if drift:
+        return FAIL, drift
+    path = login["path"]
+    wrong = {name: found for name, found in login["compilers"].items() if found != f"{DISTCC_DIR}/{name}"}
+    if not wrong and login["compilers"]:
+        # Debian's ~/.profile puts ~/bin and ~/.local/bin first when they
+        # exist: harmless while no compiler lives there.
+        where = "first" if path[:1] == [DISTCC_DIR] else f"after {':'.join(path[:path.index(DISTCC_DIR)])}"
+        return PASS, f"{_list(sorted(login['compilers']))} run {DISTCC_DIR} ({where} on {user}'s login PATH)"
+    shown = ":".join(path[:4]) or "empty"
+    resolved = _list(f"{name} -> {found or 'nothing'}" for name, found in sorted(wrong.items()))
+    profile = s.survey.get("profile")
+    if profile is not None and not (profile["present"] and profile["sets_path"]):
+        return FAIL, f"{user}'s login shell runs {resolved}: {PROFILE_SCRIPT} is missing or does not set PATH; {HEAL}"
+    if DISTCC_DIR in path:
+        return FAIL, (
+            f"{user}'s login shell runs {resolved} (PATH starts {shown}): a file read after {PROFILE_SCRIPT} "
+            f"(~/.profile, ~/.bash_profile, ~/.bashrc) puts {path[0]} first with those compilers in it; remove "
+            f"them from there or make that file append to PATH (the mode switch does not edit {user}'s own files)"
+        )
+    if profile is not None:
+        return FAIL, (
+            f"{user}'s login PATH is {shown}, without {DISTCC_DIR}: {PROFILE_SCRIPT} sets it, but a file read after "
+            f"it (~/.profile, ~/.bash_profile, ~/.bashrc) replaces PATH; make that file extend PATH instead "
+            f"(the mode switch does not edit {user}'s own files)"
+        )
+    return FAIL, f"{user}'s login shell runs {resolved}, not {DISTCC_DIR}; {HEAL}"
+
+
+@check("B-DRYRUN", column="slots", role="builder",
+       about="builder: distcc -j (parses the host list, contacts nobody) gives the workers' slots")
+def builder_slots(s: Subject) -> tuple[str, str]:
+    missing_user = _build_user_missing(s)
+    if missing_user:
+        return FAIL, missing_user
+    slots = s.survey.get("slots")
+    if slots is None:
+        return FAIL, (
+            f"distcc -j gave no slot count for {s.settings.build_user} (distcc missing, or no host list); {HEAL}"
+        )
+    jobs = [s.cluster.jobs(w) for w in s.cluster.workers]
+    want = sum(j for j in jobs if j is not None)
+    if slots != want and None not in jobs:
+        found = f"distcc -j says {slots} slots, the workers offer {want}"
+        if "DISTCC_HOSTS" in s.survey["login"]["distcc_env"]:
+            user = s.settings.build_user
+            return FAIL, f"{found}: DISTCC_HOSTS in {user}'s login environment overrides ~/.distcc/hosts; remove it"
+        return FAIL, f"{found}; {HEAL}"
+    return PASS, f"distcc -j: {slots} slots"
+
+
+@check("W-DISTCCD", column="distccd", role="worker",
+       about="worker: distccd active, running, and listening on its address:port")
+def worker_distccd(s: Subject) -> tuple[str, str]:
+    unit, listening, port = s.survey["unit"], s.survey["listening"], s.settings.port
+    address = s.config["listen"] if s.config else None
+    if unit["load"] != "loaded" or not s.survey["masquerade"]["distcc_installed"]:
+        return FAIL, f"distcc is not installed; {HEAL}"
+    if unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
+        return FAIL, f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon; {HEAL}"
+    if address is None:
+        return FAIL, f"distccd runs, but its listen address cannot be worked out: {s.builder_route_problem()}"
+    if not any(sock["address"] == address and sock["port"] == port for sock in listening):
+        found = _list(f"{sock['address']}:{sock['port']}" for sock in listening) or "nothing"
+        return FAIL, f"active but not listening on {address}:{port} (found {found}); {HEAL}"
+    return PASS, f"pid {unit['main_pid']} listening on {address}:{port}"
+
+
+@check("W-OVERRIDE", column="override", role="worker",
+       about="worker: override present and equal to what this package renders")
+def worker_override(s: Subject) -> tuple[str, str]:
+    dest = dropin_path(UNIT, "override.conf")
+    current = s.survey["unit"]["dropins"].get(dest)
+    if s.config is None:
+        return FAIL, f"cannot render the override: {s.builder_route_problem()}"
+    if current is None:
+        return FAIL, f"{dest} is missing; {HEAL}"
+    if current != hashlib.sha256(render_template(OVERRIDE_TEMPLATE, s.config).encode()).hexdigest():
+        return FAIL, f"{dest} differs from what this package renders; {HEAL}"
+    return PASS, f"{dest} as rendered"
+
+
+@check("W-WHITELIST", column="whitelist", role="worker",
+       about="worker: /usr/lib/distcc links every compiler the builder sends")
+def worker_whitelist(s: Subject) -> tuple[str, str]:
+    links = s.survey["masquerade"]["links"]
+    builder = s.builder
+    wanted = set(builder["masquerade"]["compilers"]) if builder and "masquerade" in builder else set()
+    if s.settings.compilers:
+        wanted &= set(s.settings.compilers)
+    missing = sorted(n for n in wanted if n not in links)
+    others = s.survey["masquerade"]["other_entries"]
+    if missing:
+        return FAIL, f"{DISTCC_DIR} lacks {_list(missing)} (jobs for it fail); {HEAL}"
+    if others:
+        return WARN, f"{DISTCC_DIR} also holds non-links {_list(others)}; remove them"
+    return PASS, f"all {len(wanted)} compilers the builder has are linked"
+
+
+@check("W-ALLOW", column="allow", role="worker",
+       about="worker: an explicit --allow that does not cover every address")
+def worker_allow(s: Subject) -> tuple[str, str]:
+    if not s.argv:
+        return WARN, "distccd is not running; its --allow cannot be read"
+    if not s.allows:
+        return FAIL, f"no --allow: distccd 3.4 then accepts every address; {HEAL}"
+    if any(IPv4Network(a, strict=False).prefixlen == 0 for a in s.allows):
+        result = WARN if s.settings.allow_open_ok else FAIL
+        return result, f"--allow {' '.join(s.allows)} covers every address; list only the builder"
+    return PASS, f"--allow {' '.join(s.allows)}"
+
+
+@check("W-INSECURE", column="no-insecure", role="worker", about="worker: no --enable-tcp-insecure")
+def worker_no_insecure(s: Subject) -> tuple[str, str]:
+    insecure = [a for a in s.argv if a in ("--enable-tcp-insecure", "--make-me-a-botnet")]
+    if insecure:
+        return FAIL, f"distccd runs with {insecure[0]} (no compiler whitelist); {HEAL}"
+    return PASS, "compiler whitelist enforced"
+
+
+@check("W-LISTEN", column="listen", role="worker", about="worker: not listening on all addresses")
+def worker_listen(s: Subject) -> tuple[str, str]:
+    listening = s.survey["listening"]
+    wildcard = [sock for sock in listening if sock["address"] in ("0.0.0.0", "*", "::")]
+    if wildcard:
+        return FAIL, f"listening on all addresses ({wildcard[0]['address']}); {HEAL}"
+    return PASS, "listens on one address only" if listening else "not listening"
+
+
+@check("W-USER", column="user", role="worker", about="worker: distccd runs as user distccd")
+def worker_user(s: Subject) -> tuple[str, str]:
+    main = s.main_process
+    if main is None:
+        return WARN, "distccd is not running"
+    if main["user"] != "distccd":
+        return FAIL, (
+            f"distccd (pid {main['pid']}) runs as {main['user']}, not distccd; the mode switch leaves a running, "
+            f"listening distccd alone, so {HEAL}, then restart distccd: "
+            f"pyinfra INVENTORY deploys/worker_distccd_reset.py --data distcc_force_restart=True"
+        )
+    return PASS, "runs as distccd"
+
+
+@check("W-REACH", column="reach", role="worker",
+       about="cluster: the builder opens TCP to the worker's distccd port")
+def worker_reach(s: Subject) -> tuple[str, str]:
+    port, reach = s.settings.port, s.reach
+    if s.builder is None:
+        return FAIL, "the builder was not surveyed, so it could not probe this worker (see its H-REACHABLE)"
+    if reach is None:
+        return FAIL, f"the builder's survey has no probe of {s.node.peer}; run validation again"
+    status = reach.get("status", "open" if reach["open"] else "closed")
+    target = f"{reach['address']}:{port}"
+    if status == "open":
+        return PASS, f"builder {reach['source']} -> {target} open"
+    if status == "unresolved":
+        return FAIL, f"the builder cannot resolve {s.node.peer}: add it to DNS or the builder's /etc/hosts"
+    if status == "noroute":
+        return FAIL, (
+            f"the builder has no route to {s.node.peer} ({reach['address']}): add one on the builder (ip route) "
+            f"or fix the builder's network configuration"
+        )
+    route_problem = s.builder_route_problem()
+    if status in ("timeout", "unreachable", "closed") and route_problem:
+        return FAIL, f"the builder's TCP to {target} got no answer ({status}), and {route_problem}"
+    if status == "timeout":
+        return FAIL, (
+            f"TCP from the builder to {target} timed out: a firewall drops it (port filtered); allow TCP port "
+            f"{port} from {reach['source']} on this worker's firewall (iptables/nftables) and any firewall between"
+        )
+    listening_there = any(
+        sock["address"] in (reach["address"], "0.0.0.0", "*", "::") and sock["port"] == port
+        for sock in s.survey["listening"]
+    )
+    if status == "refused" and not listening_there:
+        return FAIL, f"the builder's TCP to {target} was refused: nothing listens there (distccd down); {HEAL}"
+    if status == "refused":
+        return FAIL, (
+            f"the builder's TCP to {target} was refused although distccd listens there: a firewall rule rejects "
+            f"it; allow TCP port {port} from {reach['source']} on this worker's firewall"
+        )
+    if status == "unreachable":
+        return FAIL, (
+            f"the builder gets host unreachable for {target}: the worker is down, or a firewall rejects with "
+            f"ICMP; check the worker's network and allow TCP port {port} from {reach['source']}"
+        )
+    return FAIL, f"the builder could not open {target}; check the network between the builder and this worker"
+
+
+@check("W-ALLOW-BUILDER", column="allows-builder", role="worker",
+       about="cluster: the worker's --allow covers the builder's source address")
+def worker_allows_builder(s: Subject) -> tuple[str, str]:
+    reach = s.reach
+    if reach is None or reach["source"] is None or not s.allows:
+        return WARN, "cannot tell: no builder source address or no --allow"
+    source = IPv4Address(reach["source"])
+    if any(source in IPv4Network(a, strict=False) for a in s.allows):
+        return PASS, f"builder {reach['source']} is allowed"
+    denied = f"builder's address {reach['source']} is not in --allow {' '.join(s.allows)} (its jobs are denied)"
+    configured = s.config["allow"] if s.config else ()
+    if any(source in IPv4Network(a, strict=False) for a in configured):
+        return FAIL, f"{denied}: the running distccd's --allow is not the configured {' '.join(configured)}; {HEAL}"
+    return FAIL, f"{denied}; set distcc_allow or distcc_builder_address, then {HEAL}"
+
+
+def _gcc(identity: dict, package: dict | None) -> str:
+    text = f"gcc {identity['gcc_version']} {identity['gcc_machine']}"
+    if package and package.get("package"):
+        text += f" (package {package['package']} {package.get('version') or 'of unknown version'}"
+        if package.get("path") and package["path"] != "/usr/bin/gcc":
+            text += f", run as {package['path']}"
+        text += ")"
+    return text
+
+
+@check("H-GCC", column="gcc", role="host", about="gcc version and target equal the builder's")
+def host_gcc(s: Subject) -> tuple[str, str]:
+    mine, theirs = s.survey["identity"], (s.builder or {}).get("identity")
+    my_package, their_package = s.survey.get("gcc_package"), (s.builder or {}).get("gcc_package")
+    install = "install the builder's gcc"
+    if their_package and their_package.get("package"):
+        install = f"install {their_package['package']} version {their_package['version'] or 'as on the builder'}"
+    if not mine["gcc_version"]:
+        return FAIL, f"gcc is not installed (not on PATH); {install} here"
+    if theirs is None:
+        return WARN, "no builder survey to compare with"
+    if (mine["gcc_version"], mine["gcc_machine"]) != (theirs["gcc_version"], theirs["gcc_machine"]):
+        return FAIL, (
+            f"{_gcc(mine, my_package)} but the builder has {_gcc(theirs, their_package)}: objects would be silently "
+            f"wrong; {install} here and make it the gcc on PATH"
+        )
+    return PASS, f"gcc {mine['gcc_version']} {mine['gcc_machine']} ({mine['dpkg_architecture']})"
+
+
+@check("H-MTU", column="mtu", role="host", about="MTU toward the builder equals the builder's and the configured one")
+def host_mtu(s: Subject) -> tuple[str, str]:
+    configured = s.settings.mtu
+    if s.node.role == "builder":
+        probes = s.survey.get("reach", [])
+        unresolved = [r["peer"] for r in probes if not r["address"]]
+        unrouted = [r["peer"] for r in probes if r["address"] and not r["mtu"]]
+        mtus = {r["mtu"] for r in probes if r["mtu"]}
+        if unresolved:
+            return FAIL, f"the builder cannot resolve {_list(unresolved)}: add them to DNS or the builder's /etc/hosts"
+        if unrouted:
+            return FAIL, f"the builder has no route to {_list(unrouted)}: add one (ip route) or fix its network"
+        if len(mtus) > 1:
+            by_peer = _list(f"{r['peer']} {r['mtu']}" for r in probes)
+            return FAIL, f"the routes to the workers have different MTUs ({by_peer}); set every interface's MTU to {configured}"
+        if not mtus:
+            return FAIL, "no worker to measure the MTU toward"
+        mtu, builder_mtu = mtus.pop(), None
+    else:
+        problem = s.builder_route_problem()
+        if problem:
+            return FAIL, problem
+        mtu = s.survey["builder_route"]["mtu"]
+        builder_mtu = s.reach["mtu"] if s.reach else None
+        if mtu is None:
+            interface = s.survey["builder_route"]["interface"] or "toward the builder"
+            return FAIL, f"the MTU of interface {interface} could not be read; check /sys/class/net on this worker"
+    if mtu != configured or (builder_mtu is not None and mtu != builder_mtu):
+        builder_side = f", builder side {builder_mtu}" if builder_mtu is not None else ""
+        toward = "the workers" if s.node.role == "builder" else "the builder"
+        return FAIL, (
+            f"MTU {mtu} toward {toward}{builder_side}, configured {configured}: large distcc transfers can stall; "
+            f"set the interface MTU to {configured} (or set distcc_mtu to the network's MTU)"
+        )
+    return PASS, f"MTU {mtu}"
+
+
+@check("H-NAMES", column="names", role="host",
+       about="hostname unique in the cluster, every other node's name resolves here, not to loopback (FQDN optional)")
+def host_names(s: Subject) -> tuple[str, str]:
+    # distcc needs names that resolve, not FQDNs: stock Raspberry Pi OS has a
+    # short hostname on a 127.0.1.1 line, and a home router resolves the rest.
+    names = s.survey["names"]
+    me = names["hostname"]
+    others = {n: o["names"]["hostname"] for n, o in s.cluster.surveys.items() if o and n != s.node.name and "names" in o}
+    if me in others.values():
+        twins = _list(n for n, other in others.items() if other == me)
+        return FAIL, f"hostname {me} is also the hostname of {twins}; give every Pi its own (hostnamectl set-hostname)"
+    peers = {n: a for n, a in names["resolves"].items() if n != s.node.peer}
+    unresolved = sorted(n for n, addresses in peers.items() if not addresses)
+    if unresolved:
+        return FAIL, f"{me}: cannot resolve {_list(unresolved)}; add them to DNS (your router) or this host's /etc/hosts"
+    loopback = sorted(n for n, addresses in peers.items() if any(IPv4Address(a).is_loopback for a in addresses))
+    if loopback:
+        return FAIL, (
+            f"{me}: {_list(loopback)} resolve to a loopback address here (a 127.0.1.1 line in /etc/hosts names them); "
+            f"remove them from that line so they resolve to their LAN addresses"
+        )
+    fqdn = names["fqdn"] if names["fqdn"] and "." in names["fqdn"] else "no domain"
+    return PASS, f"{me} ({fqdn}), resolves all {len(peers)} other node names"
+
+
+@check("H-K3S", column="k3s-off", role="host",
+       about="no k3s process and no pod (containerd shim) left, k3s units stopped and disabled")
+def host_k3s(s: Subject) -> tuple[str, str]:
+    k3s = s.survey["k3s"]
+    units = k3s["units"]
+    active = sorted(u for u, unit in units.items() if unit["active"] not in ("inactive", "failed"))
+    enabled = sorted(u for u, unit in units.items() if unit["enabled_state"] == "enabled")
+    if active:
+        return FAIL, f"{_list(active)} still {units[active[0]]['active']}; {HEAL}"
+    if k3s["containerd_shims"] or k3s["k3s_processes"]:
+        # k3s's units have KillMode=process: stopped, they leave every pod.
+        fix = (
+            HEAL if k3s["killall"] else "reinstall k3s (its install script writes k3s-killall.sh, which stops "
+            f"them) or stop the pods, then {HEAL}"
+        )
+        return FAIL, (
+            f"k3s is stopped but {k3s['k3s_processes']} k3s processes and {k3s['containerd_shims']} containerd-shim "
+            f"processes (pods) still run, holding CPU and memory the build needs; {fix}"
+        )
+    if enabled:
+        return WARN, f"{_list(enabled)} stopped but still enabled: a reboot starts k3s in build mode; {HEAL}"
+    return PASS, f"stopped and disabled, no pod: {_list(units) or 'no k3s unit installed'}"
+
+
+MIB = 1024**2
+
+# The build tree's tmpfs. A kernel build's output grows to about 1.5-2 GiB for
+# arm64 defconfig (objects, modules, a .cmd file per object), so a build
+# started with less than a quarter of a 2-8 GiB tmpfs free is likely to stop
+# with "No space left on device" (WARN); below 5% (at least 32 MiB) even an
+# incremental build cannot write its objects (FAIL). Inodes likewise: a build
+# writes about two files per object, tens of thousands in all.
+TMPFS_WARN_FREE, TMPFS_FAIL_FREE, TMPFS_FAIL_FLOOR = 0.25, 0.05, 32 * MIB
+INODES_WARN_FREE, INODES_FAIL_FREE = 0.10, 0.02
+
+# Memory per job. cc1 on most kernel files stays under 150 MiB, the largest
+# reach 200-250 MiB at -O2; with less than 128 MiB available per job a
+# worker's jobs get OOM-killed (FAIL), below 192 MiB per job the larger files
+# swap or get killed now and then (WARN). A CM3+ (1 GiB, 4 cores) with k3s
+# stopped has about 800 MiB available: its 4 default jobs pass, as native -j4
+# kernel builds on a Pi 3 do. The builder only preprocesses and links (cpp
+# peaks near 50 MiB), but its tmpfs fills from the same memory, so what the
+# tmpfs may still take is counted as spoken for.
+WORKER_JOB_FAIL, WORKER_JOB_WARN = 128 * MIB, 192 * MIB
+BUILDER_JOB_FAIL, BUILDER_JOB_WARN = 32 * MIB, 64 * MIB
+
+# distccd's temporary files per job: the preprocessed source (up to ~10 MiB
+# for the largest kernel units), the object and the compiler's output, about
+# 32 MiB at worst: below that per job, jobs fail (FAIL); below twice that, a
+# few large files at once can fill it (WARN). A private tmpfs /tmp on a CM3+
+# (half of 1 GiB by default) passes with its 4 jobs.
+DISTCCD_TMP_JOB_FAIL, DISTCCD_TMP_JOB_WARN = 32 * MIB, 64 * MIB
+DISTCCD_TMP_FAIL_INODES = 100
+
+
+def _mib(value: int) -> str:
+    return f"{value // MIB} MiB"
+
+
+@check("B-TMPFS-SPACE", column="tmpfs-free", role="builder",
+       about="builder: space and inodes left in the build tmpfs (WARN under 25%/10% free, FAIL under 5%/2%)")
+def builder_tmpfs_space(s: Subject) -> tuple[str, str]:
+    mount, space, path = s.survey["mount"]["mount"], s.survey.get("tmpfs_space"), s.settings.tmpfs_path
+    if mount is None or mount["fstype"] != "tmpfs" or not space or not space["total_bytes"]:
+        return WARN, f"no tmpfs at {path} to measure (see B-TMPFS)"
+    total, free = space["total_bytes"], space["free_bytes"] or 0
+    inodes, free_inodes = space["total_inodes"], space["free_inodes"] or 0
+    found = f"{path} has {_mib(free)} of {_mib(total)} free"
+    if inodes:
+        found += f" and {free_inodes} of {inodes} inodes"
+    fix = (
+        f"remove finished build trees from {path} (make clean, or delete old trees), or raise distcc_tmpfs_size "
+        f"(it must fit in the builder's memory), then {HEAL}"
+    )
+    if free < max(total * TMPFS_FAIL_FREE, TMPFS_FAIL_FLOOR) or (inodes and free_inodes < inodes * INODES_FAIL_FREE):
+        return FAIL, f"{found}: builds stop with No space left on device; {fix}"
+    if free < total * TMPFS_WARN_FREE or (inodes and free_inodes < inodes * INODES_WARN_FREE):
+        return WARN, f"{found}: a full kernel build may not fit; {fix}"
+    return PASS, found
+
+
+@check("H-MEMORY", column="memory", role="host",
+       about="MemAvailable against the jobs the node runs (worker: 128/192 MiB a job; builder: 32/64 MiB a slot plus its tmpfs)")
+def host_memory(s: Subject) -> tuple[str, str]:
+    available = s.survey.get("memory_available")
+    if available is None:
+        return WARN, "MemAvailable could not be read from /proc/meminfo"
+    if s.node.role == "worker":
+        jobs = s.cluster.jobs(s.node) or s.survey["resources"]["cpus"]
+        fail, warn, spoken = jobs * WORKER_JOB_FAIL, jobs * WORKER_JOB_WARN, 0
+        fix = "lower distcc_jobs for this worker, then run deploys/mode_switch.py, or stop what holds the memory"
+        what = f"{jobs} distccd jobs"
+    else:
+        jobs = sum(j for j in (s.cluster.jobs(w) for w in s.cluster.workers) if j)
+        space = s.survey.get("tmpfs_space") or {}
+        mount = s.survey["mount"]["mount"]
+        # Only a tmpfs takes its space from memory; unmounted, df measures the disk beneath.
+        spoken = (space.get("free_bytes") or 0) if mount and mount["fstype"] == "tmpfs" else 0
+        fail, warn = jobs * BUILDER_JOB_FAIL, jobs * BUILDER_JOB_WARN + spoken
+        fix = (
+            "lower distcc_jobs (fewer slots) or distcc_tmpfs_size, then run deploys/mode_switch.py, or stop what "
+            "holds the memory"
+        )
+        what = f"{jobs} slots" + (f" and {_mib(spoken)} the tmpfs may still take" if spoken else "")
+    found = f"MemAvailable {_mib(available)} for {what}"
+    if available < fail:
+        return FAIL, f"{found} (need at least {_mib(fail)}): compiles get OOM-killed; {fix}"
+    if available < warn:
+        return WARN, f"{found} (want {_mib(warn)}): large compiles may swap or be OOM-killed; {fix}"
+    return PASS, found
+
+
+@check("W-TMP-SPACE", column="distccd-tmp", role="worker",
+       about="worker: space and inodes in distccd's /tmp (its unit's own, else the host's): 32/64 MiB a job")
+def worker_tmp_space(s: Subject) -> tuple[str, str]:
+    tmp = s.survey.get("distccd_tmp")
+    if not tmp or tmp["space"]["free_bytes"] is None:
+        return WARN, "the space in distccd's /tmp could not be read (df, nsenter)"
+    jobs = s.cluster.jobs(s.node) or s.survey["resources"]["cpus"]
+    free, free_inodes = tmp["space"]["free_bytes"], tmp["space"]["free_inodes"]
+    where = "distccd's own /tmp" if tmp["where"] == "distccd" else "the host's /tmp (distccd is not running)"
+    found = f"{where} has {_mib(free)} free for {jobs} jobs"
+    fix = (
+        "free space there (a private /tmp is emptied by restarting distccd: "
+        "pyinfra INVENTORY deploys/worker_distccd_reset.py --data distcc_force_restart=True), or lower distcc_jobs"
+    )
+    few_inodes = free_inodes is not None and free_inodes < DISTCCD_TMP_FAIL_INODES
+    if free < jobs * DISTCCD_TMP_JOB_FAIL or few_inodes:
+        inodes = f" and {free_inodes} inodes" if few_inodes else ""
+        return FAIL, f"{found}{inodes}: jobs fail with No space left on device; {fix}"
+    if free < jobs * DISTCCD_TMP_JOB_WARN:
+        return WARN, f"{found}: a few large files at once can fill it; {fix}"
+    return PASS, found
+
+
+# Stable check IDs, in table order, with what each looks at.
+CHECKS = {spec.id: spec.about for spec in REGISTRY}
+COLUMNS = {spec.id: spec.column for spec in REGISTRY}
+
+
+# --- evaluation, table, report -----------------------------------------------------
+
+
+def evaluate_cluster(cluster: Cluster) -> dict[str, list[Check]]:
+    """Every check for every inventory node, from the surveys gathered."""
+    results: dict[str, list[Check]] = {}
+    for node in cluster.nodes:
+        survey = cluster.surveys.get(node.name)
+        if survey is None:
+            why = cluster.unsurveyed.get(node.name, "could not connect or survey this host")
+            results[node.name] = [Check(REACHABLE.id, FAIL, why)]
+            continue
+        subject = Subject(node, survey, cluster)
+        results[node.name] = [
+            Check(spec.id, *spec.evaluate(subject)) for spec in REGISTRY if spec.role in ("host", node.role)
+        ]
     return results
+
+
+def evaluate(surveys: dict[str, Survey | None], unsurveyed: dict[str, str] | None = None, inventory=inventory):
+    return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
 
 
 def render_table(results: dict[str, list[Check]]) -> str:
     """Hosts by checks, ASCII: ok / FAIL / warn, '.' where a check does not apply."""
     ids = [c for c in CHECKS if any(ch.id == c for checks in results.values() for ch in checks)]
+    widths = {c: max(len(COLUMNS[c]), 4) for c in ids}
     width = max(len(h) for h in results)
     cell = {PASS: "ok", WARN: "warn", FAIL: "FAIL"}
-    header = "host".ljust(width) + " | " + " ".join(SHORT[c].ljust(5) for c in ids)
-    lines = [header, "-" * len(header)]
+    header = "host".ljust(width) + " | " + " ".join(COLUMNS[c].ljust(widths[c]) for c in ids)
+    lines = [header.rstrip(), "-" * len(header.rstrip())]
     for name, checks in results.items():
         by_id = {c.id: c for c in checks}
-        row = " ".join((cell[by_id[c].result] if c in by_id else ".").ljust(5) for c in ids)
-        lines.append(name.ljust(width) + " | " + row)
+        row = " ".join((cell[by_id[c].result] if c in by_id else ".").ljust(widths[c]) for c in ids)
+        lines.append((name.ljust(width) + " | " + row).rstrip())
     lines.append("")
-    lines.append("columns: " + ", ".join(f"{SHORT[c]}={c}" for c in ids))
+    lines.append("columns: " + ", ".join(f"{COLUMNS[c]}={c}" for c in ids))
     problems = [(n, c) for n, checks in results.items() for c in checks if c.result != PASS]
     if problems:
         lines.append("")
-        for name, check in problems:
-            lines.append(f"{check.result} {check.id} {name}: {check.detail}")
+        for name, item in problems:
+            lines.append(f"{item.result} {item.id} {name}: {item.detail}")
     counts = {r: sum(1 for checks in results.values() for c in checks if c.result == r) for r in (PASS, WARN, FAIL)}
     lines.append("")
     lines.append(f"validation: {counts[PASS]} PASS, {counts[WARN]} WARN, {counts[FAIL]} FAIL")
@@ -431,6 +804,9 @@ def write_report(path: str, results: dict[str, list[Check]]) -> Path:
     return report
 
 
+# --- the run ---------------------------------------------------------------------
+
+
 def _survey_arguments(settings: Settings) -> dict:
     nodes = [builder_host(inventory), *worker_hosts(inventory)]
     arguments = {
@@ -444,32 +820,75 @@ def _survey_arguments(settings: Settings) -> dict:
             tmpfs_path=settings.tmpfs_path,
             build_user=settings.build_user,
             workers=[peer_name(w) for w in worker_hosts(inventory)],
+            profile_script=PROFILE_SCRIPT,
         )
     else:
         arguments["builder_peer"] = builder_peer(settings)
     return arguments
 
 
+NOT_CONNECTED = (
+    "pyinfra could not connect (its error is above); check that the host is up and sshd runs on it, and its "
+    "address, SSH user and key in the inventory"
+)
+SURVEY_FAILED = (
+    "connected, but the survey command failed (pyinfra's output above shows its error); check that the SSH "
+    "user has passwordless sudo and that sh, bash and iproute2 are installed"
+)
+
+
+def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict[str, str]]:
+    """One survey command on each host, at most --parallel at once, from
+    greenlets of this run's own: the deploy-file loaders hold pyinfra's pool,
+    so spawning there could wait for a slot that never frees."""
+    pool = Pool(max(1, run_state.config.PARALLEL or len(hosts)))
+
+    def survey_one(node) -> Survey:
+        with ctx_config.use(run_state.config.copy()), ctx_host.use(node):
+            return node.get_fact(HostSurvey, **_survey_arguments(settings_for(node)))
+
+    greenlets = {node: pool.spawn(survey_one, node) for node in hosts}
+    gevent.joinall(list(greenlets.values()))
+    surveys: dict[str, Survey | None] = {}
+    unsurveyed: dict[str, str] = {}
+    for node, greenlet in greenlets.items():
+        name = node.name
+        failed = not greenlet.successful() or not greenlet.value or node in run_state.failed_hosts
+        surveys[name] = None if failed else greenlet.value
+        if failed:
+            unsurveyed[name] = SURVEY_FAILED
+    return surveys, unsurveyed
+
+
+# One entry per pyinfra State that has started validating; weak keys, so a
+# finished run's entry goes with its State (an id() could be reused by a
+# later State in the same process and make it skip validation).
+_runs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 @deploy("cluster distcc validate")
 def cluster_distcc_validate():
     """Survey every host once, then evaluate, print and report every check."""
     check_inventory(inventory)
-    settings = settings_for(host)
-    run = _runs.setdefault(id(state), _Run({h.name for h in state.inventory.get_active_hosts()}))
-    survey = None
-    try:
-        survey = host.get_fact(HostSurvey, **_survey_arguments(settings))
-    finally:
-        last = run.arrive(host.name, survey)
-    if not last:
-        run.done.wait()
+    settings_for(host)
+    run_state = ctx_state.get()
+    if run_state in _runs:
         return
-    results = evaluate(run.surveys)
-    report = write_report(settings_for(builder_host(inventory)).report_path, results)
+    _runs[run_state] = True
+    cluster = Cluster.from_inventory(inventory, {})
+    active = list(run_state.inventory.get_active_hosts())
+    surveys, unsurveyed = survey_hosts(run_state, active)
+    active_names = {h.name for h in active}
+    for node in cluster.nodes:
+        if node.name not in active_names:
+            unsurveyed[node.name] = NOT_CONNECTED
+    cluster.surveys, cluster.unsurveyed = surveys, unsurveyed
+    results = evaluate_cluster(cluster)
+    report = write_report(cluster.builder.settings.report_path, results)
     print("\n" + render_table(results) + f"\nreport: {report}\n", file=sys.stderr, flush=True)
     failed = [f"{c.id} on {n}" for n, checks in results.items() for c in checks if c.result == FAIL]
     if failed:
         raise ValidationFailed(
             f"validation: {len(failed)} checks FAILED ({'; '.join(failed)}). The table above says what was found "
-            f"and how to fix each; the JSON report is {report}. Most are healed by deploys/mode_switch.py."
+            f"and how to fix each; the JSON report is {report}."
         )

@@ -6,16 +6,24 @@ import json
 
 import pytest
 
-from tests.lab.harness import REPO, cluster_digest, deploy, sh
+from tests.lab.harness import REPO, cluster_digest, deploy, pyinfra, sh
 
 REPORT = REPO / "reports" / "validate.json"
 
 
-def validate() -> tuple[int, set[str], str]:
+def validate(*options: str) -> tuple[int, set[str], str]:
+    code, report, output = validate_report(*options)
+    return code, set(report["failed"]), output
+
+
+def validate_report(*options: str, timeout: int = 600, data: dict | None = None) -> tuple[int, dict, str]:
     REPORT.unlink(missing_ok=True)
-    run = deploy("cluster_distcc_validate", json_output=False)
-    report = json.loads(REPORT.read_text())
-    return run.returncode, set(report["failed"]), run.stderr
+    run = pyinfra(*options, "deploys/cluster_distcc_validate.py", json_output=False, timeout=timeout, data=data)
+    return run.returncode, json.loads(REPORT.read_text()), run.stderr
+
+
+def outcomes(report: dict) -> dict[str, list[tuple[str, str]]]:
+    return {name: [(c["id"], c["result"]) for c in checks] for name, checks in report["hosts"].items()}
 
 
 def test_validation_passes_and_is_read_only(nodes):
@@ -25,6 +33,26 @@ def test_validation_passes_and_is_read_only(nodes):
     assert cluster_digest() == before
     assert output.isascii()
     assert "validation: " in output and " 0 FAIL" in output
+
+
+@pytest.mark.parametrize("parallel", ["1", "2"])
+def test_validation_finishes_at_any_parallel_with_the_same_results(parallel, nodes, worker):
+    """Fewer pool slots than hosts: a barrier among the hosts' loaders would
+    hang here (the timeout turns a hang into a failure)."""
+    code, default, output = validate_report(timeout=180)
+    assert code == 0, output[-3000:]
+    code, limited, output = validate_report("--parallel", parallel, timeout=180)
+    assert code == 0, output[-3000:]
+    assert outcomes(limited) == outcomes(default)
+    assert len(outcomes(limited)) == len(nodes)
+
+    sh(worker.container, "systemctl start k3s-agent")
+    try:
+        code, report, output = validate_report("--parallel", parallel, timeout=180)
+        assert code != 0
+        assert report["failed"] == [f"H-K3S@{worker.fqdn}"], output[-3000:]
+    finally:
+        sh(worker.container, "systemctl stop k3s-agent")
 
 
 BREAKAGES = {
@@ -65,6 +93,52 @@ def test_validation_names_the_breakage_and_mode_switch_heals_it(case, builder, w
     assert heal.returncode == 0, heal.stderr[-3000:]
     code, failed, output = validate()
     assert code == 0 and not failed, output[-3000:]
+
+
+# Faults the mode switch does not heal: each FAIL names the cause and its own
+# fix, never the mode switch alone.
+UNHEALED = {
+    "no route from the builder": (
+        "builder", "ip route add unreachable {worker}/32", "ip route del unreachable {worker}/32", None,
+        {"H-MTU@{builder}", "W-REACH@{worker}"}, "the builder has no route to {worker_fqdn}",
+    ),
+    "no route from the worker": (
+        "worker", "ip route add unreachable {builder}/32", "ip route del unreachable {builder}/32", None,
+        {"H-MTU@{worker}", "W-DISTCCD@{worker}", "W-OVERRIDE@{worker}", "W-REACH@{worker}"},
+        "this worker has no route to the builder",
+    ),
+    "names do not resolve on the worker": (
+        "worker", "cp /etc/nsswitch.conf /root/nsswitch.test && sed -i 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf",
+        "mv /root/nsswitch.test /etc/nsswitch.conf", None,
+        {"H-FQDN@{worker}", "H-MTU@{worker}", "W-DISTCCD@{worker}", "W-OVERRIDE@{worker}"},
+        "does not resolve on this worker",
+    ),
+    "the build user does not exist": (
+        "builder", "true", "true", {"distcc_build_user": "kbuild"},
+        {"B-DRYRUN@{builder}", "B-HOSTS@{builder}", "B-PATH@{builder}"},
+        "the build user kbuild does not exist on the builder: create it (adduser kbuild) or set distcc_build_user",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNHEALED))
+def test_faults_the_mode_switch_does_not_heal_name_their_own_fix(case, builder, worker):
+    role, script, restore, data, expected, phrase = UNHEALED[case]
+    node = builder if role == "builder" else worker
+    names = {"builder": builder.address, "worker": worker.address}
+    fqdns = {"builder": builder.fqdn, "worker": worker.fqdn, "worker_fqdn": worker.fqdn}
+    sh(node.container, script.format(**names))
+    try:
+        code, report, output = validate_report(data=data)
+        assert code != 0
+        assert set(report["failed"]) == {e.format(**fqdns) for e in expected}, output[-3000:]
+        assert phrase.format(**fqdns) in output
+        for line in output.splitlines():
+            if line.startswith("FAIL "):
+                assert "run deploys/mode_switch.py" not in line.replace("then run deploys/mode_switch.py", ""), line
+    finally:
+        sh(node.container, restore.format(**names))
+    assert validate()[0] == 0
 
 
 def test_mtu_mismatch_is_named(worker):

@@ -1,0 +1,406 @@
+"""Capture validation's survey from every lab node, healthy and broken, as
+unit-test fixtures (tests/unit/surveys/CASE.json).
+
+    python3 -m lab.capture_surveys [CASE ...]     # no CASE: every case
+    .venv/bin/python -m lab.capture_surveys --list
+
+Run from the repository root with the lab's LAB_PREFIX/LAB_SUBNET exported,
+the lab up and in build mode. For each case: break one thing on one node
+(as root through `docker exec`), send every node validation's own survey
+command through pyinfra's own SSH connection (as pi with sudo, exactly as a
+validation run does), save the raw output lines, then restore the node (its
+own restore command, then deploys/mode_switch.py when the case says so).
+The fixture holds what the unit tests need and nothing invented: the
+inventory's shape, each host's distcc_* data with ssh_user and _sudo (group
+data included), each node's survey arguments and the sha256 of the command
+sent (so a stale fixture is detected), and the lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "tests" / "unit" / "surveys"
+INVENTORY = "inventories/lab.py"
+OVERRIDE = "/etc/systemd/system/distcc.service.d/override.conf"
+RESTART = " && systemctl daemon-reload && systemctl restart distcc && sleep 1"
+
+MODE_SWITCH = ("deploys/mode_switch.py",)
+# The lab image has no firewall tools; Debian's iptables is installed on first use.
+IPTABLES = "command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables >/dev/null; "
+# The mode switch leaves a running, listening distccd alone; only a forced reset restarts it.
+FORCED_RESET = ("deploys/worker_distccd_reset.py", "--data", "distcc_force_restart=True")
+
+# case: (what the node is like, node role, break script, restore script, heal with the mode switch, host data)
+CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
+    "healthy": ("DISTCC BUILD MODE as the mode switch leaves it", None, "", "", False, {}),
+    "distccd-stopped": ("worker1: systemctl stop distcc", "worker", "systemctl stop distcc", "", True, {}),
+    "override-removed": (
+        "worker1: override.conf deleted, daemon reloaded (distccd keeps running)", "worker",
+        f"rm {OVERRIDE} && systemctl daemon-reload", "", True, {},
+    ),
+    "allow-wrong": (
+        "worker1: override edited to --allow 10.9.9.9/32, distccd restarted", "worker",
+        f"sed -i 's#--allow [0-9./]*#--allow 10.9.9.9/32#' {OVERRIDE}" + RESTART, "", True, {},
+    ),
+    "allow-missing": (
+        "worker1: override edited to drop --allow, distccd restarted", "worker",
+        f"sed -i 's# --allow [0-9./]*##' {OVERRIDE}" + RESTART, "", True, {},
+    ),
+    "open-insecure-wildcard": (
+        "worker1: override edited to --allow 0.0.0.0/0 --enable-tcp-insecure --listen 0.0.0.0, distccd restarted",
+        "worker",
+        f"sed -i -e 's#--allow [0-9./]*#--allow 0.0.0.0/0 --enable-tcp-insecure#' -e 's#--listen [0-9.]*#--listen 0.0.0.0#' "
+        f"{OVERRIDE}" + RESTART, "", True, {},
+    ),
+    "open-allowed": (
+        "worker1: override edited to --allow 0.0.0.0/0, host data distcc_allow_open_ok=True", "worker",
+        f"sed -i 's#--allow [0-9./]*#--allow 0.0.0.0/0#' {OVERRIDE}" + RESTART, "", True,
+        {"distcc_allow_open_ok": True},
+    ),
+    "distccd-as-nobody": (
+        "worker1: override edited to User=nobody, distccd restarted", "worker",
+        f"sed -i 's#^User=distccd#User=nobody#' {OVERRIDE} && chmod 777 /var/log/distccd" + RESTART,
+        "chmod 755 /var/log/distccd", (MODE_SWITCH, FORCED_RESET), {},
+    ),
+    "whitelist-link-removed": ("worker1: rm /usr/lib/distcc/gcc", "worker", "rm /usr/lib/distcc/gcc", "", True, {}),
+    "whitelist-stray-file": (
+        "worker1: a regular file /usr/lib/distcc/stray in the whitelist", "worker",
+        "touch /usr/lib/distcc/stray", "rm -f /usr/lib/distcc/stray", False, {},
+    ),
+    "k3s-started": (
+        "worker1: the k3s-agent stand-in started again, with its pods", "worker", "systemctl start k3s-agent",
+        "/usr/local/bin/k3s-killall.sh >/dev/null 2>&1", False, {},
+    ),
+    "k3s-stopped-pods-left": (
+        "worker1: k3s-agent started, then stopped with systemctl (KillMode=process: its pods keep running)",
+        "worker", "systemctl start k3s-agent && systemctl stop k3s-agent",
+        "/usr/local/bin/k3s-killall.sh >/dev/null 2>&1", False, {},
+    ),
+    "k3s-enabled": (
+        "worker1: k3s-agent stopped, no pod, but enabled again (a reboot would start it in build mode)",
+        "worker", "systemctl enable --quiet k3s-agent", "systemctl disable --quiet k3s-agent", False, {},
+    ),
+    "tmpfs-unmounted": ("builder: umount /tmp/kernel-build", "builder", "umount /tmp/kernel-build", "", True, {}),
+    "tmpfs-wrong": (
+        "builder: tmpfs remounted 1G noexec, chmod 755, its fstab line removed", "builder",
+        "mount -o remount,size=1G,noexec /tmp/kernel-build && chmod 755 /tmp/kernel-build "
+        "&& cp /etc/fstab /etc/fstab.capture && sed -i '\\#/tmp/kernel-build#d' /etc/fstab",
+        "mv /etc/fstab.capture /etc/fstab && chmod 1777 /tmp/kernel-build", True, {},
+    ),
+    "distccd-on-builder": (
+        "builder: a distccd started by hand on 127.0.0.1:3632", "builder",
+        "distccd --daemon --allow 127.0.0.1 --listen 127.0.0.1 --port 3632", "", True, {},
+    ),
+    "profile-removed": (
+        "builder: /etc/profile.d/distcc-build.sh deleted", "builder", "rm /etc/profile.d/distcc-build.sh", "", True, {},
+    ),
+    "path-prepended": (
+        "builder: pi's ~/.profile prepends /home/pi/bin", "builder",
+        "cp /home/pi/.profile /home/pi/.profile.capture 2>/dev/null; echo 'PATH=\"$HOME/bin:$PATH\"' >> /home/pi/.profile",
+        "if [ -f /home/pi/.profile.capture ]; then mv /home/pi/.profile.capture /home/pi/.profile; "
+        "else rm -f /home/pi/.profile; fi", False, {},
+    ),
+    "path-replaced": (
+        "builder: pi's ~/.profile sets PATH=/usr/bin:/bin outright", "builder",
+        "cp /home/pi/.profile /home/pi/.profile.capture 2>/dev/null; echo 'PATH=/usr/bin:/bin' >> /home/pi/.profile",
+        "if [ -f /home/pi/.profile.capture ]; then mv /home/pi/.profile.capture /home/pi/.profile; "
+        "else rm -f /home/pi/.profile; fi", False, {},
+    ),
+    "gcc-shadowed": (
+        "builder: a gcc in pi's ~/.local/bin (Debian's ~/.profile puts it before /usr/lib/distcc)", "builder",
+        "install -d -o pi -g pi /home/pi/.local/bin && ln -s /usr/bin/gcc /home/pi/.local/bin/gcc",
+        "rm -rf /home/pi/.local", False, {},
+    ),
+    "pip-local-bin": (
+        "builder: pi's ~/.local/bin exists (pip install --user), no compiler in it", "builder",
+        "install -d -o pi -g pi /home/pi/.local/bin", "rm -rf /home/pi/.local", False, {},
+    ),
+    "hosts-loopback-builder": (
+        "worker1: /etc/hosts starts with '127.0.1.1 builder.distcc.internal builder'", "worker",
+        "cp /etc/hosts /root/hosts.capture && (echo '127.0.1.1 builder.distcc.internal builder'; "
+        "cat /root/hosts.capture) > /etc/hosts",
+        "if [ -f /root/hosts.capture ]; then cat /root/hosts.capture > /etc/hosts && rm /root/hosts.capture; fi",
+        False, {},
+    ),
+    "stock-short-hostname": (
+        "worker1: stock Raspberry Pi OS naming, '127.0.1.1 worker1' first in /etc/hosts (hostname -f has no dot)",
+        "worker",
+        "cp /etc/hosts /root/hosts.capture && (echo '127.0.1.1 worker1'; cat /root/hosts.capture) > /etc/hosts",
+        "if [ -f /root/hosts.capture ]; then cat /root/hosts.capture > /etc/hosts && rm /root/hosts.capture; fi",
+        False, {},
+    ),
+    "distcc-hosts-env": (
+        "builder: pi's ~/.profile exports DISTCC_HOSTS=localhost", "builder",
+        "cp /home/pi/.profile /home/pi/.profile.capture 2>/dev/null; echo 'export DISTCC_HOSTS=localhost' >> /home/pi/.profile",
+        "if [ -f /home/pi/.profile.capture ]; then mv /home/pi/.profile.capture /home/pi/.profile; "
+        "else rm -f /home/pi/.profile; fi", False, {},
+    ),
+    "hosts-file-wrong": (
+        "builder: pi's ~/.distcc/hosts lists worker1 only", "builder",
+        "sed -i '/worker2/d' /home/pi/.distcc/hosts", "", True, {},
+    ),
+    "build-user-missing": (
+        "builder: host data distcc_build_user=kbuild, a user that does not exist", None, "", "", False,
+        {"distcc_build_user": "kbuild"},
+    ),
+    "mtu-worker": ("worker1: ip link set eth0 mtu 1400", "worker", "ip link set eth0 mtu 1400",
+                   "ip link set eth0 mtu 1500", False, {}),
+    "mtu-builder": ("builder: ip link set eth0 mtu 1400", "builder", "ip link set eth0 mtu 1400",
+                    "ip link set eth0 mtu 1500", False, {}),
+    "gcc-mismatch": (
+        "worker1: gcc-11 from Debian installed and linked as /usr/local/bin/gcc", "worker",
+        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-11 >/dev/null 2>&1 && ln -sf /usr/bin/gcc-11 /usr/local/bin/gcc",
+        "rm -f /usr/local/bin/gcc", False, {},
+    ),
+    "dns-worker": (
+        "worker1: /etc/nsswitch.conf hosts: files only (other nodes' names no longer resolve)", "worker",
+        "cp /etc/nsswitch.conf /etc/nsswitch.capture && sed -i 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf",
+        "mv /etc/nsswitch.capture /etc/nsswitch.conf", False, {},
+    ),
+    "dns-builder": (
+        "builder: /etc/nsswitch.conf hosts: files only (the workers' names no longer resolve)", "builder",
+        "cp /etc/nsswitch.conf /etc/nsswitch.capture && sed -i 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf",
+        "mv /etc/nsswitch.capture /etc/nsswitch.conf", False, {},
+    ),
+    "noroute-worker": (
+        "worker1: ip route add unreachable BUILDER/32 (no route to the builder)", "worker",
+        "ip route add unreachable {builder}/32", "ip route del unreachable {builder}/32", False, {},
+    ),
+    "noroute-builder": (
+        "builder: ip route add unreachable WORKER1/32 (no route to worker1)", "builder",
+        "ip route add unreachable {worker}/32", "ip route del unreachable {worker}/32", False, {},
+    ),
+    "firewall-drop": (
+        "worker1: iptables -I INPUT -p tcp --dport 3632 -j DROP (port filtered)", "worker",
+        IPTABLES + "iptables -I INPUT -p tcp --dport 3632 -j DROP", "iptables -D INPUT -p tcp --dport 3632 -j DROP", False, {},
+    ),
+    "firewall-reject": (
+        "worker1: iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset", "worker",
+        IPTABLES + "iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset",
+        "iptables -D INPUT -p tcp --dport 3632 -j REJECT --reject-with tcp-reset", False, {},
+    ),
+    "tmpfs-filling": (
+        "builder: a 208M file in the 256M build tmpfs", "builder",
+        "fallocate -l 208M /tmp/kernel-build/filling", "rm -f /tmp/kernel-build/filling", False, {},
+    ),
+    "tmpfs-full": (
+        "builder: a 250M file in the 256M build tmpfs", "builder",
+        "fallocate -l 250M /tmp/kernel-build/full", "rm -f /tmp/kernel-build/full", False, {},
+    ),
+    "tmpfs-inodes": (
+        "builder: build tmpfs remounted with nr_inodes=500, 495 files created in it", "builder",
+        "df -Pi /tmp/kernel-build | awk 'NR == 2 {{print $2}}' > /root/nr_inodes.capture && "
+        "mount -o remount,nr_inodes=500 /tmp/kernel-build && mkdir /tmp/kernel-build/many && "
+        "cd /tmp/kernel-build/many && seq 1 494 | xargs touch",
+        "rm -rf /tmp/kernel-build/many && mount -o remount,nr_inodes=$(cat /root/nr_inodes.capture) /tmp/kernel-build "
+        "&& rm /root/nr_inodes.capture", False, {},
+    ),
+    "jobs-150": (
+        "all nodes as they are, host data distcc_jobs=150 (more jobs than memory allows for)", None, "", "", False,
+        {"distcc_jobs": 150},
+    ),
+    "jobs-200": (
+        "all nodes as they are, host data distcc_jobs=200 (far more jobs than memory allows for)", None, "", "", False,
+        {"distcc_jobs": 200},
+    ),
+    "distccd-tmp-small": (
+        "worker1: a 100M tmpfs mounted on /tmp inside distccd's mount namespace (as TemporaryFileSystem= gives)",
+        "worker",
+        "nsenter --target $(systemctl show distcc.service -p MainPID --value) --mount mount -t tmpfs -o size=100M tmpfs /tmp",
+        "", (FORCED_RESET,), {},
+    ),
+    "distccd-tmp-full": (
+        "worker1: a 16M tmpfs mounted on /tmp inside distccd's mount namespace", "worker",
+        "nsenter --target $(systemctl show distcc.service -p MainPID --value) --mount mount -t tmpfs -o size=16M tmpfs /tmp",
+        "", (FORCED_RESET,), {},
+    ),
+    "firewall-reject-icmp": (
+        "worker1: iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with icmp-host-unreachable", "worker",
+        IPTABLES + "iptables -I INPUT -p tcp --dport 3632 -j REJECT --reject-with icmp-host-unreachable",
+        "iptables -D INPUT -p tcp --dport 3632 -j REJECT --reject-with icmp-host-unreachable", False, {},
+    ),
+    "client-removed": (
+        "builder: apt-get remove distcc (the client, its masquerade links and unit)", "builder",
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q distcc >/dev/null", "", True, {},
+    ),
+    "worker-distcc-removed": (
+        "worker1: apt-get remove distcc (distccd, its unit and the whitelist go)", "worker",
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q distcc >/dev/null", "", True, {},
+    ),
+    "containerd-shims": (
+        "worker1: k3s stopped, but a process named containerd-shim still runs (a pod k3s-killall.sh would stop)",
+        "worker",
+        "cp /bin/sleep /usr/local/bin/containerd-shim && "
+        "setsid /usr/local/bin/containerd-shim 900 >/dev/null 2>&1 < /dev/null & echo $! > /root/shim.pid",
+        "kill $(cat /root/shim.pid) && rm /root/shim.pid /usr/local/bin/containerd-shim", False, {},
+    ),
+    "fqdn-duplicate": (
+        "worker2: hostname set to worker1.distcc.internal, worker1's FQDN", "worker2",
+        "hostname worker1.distcc.internal", "hostname worker2", False, {},
+    ),
+    "fqdn-missing": (
+        "worker1: hostname set to localhost (hostname -f gives no domain)", "worker",
+        "hostname localhost", "hostname worker1", False, {},
+    ),
+    "worker-unreachable": (
+        "worker2: sshd stopped (pyinfra cannot connect; distccd still serves)", "worker2",
+        "systemctl stop ssh", "systemctl start ssh", False, {},
+    ),
+}
+
+
+def _lab_nodes() -> dict[str, object]:
+    sys.path.insert(0, str(REPO))
+    from lab.docker_lab import nodes
+
+    running = [n for n in nodes() if n.state == "running"]
+    by_role = {"builder": [n for n in running if n.role == "builder"][0]}
+    workers = sorted((n for n in running if n.role == "worker"), key=lambda n: n.fqdn)
+    by_role["worker"], by_role["worker2"] = workers[0], workers[1]
+    return by_role
+
+
+def docker_sh(container: str, script: str) -> None:
+    proc = subprocess.run(["docker", "exec", "-i", container, "sh", "-c", script], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise SystemExit(f"{container}: {script} failed: {proc.stderr}")
+
+
+def capture(data: dict) -> dict:
+    """Every node's survey, through pyinfra (in a child: pyinfra_cli patches gevent in)."""
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(data)], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"capture failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def child(data: dict) -> None:
+    sys.path.insert(0, str(REPO))
+    from pyinfra.api import Config, State
+    from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
+    from pyinfra.api.connect import connect_all
+    from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
+    from pyinfra_cli.inventory import make_inventory
+
+    from deploys.library.cluster import builder_host, worker_hosts
+    from deploys.library.settings import settings_for
+    from deploys.library.validation import _survey_arguments
+    from facts.survey import HostSurvey
+
+    state = State(check_for_changes=False)
+    state.cwd = str(REPO)
+    ctx_state.set(state)
+    inventory = make_inventory(INVENTORY, cwd=str(REPO), override_data=data)
+    ctx_inventory.set(inventory)
+    state.init(inventory, Config())
+    connect_all(state)
+    result: dict = {
+        "inventory": {"builder": [builder_host(inventory).name], "workers": [w.name for w in worker_hosts(inventory)]},
+        "arguments": {}, "command_sha256": {}, "outputs": {}, "host_data": {},
+    }
+    for node in inventory:
+        with ctx_config.use(state.config.copy()), ctx_host.use(node):
+            arguments = _survey_arguments(settings_for(node))
+            command = HostSurvey().command(**arguments)
+            result["arguments"][node.name] = arguments
+            result["host_data"][node.name] = {
+                k: v for k, v in node.data.dict().items() if k.startswith("distcc_") or k in ("ssh_user", "_sudo")
+            }
+            result["command_sha256"][node.name] = hashlib.sha256(command.get_raw_value().encode()).hexdigest()
+            result.setdefault("commands", {})[node.name] = command.get_raw_value()
+            if node not in state.active_hosts:
+                result["outputs"][node.name] = None
+                continue
+            global_arguments, _ = pop_global_arguments(state, node, {})
+            executor = {k: v for k, v in global_arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
+            ok, output = node.run_shell_command(command, **executor)
+            if not ok:
+                raise SystemExit(f"{node.name}: the survey command failed: {output.stderr}")
+            result["outputs"][node.name] = output.stdout_lines
+    print(json.dumps(result))
+
+
+def heal(runs: tuple) -> None:
+    for run in runs:
+        proc = subprocess.run(
+            [str(Path(sys.executable).parent / "pyinfra"), "-y", INVENTORY, *run],
+            cwd=REPO, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(run)} failed:\n{proc.stderr[-3000:]}")
+
+
+def write_fact_fixtures() -> None:
+    sys.path.insert(0, str(REPO))
+    from facts.survey import parse_survey
+
+    nodes = _lab_nodes()
+    captured = capture({})
+    directory = REPO / "tests" / "unit" / "facts" / "survey.HostSurvey"
+    for stem, node in (("builder", nodes["builder"]), ("worker1", nodes["worker"])):
+        output = captured["outputs"][node.fqdn]
+        fixture = {
+            "kwargs": captured["arguments"][node.fqdn],
+            "command": captured["commands"][node.fqdn],
+            "output": output,
+            "fact": parse_survey(output),
+            "captured_from": f"lab {node.fqdn}: DISTCC BUILD MODE as the mode switch leaves it",
+        }
+        (directory / f"{stem}.json").write_text(json.dumps(fixture, indent=2) + "\n", encoding="ascii")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("cases", nargs="*")
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument(
+        "--fact-fixtures", action="store_true",
+        help="re-capture tests/unit/facts/survey.HostSurvey/{builder,worker1}.json in the lab's current state",
+    )
+    parser.add_argument("--child")
+    args = parser.parse_args()
+    if args.child is not None:
+        child(json.loads(args.child))
+        return
+    if args.list:
+        for name, case in CASES.items():
+            print(f"{name}: {case[0]}")
+        return
+    if args.fact_fixtures:
+        write_fact_fixtures()
+        return
+    unknown = [c for c in args.cases if c not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown cases {', '.join(unknown)}; see --list")
+    nodes = _lab_nodes()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for name in args.cases or list(CASES):
+        about, role, breakage, restore, heal_with, data = CASES[name]
+        addresses = {"builder": nodes["builder"].address, "worker": nodes["worker"].address}
+        node = nodes[role] if role else None
+        print(f"{name}: {about}", file=sys.stderr, flush=True)
+        try:
+            if node and breakage:
+                docker_sh(node.container, breakage.format(**addresses))
+            fixture = {"case": name, "captured_from": f"lab {node.fqdn if node else 'all nodes'}: {about}",
+                       "data": data, **capture(data)}
+        finally:
+            if node and restore:
+                docker_sh(node.container, restore.format(**addresses))
+            if heal_with:
+                heal((MODE_SWITCH,) if heal_with is True else heal_with)
+        fixture.pop("commands")
+        (OUT / f"{name}.json").write_text(json.dumps(fixture, indent=1, sort_keys=True) + "\n", encoding="ascii")
+
+
+if __name__ == "__main__":
+    main()

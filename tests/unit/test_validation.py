@@ -1,0 +1,385 @@
+"""Validation's checks against surveys captured from the real lab, healthy
+and broken one way at a time (tests/unit/surveys/CASE.json, made by
+`python3 -m lab.capture_surveys`; each fixture says what was broken).
+
+Every survey is parsed with facts.survey.parse_survey, the inventory is
+rebuilt in the captured shape with the captured host data, and the registered
+check functions evaluate it. No host is needed here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+from pyinfra.api import Inventory
+
+from deploys.library.validation import (
+    CHECKS,
+    COLUMNS,
+    FAIL,
+    NOT_CONNECTED,
+    PASS,
+    REGISTRY,
+    WARN,
+    Check,
+    Cluster,
+    evaluate_cluster,
+    render_table,
+)
+from facts.survey import HostSurvey, parse_survey
+
+SURVEYS = Path(__file__).parent / "surveys"
+BUILDER = "builder.distcc.internal"
+WORKER1 = "worker1.distcc.internal"
+WORKER2 = "worker2.distcc.internal"
+HEAL = "run deploys/mode_switch.py"
+
+
+def load(case: str) -> dict:
+    return json.loads((SURVEYS / f"{case}.json").read_text())
+
+
+def evaluate_case(case: str) -> dict[str, list[Check]]:
+    fixture = load(case)
+    shape = fixture["inventory"]
+    names = [(name, fixture["host_data"][name]) for name in shape["builder"] + shape["workers"]]
+    inventory = Inventory((names, {}), builder=(shape["builder"], {}), workers=(shape["workers"], {}))
+    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in fixture["outputs"].items()}
+    unsurveyed = {n: NOT_CONNECTED for n, lines in fixture["outputs"].items() if lines is None}
+    return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
+
+
+def outcome(case: str, host: str, check_id: str) -> Check:
+    found = [c for c in evaluate_case(case)[host] if c.id == check_id]
+    assert len(found) == 1, f"{check_id} on {host}: {found}"
+    return found[0]
+
+
+def not_passing(case: str) -> set[tuple[str, str, str]]:
+    return {(c.id, host, c.result) for host, checks in evaluate_case(case).items() for c in checks if c.result != PASS}
+
+
+CASES = sorted(p.stem for p in SURVEYS.glob("*.json"))
+
+
+# --- the fixtures are real and current -------------------------------------------
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fixture_matches_the_current_survey_command(case):
+    """A fixture is the output of the command validation sends today; if the
+    survey changes, re-capture (python3 -m lab.capture_surveys CASE)."""
+    fixture = load(case)
+    for host, arguments in fixture["arguments"].items():
+        command = HostSurvey().command(**arguments).get_raw_value()
+        assert hashlib.sha256(command.encode()).hexdigest() == fixture["command_sha256"][host], host
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_every_message_is_ascii_without_python_reprs(case):
+    for checks in evaluate_case(case).values():
+        for c in checks:
+            assert c.detail.isascii()
+            assert not re.search(r"\bNone\b|\[\'|\{\'|\(\'|<[a-zA-Z_.]+ object", c.detail), c.detail
+
+
+# --- the registry ----------------------------------------------------------------
+
+
+def test_registry_keeps_ids_columns_and_order():
+    assert list(CHECKS) == [
+        "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
+        "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
+        "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S",
+        "B-TMPFS-SPACE", "H-MEMORY", "W-TMP-SPACE",
+    ]
+    assert len(set(COLUMNS.values())) == len(COLUMNS)
+    assert all(spec.about and spec.role in ("builder", "worker", "host") for spec in REGISTRY)
+    # Columns are words, not abbreviations that need the legend.
+    assert {c: COLUMNS[c] for c in ("B-DISTCCD-OFF", "W-ALLOW-BUILDER", "W-OVERRIDE", "B-HOSTS")} == {
+        "B-DISTCCD-OFF": "distccd-off", "W-ALLOW-BUILDER": "allows-builder", "W-OVERRIDE": "override",
+        "B-HOSTS": "host-list",
+    }
+
+
+def test_readme_names_every_check_with_its_column():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for spec in REGISTRY:
+        assert f"| `{spec.id}` | {spec.column} |" in readme, spec.id
+
+
+def test_healthy_lab_passes_every_check_that_applies():
+    results = evaluate_case("healthy")
+    assert {h: [c.id for c in checks] for h, checks in results.items()} == {
+        BUILDER: ["H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
+                  "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "B-TMPFS-SPACE", "H-MEMORY"],
+        WORKER1: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
+                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "H-MEMORY",
+                  "W-TMP-SPACE"],
+        WORKER2: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
+                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "H-MEMORY",
+                  "W-TMP-SPACE"],
+    }
+    assert not_passing("healthy") == set()
+
+
+def test_table_names_columns_in_words_and_always_prints_the_legend():
+    table = render_table(evaluate_case("healthy"))
+    header = table.splitlines()[0]
+    assert header.split(" | ")[1].split() == [COLUMNS[c] for c in CHECKS]
+    assert "columns: reachable=H-REACHABLE, tmpfs=B-TMPFS," in table
+    assert f"{BUILDER} | ok " in table and table.isascii()
+    assert table.endswith("validation: 45 PASS, 0 WARN, 0 FAIL")
+
+
+# --- one test per check and outcome ------------------------------------------------------
+# (case, host, check, result, words the detail must contain)
+
+OUTCOMES = [
+    # H-REACHABLE
+    ("healthy", WORKER2, "H-REACHABLE", PASS, ["surveyed"]),
+    ("worker-unreachable", WORKER2, "H-REACHABLE", FAIL, ["could not connect", "sshd", "SSH user and key"]),
+    # B-TMPFS
+    ("healthy", BUILDER, "B-TMPFS", PASS, ["tmpfs 256M mode 1777 exec, in fstab"]),
+    ("tmpfs-unmounted", BUILDER, "B-TMPFS", FAIL, ["nothing is mounted at /tmp/kernel-build", HEAL]),
+    ("tmpfs-wrong", BUILDER, "B-TMPFS", FAIL,
+     ["size 1073741824 bytes, want 268435456 (256M)", "mounted noexec", "mode 0755, want 1777",
+      "missing from /etc/fstab", HEAL]),
+    # B-DISTCCD-OFF
+    ("healthy", BUILDER, "B-DISTCCD-OFF", PASS, ["inactive, disabled, nothing listening"]),
+    ("distccd-on-builder", BUILDER, "B-DISTCCD-OFF", FAIL,
+     ["distccd processes run (pids ", "something listens on port 3632", "must not serve compiles", HEAL]),
+    # B-CLIENT
+    ("healthy", BUILDER, "B-CLIENT", PASS, ["distcc installed"]),
+    ("client-removed", BUILDER, "B-CLIENT", FAIL, ["distcc is not installed", HEAL]),
+    # B-HOSTS
+    ("healthy", BUILDER, "B-HOSTS", PASS,
+     ["2 workers: worker1.distcc.internal:3632/2 worker2.distcc.internal:3632/2"]),
+    ("hosts-file-wrong", BUILDER, "B-HOSTS", FAIL,
+     ["host list is worker1.distcc.internal:3632/2, want worker1.distcc.internal:3632/2 "
+      "worker2.distcc.internal:3632/2", HEAL]),
+    ("distcc-hosts-env", BUILDER, "B-HOSTS", FAIL,
+     ["host list is localhost", "DISTCC_HOSTS is set in pi's login environment", "remove it from pi's shell files"]),
+    ("client-removed", BUILDER, "B-HOSTS", FAIL,
+     ["distcc --show-hosts cannot run for pi (distcc is not installed or not on pi's PATH)", HEAL]),
+    ("worker-unreachable", BUILDER, "B-HOSTS", WARN, ["cannot compare: no survey from worker2.distcc.internal"]),
+    ("build-user-missing", BUILDER, "B-HOSTS", FAIL,
+     ["the build user kbuild does not exist on the builder", "adduser kbuild", "set distcc_build_user"]),
+    # B-PATH
+    ("healthy", BUILDER, "B-PATH", PASS, ["/usr/lib/distcc first on the login PATH"]),
+    ("profile-removed", BUILDER, "B-PATH", FAIL,
+     ["pi's login PATH starts /usr/local/bin", "/etc/profile.d/distcc-build.sh is missing", HEAL]),
+    ("path-prepended", BUILDER, "B-PATH", FAIL,
+     ["pi's login PATH starts /home/pi/bin:/usr/lib/distcc", "prepends /home/pi/bin",
+      "append to PATH instead", "does not edit pi's own files"]),
+    ("path-replaced", BUILDER, "B-PATH", FAIL,
+     ["pi's login PATH is /usr/bin:/bin, without /usr/lib/distcc", "replaces PATH", "does not edit pi's own files"]),
+    ("build-user-missing", BUILDER, "B-PATH", FAIL, ["the build user kbuild does not exist on the builder"]),
+    # B-DRYRUN
+    ("healthy", BUILDER, "B-DRYRUN", PASS, ["distcc -j: 4 slots"]),
+    ("hosts-file-wrong", BUILDER, "B-DRYRUN", FAIL, ["distcc -j says 2 slots, the workers offer 4", HEAL]),
+    ("distcc-hosts-env", BUILDER, "B-DRYRUN", FAIL,
+     ["distcc -j says 2 slots, the workers offer 4", "DISTCC_HOSTS in pi's login environment", "remove it"]),
+    ("client-removed", BUILDER, "B-DRYRUN", FAIL, ["distcc -j gave no slot count for pi", HEAL]),
+    ("build-user-missing", BUILDER, "B-DRYRUN", FAIL, ["the build user kbuild does not exist on the builder"]),
+    # W-DISTCCD
+    ("healthy", WORKER1, "W-DISTCCD", PASS, ["listening on 172.31.254.3:3632"]),
+    ("worker-distcc-removed", WORKER1, "W-DISTCCD", FAIL, ["distcc is not installed", HEAL]),
+    ("distccd-stopped", WORKER1, "W-DISTCCD", FAIL, ["distcc.service is inactive (dead) with no daemon", HEAL]),
+    ("open-insecure-wildcard", WORKER1, "W-DISTCCD", FAIL,
+     ["active but not listening on 172.31.254.3:3632 (found 0.0.0.0:3632)", HEAL]),
+    ("dns-worker", WORKER1, "W-DISTCCD", FAIL,
+     ["its listen address cannot be worked out", "builder.distcc.internal does not resolve on this worker"]),
+    # W-OVERRIDE
+    ("healthy", WORKER1, "W-OVERRIDE", PASS, ["override.conf as rendered"]),
+    ("override-removed", WORKER1, "W-OVERRIDE", FAIL, ["override.conf is missing", HEAL]),
+    ("allow-wrong", WORKER1, "W-OVERRIDE", FAIL, ["differs from what this package renders", HEAL]),
+    ("dns-worker", WORKER1, "W-OVERRIDE", FAIL,
+     ["builder.distcc.internal does not resolve on this worker", "/etc/hosts", "set distcc_builder_address"]),
+    ("noroute-worker", WORKER1, "W-OVERRIDE", FAIL,
+     ["this worker has no route to the builder builder.distcc.internal (172.31.254.2)", "ip route"]),
+    # W-WHITELIST
+    ("healthy", WORKER1, "W-WHITELIST", PASS, ["compilers the builder has are linked"]),
+    ("whitelist-link-removed", WORKER1, "W-WHITELIST", FAIL, ["/usr/lib/distcc lacks gcc (jobs for it fail)", HEAL]),
+    ("worker-distcc-removed", WORKER1, "W-WHITELIST", FAIL, ["/usr/lib/distcc lacks c++, c89-gcc", HEAL]),
+    ("whitelist-stray-file", WORKER1, "W-WHITELIST", WARN, ["also holds non-links stray; remove them"]),
+    # W-ALLOW
+    ("healthy", WORKER1, "W-ALLOW", PASS, ["--allow 172.31.254.2/32"]),
+    ("distccd-stopped", WORKER1, "W-ALLOW", WARN, ["distccd is not running; its --allow cannot be read"]),
+    ("allow-missing", WORKER1, "W-ALLOW", FAIL, ["no --allow: distccd 3.4 then accepts every address", HEAL]),
+    ("open-insecure-wildcard", WORKER1, "W-ALLOW", FAIL, ["--allow 0.0.0.0/0 covers every address"]),
+    ("open-allowed", WORKER1, "W-ALLOW", WARN, ["--allow 0.0.0.0/0 covers every address"]),
+    # W-INSECURE
+    ("healthy", WORKER1, "W-INSECURE", PASS, ["compiler whitelist enforced"]),
+    ("open-insecure-wildcard", WORKER1, "W-INSECURE", FAIL, ["distccd runs with --enable-tcp-insecure", HEAL]),
+    # W-LISTEN
+    ("healthy", WORKER1, "W-LISTEN", PASS, ["listens on one address only"]),
+    ("distccd-stopped", WORKER1, "W-LISTEN", PASS, ["not listening"]),
+    ("open-insecure-wildcard", WORKER1, "W-LISTEN", FAIL, ["listening on all addresses (0.0.0.0)", HEAL]),
+    # W-USER
+    ("healthy", WORKER1, "W-USER", PASS, ["runs as distccd"]),
+    ("distccd-stopped", WORKER1, "W-USER", WARN, ["distccd is not running"]),
+    ("distccd-as-nobody", WORKER1, "W-USER", FAIL,
+     ["runs as nobody, not distccd", "the mode switch leaves a running, listening distccd alone",
+      f"so {HEAL}, then restart distccd",
+      "deploys/worker_distccd_reset.py --data distcc_force_restart=True"]),
+    # W-REACH
+    ("healthy", WORKER1, "W-REACH", PASS, ["builder 172.31.254.2 -> 172.31.254.3:3632 open"]),
+    ("distccd-stopped", WORKER1, "W-REACH", FAIL,
+     ["to 172.31.254.3:3632 was refused: nothing listens there (distccd down)", HEAL]),
+    ("firewall-reject", WORKER1, "W-REACH", FAIL,
+     ["refused although distccd listens there: a firewall rule rejects it",
+      "allow TCP port 3632 from 172.31.254.2 on this worker's firewall"]),
+    ("firewall-drop", WORKER1, "W-REACH", FAIL,
+     ["timed out: a firewall drops it (port filtered)", "allow TCP port 3632 from 172.31.254.2"]),
+    ("firewall-reject-icmp", WORKER1, "W-REACH", FAIL,
+     ["the builder gets host unreachable for 172.31.254.3:3632", "a firewall rejects with ICMP",
+      "allow TCP port 3632 from 172.31.254.2"]),
+    ("noroute-builder", WORKER1, "W-REACH", FAIL,
+     ["the builder has no route to worker1.distcc.internal (172.31.254.3)", "ip route"]),
+    ("noroute-worker", WORKER1, "W-REACH", FAIL,
+     ["got no answer (timeout)", "this worker has no route to the builder"]),
+    ("dns-builder", WORKER1, "W-REACH", FAIL,
+     ["the builder cannot resolve worker1.distcc.internal", "the builder's /etc/hosts"]),
+    ("worker-unreachable", WORKER1, "W-REACH", PASS, ["open"]),
+    # W-ALLOW-BUILDER
+    ("healthy", WORKER1, "W-ALLOW-BUILDER", PASS, ["builder 172.31.254.2 is allowed"]),
+    ("distccd-stopped", WORKER1, "W-ALLOW-BUILDER", WARN, ["cannot tell"]),
+    ("allow-wrong", WORKER1, "W-ALLOW-BUILDER", FAIL,
+     ["builder's address 172.31.254.2 is not in --allow 10.9.9.9/32 (its jobs are denied)",
+      "the running distccd's --allow is not the configured 172.31.254.2/32", HEAL]),
+    # H-GCC
+    ("healthy", WORKER1, "H-GCC", PASS, ["gcc 12.2.0 x86_64-linux-gnu (amd64)"]),
+    ("gcc-mismatch", WORKER1, "H-GCC", FAIL,
+     ["gcc 11.3.0 x86_64-linux-gnu (package gcc-11 11.3.0-12, run as /usr/local/bin/gcc)",
+      "but the builder has gcc 12.2.0 x86_64-linux-gnu (package gcc-12 12.2.0-14+deb12u1)",
+      "objects would be silently wrong", "install gcc-12 version 12.2.0-14+deb12u1 here"]),
+    ("worker-unreachable", BUILDER, "H-GCC", PASS, ["gcc 12.2.0"]),
+    # H-MTU
+    ("healthy", WORKER1, "H-MTU", PASS, ["MTU 1500"]),
+    ("healthy", BUILDER, "H-MTU", PASS, ["MTU 1500"]),
+    ("mtu-worker", WORKER1, "H-MTU", FAIL,
+     ["MTU 1400 toward the builder, builder side 1500, configured 1500", "set the interface MTU to 1500"]),
+    ("mtu-builder", BUILDER, "H-MTU", FAIL, ["MTU 1400 toward the workers, configured 1500"]),
+    ("dns-builder", BUILDER, "H-MTU", FAIL, ["the builder cannot resolve worker1.distcc.internal, worker2.distcc.internal"]),
+    ("mtu-builder", WORKER1, "H-MTU", FAIL, ["MTU 1500 toward the builder, builder side 1400"]),
+    ("noroute-builder", BUILDER, "H-MTU", FAIL, ["the builder has no route to worker1.distcc.internal"]),
+    ("noroute-worker", WORKER1, "H-MTU", FAIL, ["this worker has no route to the builder"]),
+    ("dns-worker", WORKER1, "H-MTU", FAIL, ["builder.distcc.internal does not resolve on this worker"]),
+    # H-FQDN
+    ("healthy", WORKER1, "H-FQDN", PASS, ["worker1.distcc.internal, resolves all 3 node names"]),
+    ("dns-worker", WORKER1, "H-FQDN", FAIL,
+     ["cannot resolve builder.distcc.internal, worker2.distcc.internal", "this host's /etc/hosts"]),
+    ("fqdn-duplicate", WORKER2, "H-FQDN", FAIL,
+     ["worker1.distcc.internal is also the FQDN of worker1.distcc.internal", "give every Pi its own hostname"]),
+    ("fqdn-duplicate", WORKER1, "H-FQDN", FAIL, ["is also the FQDN of worker2.distcc.internal"]),
+    ("fqdn-missing", WORKER1, "H-FQDN", FAIL, ["hostname -f gives localhost, not an FQDN", "set the host's domain"]),
+    # H-K3S
+    ("healthy", WORKER1, "H-K3S", PASS, ["stopped and disabled, no pod: k3s-agent"]),
+    ("k3s-started", WORKER1, "H-K3S", FAIL, ["k3s-agent still active", HEAL]),
+    # k3s's KillMode=process leaves the pods when the unit stops: that is a FAIL, not a warning.
+    ("k3s-stopped-pods-left", WORKER1, "H-K3S", FAIL,
+     ["k3s is stopped but 0 k3s processes and 2 containerd-shim processes (pods) still run", HEAL]),
+    ("containerd-shims", WORKER1, "H-K3S", FAIL, ["1 containerd-shim processes (pods) still run", HEAL]),
+    ("k3s-enabled", WORKER1, "H-K3S", WARN, ["k3s-agent stopped but still enabled: a reboot starts k3s", HEAL]),
+    # B-TMPFS-SPACE
+    ("healthy", BUILDER, "B-TMPFS-SPACE", PASS, ["/tmp/kernel-build has 256 MiB of 256 MiB free"]),
+    ("tmpfs-filling", BUILDER, "B-TMPFS-SPACE", WARN,
+     ["/tmp/kernel-build has 48 MiB of 256 MiB free", "a full kernel build may not fit",
+      "remove finished build trees", "raise distcc_tmpfs_size"]),
+    ("tmpfs-full", BUILDER, "B-TMPFS-SPACE", FAIL,
+     ["/tmp/kernel-build has 6 MiB of 256 MiB free", "No space left on device"]),
+    ("tmpfs-inodes", BUILDER, "B-TMPFS-SPACE", FAIL, ["of 500 inodes", "No space left on device"]),
+    ("tmpfs-unmounted", BUILDER, "B-TMPFS-SPACE", WARN, ["no tmpfs at /tmp/kernel-build to measure (see B-TMPFS)"]),
+    # H-MEMORY
+    ("healthy", WORKER1, "H-MEMORY", PASS, ["for 2 distccd jobs"]),
+    ("healthy", BUILDER, "H-MEMORY", PASS, ["for 4 slots and 256 MiB the tmpfs may still take"]),
+    ("jobs-150", WORKER1, "H-MEMORY", WARN,
+     ["for 150 distccd jobs (want 28800 MiB)", "may swap or be OOM-killed", "lower distcc_jobs for this worker"]),
+    ("jobs-200", WORKER1, "H-MEMORY", FAIL,
+     ["for 200 distccd jobs (need at least 25600 MiB)", "OOM-killed", "lower distcc_jobs for this worker"]),
+    ("jobs-200", BUILDER, "H-MEMORY", WARN,
+     ["for 400 slots and 256 MiB the tmpfs may still take", "(want 25856 MiB)", "lower distcc_jobs (fewer slots)"]),
+    # W-TMP-SPACE
+    ("healthy", WORKER1, "W-TMP-SPACE", PASS, ["distccd's own /tmp has", "free for 2 jobs"]),
+    ("distccd-stopped", WORKER1, "W-TMP-SPACE", PASS, ["the host's /tmp (distccd is not running) has"]),
+    ("distccd-tmp-small", WORKER1, "W-TMP-SPACE", WARN,
+     ["distccd's own /tmp has 100 MiB free for 2 jobs", "a few large files at once can fill it",
+      "distcc_force_restart=True"]),
+    ("distccd-tmp-full", WORKER1, "W-TMP-SPACE", FAIL,
+     ["distccd's own /tmp has 16 MiB free for 2 jobs: jobs fail", "No space left on device", "lower distcc_jobs"]),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "host", "check_id", "result", "words"), OUTCOMES,
+    ids=[f"{o[2]}-{o[3]}-{o[0]}-{o[1].split('.')[0]}" for o in OUTCOMES],
+)
+def test_check_outcome_on_captured_survey(case, host, check_id, result, words):
+    found = outcome(case, host, check_id)
+    assert found.result == result, found.detail
+    for word in words:
+        assert word in found.detail
+
+
+def test_every_check_has_a_pass_and_a_non_pass_outcome_tested():
+    tested = {(o[2], o[3]) for o in OUTCOMES}
+    for check_id in CHECKS:
+        assert (check_id, PASS) in tested, check_id
+        assert (check_id, FAIL) in tested or (check_id, WARN) in tested, check_id
+
+
+def test_heal_is_advised_only_where_the_mode_switch_heals():
+    """MTU, gcc, a missing build user, DNS, routes and firewalls are not the
+    mode switch's business: their messages must not send the user there."""
+    for case in ("mtu-worker", "mtu-builder", "gcc-mismatch", "build-user-missing", "dns-worker", "dns-builder",
+                 "noroute-worker", "noroute-builder", "firewall-drop", "firewall-reject", "firewall-reject-icmp",
+                 "fqdn-duplicate", "fqdn-missing", "path-prepended",
+                 "path-replaced", "distcc-hosts-env"):
+        for host, checks in evaluate_case(case).items():
+            for c in checks:
+                if c.result == FAIL:
+                    # "fix X, then run the mode switch" is fine; the mode switch alone is not.
+                    assert HEAL not in c.detail.replace(f"then {HEAL}", ""), (case, host, c.id, c.detail)
+
+
+# --- each breakage gives exactly its own findings ----------------------------------------
+
+BREAKAGE_FINDINGS = {
+    "distccd-stopped": {("W-DISTCCD", WORKER1, FAIL), ("W-REACH", WORKER1, FAIL), ("W-ALLOW", WORKER1, WARN),
+                        ("W-USER", WORKER1, WARN), ("W-ALLOW-BUILDER", WORKER1, WARN)},
+    "override-removed": {("W-OVERRIDE", WORKER1, FAIL)},
+    "allow-wrong": {("W-OVERRIDE", WORKER1, FAIL), ("W-ALLOW-BUILDER", WORKER1, FAIL)},
+    "whitelist-link-removed": {("W-WHITELIST", WORKER1, FAIL)},
+    "tmpfs-unmounted": {("B-TMPFS", BUILDER, FAIL), ("B-TMPFS-SPACE", BUILDER, WARN)},
+    "distccd-on-builder": {("B-DISTCCD-OFF", BUILDER, FAIL)},
+    "k3s-started": {("H-K3S", WORKER1, FAIL)},
+    "k3s-stopped-pods-left": {("H-K3S", WORKER1, FAIL)},
+    "mtu-worker": {("H-MTU", WORKER1, FAIL)},
+}
+
+
+@pytest.mark.parametrize("case", list(BREAKAGE_FINDINGS))
+def test_breakage_gives_exactly_its_findings(case):
+    assert not_passing(case) == BREAKAGE_FINDINGS[case]
+
+
+def test_a_finished_runs_entry_goes_with_its_state():
+    """Runs are remembered per pyinfra State, weakly: nothing accumulates in a
+    long-lived process, and a new State never inherits an old run."""
+    import gc
+
+    from pyinfra.api import State
+
+    from deploys.library import validation
+
+    run_state = State()
+    validation._runs[run_state] = True
+    assert run_state in validation._runs
+    del run_state
+    gc.collect()
+    assert len(validation._runs) == 0
