@@ -22,7 +22,7 @@ class DataSafetyRefusal(PyinfraError):
     """The builder's state makes a change unsafe (files would be hidden)."""
 
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
 
 
