@@ -3,6 +3,8 @@ the daemon's lifecycle under Debian's generated distcc.service."""
 
 from __future__ import annotations
 
+import shlex
+
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
@@ -66,19 +68,26 @@ def live_distccd_pids(unit: UnitStatus, distccd: list[dict]) -> set[int]:
     return {p["pid"] for p in distccd if p["pid"] == main or p["ppid"] == main}
 
 
-def kill_command(pids: list[int], names: tuple[str, ...], grace_seconds: int) -> StringCommand:
-    """TERM, wait up to the grace period, then KILL; each pid only while its
-    name is still one of `names` (a pid reused meanwhile is left alone)."""
-    pid_list = " ".join(str(int(p)) for p in pids)
+def kill_command(targets: list[tuple[int, str]], names: tuple[str, ...], grace_seconds: int) -> StringCommand:
+    """TERM, wait up to the grace period, then KILL; each pid only while it
+    still runs as its user with one of `names`. A pid is checked again right
+    before each signal: one that ended and was reused meanwhile (by another
+    user's cc1, say) is left alone.
+
+    + targets: (pid, user) pairs as the process table showed them"""
+    # pid:user words; quoted, though ps prints only plain user names.
+    words = " ".join(shlex.quote(f"{int(pid)}:{user}") for pid, user in targets)
     allowed = "|".join(names)
     ticks = max(1, int(grace_seconds * 5))
     return StringCommand(
-        f'mine() {{ case "$(cat /proc/$1/comm 2>/dev/null)" in {allowed}) return 0;; esac; return 1; }};',
-        f"for p in {pid_list}; do mine $p && kill -TERM $p 2>/dev/null; done;",
-        f"i=0; while [ $i -lt {ticks} ]; do left=;",
-        f"for p in {pid_list}; do mine $p && left=\"$left $p\"; done;",
+        # One ps reads user and name together, at the moment of the signal.
+        'mine() { ps -o user:32=,comm= -p "${1%%:*}" 2>/dev/null | { read -r u c && [ "$u" = "${1#*:}" ] &&',
+        f'case "$c" in {allowed}) true;; *) false;; esac; }}; }};',
+        f'for t in {words}; do mine "$t" && kill -TERM "${{t%%:*}}" 2>/dev/null; done;',
+        "i=0; while [ $i -lt " + str(ticks) + " ]; do left=;",
+        f'for t in {words}; do mine "$t" && left="$left $t"; done;',
         '[ -z "$left" ] && break; i=$((i + 1)); sleep 0.2; done;',
-        'for p in $left; do mine $p && kill -KILL $p 2>/dev/null; done; true',
+        'for t in $left; do mine "$t" && kill -KILL "${t%%:*}" 2>/dev/null; done; true',
     )
 
 
@@ -87,7 +96,9 @@ def stale_compilers_killed(distccd_user: str = "distccd", grace_seconds: int = 5
     """
     Kill distccd processes that are not the running unit's, and cc1/cc1plus
     run by the distccd user that no live distccd started (all of them when
-    distccd is stopped). TERM first, KILL after the grace period.
+    distccd is stopped). TERM first, KILL after the grace period; each
+    signal goes only to a pid that still has the name and the user the
+    process table showed (pids are reused).
 
     + distccd_user: the user remote jobs run as; only its cc1 are touched, so
       a builder's or a user's own compiles never are
@@ -103,9 +114,9 @@ def stale_compilers_killed(distccd_user: str = "distccd", grace_seconds: int = 5
     processes = host.get_fact(DistccProcesses)
     live = live_distccd_pids(unit, processes["distccd"])
 
-    stale_distccd = [p["pid"] for p in processes["distccd"] if p["pid"] not in live]
+    stale_distccd = [(p["pid"], p["user"]) for p in processes["distccd"] if p["pid"] not in live]
     stale_cc1 = [
-        c["pid"] for c in processes["cc1"] if c["user"] == distccd_user and c["distccd_pid"] not in live
+        (c["pid"], c["user"]) for c in processes["cc1"] if c["user"] == distccd_user and c["distccd_pid"] not in live
     ]
     if not stale_distccd and not stale_cc1:
         kept = sum(1 for c in processes["cc1"] if c["user"] == distccd_user)
@@ -281,7 +292,7 @@ def distccd_stopped(disable: bool = False):
         # will be due; saying so keeps --dry's plan complete.
         yield f"systemctl disable {UNIT} 2>/dev/null || true"
         changed = True
-    strays = [p["pid"] for p in processes["distccd"]]
+    strays = [(p["pid"], p["user"]) for p in processes["distccd"]]
     if strays:
         yield kill_command(strays, ("distccd",), 5)
         changed = True

@@ -26,8 +26,13 @@ State, so no host and no Docker are needed.
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -36,6 +41,8 @@ import pytest
 from pyinfra.api import Config, FileUploadCommand, Inventory, State, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
+
+import operations.distcc as distcc_operations
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "operations"
@@ -212,3 +219,49 @@ def test_operation_has_change_and_no_change_fixtures(operation: str) -> None:
     fixtures = [json.loads(path.read_text()) for path in CASES if path.parent.name == operation]
     assert any(f.get("commands") for f in fixtures), f"{operation}: no fixture where it changes the host"
     assert any(f.get("commands") == [] for f in fixtures), f"{operation}: no fixture where it changes nothing"
+
+
+# --- the kill command, run for real on this machine -------------------------------
+
+
+def _orphan_sleep() -> int:
+    """A `sleep` of this user whose parent is gone, so init reaps it when
+    it is killed (a child of the test would linger as a zombie)."""
+    out = subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize(
+    ("user_seen", "names", "killed"),
+    [
+        # The pid now runs as another user than the process table showed
+        # (reused by someone else's process): never signalled.
+        ("distccd-was-here", ("sleep",), False),
+        # Another name than the one expected: never signalled.
+        (None, ("cc1", "cc1plus"), False),
+        # Same name and same user: TERM.
+        (None, ("sleep",), True),
+    ],
+    ids=["other-user", "other-name", "same-name-and-user"],
+)
+def test_kill_command_signals_only_a_pid_with_its_name_and_user(user_seen, names, killed):
+    pid = _orphan_sleep()
+    me = getpass.getuser()
+    try:
+        command = distcc_operations.kill_command([(pid, user_seen or me)], names, grace_seconds=1)
+        subprocess.run(["sh", "-c", command.get_raw_value()], check=True, timeout=30)
+        deadline = time.monotonic() + 5
+        while killed and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _alive(pid) is not killed
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
