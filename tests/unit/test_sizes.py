@@ -21,3 +21,15 @@ def test_tmpfs_bytes_rounds_up_to_pages_as_the_kernel_does():
     # `stat -f -c "%S %b"` printed "4096 251" (1028096 bytes).
     assert tmpfs_bytes("1001K") == 4096 * 251
     assert tmpfs_bytes("256M") == parse_size("256M")
+
+
+def test_tmpfs_bytes_rounds_to_the_hosts_page_size():
+    # The kernel (mm/shmem.c) keeps a tmpfs size as DIV_ROUND_UP(size,
+    # PAGE_SIZE) pages and statfs reports f_bsize = PAGE_SIZE: on a 16 KiB-page
+    # kernel (Raspberry Pi 5) size=1001k is 63 pages. Compared with the 4 KiB
+    # rounding, the mount would look wrong and be remounted on every run.
+    assert tmpfs_bytes("1001K", page_size=16384) == 16384 * 63
+    assert tmpfs_bytes("1001K", page_size=16384) != tmpfs_bytes("1001K")
+    assert tmpfs_bytes("256M", page_size=16384) == parse_size("256M")
+    # A host whose page size could not be read (MountPoint's page_size 0).
+    assert tmpfs_bytes("1001K", page_size=0) == 4096 * 251
