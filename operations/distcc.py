@@ -3,6 +3,7 @@ the daemon's lifecycle under Debian's generated distcc.service."""
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 
 from pyinfra import host
@@ -168,19 +169,65 @@ def _health(argv: list[str], address: str, port: int) -> tuple[UnitStatus, str |
     return unit, reason
 
 
-def start_and_wait(address: str, port: int) -> StringCommand:
-    """Restart the unit, then wait until it listens; on failure print the
-    unit's last journal lines (ASCII only) so the error says why."""
-    wanted = f"{address}:{port}"
-    return StringCommand(
-        f"systemctl restart {UNIT};",
-        "i=0; until ss -Hltn", QuoteString(f"sport = :{int(port)}"),
-        "| awk '{print $4}' | grep -qxF", QuoteString(wanted), "; do",
-        "i=$((i + 1)); if [ $i -gt 75 ]; then",
-        "echo", QuoteString(f"distccd did not start listening on {wanted} within 15s; last journal lines:"), ">&2;",
-        f"journalctl -u {UNIT} -n 15 --no-pager -o short 2>&1 | LC_ALL=C tr -cd '\\11\\12\\40-\\176' >&2;",
-        "exit 1; fi; sleep 0.2; done",
+# A distccd that cannot start says why in its own log, e.g.
+# "distccd[1343] (dcc_listen_by_addr) ERROR: bind of 10.0.0.99:3632 failed:
+# Cannot assign requested address", then exits 102: all the journal shows.
+_START_AND_WAIT = r"""l=@LOG@; s=$(stat -c %s "$l" 2>/dev/null || echo 0); systemctl restart @UNIT@;
+i=0; until ss -Hltn 'sport = :@PORT@' | awk '{print $4}' | grep -qxF '@WANTED@'; do
+i=$((i + 1)); if [ $i -gt 75 ]; then
+echo 'distccd did not start listening on @WANTED@ within 15s.' >&2;
+[ "$(stat -c %s "$l" 2>/dev/null || echo 0)" -lt "$s" ] && s=0;
+r=$(tail -c +$((s + 1)) "$l" 2>/dev/null | @REASON@);
+if [ -n "$r" ]; then
+echo "distccd's own reason, from $l:" >&2; printf '%s\n' "$r" | sed 's/^/  /' >&2;
+case "$r" in
+*'Cannot assign requested address'*) echo "Fix: @ADDRESS@ is not an address of this worker (it has:
+$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | xargs)). Set distcc_listen in this
+worker's host data to one of its addresses, or leave it unset for its address toward the builder; then run
+deploys/mode_switch.py again." >&2;;
+*'Address already in use'*) echo "Fix: another process holds port @PORT@ on this worker (see: ss -ltnp 'sport = :@PORT@').
+Stop it, or set distcc_port to a free port; then run deploys/mode_switch.py again." >&2;;
+esac;
+else
+echo 'distccd logged no error since this start; last journal lines of @UNIT@:' >&2;
+journalctl -u @UNIT@ -n 15 --no-pager -o short 2>&1 | LC_ALL=C tr -cd '\11\12\40-\176' >&2;
+fi; exit 1; fi; sleep 0.2; done"""
+
+
+# distccd's error lines, without the pid: systemd restarts a failing distccd
+# every few seconds, and each start logs the same error again (shown once).
+LOG_REASON_FILTER = (
+    "grep -E 'ERROR|CRITICAL|FATAL' | sed 's/^distccd\\[[0-9]*\\] //' | awk '!seen[$0]++' | tail -n 5 "
+    "| LC_ALL=C tr -cd '\\11\\12\\40-\\176'"
+)
+
+
+def log_file_of(argv: list[str]) -> str | None:
+    """The --log-file distccd writes to, from its command line."""
+    if "--log-file" in argv[:-1]:
+        return argv[argv.index("--log-file") + 1]
+    return None
+
+
+def start_and_wait(address: str, port: int, log_file: str | None = None) -> StringCommand:
+    """Restart the unit, then wait until it listens. On failure print why:
+    distccd's own reason from what it logged since this restart (systemd
+    sees only its exit status 102), with the fix for a bind failure; the
+    unit's journal when distccd logged no error. Printed ASCII only.
+
+    + address, port: where distccd must listen (address: an IPv4 address)
+    + log_file: distccd's --log-file"""
+    ipaddress.IPv4Address(address)  # embedded in the script as is
+    script = (
+        _START_AND_WAIT.replace("@LOG@", shlex.quote(log_file or "/dev/null"))
+        .replace("@UNIT@", UNIT)
+        .replace("@PORT@", str(int(port)))
+        .replace("@WANTED@", f"{address}:{int(port)}")
+        .replace("@ADDRESS@", address)
+        .replace("@REASON@", LOG_REASON_FILTER)
     )
+    # One line: the message lines above are wrapped only for reading.
+    return StringCommand(" ".join(line.strip() for line in script.splitlines()))
 
 
 @operation()
@@ -234,7 +281,7 @@ def distccd_running(argv: list[str], address: str, port: int = 3632, restart: bo
     if reason is None and not restart:
         host.noop(f"distccd is healthy (pid {unit['main_pid']} on {address}:{port})")
         return
-    yield start_and_wait(address, port)
+    yield start_and_wait(address, port, log_file_of(argv))
 
 
 @operation()

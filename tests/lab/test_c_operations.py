@@ -280,30 +280,6 @@ def test_stale_cc1_killed_builders_own_compile_kept(builder):
     assert not cc1_pids(builder, "distccd", wait=False) and not cc1_pids(builder, "pi", wait=False)
 
 
-def test_kill_spares_a_pid_reused_by_another_users_cc1(builder):
-    """The process table showed pid P as a stale cc1 of distccd; at the moment
-    of the signal P is a cc1 of pi's (the pid was reused). The kill command
-    leaves it alone, through TERM and the wait for KILL; P as pi's is killed."""
-    put_source(builder)
-    group = None
-    try:
-        group = start_compile(builder, "pi", "reused", "exec gcc -O2 -c big.c -o out/reused.o")
-        (pid,) = cc1_pids(builder, "pi")
-        names = ("distccd", "cc1", "cc1plus")
-        sh(builder.container, distcc.kill_command([(pid, "distccd")], names, grace_seconds=1).get_raw_value())
-        assert cc1_pids(builder, "pi", wait=False) == {pid}
-
-        sh(builder.container, distcc.kill_command([(pid, "pi")], names, grace_seconds=1).get_raw_value())
-        deadline = time.monotonic() + 5
-        while cc1_pids(builder, "pi", wait=False) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not cc1_pids(builder, "pi", wait=False)
-    finally:
-        if group is not None:
-            end_group(builder, group)
-        sh(builder.container, f"sleep 0.5; rm -rf {WORK}")
-
-
 def test_stale_cc1_killed_live_remote_job_kept(builder, worker):
     """On a worker serving the builder: a cc1 run by distccd outside distccd is
     killed, the cc1 of a real remote job from the builder is not, and distccd

@@ -265,3 +265,19 @@ def test_kill_command_signals_only_a_pid_with_its_name_and_user(user_seen, names
     finally:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_bind_failure_reason_is_distccds_own_line_once():
+    """What the reset prints when distccd cannot start, from a real log:
+    worker1's distccd.log with distcc_listen set to an address it does not
+    have, cut where the failed reset ended (six starts by systemd, each
+    logging the same bind error), after an older error of a past job. Read
+    from the restart on, as the reset does."""
+    log = (FIXTURES / "distcc.distccd_running" / "bind_failure_distccd.log").read_bytes()
+    before_restart = sum(len(line) for line in log.splitlines(keepends=True)[:2])
+    script = f'tail -c +{before_restart + 1} | {distcc_operations.LOG_REASON_FILTER}'
+    shown = subprocess.run(["sh", "-c", script], input=log, capture_output=True, check=True).stdout.decode()
+    assert shown.splitlines() == [
+        "(dcc_listen_by_addr) ERROR: bind of 172.31.252.254:3632 failed: Cannot assign requested address"
+    ]
+    assert "status=102" not in shown
