@@ -14,12 +14,14 @@ from facts.distcc import (
     DistccdListening,
     DistccMasquerade,
     DistccProcesses,
+    FileAge,
     ListeningSocket,
     ProcessInfo,
 )
 from facts.systemd import UnitState, UnitStatus
 
 UNIT = "distcc.service"
+OVERRIDE = f"/etc/systemd/system/{UNIT}.d/override.conf"
 # What Debian's update-distcc-symlinks links to; an absolute target is as good.
 LINK_TARGETS = ("../../bin/distcc", "/usr/bin/distcc")
 
@@ -158,15 +160,26 @@ def unhealthy_reason(
 
 def _health(argv: list[str], address: str, port: int) -> tuple[UnitStatus, str | None]:
     unit = host.get_fact(UnitState, unit=UNIT)
-    reason = unhealthy_reason(
-        unit,
-        host.get_fact(DistccdListening, port=port),
-        host.get_fact(DistccProcesses)["distccd"],
-        argv,
-        address,
-        port,
-    )
+    distccd = host.get_fact(DistccProcesses)["distccd"]
+    reason = unhealthy_reason(unit, host.get_fact(DistccdListening, port=port), distccd, argv, address, port)
+    if reason is None:
+        reason = started_before_override(unit, distccd, host.get_fact(FileAge, path=OVERRIDE))
     return unit, reason
+
+
+def started_before_override(unit: UnitStatus, distccd: list[ProcessInfo], override_age: int | None) -> str | None:
+    """Why a serving distccd needs a restart although its command line is
+    current: it started before the override was last written, so it still
+    runs under the old one's other directives (a private /tmp, hardening),
+    which only a restart applies. Read from the host, so a run cut off between
+    writing the override and restarting is healed by the next one."""
+    main = next((p for p in distccd if p["pid"] == unit["main_pid"]), None)
+    if main is None or override_age is None or main["elapsed"] <= override_age:
+        return None
+    return (
+        f"distccd (pid {main['pid']}, up {main['elapsed']}s) started before its override was written "
+        f"{override_age}s ago (restart needed)"
+    )
 
 
 # A distccd that cannot start says why in its own log, e.g.

@@ -13,8 +13,10 @@ from facts.host import HostResources
 from facts.network import PeerRoute, Route
 from operations import distcc, systemd
 from operations.apt import dpkg_free
+from operations.systemd import TEMPLATES
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
+LOGROTATE_CONFIG = "/etc/logrotate.d/distccd-farm"
 
 _daemon_configs: dict[tuple[int, str], dict] = {}
 
@@ -37,7 +39,10 @@ def distccd_config(settings: Settings, builder_route: Route, cpus: int) -> dict:
         "--log-file", f"{settings.log_dir}/distccd.log",
         "--log-level", settings.log_level,
     ]
-    return {"argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir}
+    return {
+        "argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir,
+        "tmp_size": settings.worker_tmp_size,
+    }
 
 
 def builder_peer(settings: Settings) -> str:
@@ -85,13 +90,22 @@ def distccd_bootstrap():
     if settings is None:
         return
     config = daemon_config(settings)
-    dpkg_free(name="dpkg free to install distcc", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
-    apt.packages(name="Install distcc", packages=["distcc"], update=True, cache_time=24 * 3600)
+    dpkg_free(name="dpkg free to install distcc", packages=["distcc", "logrotate"], wait_seconds=settings.apt_lock_wait)
+    apt.packages(name="Install distcc", packages=["distcc", "logrotate"], update=True, cache_time=24 * 3600)
     distcc.masquerade_links(
         name="Whitelist the installed compilers in /usr/lib/distcc",
         compilers=list(settings.compilers) if settings.compilers else None,
     )
     files.directory(name="distccd log directory", path=settings.log_dir, user="distccd", group="adm", mode="2750")
+    files.template(
+        name="distccd log rotation",
+        src=f"{TEMPLATES}/distccd-logrotate.j2",
+        dest=LOGROTATE_CONFIG,
+        user="root",
+        group="root",
+        mode="644",
+        log_file=f"{settings.log_dir}/distccd.log",
+    )
     systemd.dropin_installed(
         name="distccd override (foreground, hardened)",
         unit=distcc.UNIT,

@@ -336,7 +336,7 @@ TEST_UNIT = "optest.service"
 def test_dropin_installed_on_a_test_unit(worker):
     host = docker_host(worker)
     dropin = f"/etc/systemd/system/{TEST_UNIT}.d/override.conf"
-    context = {"argv": ["/bin/sleep", "3600"], "log_dir": "/tmp"}
+    context = {"argv": ["/bin/sleep", "3600"], "log_dir": "/tmp", "tmp_size": "16M"}
     assert not host.file(f"/etc/systemd/system/{TEST_UNIT}").exists
     # Active (exited), so systemd keeps it loaded and can tell when its files
     # changed since (NeedDaemonReload); it is never started with the drop-in.
