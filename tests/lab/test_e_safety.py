@@ -16,6 +16,7 @@ import json
 import os
 import re
 import runpy
+import shlex
 import shutil
 import subprocess
 import time
@@ -37,6 +38,7 @@ from tests.lab.harness import (
     running_lab,
     sh,
 )
+from tests.lab.test_c_operations import big_c_source
 
 TMPFS = "/tmp/kernel-build"
 DROPIN_DIR = "/etc/systemd/system/distcc.service.d"
@@ -544,6 +546,79 @@ def test_tmpfs_size_is_compared_in_the_hosts_pages(builder, tmp_path):
     finally:
         switch()
     validate(tmp_path)
+
+
+def in_distccd_namespace(node: docker_lab.Node, script: str) -> str:
+    """A script run in the mount namespace of the worker's distccd: what
+    distccd and its compilers see."""
+    main = sh(node.container, "systemctl show distcc -p MainPID --value").strip()
+    assert main.isdigit() and main != "0", main
+    return sh(node.container, f"nsenter -t {main} -m sh -c {shlex.quote(script)}")
+
+
+SD_WEAR = "/tmp/sd-wear"
+
+
+def test_remote_jobs_keep_their_temporary_files_in_a_private_tmpfs(builder, workers):
+    """The worker's own /tmp is on its root filesystem (as on a Pi: Debian
+    bookworm's /tmp is no tmpfs); distccd's is a private tmpfs of
+    distcc_worker_tmp_size, where a real remote job's files land and go."""
+    switch()
+    first = workers[0]
+    assert sh(first.container, "findmnt -rn -o FSTYPE --target /tmp").strip() != "tmpfs"
+    fstype, options = in_distccd_namespace(first, "findmnt -rn -o FSTYPE,OPTIONS /tmp").split()
+    assert fstype == "tmpfs" and "size=262144k" in options.split(",")
+    fstype, options = in_distccd_namespace(first, "findmnt -rn -o FSTYPE,OPTIONS /var/tmp").split()
+    assert fstype == "tmpfs" and "ro" in options.split(",")
+
+    subprocess.run(
+        ["docker", "exec", "-i", builder.container, "sh", "-c",
+         f"mkdir -p {SD_WEAR} && cat > {SD_WEAR}/big.c && chown -R pi {SD_WEAR}"],
+        input=big_c_source(1500), text=True, check=True,
+    )
+    job = (f"cd {SD_WEAR} && DISTCC_HOSTS={first.fqdn}/1 DISTCC_FALLBACK=0 distcc gcc -O2 -c big.c -o big.o; "
+           f"echo $? > rc")
+    try:
+        sh(builder.container, f"runuser -u pi -- sh -c {shlex.quote(job)} </dev/null >/dev/null 2>&1 &")
+        deadline = time.monotonic() + 60
+        while not sh(first.container, "pgrep -u distccd -x cc1 || true").strip() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        during = in_distccd_namespace(first, "ls -A /tmp; df -k --output=used /tmp | tail -n 1").split()
+        assert any(name.startswith("distccd_") for name in during[:-1]), during
+        assert int(during[-1]) > 0
+        assert not [n for n in sh(first.container, "ls -A /tmp").split() if n.startswith("distccd_")]
+
+        deadline = time.monotonic() + 240
+        while not sh(builder.container, f"cat {SD_WEAR}/rc 2>/dev/null || true").strip() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert sh(builder.container, f"cat {SD_WEAR}/rc").strip() == "0"
+        assert sh(builder.container, f"test -s {SD_WEAR}/big.o && echo object").strip() == "object"
+        assert re.search(r"COMPILE_OK .* big\.c", sh(first.container, "cat /var/log/distccd/distccd.log"))
+        assert not [n for n in in_distccd_namespace(first, "ls -A /tmp").split() if n.startswith("distccd_")]
+    finally:
+        sh(builder.container, f"pkill -u pi -x distcc; rm -rf {SD_WEAR}", check=False)
+
+
+def test_distccd_log_is_rotated_in_place_and_distccd_keeps_writing(builder, workers):
+    switch()
+    first = workers[0]
+    log = "/var/log/distccd/distccd.log"
+    config = sh(first.container, "cat /etc/logrotate.d/distccd-farm")
+    assert f"{log} {{" in config and "copytruncate" in config.split()
+    before = sh(first.container, f"cat {log}")
+    assert before
+    try:
+        sh(first.container, "logrotate -f /etc/logrotate.d/distccd-farm")
+        assert sh(first.container, f"cat {log}.1") == before
+        assert sh(first.container, f"stat -c %s {log}").strip() == "0"
+        # The same file, still open in distccd: its next job is logged there.
+        tiny = (f"cd /tmp && echo 'int main(void) {{ return 0; }}' > rotated.c && DISTCC_HOSTS={first.fqdn}/1 "
+                f"DISTCC_FALLBACK=0 distcc gcc -c rotated.c -o rotated.o; echo rc=$?; rm -f rotated.*")
+        assert "rc=0" in sh(builder.container, f"runuser -u pi -- sh -c {shlex.quote(tiny)}")
+        assert re.search(r"COMPILE_OK .* rotated\.c", sh(first.container, f"cat {log}"))
+        assert sh(first.container, f"stat -c %U:%G {log} {log}.1").split() == ["distccd:adm", "distccd:adm"]
+    finally:
+        sh(first.container, f"rm -f {log}.1 {log}.*.gz", check=False)
 
 
 def test_files_the_package_does_not_own_are_left_alone(workers, tmp_path):
