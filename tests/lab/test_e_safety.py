@@ -774,6 +774,24 @@ def test_override_renamed_but_not_reloaded_is_reloaded(workers, tmp_path):
         switch()
 
 
+def test_distccd_started_before_its_override_was_written_is_restarted(workers, tmp_path):
+    """What a run cut off after writing an override that changes no command
+    line (only, say, the private /tmp) leaves: distccd running under the old
+    directives. The next run sees distccd older than its override and
+    restarts it; the run after changes nothing."""
+    first = workers[0]
+    switch()
+    main = sh(first.container, "systemctl show distcc -p MainPID --value").strip()
+    time.sleep(1.5)
+    sh(first.container, f"touch {OVERRIDE} && systemctl daemon-reload")
+    run = ok(deploy("mode_switch"))
+    assert "mode switch | worker distccd reset | Stop distccd when unhealthy" in run.changed_on(first.fqdn)
+    assert "mode switch | worker distccd reset | distccd active and listening" in run.changed_on(first.fqdn)
+    assert sh(first.container, "systemctl show distcc -p MainPID --value").strip() != main
+    assert ok(deploy("mode_switch")).totals["success"] == 0
+    validate(tmp_path)
+
+
 @pytest.fixture(scope="module")
 def worker_killed_mid_run(workers):
     """A mode switch during which the first worker's container is killed
