@@ -281,3 +281,40 @@ def test_bind_failure_reason_is_distccds_own_line_once():
         "(dcc_listen_by_addr) ERROR: bind of 172.31.252.254:3632 failed: Cannot assign requested address"
     ]
     assert "status=102" not in shown
+
+
+def test_a_lost_ssh_host_is_that_hosts_failure():
+    """paramiko's EOFError from a host that went away becomes the
+    SSHException pyinfra fails that host for (operations/_connection.py);
+    any other error passes through as it was."""
+    from paramiko import SSHException
+    from pyinfra.connectors.ssh import SSHConnector
+
+    from operations._connection import _host_failure_on_eof
+
+    for name in ("run_shell_command", "put_file", "get_file"):
+        assert getattr(getattr(SSHConnector, name), "_distcc_farm_lost_host_is_a_host_failure", False), name
+
+    from pyinfra.api.exceptions import ConnectError
+
+    class Connector:
+        client = None  # no SSH transport: the host is gone
+
+        class host:  # noqa: N801 - the attribute pyinfra's connectors have
+            name = "worker1.distcc.internal"
+
+    def lost(self):
+        raise EOFError()
+
+    def no_sftp(self):
+        raise ConnectError("Unable to establish SFTP connection.")
+
+    def broken(self):
+        raise ValueError("not a lost host")
+
+    with pytest.raises(SSHException, match=r"the connection to worker1.distcc.internal ended \(EOF"):
+        _host_failure_on_eof(lost)(Connector())
+    with pytest.raises(SSHException, match=r"the connection to worker1.distcc.internal ended \(its SSH transport"):
+        _host_failure_on_eof(no_sftp)(Connector())
+    with pytest.raises(ValueError):
+        _host_failure_on_eof(broken)(Connector())
