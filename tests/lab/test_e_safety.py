@@ -412,7 +412,7 @@ def test_without_yes_the_tmpfs_refusal_comes_while_planning(tmpfs_over_files):
     _, _, planned, unchanged = tmpfs_over_files
     assert planned.returncode != 0
     assert re.search(
-        r"--> pyinfra error in \S+/deploys/builder\.py line \d+: host builder\.distcc\.internal: " + re.escape(REFUSAL),
+        r"--> pyinfra error in \S+/deploys/library/builder\.py line \d+: host builder\.distcc\.internal: " + re.escape(REFUSAL),
         planned.output,
     )
     assert "Press enter" not in planned.output and "Traceback" not in planned.output
