@@ -12,6 +12,8 @@ from typing import TypedDict
 
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
+from facts._shell import assign
+
 MASQUERADE_DIR = "/usr/lib/distcc"
 
 # `ss -Hltnp` line: State Recv-Q Send-Q Local:Port Peer:Port [users:((...))]
@@ -78,6 +80,32 @@ def parse_listening(lines: list[str]) -> list[ListeningSocket]:
             )
         )
     return sockets
+
+
+class FileAge(FactBase[int | None]):
+    """
+    Seconds since a file was last written, by the host's clock; None when
+    it does not exist. Compared with a process's elapsed time, it tells
+    whether the process started before the file was written.
+
+    .. code:: python
+
+        412
+    """
+
+    def command(self, path: str) -> StringCommand:
+        return StringCommand(
+            assign("f", path), ";",
+            '[ -f "$f" ] && echo "$(( $(date +%s) - $(stat -c %Y "$f") ))"; true',
+        )
+
+    def process(self, output: list[str]) -> int | None:
+        text = "".join(output).strip()
+        return int(text) if re.fullmatch(r"-?\d+", text) else None
+
+    @staticmethod
+    def default() -> None:
+        return None
 
 
 class ProcessInfo(TypedDict):

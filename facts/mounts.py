@@ -27,7 +27,9 @@ class MountPointStatus(TypedDict):
     entries: int
     mount: MountedFs | None
     fstab: list[str] | None
+    fstab_duplicates: list[list[str]]
     memory_bytes: int
+    page_size: int
 
 
 class MountPoint(FactBase[MountPointStatus]):
@@ -35,7 +37,13 @@ class MountPoint(FactBase[MountPointStatus]):
     A path as a mount point: whether it exists, how many entries it shows,
     what is mounted exactly there, whether the directory *underneath* the mount
     holds files (looked at in a private mount namespace, so nothing changes),
-    its /etc/fstab fields, and the host's memory (a tmpfs cannot exceed it).
+    its /etc/fstab fields, the host's memory (a tmpfs cannot exceed it) and
+    its page size (the kernel rounds a tmpfs size up to whole pages: 4 KiB on
+    most kernels, 16 KiB on Raspberry Pi 5 kernels).
+
+    `fstab` is the first live fstab line for the path (the one
+    systemd-fstab-generator mounts); `fstab_duplicates` are any later live
+    lines for the same path (`mount -a` would stack one tmpfs on another).
 
     .. code:: python
 
@@ -45,7 +53,8 @@ class MountPoint(FactBase[MountPointStatus]):
                    "options": ["rw", "relatime", "size=262144k", "mode=1777"],
                    "noexec": False, "entries": 2, "underneath_has_files": False},
          "fstab": ["tmpfs", "/tmp/kernel-build", "tmpfs", "size=256M,mode=1777", "0", "0"],
-         "memory_bytes": 25204080640}
+         "fstab_duplicates": [],
+         "memory_bytes": 25204080640, "page_size": 4096}
 
     Looking underneath needs root (use _sudo); without it the value is None.
     """
@@ -65,8 +74,9 @@ class MountPoint(FactBase[MountPointStatus]):
             'u=$(unshare -m sh -c "umount -l \\"\\$1\\" && ls -A \\"\\$1\\" | wc -l" - "$p" 2>/dev/null);',
             'printf "underneath %s\\n" "${u:-unknown}";',
             "fi;",
-            'awk -v p="$p" \'$1 !~ /^#/ && $2 == p\' /etc/fstab 2>/dev/null | tail -n 1 | sed "s/^/fstab /";',
-            "awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo",
+            'awk -v p="$p" \'$1 !~ /^#/ && $2 == p\' /etc/fstab 2>/dev/null | sed "s/^/fstab /";',
+            "awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo;",
+            'printf "pagesize %s\\n" "$(getconf PAGESIZE 2>/dev/null)"',
         )
 
     def process(self, output: list[str]) -> MountPointStatus:
@@ -79,7 +89,8 @@ class MountPoint(FactBase[MountPointStatus]):
 
 def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
     status = MountPointStatus(
-        path=path, exists=False, is_directory=False, entries=0, mount=None, fstab=None, memory_bytes=0
+        path=path, exists=False, is_directory=False, entries=0, mount=None, fstab=None, fstab_duplicates=[],
+        memory_bytes=0, page_size=0,
     )
     mount: dict = {}
     for line in lines:
@@ -103,10 +114,14 @@ def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
             mount["mode"] = rest.zfill(4)
         elif kind == "underneath":
             mount["underneath_has_files"] = None if not rest.isdigit() else int(rest) > 0
-        elif kind == "fstab":
+        elif kind == "fstab" and status["fstab"] is None:
             status["fstab"] = rest.split()
+        elif kind == "fstab":
+            status["fstab_duplicates"].append(rest.split())
         elif kind == "memory" and rest.isdigit():
             status["memory_bytes"] = int(rest)
+        elif kind == "pagesize" and rest.isdigit():
+            status["page_size"] = int(rest)
     if mount:
         status["mount"] = MountedFs(
             fstype=mount.get("fstype", ""),

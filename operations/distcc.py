@@ -3,6 +3,9 @@ the daemon's lifecycle under Debian's generated distcc.service."""
 
 from __future__ import annotations
 
+import ipaddress
+import shlex
+
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
@@ -11,12 +14,14 @@ from facts.distcc import (
     DistccdListening,
     DistccMasquerade,
     DistccProcesses,
+    FileAge,
     ListeningSocket,
     ProcessInfo,
 )
 from facts.systemd import UnitState, UnitStatus
 
 UNIT = "distcc.service"
+OVERRIDE = f"/etc/systemd/system/{UNIT}.d/override.conf"
 # What Debian's update-distcc-symlinks links to; an absolute target is as good.
 LINK_TARGETS = ("../../bin/distcc", "/usr/bin/distcc")
 
@@ -66,19 +71,26 @@ def live_distccd_pids(unit: UnitStatus, distccd: list[dict]) -> set[int]:
     return {p["pid"] for p in distccd if p["pid"] == main or p["ppid"] == main}
 
 
-def kill_command(pids: list[int], names: tuple[str, ...], grace_seconds: int) -> StringCommand:
-    """TERM, wait up to the grace period, then KILL; each pid only while its
-    name is still one of `names` (a pid reused meanwhile is left alone)."""
-    pid_list = " ".join(str(int(p)) for p in pids)
+def kill_command(targets: list[tuple[int, str]], names: tuple[str, ...], grace_seconds: int) -> StringCommand:
+    """TERM, wait up to the grace period, then KILL; each pid only while it
+    still runs as its user with one of `names`. A pid is checked again right
+    before each signal: one that ended and was reused meanwhile (by another
+    user's cc1, say) is left alone.
+
+    + targets: (pid, user) pairs as the process table showed them"""
+    # pid:user words; quoted, though ps prints only plain user names.
+    words = " ".join(shlex.quote(f"{int(pid)}:{user}") for pid, user in targets)
     allowed = "|".join(names)
     ticks = max(1, int(grace_seconds * 5))
     return StringCommand(
-        f'mine() {{ case "$(cat /proc/$1/comm 2>/dev/null)" in {allowed}) return 0;; esac; return 1; }};',
-        f"for p in {pid_list}; do mine $p && kill -TERM $p 2>/dev/null; done;",
-        f"i=0; while [ $i -lt {ticks} ]; do left=;",
-        f"for p in {pid_list}; do mine $p && left=\"$left $p\"; done;",
+        # One ps reads user and name together, at the moment of the signal.
+        'mine() { ps -o user:32=,comm= -p "${1%%:*}" 2>/dev/null | { read -r u c && [ "$u" = "${1#*:}" ] &&',
+        f'case "$c" in {allowed}) true;; *) false;; esac; }}; }};',
+        f'for t in {words}; do mine "$t" && kill -TERM "${{t%%:*}}" 2>/dev/null; done;',
+        "i=0; while [ $i -lt " + str(ticks) + " ]; do left=;",
+        f'for t in {words}; do mine "$t" && left="$left $t"; done;',
         '[ -z "$left" ] && break; i=$((i + 1)); sleep 0.2; done;',
-        'for p in $left; do mine $p && kill -KILL $p 2>/dev/null; done; true',
+        'for t in $left; do mine "$t" && kill -KILL "${t%%:*}" 2>/dev/null; done; true',
     )
 
 
@@ -87,7 +99,9 @@ def stale_compilers_killed(distccd_user: str = "distccd", grace_seconds: int = 5
     """
     Kill distccd processes that are not the running unit's, and cc1/cc1plus
     run by the distccd user that no live distccd started (all of them when
-    distccd is stopped). TERM first, KILL after the grace period.
+    distccd is stopped). TERM first, KILL after the grace period; each
+    signal goes only to a pid that still has the name and the user the
+    process table showed (pids are reused).
 
     + distccd_user: the user remote jobs run as; only its cc1 are touched, so
       a builder's or a user's own compiles never are
@@ -103,9 +117,9 @@ def stale_compilers_killed(distccd_user: str = "distccd", grace_seconds: int = 5
     processes = host.get_fact(DistccProcesses)
     live = live_distccd_pids(unit, processes["distccd"])
 
-    stale_distccd = [p["pid"] for p in processes["distccd"] if p["pid"] not in live]
+    stale_distccd = [(p["pid"], p["user"]) for p in processes["distccd"] if p["pid"] not in live]
     stale_cc1 = [
-        c["pid"] for c in processes["cc1"] if c["user"] == distccd_user and c["distccd_pid"] not in live
+        (c["pid"], c["user"]) for c in processes["cc1"] if c["user"] == distccd_user and c["distccd_pid"] not in live
     ]
     if not stale_distccd and not stale_cc1:
         kept = sum(1 for c in processes["cc1"] if c["user"] == distccd_user)
@@ -146,30 +160,87 @@ def unhealthy_reason(
 
 def _health(argv: list[str], address: str, port: int) -> tuple[UnitStatus, str | None]:
     unit = host.get_fact(UnitState, unit=UNIT)
-    reason = unhealthy_reason(
-        unit,
-        host.get_fact(DistccdListening, port=port),
-        host.get_fact(DistccProcesses)["distccd"],
-        argv,
-        address,
-        port,
-    )
+    distccd = host.get_fact(DistccProcesses)["distccd"]
+    reason = unhealthy_reason(unit, host.get_fact(DistccdListening, port=port), distccd, argv, address, port)
+    if reason is None:
+        reason = started_before_override(unit, distccd, host.get_fact(FileAge, path=OVERRIDE))
     return unit, reason
 
 
-def start_and_wait(address: str, port: int) -> StringCommand:
-    """Restart the unit, then wait until it listens; on failure print the
-    unit's last journal lines (ASCII only) so the error says why."""
-    wanted = f"{address}:{port}"
-    return StringCommand(
-        f"systemctl restart {UNIT};",
-        "i=0; until ss -Hltn", QuoteString(f"sport = :{int(port)}"),
-        "| awk '{print $4}' | grep -qxF", QuoteString(wanted), "; do",
-        "i=$((i + 1)); if [ $i -gt 75 ]; then",
-        "echo", QuoteString(f"distccd did not start listening on {wanted} within 15s; last journal lines:"), ">&2;",
-        f"journalctl -u {UNIT} -n 15 --no-pager -o short 2>&1 | LC_ALL=C tr -cd '\\11\\12\\40-\\176' >&2;",
-        "exit 1; fi; sleep 0.2; done",
+def started_before_override(unit: UnitStatus, distccd: list[ProcessInfo], override_age: int | None) -> str | None:
+    """Why a serving distccd needs a restart although its command line is
+    current: it started before the override was last written, so it still
+    runs under the old one's other directives (a private /tmp, hardening),
+    which only a restart applies. Read from the host, so a run cut off between
+    writing the override and restarting is healed by the next one."""
+    main = next((p for p in distccd if p["pid"] == unit["main_pid"]), None)
+    if main is None or override_age is None or main["elapsed"] <= override_age:
+        return None
+    return (
+        f"distccd (pid {main['pid']}, up {main['elapsed']}s) started before its override was written "
+        f"{override_age}s ago (restart needed)"
     )
+
+
+# A distccd that cannot start says why in its own log, e.g.
+# "distccd[1343] (dcc_listen_by_addr) ERROR: bind of 10.0.0.99:3632 failed:
+# Cannot assign requested address", then exits 102: all the journal shows.
+_START_AND_WAIT = r"""l=@LOG@; s=$(stat -c %s "$l" 2>/dev/null || echo 0); systemctl restart @UNIT@;
+i=0; until ss -Hltn 'sport = :@PORT@' | awk '{print $4}' | grep -qxF '@WANTED@'; do
+i=$((i + 1)); if [ $i -gt 75 ]; then
+echo 'distccd did not start listening on @WANTED@ within 15s.' >&2;
+[ "$(stat -c %s "$l" 2>/dev/null || echo 0)" -lt "$s" ] && s=0;
+r=$(tail -c +$((s + 1)) "$l" 2>/dev/null | @REASON@);
+if [ -n "$r" ]; then
+echo "distccd's own reason, from $l:" >&2; printf '%s\n' "$r" | sed 's/^/  /' >&2;
+case "$r" in
+*'Cannot assign requested address'*) echo "Fix: @ADDRESS@ is not an address of this worker (it has:
+$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | xargs)). Set distcc_listen in this
+worker's host data to one of its addresses, or leave it unset for its address toward the builder; then run
+deploys/mode_switch.py again." >&2;;
+*'Address already in use'*) echo "Fix: another process holds port @PORT@ on this worker (see: ss -ltnp 'sport = :@PORT@').
+Stop it, or set distcc_port to a free port; then run deploys/mode_switch.py again." >&2;;
+esac;
+else
+echo 'distccd logged no error since this start; last journal lines of @UNIT@:' >&2;
+journalctl -u @UNIT@ -n 15 --no-pager -o short 2>&1 | LC_ALL=C tr -cd '\11\12\40-\176' >&2;
+fi; exit 1; fi; sleep 0.2; done"""
+
+
+# distccd's error lines, without the pid: systemd restarts a failing distccd
+# every few seconds, and each start logs the same error again (shown once).
+LOG_REASON_FILTER = (
+    "grep -E 'ERROR|CRITICAL|FATAL' | sed 's/^distccd\\[[0-9]*\\] //' | awk '!seen[$0]++' | tail -n 5 "
+    "| LC_ALL=C tr -cd '\\11\\12\\40-\\176'"
+)
+
+
+def log_file_of(argv: list[str]) -> str | None:
+    """The --log-file distccd writes to, from its command line."""
+    if "--log-file" in argv[:-1]:
+        return argv[argv.index("--log-file") + 1]
+    return None
+
+
+def start_and_wait(address: str, port: int, log_file: str | None = None) -> StringCommand:
+    """Restart the unit, then wait until it listens. On failure print why:
+    distccd's own reason from what it logged since this restart (systemd
+    sees only its exit status 102), with the fix for a bind failure; the
+    unit's journal when distccd logged no error. Printed ASCII only.
+
+    + address, port: where distccd must listen (address: an IPv4 address)
+    + log_file: distccd's --log-file"""
+    ipaddress.IPv4Address(address)  # embedded in the script as is
+    script = (
+        _START_AND_WAIT.replace("@LOG@", shlex.quote(log_file or "/dev/null"))
+        .replace("@UNIT@", UNIT)
+        .replace("@PORT@", str(int(port)))
+        .replace("@WANTED@", f"{address}:{int(port)}")
+        .replace("@ADDRESS@", address)
+        .replace("@REASON@", LOG_REASON_FILTER)
+    )
+    # One line: the message lines above are wrapped only for reading.
+    return StringCommand(" ".join(line.strip() for line in script.splitlines()))
 
 
 @operation()
@@ -223,7 +294,7 @@ def distccd_running(argv: list[str], address: str, port: int = 3632, restart: bo
     if reason is None and not restart:
         host.noop(f"distccd is healthy (pid {unit['main_pid']} on {address}:{port})")
         return
-    yield start_and_wait(address, port)
+    yield start_and_wait(address, port, log_file_of(argv))
 
 
 @operation()
@@ -281,7 +352,7 @@ def distccd_stopped(disable: bool = False):
         # will be due; saying so keeps --dry's plan complete.
         yield f"systemctl disable {UNIT} 2>/dev/null || true"
         changed = True
-    strays = [p["pid"] for p in processes["distccd"]]
+    strays = [(p["pid"], p["user"]) for p in processes["distccd"]]
     if strays:
         yield kill_command(strays, ("distccd",), 5)
         changed = True

@@ -23,16 +23,40 @@ def parse_size(size: str) -> int:
     return int(match.group("number")) * _UNITS[match.group("unit")]
 
 
-def tmpfs_bytes(size: str) -> int:
+def tmpfs_bytes(size: str, page_size: int = 4096) -> int:
     """The size a tmpfs of that size reports: the kernel rounds it up to
-    whole pages (4 KiB here), so "1001K" is mounted as 1004 KiB."""
-    page = 4096
+    whole pages, so "1001K" is mounted as 1004 KiB with 4 KiB pages and as
+    1008 KiB with the 16 KiB pages of Raspberry Pi 5 kernels.
+
+    + page_size: the host's page size (MountPoint's `page_size`); 0, as
+      from a host whose page size could not be read, counts as 4096"""
+    page = page_size or 4096
     return -(-parse_size(size) // page) * page
 
 
 def fstab_line_regex(path: str) -> str:
     """A basic regex (grep/sed) for a non-comment fstab line mounting at path."""
     return "^[^#]*[[:space:]]" + path.replace(".", "\\.") + "[[:space:]]"
+
+
+DUPLICATE_MARK = "# disabled by pyinfra-distcc-farm (a second live line for the same mount point):"
+
+
+def fstab_duplicates_disabled(path: str) -> StringCommand:
+    """Comment out every live fstab line for path but the first. With two,
+    `mount -a` stacks a second tmpfs over the first (hiding its files) and
+    systemd-fstab-generator refuses the second; the line is kept, commented,
+    so nothing the admin wrote is lost. fstab is replaced by a rename, so it
+    is never seen half-written."""
+    awk = (
+        "$1 !~ /^#/ && $2 == p && n++ { print mark \" \" $0; next } { print }"
+    )
+    return StringCommand(
+        "t=/etc/fstab.distcc-farm.tmp;",
+        "awk", "-v", QuoteString(f"p={path}"), "-v", QuoteString(f"mark={DUPLICATE_MARK}"),
+        QuoteString(awk), "/etc/fstab", '> "$t"',
+        '&& chmod --reference=/etc/fstab "$t" && chown --reference=/etc/fstab "$t" && mv "$t" /etc/fstab',
+    )
 
 
 def mount_options(size: str, mode: str) -> str:
@@ -68,7 +92,11 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     + mode: permission bits of the mount's root, e.g. ``"1777"``
 
     Refuses to mount over a directory that holds files: the mount would hide
-    them. Refuses to replace something else mounted there.
+    them. Refuses to replace something else mounted there. Of several live
+    fstab lines for path, the first is set to the tmpfs line and the others
+    are commented out (with a warning), so `mount -a` mounts one tmpfs.
+    The size is compared in the host's pages (4 KiB, or 16 KiB on Raspberry
+    Pi 5 kernels), as the kernel rounds it.
 
     **Example:**
 
@@ -93,7 +121,7 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
             f"{path} is a {mounted['fstype']} mount, not a tmpfs. Unmount it yourself (this package does "
             f"not own it) and run again."
         )
-    elif mounted["size"] != tmpfs_bytes(size) or mounted["mode"] != mode or mounted["noexec"]:
+    elif mounted["size"] != tmpfs_bytes(size, status["page_size"]) or mounted["mode"] != mode or mounted["noexec"]:
         yield StringCommand(
             "mount", "-o", QuoteString(f"remount,{options},exec"), QuoteString(path)
         )
@@ -101,6 +129,13 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
         host.noop(f"tmpfs at {path} already {size} with mode {mode}, exec allowed")
 
     wanted = ["tmpfs", path, "tmpfs", options, "0", "0"]
+    if status["fstab_duplicates"]:
+        logger.warning(
+            f"{host.print_prefix}/etc/fstab has {1 + len(status['fstab_duplicates'])} live lines for {path}; "
+            f"the first is kept as the tmpfs line, the others are commented out (marked "
+            f"'{DUPLICATE_MARK}')"
+        )
+        yield fstab_duplicates_disabled(path)
     if status["fstab"] != wanted:
         yield from files.line._inner(
             path="/etc/fstab",

@@ -3,6 +3,8 @@ the daemon, the compilers, the whitelist and the hardened override."""
 
 from __future__ import annotations
 
+from io import StringIO
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
@@ -13,10 +15,14 @@ from deploys.library.settings import settings_for
 from deploys.library.worker import OVERRIDE_TEMPLATE, daemon_config
 from facts.systemd import UnitSources, UnitSourcesInfo
 from operations import apt, distcc, systemd
+from operations.templates import render_template
 
 # The distro's default C and C++ compilers: the same OS release on every Pi
 # gives every worker the builder's gcc (validation's H-GCC compares them).
-WORKER_PACKAGES = ["distcc", "gcc", "g++"]
+# logrotate keeps distccd's log, which grows a line per job, from filling
+# the SD card.
+WORKER_PACKAGES = ["distcc", "gcc", "g++", "logrotate"]
+LOGROTATE_CONFIG = "/etc/logrotate.d/distccd-farm"
 
 # What a unit runs, as whom, with which environment and sandbox. Set by a
 # file this package does not own, any of them changes distccd beside the
@@ -86,6 +92,14 @@ def distcc_installed():
         compilers=list(settings.compilers) if settings.compilers else None,
     )
     files.directory(name="distccd log directory", path=settings.log_dir, user="distccd", group="adm", mode="2750")
+    files.put(
+        name="distccd log rotation",
+        src=StringIO(render_template("distccd-logrotate.j2", {"log_file": f"{settings.log_dir}/distccd.log"})),
+        dest=LOGROTATE_CONFIG,
+        user="root",
+        group="root",
+        mode="644",
+    )
     systemd.dropin_installed(
         name="distccd override (foreground, hardened)",
         unit=distcc.UNIT,

@@ -32,6 +32,12 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     "distcc_log_level": ("info", "workers: distccd --log-level (critical, error, warning, notice, info, debug)"),
     "distcc_log_dir": ("/var/log/distccd", "workers: directory of distccd's log file"),
     "distcc_compilers": (None, "compiler names whitelisted in /usr/lib/distcc; default: every installed gcc/g++ name"),
+    # A remote job keeps its preprocessed source, object and stderr in distccd's
+    # /tmp: a preprocessed kernel .c is commonly 1-5 MB and the odd one near
+    # 10 MB, its object a few MB (over 10 MB with debug info), so under 30 MB
+    # a job; with --jobs 4 (a CM4's CPUs) that is at most about 120 MB. 256M
+    # gives twice that, and a tmpfs holds only what is written to it.
+    "distcc_worker_tmp_size": ("256M", "workers: size cap of distccd's private /tmp in RAM, for remote jobs' temporary files (K, M or G)"),
     "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
     "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
     "distcc_tmpfs_size": (None, "builder: tmpfs size (K, M or G); must fit in the builder's memory; default: half of it"),
@@ -73,6 +79,7 @@ class Settings:
     log_level: str
     log_dir: str
     compilers: tuple[str, ...] | None
+    worker_tmp_size: str
     force_restart: bool
     tmpfs_path: str
     tmpfs_size: str | None
@@ -238,15 +245,19 @@ def settings_for(host) -> Settings:
         value = get(key)
         if not isinstance(value, str) or not _PATH.match(value) or value.rstrip("/") in ("", "/tmp", "/var", "/usr", "/home"):
             raise _fail(name, key, value, "is not a dedicated absolute path", "use a path of its own such as /tmp/kernel-build")
+    for key in ("distcc_tmpfs_size", "distcc_worker_tmp_size"):
+        size = get(key)
+        if size is None and key == "distcc_tmpfs_size":
+            continue  # sized from the builder's memory (tmpfs_size_for)
+        try:
+            if isinstance(size, bool) or parse_size(str(size)) < 16 * 1024**2:
+                raise ValueError("too small")
+        except ValueError:
+            raise _fail(
+                name, key, size, "is not a size of at least 16M",
+                "write it as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M'",
+            ) from None
     tmpfs_size = get("distcc_tmpfs_size")
-    try:
-        if tmpfs_size is not None and (isinstance(tmpfs_size, bool) or parse_size(str(tmpfs_size)) < 16 * 1024**2):
-            raise ValueError("too small")
-    except ValueError:
-        raise _fail(
-            name, "distcc_tmpfs_size", tmpfs_size, "is not a size of at least 16M",
-            "write it as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M'",
-        ) from None
     tmpfs_mode = str(get("distcc_tmpfs_mode"))
     if not re.fullmatch(r"[0-7]{3,4}", tmpfs_mode):
         raise _fail(name, "distcc_tmpfs_mode", tmpfs_mode, "is not an octal mode", "write it like '1777' or '0755'")
@@ -276,6 +287,7 @@ def settings_for(host) -> Settings:
         log_level=log_level,
         log_dir=get("distcc_log_dir").rstrip("/"),
         compilers=None if compilers is None else tuple(compilers),
+        worker_tmp_size=str(get("distcc_worker_tmp_size")).upper(),
         force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
         tmpfs_path=get("distcc_tmpfs_path").rstrip("/"),
         tmpfs_size=None if tmpfs_size is None else str(tmpfs_size).upper(),

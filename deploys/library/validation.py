@@ -230,7 +230,7 @@ def builder_tmpfs(s: Subject) -> tuple[str, str]:
         return FAIL, f"{path} is {mount['fstype']}, not tmpfs; unmount it, then {HEAL}"
     problems = []
     size = tmpfs_size_for(settings, s.survey["mount"]["memory_bytes"])
-    want_size = tmpfs_bytes(size)
+    want_size = tmpfs_bytes(size, s.survey["mount"]["page_size"])
     if mount["size"] != want_size:
         problems.append(f"size {mount['size']} bytes, want {want_size} ({size})")
     if mount["noexec"]:
@@ -291,7 +291,7 @@ def builder_host_list(s: Subject) -> tuple[str, str]:
     if sorted(shown) == sorted(expected):
         return PASS, f"{len(shown)} workers: {' '.join(shown)}"
     found = f"host list is {' '.join(shown) or 'empty'}, want {' '.join(expected)}"
-    if "DISTCC_HOSTS" in login["distcc_env"]:
+    if "DISTCC_HOSTS" in login["build_env"]:
         return FAIL, (
             f"{found}: DISTCC_HOSTS is set in {user}'s login environment and overrides ~/.distcc/hosts; "
             f"remove it from {user}'s shell files"
@@ -351,7 +351,7 @@ def builder_slots(s: Subject) -> tuple[str, str]:
     want = sum(j for j in jobs if j is not None)
     if slots != want and None not in jobs:
         found = f"distcc -j says {slots} slots, the workers offer {want}"
-        if "DISTCC_HOSTS" in s.survey["login"]["distcc_env"]:
+        if "DISTCC_HOSTS" in s.survey["login"]["build_env"]:
             user = s.settings.build_user
             return FAIL, f"{found}: DISTCC_HOSTS in {user}'s login environment overrides ~/.distcc/hosts; remove it"
         return FAIL, f"{found}; {HEAL}"
@@ -584,8 +584,12 @@ def host_names(s: Subject) -> tuple[str, str]:
     # distcc needs names that resolve, not FQDNs: stock Raspberry Pi OS has a
     # short hostname on a 127.0.1.1 line, and a home router resolves the rest.
     names = s.survey["names"]
-    me = names["hostname"]
-    others = {n: o["names"]["hostname"] for n, o in s.cluster.surveys.items() if o and n != s.node.name and "names" in o}
+    # Compared short: k3s node names and distcc's lock files go by them.
+    me = names["hostname"].split(".")[0]
+    others = {
+        n: o["names"]["hostname"].split(".")[0]
+        for n, o in s.cluster.surveys.items() if o and n != s.node.name and "names" in o
+    }
     if me in others.values():
         twins = _list(n for n, other in others.items() if other == me)
         return FAIL, f"hostname {me} is also the hostname of {twins}; give every Pi its own (hostnamectl set-hostname)"

@@ -34,7 +34,10 @@ def distccd_config(settings: Settings, builder_route: Route, jobs: int) -> dict:
         "--log-file", f"{settings.log_dir}/distccd.log",
         "--log-level", settings.log_level,
     ]
-    return {"argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir}
+    return {
+        "argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir,
+        "tmp_size": settings.worker_tmp_size,
+    }
 
 
 def builder_peer(settings: Settings) -> str:

@@ -134,6 +134,30 @@ def test_tmpfs_mounted_then_unmounted(builder):
     assert not host.file(path).exists
 
 
+def test_tmpfs_mounted_leaves_one_live_fstab_line_of_two(builder):
+    """Two live fstab lines for the mount point (an admin's and an older
+    one): exactly one live line is left, the wanted one, and the other is
+    kept as a marked comment. Before, both were rewritten to the same line,
+    and `mount -a` stacked two tmpfs."""
+    path = "/tmp/optest-dup"
+    host = docker_host(builder)
+    first, second = f"tmpfs {path} tmpfs size=16M,mode=1777 0 0", f"tmpfs {path} tmpfs size=64M,mode=0755 0 0"
+    with fstab_kept(builder):
+        try:
+            sh(builder.container, f"printf '%s\\n' '{first}' '{second}' >> /etc/fstab")
+            assert apply_twice(builder, mounts.tmpfs_mounted, path=path, size="32M") == (True, False)
+            fstab = host.file("/etc/fstab").content_string.splitlines()
+            live = [line for line in fstab if not line.startswith("#") and line.split()[1:2] == [path]]
+            assert live == [f"tmpfs {path} tmpfs size=32M,mode=1777,nosuid,nodev 0 0"]
+            assert f"{mounts.DUPLICATE_MARK} {second}" in fstab
+            assert host.file("/etc/fstab").mode == 0o644 and host.file("/etc/fstab").user == "root"
+            assert "size=32768k" in host.mount_point(path).options
+            assert sh(builder.container, f"findmnt -rn -M {path} | wc -l").strip() == "1"
+        finally:
+            sh(builder.container, f"while mountpoint -q {path}; do umount {path}; done; rmdir {path} 2>/dev/null; true")
+    assert not host.file(path).exists
+
+
 def test_tmpfs_refuses_to_hide_files(builder):
     path = "/tmp/optest-full"
     host = docker_host(builder)
@@ -312,7 +336,7 @@ TEST_UNIT = "optest.service"
 def test_dropin_installed_on_a_test_unit(worker):
     host = docker_host(worker)
     dropin = f"/etc/systemd/system/{TEST_UNIT}.d/override.conf"
-    context = {"argv": ["/bin/sleep", "3600"], "log_dir": "/tmp"}
+    context = {"argv": ["/bin/sleep", "3600"], "log_dir": "/tmp", "tmp_size": "16M"}
     assert not host.file(f"/etc/systemd/system/{TEST_UNIT}").exists
     # Active (exited), so systemd keeps it loaded and can tell when its files
     # changed since (NeedDaemonReload); it is never started with the drop-in.

@@ -11,7 +11,6 @@ from tests.lab.harness import deploy, docker_host, sh
 
 HARDENING = [
     "NoNewPrivileges=",
-    "PrivateTmp=",
     "ProtectSystem=",
     "ProtectHome=",
     "PrivateDevices=",
@@ -30,6 +29,30 @@ def test_systemd_analyze_confirms_the_hardening(worker):
         assert not line.startswith("\u2717"), line
     exposure = float(re.search(r"Overall exposure level for distcc.service: ([0-9.]+)", report).group(1))
     assert exposure < 9.0  # Debian's generated unit alone scores 9.6 UNSAFE
+
+
+def test_private_tmp_in_ram_hides_other_softwares_temporary_files(worker):
+    """TemporaryFileSystem= gives distccd what PrivateTmp= did (no access to
+    other software's temporary files), in RAM instead of on the SD card.
+    systemd-analyze (252) still marks PrivateTmp= as not set, because it
+    reads only that setting: the namespace itself is checked here."""
+    report = sh(worker.container, "systemd-analyze security distcc.service --no-pager")
+    line = next(line for line in report.splitlines() if line.split(" ", 1)[-1].startswith("PrivateTmp="))
+    assert "Service has access to other software's temporary files" in line
+    assert sh(worker.container, "systemctl show distcc -p PrivateTmp -p TemporaryFileSystem").split("\n")[:2] == [
+        "PrivateTmp=no", "TemporaryFileSystem=/tmp:mode=1777,size=256M /var/tmp:ro"]
+    main = sh(worker.container, "systemctl show distcc -p MainPID --value").strip()
+    marker = "host-temporary-file-of-another-service"
+    sh(worker.container, f"touch /tmp/{marker} /var/tmp/{marker}")
+    try:
+        view = "ls -A /tmp /var/tmp; findmnt -rn -o TARGET,FSTYPE -M /tmp; findmnt -rn -o TARGET,FSTYPE -M /var/tmp"
+        seen = sh(worker.container, f"nsenter -t {main} -m sh -c '{view}'")
+        assert marker not in seen
+        assert "/tmp tmpfs" in seen and "/var/tmp tmpfs" in seen
+        # Only distccd's own view: the host's /tmp stays where it was.
+        assert marker in sh(worker.container, "ls -A /tmp")
+    finally:
+        sh(worker.container, f"rm -f /tmp/{marker} /var/tmp/{marker}")
 
 
 def test_distccd_is_locked_down(worker, builder):

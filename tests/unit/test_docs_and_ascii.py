@@ -31,9 +31,10 @@ def test_templates_are_ascii(template):
 
 def test_rendered_override_is_ascii_and_hardened():
     argv = ["/usr/bin/distccd", "--daemon", "--no-detach", "--listen", "10.0.0.11", "--allow", "10.0.0.10/32"]
-    text = render_template("distcc-override.conf.j2", {"argv": argv, "log_dir": "/var/log/distccd"})
+    text = render_template("distcc-override.conf.j2", {"argv": argv, "log_dir": "/var/log/distccd", "tmp_size": "256M"})
     assert text.isascii()
-    for line in ("NoNewPrivileges=yes", "PrivateTmp=yes", "ProtectSystem=strict", "ReadWritePaths=/var/log/distccd",
+    for line in ("NoNewPrivileges=yes", "TemporaryFileSystem=/tmp:mode=1777,size=256M /var/tmp:ro",
+                 "ProtectSystem=strict", "ReadWritePaths=/var/log/distccd",
                  "ProtectHome=yes", "PrivateDevices=yes", "ProtectKernelTunables=yes", "ProtectKernelModules=yes",
                  "ProtectControlGroups=yes", "RestrictAddressFamilies=AF_INET AF_INET6 AF_UNIX", "User=distccd",
                  "Type=simple", "RemainAfterExit=no", "ExecStop=", "ExecStart=" + " ".join(argv)):

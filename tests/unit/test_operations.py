@@ -26,8 +26,13 @@ State, so no host and no Docker are needed.
 
 from __future__ import annotations
 
+import getpass
 import importlib
 import json
+import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -36,6 +41,8 @@ import pytest
 from pyinfra.api import Config, FileUploadCommand, Inventory, State, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
+
+import operations.distcc as distcc_operations
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "operations"
@@ -212,3 +219,102 @@ def test_operation_has_change_and_no_change_fixtures(operation: str) -> None:
     fixtures = [json.loads(path.read_text()) for path in CASES if path.parent.name == operation]
     assert any(f.get("commands") for f in fixtures), f"{operation}: no fixture where it changes the host"
     assert any(f.get("commands") == [] for f in fixtures), f"{operation}: no fixture where it changes nothing"
+
+
+# --- the kill command, run for real on this machine -------------------------------
+
+
+def _orphan_sleep() -> int:
+    """A `sleep` of this user whose parent is gone, so init reaps it when
+    it is killed (a child of the test would linger as a zombie)."""
+    out = subprocess.run(["sh", "-c", "sleep 60 >/dev/null 2>&1 & echo $!"], capture_output=True, text=True, check=True)
+    return int(out.stdout)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize(
+    ("user_seen", "names", "killed"),
+    [
+        # The pid now runs as another user than the process table showed
+        # (reused by someone else's process): never signalled.
+        ("distccd-was-here", ("sleep",), False),
+        # Another name than the one expected: never signalled.
+        (None, ("cc1", "cc1plus"), False),
+        # Same name and same user: TERM.
+        (None, ("sleep",), True),
+    ],
+    ids=["other-user", "other-name", "same-name-and-user"],
+)
+def test_kill_command_signals_only_a_pid_with_its_name_and_user(user_seen, names, killed):
+    pid = _orphan_sleep()
+    me = getpass.getuser()
+    try:
+        command = distcc_operations.kill_command([(pid, user_seen or me)], names, grace_seconds=1)
+        subprocess.run(["sh", "-c", command.get_raw_value()], check=True, timeout=30)
+        deadline = time.monotonic() + 5
+        while killed and _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _alive(pid) is not killed
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_bind_failure_reason_is_distccds_own_line_once():
+    """What the reset prints when distccd cannot start, from a real log:
+    worker1's distccd.log with distcc_listen set to an address it does not
+    have, cut where the failed reset ended (six starts by systemd, each
+    logging the same bind error), after an older error of a past job. Read
+    from the restart on, as the reset does."""
+    log = (FIXTURES / "distcc.distccd_running" / "bind_failure_distccd.log").read_bytes()
+    before_restart = sum(len(line) for line in log.splitlines(keepends=True)[:2])
+    script = f'tail -c +{before_restart + 1} | {distcc_operations.LOG_REASON_FILTER}'
+    shown = subprocess.run(["sh", "-c", script], input=log, capture_output=True, check=True).stdout.decode()
+    assert shown.splitlines() == [
+        "(dcc_listen_by_addr) ERROR: bind of 172.31.252.254:3632 failed: Cannot assign requested address"
+    ]
+    assert "status=102" not in shown
+
+
+def test_a_lost_ssh_host_is_that_hosts_failure():
+    """paramiko's EOFError from a host that went away becomes the
+    SSHException pyinfra fails that host for (operations/_connection.py);
+    any other error passes through as it was."""
+    from paramiko import SSHException
+    from pyinfra.connectors.ssh import SSHConnector
+
+    from operations._connection import _host_failure_on_eof
+
+    for name in ("run_shell_command", "put_file", "get_file"):
+        assert getattr(getattr(SSHConnector, name), "_distcc_farm_lost_host_is_a_host_failure", False), name
+
+    from pyinfra.api.exceptions import ConnectError
+
+    class Connector:
+        client = None  # no SSH transport: the host is gone
+
+        class host:  # noqa: N801 - the attribute pyinfra's connectors have
+            name = "worker1.distcc.internal"
+
+    def lost(self):
+        raise EOFError()
+
+    def no_sftp(self):
+        raise ConnectError("Unable to establish SFTP connection.")
+
+    def broken(self):
+        raise ValueError("not a lost host")
+
+    with pytest.raises(SSHException, match=r"the connection to worker1.distcc.internal ended \(EOF"):
+        _host_failure_on_eof(lost)(Connector())
+    with pytest.raises(SSHException, match=r"the connection to worker1.distcc.internal ended \(its SSH transport"):
+        _host_failure_on_eof(no_sftp)(Connector())
+    with pytest.raises(ValueError):
+        _host_failure_on_eof(broken)(Connector())

@@ -94,7 +94,7 @@ def test_registry_keeps_ids_columns_and_order():
     assert list(CHECKS) == [
         "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
         "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
-        "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S",
+        "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S",
         "B-TMPFS-SPACE", "H-MEMORY", "W-TMP-SPACE",
     ]
     assert len(set(COLUMNS.values())) == len(COLUMNS)
@@ -116,12 +116,12 @@ def test_healthy_lab_passes_every_check_that_applies():
     results = evaluate_case("healthy")
     assert {h: [c.id for c in checks] for h, checks in results.items()} == {
         BUILDER: ["H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
-                  "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "B-TMPFS-SPACE", "H-MEMORY"],
+                  "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "B-TMPFS-SPACE", "H-MEMORY"],
         WORKER1: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
-                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "H-MEMORY",
+                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "H-MEMORY",
                   "W-TMP-SPACE"],
         WORKER2: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
-                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-FQDN", "H-K3S", "H-MEMORY",
+                  "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "H-MEMORY",
                   "W-TMP-SPACE"],
     }
     assert not_passing("healthy") == set()
@@ -170,14 +170,19 @@ OUTCOMES = [
     ("build-user-missing", BUILDER, "B-HOSTS", FAIL,
      ["the build user kbuild does not exist on the builder", "adduser kbuild", "set distcc_build_user"]),
     # B-PATH
-    ("healthy", BUILDER, "B-PATH", PASS, ["/usr/lib/distcc first on the login PATH"]),
+    ("healthy", BUILDER, "B-PATH", PASS, ["c++, cc, g++, gcc run /usr/lib/distcc (first on pi's login PATH)"]),
+    # Debian's ~/.profile puts ~/bin or ~/.local/bin first: harmless while no compiler is there.
+    ("path-prepended", BUILDER, "B-PATH", PASS, ["run /usr/lib/distcc (after /home/pi/bin on pi's login PATH)"]),
+    ("pip-local-bin", BUILDER, "B-PATH", PASS, ["run /usr/lib/distcc (after /home/pi/.local/bin on pi's login PATH)"]),
+    ("gcc-shadowed", BUILDER, "B-PATH", FAIL,
+     ["/home/pi/.local/bin/gcc comes before /usr/lib/distcc on the login PATH, so `gcc` compiles locally",
+      "remove or rename those"]),
     ("profile-removed", BUILDER, "B-PATH", FAIL,
-     ["pi's login PATH starts /usr/local/bin", "/etc/profile.d/distcc-build.sh is missing", HEAL]),
-    ("path-prepended", BUILDER, "B-PATH", FAIL,
-     ["pi's login PATH starts /home/pi/bin:/usr/lib/distcc", "prepends /home/pi/bin",
-      "append to PATH instead", "does not edit pi's own files"]),
+     ["pi's login shell runs c++ -> /usr/bin/c++", "/etc/profile.d/distcc-build.sh is missing", HEAL]),
     ("path-replaced", BUILDER, "B-PATH", FAIL,
      ["pi's login PATH is /usr/bin:/bin, without /usr/lib/distcc", "replaces PATH", "does not edit pi's own files"]),
+    ("distcc-hosts-env", BUILDER, "B-PATH", FAIL,
+     ["line 28: export DISTCC_HOSTS=localhost (replaces the farm's host list"]),
     ("build-user-missing", BUILDER, "B-PATH", FAIL, ["the build user kbuild does not exist on the builder"]),
     # B-DRYRUN
     ("healthy", BUILDER, "B-DRYRUN", PASS, ["distcc -j: 4 slots"]),
@@ -270,14 +275,16 @@ OUTCOMES = [
     ("noroute-builder", BUILDER, "H-MTU", FAIL, ["the builder has no route to worker1.distcc.internal"]),
     ("noroute-worker", WORKER1, "H-MTU", FAIL, ["this worker has no route to the builder"]),
     ("dns-worker", WORKER1, "H-MTU", FAIL, ["builder.distcc.internal does not resolve on this worker"]),
-    # H-FQDN
-    ("healthy", WORKER1, "H-FQDN", PASS, ["worker1.distcc.internal, resolves all 3 node names"]),
-    ("dns-worker", WORKER1, "H-FQDN", FAIL,
+    # H-NAMES
+    ("healthy", WORKER1, "H-NAMES", PASS, ["worker1 (worker1.distcc.internal), resolves all 2 other node names"]),
+    ("stock-short-hostname", WORKER1, "H-NAMES", PASS, ["worker1 (no domain), resolves all 2 other node names"]),
+    ("dns-worker", WORKER1, "H-NAMES", FAIL,
      ["cannot resolve builder.distcc.internal, worker2.distcc.internal", "this host's /etc/hosts"]),
-    ("fqdn-duplicate", WORKER2, "H-FQDN", FAIL,
-     ["worker1.distcc.internal is also the FQDN of worker1.distcc.internal", "give every Pi its own hostname"]),
-    ("fqdn-duplicate", WORKER1, "H-FQDN", FAIL, ["is also the FQDN of worker2.distcc.internal"]),
-    ("fqdn-missing", WORKER1, "H-FQDN", FAIL, ["hostname -f gives localhost, not an FQDN", "set the host's domain"]),
+    ("hosts-loopback-builder", WORKER1, "H-NAMES", FAIL,
+     ["builder.distcc.internal resolve to a loopback address here", "remove them from that line"]),
+    ("fqdn-duplicate", WORKER2, "H-NAMES", FAIL,
+     ["hostname worker1 is also the hostname of worker1.distcc.internal", "give every Pi its own"]),
+    ("fqdn-duplicate", WORKER1, "H-NAMES", FAIL, ["is also the hostname of worker2.distcc.internal"]),
     # H-K3S
     ("healthy", WORKER1, "H-K3S", PASS, ["stopped and disabled, no pod: k3s-agent"]),
     ("k3s-started", WORKER1, "H-K3S", FAIL, ["k3s-agent still active", HEAL]),
