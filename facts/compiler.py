@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TypedDict
 
+from pyinfra.api import QuoteString, StringCommand
+
 from facts._parsed import ParsedFact
 
 
@@ -46,3 +48,115 @@ class CompilerIdentity(ParsedFact[Identity]):
     )
 
     parse = staticmethod(parse_identity)
+
+
+# What a kernel build invokes: the kernel's CC/HOSTCC and its scripts use
+# these, and a cross build adds $(CROSS_COMPILE)gcc (distcc_cross_compilers).
+INVOKED_NAMES = ("cc", "c++", "gcc", "g++")
+
+
+class CompilerId(TypedDict):
+    version: str | None
+    machine: str | None
+
+
+def _compiler_id(fields: list[str]) -> CompilerId:
+    return CompilerId(version=None if fields[0] == "-" else fields[0], machine=None if fields[1] == "-" else fields[1])
+
+
+class Sent(TypedDict):
+    sent: dict[str, str | None]
+    identities: dict[str, CompilerId]
+
+
+def parse_sent(lines: list[str]) -> Sent:
+    result = Sent(sent={}, identities={})
+    for line in lines:
+        fields = line.split()
+        if fields[:1] == ["sent"] and len(fields) == 3:
+            result["sent"][fields[1]] = None if fields[2] == "-" else fields[2]
+        elif fields[:1] == ["identity"] and len(fields) == 4:
+            result["identities"][fields[1]] = _compiler_id(fields[2:])
+    return result
+
+
+class CompilersSent(ParsedFact[Sent]):
+    """
+    The compiler name the distcc client here sends to a worker for each name
+    a build invokes, as the client itself says it (its verbose log of a
+    local preprocess: distcc 3.4 rewrites gcc to <triple>-gcc on amd64, and
+    rewrites nothing on ARM, where its triple names no compiler), and the
+    version and target of each name sent, as this host's compiler reports.
+
+    .. code:: python
+
+        {"sent": {"cc": "x86_64-linux-gnu-gcc", "gcc": "x86_64-linux-gnu-gcc", ...},
+         "identities": {"x86_64-linux-gnu-gcc": {"version": "12.2.0", "machine": "x86_64-linux-gnu"}}}
+
+    None where distcc cannot run that name. Nothing is left behind: distcc's
+    state goes to a temporary directory that is removed.
+    """
+
+    def command(self, names: list[str] | tuple[str, ...] = INVOKED_NAMES) -> StringCommand:
+        return StringCommand(
+            "d=$(mktemp -d) || exit 0; for n in", *(QuoteString(n) for n in names), "; do",
+            's=$(DISTCC_DIR="$d" DISTCC_HOSTS=localhost DISTCC_VERBOSE=1 distcc "$n" -E -x c /dev/null -o /dev/null 2>&1',
+            "| sed -n 's/.* exec on localhost: \\([^ ]*\\) .*/\\1/p' | head -n 1);",
+            'printf "sent %s %s\\n" "$n" "${s:--}"; done | tee "$d/sent";',
+            "for s in $(awk '$3 != \"-\" {print $3}' \"$d/sent\" | sort -u); do",
+            'v=$("$s" -dumpfullversion 2>/dev/null); m=$("$s" -dumpmachine 2>/dev/null);',
+            'printf "identity %s %s %s\\n" "$s" "${v:--}" "${m:--}"; done; rm -rf "$d"',
+        )
+
+    parse = staticmethod(parse_sent)
+
+
+class Targets(TypedDict):
+    resolves: dict[str, str]
+    identities: dict[str, CompilerId]
+
+
+def parse_targets(lines: list[str]) -> Targets:
+    result = Targets(resolves={}, identities={})
+    names: list[str] = []
+    paths: list[str] = []
+    for line in lines:
+        fields = line.split()
+        if fields[:1] == ["names"]:
+            names = fields[1:]
+        elif fields[:1] == ["path"] and len(fields) == 2:
+            paths.append(fields[1])
+        elif fields[:1] == ["identity"] and len(fields) == 4:
+            result["identities"][fields[1]] = _compiler_id(fields[2:])
+    if len(names) == len(paths):
+        result["resolves"] = dict(zip(names, paths, strict=True))
+    return result
+
+
+# The GCC drivers distccd may run: plain, versioned and triplet names.
+_DRIVER_NAMES = r"^((cc|c\+\+)|([a-z0-9_]+-linux-gnu[a-z]*-)?(gcc|g\+\+)(-[0-9]+)?)$"
+
+
+class CompilerTargets(ParsedFact[Targets]):
+    """
+    Every GCC driver name in /usr/local/bin and /usr/bin, the binary distccd
+    runs for a job that names it, and each binary's version and target.
+
+    .. code:: python
+
+        {"resolves": {"gcc": "/usr/bin/x86_64-linux-gnu-gcc-12", ...},
+         "identities": {"/usr/bin/x86_64-linux-gnu-gcc-12": {"version": "12.2.0", "machine": "x86_64-linux-gnu"}}}
+    """
+
+    # distccd runs a job's compiler by name through its PATH, systemd's
+    # default one, where /usr/local/bin comes before /usr/bin.
+    command = (
+        f"n=$(ls /usr/local/bin /usr/bin 2>/dev/null | grep -E '{_DRIVER_NAMES}' | sort -u); [ -n \"$n\" ] || exit 0; "
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; echo names $n; "
+        "for c in $n; do command -v \"$c\"; done | xargs readlink -f | sed 's/^/path /'; "
+        "for t in $(for c in $n; do command -v \"$c\"; done | xargs readlink -f | sort -u); do "
+        'v=$("$t" -dumpfullversion 2>/dev/null); m=$("$t" -dumpmachine 2>/dev/null); '
+        'printf "identity %s %s %s\\n" "$t" "${v:--}" "${m:--}"; done'
+    )
+
+    parse = staticmethod(parse_targets)

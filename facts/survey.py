@@ -13,7 +13,17 @@ from typing import TypedDict
 from pyinfra.api import FactBase, QuoteString, StringCommand
 
 from facts._shell import assign
-from facts.compiler import CompilerIdentity, Identity, parse_identity
+from facts.compiler import (
+    CompilerIdentity,
+    CompilersSent,
+    CompilerTargets,
+    Identity,
+    Sent,
+    Targets,
+    parse_identity,
+    parse_sent,
+    parse_targets,
+)
 from facts.distcc import (
     MASQUERADE_COMMAND,
     PS_COMMAND,
@@ -92,6 +102,8 @@ class Survey(TypedDict, total=False):
     memory_available: int | None
     tmpfs_space: Space
     distccd_tmp: DistccdTmp
+    compilers: Targets
+    sent: Sent
 
 
 def _reach_command(peers: list[str], port: int) -> StringCommand:
@@ -250,6 +262,7 @@ class HostSurvey(FactBase[Survey]):
         build_user: str | None = None,
         workers: list[str] = (),  # type: ignore[assignment]
         profile_script: str | None = None,
+        sent_names: list[str] = (),  # type: ignore[assignment]
     ) -> StringCommand:
         sections: list[tuple[str, object]] = [
             ("identity", CompilerIdentity.command),
@@ -264,6 +277,7 @@ class HostSurvey(FactBase[Survey]):
             ("gcc_package", GCC_PACKAGE_COMMAND),
             ("memory_available", MEMORY_AVAILABLE_COMMAND),
             ("distccd_tmp", DISTCCD_TMP_COMMAND),
+            ("compilers", CompilerTargets.command),
         ]
         if tmpfs_path is not None:
             sections.append(("mount", MountPoint().command(tmpfs_path)))
@@ -273,6 +287,8 @@ class HostSurvey(FactBase[Survey]):
             sections.append(("slots", _slots_command(build_user)))
         if profile_script is not None:
             sections.append(("profile", _profile_command(profile_script)))
+        if sent_names:
+            sections.append(("sent", CompilersSent().command(list(sent_names))))
         if workers:
             sections.append(("reach", _reach_command(list(workers), port)))
         bits: list[object] = []
@@ -303,6 +319,8 @@ _PARSERS = {
     "memory_available": parse_memory_available,
     "tmpfs_space": parse_space,
     "distccd_tmp": parse_distccd_tmp,
+    "compilers": parse_targets,
+    "sent": parse_sent,
 }
 
 

@@ -69,7 +69,15 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         f"sed -i 's#^User=distccd#User=nobody#' {OVERRIDE} && chmod 777 /var/log/distccd" + RESTART,
         "chmod 755 /var/log/distccd", (MODE_SWITCH, FORCED_RESET), {},
     ),
-    "whitelist-link-removed": ("worker1: rm /usr/lib/distcc/gcc", "worker", "rm /usr/lib/distcc/gcc", "", True, {}),
+    # The amd64 builder's client sends x86_64-linux-gnu-gcc for cc and gcc.
+    "whitelist-link-removed": (
+        "worker1: rm /usr/lib/distcc/x86_64-linux-gnu-gcc", "worker", "rm /usr/lib/distcc/x86_64-linux-gnu-gcc", "",
+        True, {},
+    ),
+    "unsent-link-removed": (
+        "worker1: rm /usr/lib/distcc/gcc (a name the amd64 builder's client never sends)", "worker",
+        "rm /usr/lib/distcc/gcc", "", True, {},
+    ),
     "whitelist-stray-file": (
         "worker1: a regular file /usr/lib/distcc/stray in the whitelist", "worker",
         "touch /usr/lib/distcc/stray", "rm -f /usr/lib/distcc/stray", False, {},
@@ -154,10 +162,17 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
                    "ip link set eth0 mtu 1500", False, {}),
     "mtu-builder": ("builder: ip link set eth0 mtu 1400", "builder", "ip link set eth0 mtu 1400",
                     "ip link set eth0 mtu 1500", False, {}),
+    "sent-compiler-missing": (
+        "worker1: /usr/bin/x86_64-linux-gnu-gcc (what the amd64 builder sends for cc and gcc) moved away",
+        "worker", "mv /usr/bin/x86_64-linux-gnu-gcc /root/x86_64-linux-gnu-gcc.capture",
+        "if [ -L /root/x86_64-linux-gnu-gcc.capture ]; then mv /root/x86_64-linux-gnu-gcc.capture "
+        "/usr/bin/x86_64-linux-gnu-gcc; fi", False, {},
+    ),
     "gcc-mismatch": (
         "worker1: gcc-11 from Debian installed and linked as /usr/local/bin/gcc", "worker",
         "DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-11 >/dev/null 2>&1 && ln -sf /usr/bin/gcc-11 /usr/local/bin/gcc",
-        "rm -f /usr/local/bin/gcc", False, {},
+        "rm -f /usr/local/bin/gcc && DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gcc-11 cpp-11 >/dev/null 2>&1",
+        True, {},
     ),
     "dns-worker": (
         "worker1: /etc/nsswitch.conf hosts: files only (other nodes' names no longer resolve)", "worker",

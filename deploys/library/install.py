@@ -11,7 +11,7 @@ from pyinfra.api.exceptions import PyinfraError
 from pyinfra.operations import files
 
 from deploys.library.cluster import role_of
-from deploys.library.settings import settings_for
+from deploys.library.settings import Settings, compiler_package, settings_for
 from deploys.library.worker import OVERRIDE_TEMPLATE, daemon_config
 from facts.systemd import UnitSources, UnitSourcesInfo
 from operations import apt, distcc, systemd
@@ -38,6 +38,12 @@ GOVERNING_KEYS = frozenset({
 # Unit files that are not anyone's hand edit: systemd's generators and
 # packages (a future Debian native unit, which the override is made to cover).
 _NOT_EDITS = ("/run/systemd/generator", "/lib/systemd/system/", "/usr/lib/systemd/system/")
+
+
+def cross_packages(settings: Settings) -> list[str]:
+    """Debian's packages of the cross compilers the build uses: the builder
+    preprocesses with them, the workers compile with them."""
+    return sorted({compiler_package(name) for name in settings.cross_compilers})
 
 
 class UnitDriftRefusal(PyinfraError):
@@ -78,7 +84,10 @@ def distcc_installed():
     settings = settings_for(host)
     role = role_of(host)
     if role == "builder":
-        apt.packages_installed(name="Install the distcc client", packages=["distcc"], wait_seconds=settings.apt_lock_wait)
+        apt.packages_installed(
+            name="Install the distcc client", packages=["distcc", *cross_packages(settings)],
+            wait_seconds=settings.apt_lock_wait,
+        )
         return
     if role != "worker":
         return
@@ -86,7 +95,9 @@ def distcc_installed():
     drift = unit_drift(host.get_fact(UnitSources, unit=distcc.UNIT), systemd.dropin_path(distcc.UNIT, "override.conf"))
     if drift:
         raise UnitDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
-    apt.packages_installed(name="Install distcc", packages=WORKER_PACKAGES, wait_seconds=settings.apt_lock_wait)
+    apt.packages_installed(
+        name="Install distcc", packages=[*WORKER_PACKAGES, *cross_packages(settings)], wait_seconds=settings.apt_lock_wait
+    )
     distcc.masquerade_links(
         name="Whitelist the installed compilers in /usr/lib/distcc",
         compilers=list(settings.compilers) if settings.compilers else None,

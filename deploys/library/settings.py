@@ -38,6 +38,12 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     # a job; with --jobs 4 (a CM4's CPUs) that is at most about 120 MB. 256M
     # gives twice that, and a tmpfs holds only what is written to it.
     "distcc_worker_tmp_size": ("256M", "workers: size cap of distccd's private /tmp in RAM, for remote jobs' temporary files (K, M or G)"),
+    # Raspberry Pi's kernel guide builds a 64-bit kernel from the 32-bit OS
+    # with CROSS_COMPILE=aarch64-linux-gnu-: then the builder sends that name.
+    "distcc_cross_compilers": (
+        [], "cross compilers the build runs, e.g. ['aarch64-linux-gnu-gcc']: installed on every node from Debian, "
+        "whitelisted, compared with the builder's and smoke-tested",
+    ),
     "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
     "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
     "distcc_tmpfs_size": (None, "builder: tmpfs size (K, M or G); must fit in the builder's memory; default: half of it"),
@@ -60,6 +66,7 @@ _PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._-]+$")
 _COMPILER = re.compile(r"^[A-Za-z0-9._+-]+$")
+CROSS_COMPILER = re.compile(r"^(?P<triplet>[a-z0-9_]+-linux-gnu[a-z]*)-(?P<driver>gcc|g\+\+)(?:-(?P<version>\d+))?$")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
@@ -79,6 +86,7 @@ class Settings:
     log_level: str
     log_dir: str
     compilers: tuple[str, ...] | None
+    cross_compilers: tuple[str, ...]
     worker_tmp_size: str
     force_restart: bool
     tmpfs_path: str
@@ -233,6 +241,14 @@ def settings_for(host) -> Settings:
     if compilers is not None:
         if not isinstance(compilers, list | tuple) or not all(isinstance(c, str) and _COMPILER.match(c) for c in compilers):
             raise _fail(name, "distcc_compilers", compilers, "is not a list of compiler names", "set e.g. ['gcc', 'gcc-12']")
+    cross = get("distcc_cross_compilers")
+    if isinstance(cross, str) or not isinstance(cross, list | tuple) or not all(
+        isinstance(c, str) and CROSS_COMPILER.match(c) for c in cross
+    ):
+        raise _fail(
+            name, "distcc_cross_compilers", cross, "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)",
+            "set e.g. ['aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-g++'], the names CROSS_COMPILE makes the build run",
+        )
     log_level = get("distcc_log_level")
     if log_level not in _LOG_LEVELS:
         raise _fail(name, "distcc_log_level", log_level, "is not a distccd log level", f"use one of {', '.join(_LOG_LEVELS)}")
@@ -287,6 +303,7 @@ def settings_for(host) -> Settings:
         log_level=log_level,
         log_dir=get("distcc_log_dir").rstrip("/"),
         compilers=None if compilers is None else tuple(compilers),
+        cross_compilers=tuple(cross),
         worker_tmp_size=str(get("distcc_worker_tmp_size")).upper(),
         force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
         tmpfs_path=get("distcc_tmpfs_path").rstrip("/"),
@@ -324,3 +341,17 @@ def tmpfs_size_for(settings: Settings, memory_bytes: int) -> str:
     if settings.tmpfs_size is not None:
         return settings.tmpfs_size
     return f"{max(16, memory_bytes // 2 // 1024**2)}M"
+
+
+def compiler_package(name: str, native_machine: str | None = None) -> str:
+    """The Debian package of a compiler name: aarch64-linux-gnu-gcc comes with
+    gcc-aarch64-linux-gnu, aarch64-linux-gnu-g++-12 with g++-12-aarch64-linux-gnu;
+    a plain name, or the host's own triplet name, with the native package
+    (gcc, g++, gcc-12)."""
+    match = CROSS_COMPILER.match(name)
+    if not match:
+        return name
+    if match["triplet"] == native_machine:
+        return match["driver"] + (f"-{match['version']}" if match["version"] else "")
+    version = f"-{match['version']}" if match["version"] else ""
+    return f"{match['driver']}{version}-{match['triplet']}"

@@ -35,8 +35,9 @@ from pyinfra.context import ctx_config, ctx_host, ctx_state
 
 from deploys.library.builder import PROFILE_SCRIPT, login_drift
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
-from deploys.library.settings import Settings, jobs_for, settings_for, tmpfs_size_for
+from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
+from facts.compiler import INVOKED_NAMES
 from facts.distcc import ProcessInfo
 from facts.survey import HostSurvey, Reach, Survey
 from operations.distcc import UNIT
@@ -389,21 +390,98 @@ def worker_override(s: Subject) -> tuple[str, str]:
     return PASS, f"{dest} as rendered"
 
 
+def _sent(builder: Survey | None) -> dict[str, list[str]]:
+    """Each name the builder's client sends, with the names a build invokes
+    that become it (distcc 3.4 rewrites cc and gcc to x86_64-linux-gnu-gcc on
+    amd64, and nothing on ARM)."""
+    sent: dict[str, list[str]] = {}
+    for invoked, name in ((builder or {}).get("sent") or {"sent": {}})["sent"].items():
+        if name:
+            sent.setdefault(name, []).append(invoked)
+    return sent
+
+
+def _sent_by(name: str, invoked: list[str]) -> str:
+    others = [n for n in invoked if n != name]
+    return f"`{name}`" + (f" (what the builder sends for {_list(others)})" if others else "")
+
+
 @check("W-WHITELIST", column="whitelist", role="worker",
-       about="worker: /usr/lib/distcc links every compiler the builder sends")
+       about="worker: /usr/lib/distcc links every compiler name the builder's client sends")
 def worker_whitelist(s: Subject) -> tuple[str, str]:
     links = s.survey["masquerade"]["links"]
-    builder = s.builder
-    wanted = set(builder["masquerade"]["compilers"]) if builder and "masquerade" in builder else set()
-    if s.settings.compilers:
-        wanted &= set(s.settings.compilers)
+    sent = _sent(s.builder)
+    wanted = set(sent)
+    if not wanted:
+        # No client on the builder yet to ask: the names it has installed.
+        builder = s.builder
+        wanted = set(builder["masquerade"]["compilers"]) if builder and "masquerade" in builder else set()
+        if s.settings.compilers:
+            wanted &= set(s.settings.compilers)
     missing = sorted(n for n in wanted if n not in links)
     others = s.survey["masquerade"]["other_entries"]
     if missing:
-        return FAIL, f"{DISTCC_DIR} lacks {_list(missing)} (jobs for it fail); {HEAL}"
+        named = _list(_sent_by(n, sent.get(n, [])) for n in missing)
+        return FAIL, f"{DISTCC_DIR} lacks {named}, so every job the builder sends with it is refused; {HEAL}"
     if others:
         return WARN, f"{DISTCC_DIR} also holds non-links {_list(others)}; remove them"
-    return PASS, f"all {len(wanted)} compilers the builder has are linked"
+    return PASS, f"the {len(wanted)} compiler names the builder sends are linked: {_list(sorted(wanted))}"
+
+
+def _target_fix(builder_arch: str | None, builder_machine: str | None, arch: str | None) -> str:
+    cross = (
+        f"; or build with CROSS_COMPILE={builder_machine}- (setting distcc_cross_compilers = "
+        f"['{builder_machine}-gcc']) so the builder sends {builder_machine}-gcc, which the mode switch then "
+        f"installs here from Debian's gcc-{builder_machine}"
+        if arch != "armhf" else ""
+    )
+    return (
+        f"run the builder's architecture ({builder_arch or 'the same Raspberry Pi OS'}) on this worker, or remove "
+        f"it from the workers group{cross}"
+    )
+
+
+@check("W-COMPILERS", column="compilers", role="worker",
+       about="worker: each compiler name the builder sends runs here the builder's compiler (same version and target)")
+def worker_compilers(s: Subject) -> tuple[str, str]:
+    builder = s.builder or {}
+    sent = _sent(builder)
+    if not sent:
+        return WARN, "no compiler names from the builder to compare (its distcc client is missing or did not answer)"
+    theirs = builder["sent"]["identities"]
+    mine = s.survey["compilers"]
+    arch, builder_arch = s.survey["identity"]["dpkg_architecture"], builder["identity"]["dpkg_architecture"]
+    problems = []
+    for name, invoked in sorted(sent.items()):
+        their = theirs.get(name) or {"version": None, "machine": None}
+        their_version, their_machine = their["version"], their["machine"]
+        binary = mine["resolves"].get(name)
+        if binary is None:
+            problems.append(
+                f"{_sent_by(name, invoked)} is not installed here, so its jobs fail; install Debian's "
+                f"{compiler_package(name, s.survey['identity']['gcc_machine'])} here (for a cross compiler, "
+                f"listing it in distcc_cross_compilers makes the mode switch do it)"
+            )
+            continue
+        found = mine["identities"].get(binary) or {"version": None, "machine": None}
+        version, machine = found["version"], found["machine"]
+        if machine != their_machine:
+            problems.append(
+                f"{_sent_by(name, invoked)} is {binary}, gcc {version} for {machine} (dpkg {arch}), but the builder's "
+                f"is for {their_machine} (dpkg {builder_arch}): its objects would be for the wrong CPU; "
+                f"{_target_fix(builder_arch, their_machine, arch)}"
+            )
+        elif version != their_version:
+            problems.append(
+                f"{_sent_by(name, invoked)} is gcc {version} here but {their_version} on the builder: objects would "
+                f"be silently different; install the builder's gcc version here (the same OS release and upgrades)"
+            )
+    if problems:
+        return FAIL, "; ".join(problems)
+    shown = _list(
+        f"{name} {theirs[name]['version']} {theirs[name]['machine']}" if name in theirs else name for name in sorted(sent)
+    )
+    return PASS, f"same as the builder: {shown}"
 
 
 @check("W-ALLOW", column="allow", role="worker",
@@ -825,6 +903,7 @@ def _survey_arguments(settings: Settings) -> dict:
             build_user=settings.build_user,
             workers=[peer_name(w) for w in worker_hosts(inventory)],
             profile_script=PROFILE_SCRIPT,
+            sent_names=[*INVOKED_NAMES, *settings.cross_compilers],
         )
     else:
         arguments["builder_peer"] = builder_peer(settings)

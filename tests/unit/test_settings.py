@@ -15,7 +15,7 @@ import pytest
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys.library.cluster import check_inventory
-from deploys.library.settings import DEFAULTS, SettingsError, jobs_for, settings_for, tmpfs_size_for
+from deploys.library.settings import DEFAULTS, SettingsError, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import loopback_derivation
 
 
@@ -429,3 +429,26 @@ def test_build_user_defaults_to_the_ssh_user():
     """No `pi` on Raspberry Pi OS since 2022: the SSH user is the build user."""
     assert settings_for(FakeHost(WORKER, {"ssh_user": "alice", "_sudo": True})).build_user == "alice"
     assert settings_for(FakeHost(WORKER, {"ssh_user": "alice", "_sudo": True, "distcc_build_user": "bob"})).build_user == "bob"
+
+
+@pytest.mark.parametrize(
+    "name, native, package",
+    [
+        ("aarch64-linux-gnu-gcc", "arm-linux-gnueabihf", "gcc-aarch64-linux-gnu"),
+        ("aarch64-linux-gnu-g++-12", "arm-linux-gnueabihf", "g++-12-aarch64-linux-gnu"),
+        ("arm-linux-gnueabihf-gcc", "aarch64-linux-gnu", "gcc-arm-linux-gnueabihf"),
+        ("x86_64-linux-gnu-gcc", "x86_64-linux-gnu", "gcc"),  # the host's own triplet name: native gcc
+        ("gcc", "aarch64-linux-gnu", "gcc"),
+    ],
+)
+def test_compiler_names_map_to_their_debian_package(name, native, package):
+    assert compiler_package(name, native) == package
+
+
+def test_cross_compilers_must_be_triplet_names():
+    assert settings_for(FakeHost(WORKER, {"distcc_cross_compilers": ["aarch64-linux-gnu-gcc"]})).cross_compilers == (
+        "aarch64-linux-gnu-gcc",
+    )
+    message = refusal({"distcc_cross_compilers": ["clang"]})
+    assert_one_clear_paragraph(message, WORKER, "distcc_cross_compilers")
+    assert "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)" in message

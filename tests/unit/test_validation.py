@@ -93,7 +93,7 @@ def test_every_message_is_ascii_without_python_reprs(case):
 def test_registry_keeps_ids_columns_and_order():
     assert list(CHECKS) == [
         "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
-        "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
+        "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-COMPILERS", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
         "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S",
         "B-TMPFS-SPACE", "H-MEMORY", "W-TMP-SPACE",
     ]
@@ -117,10 +117,10 @@ def test_healthy_lab_passes_every_check_that_applies():
     assert {h: [c.id for c in checks] for h, checks in results.items()} == {
         BUILDER: ["H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
                   "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "B-TMPFS-SPACE", "H-MEMORY"],
-        WORKER1: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
+        WORKER1: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-COMPILERS", "W-ALLOW", "W-INSECURE", "W-LISTEN",
                   "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "H-MEMORY",
                   "W-TMP-SPACE"],
-        WORKER2: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-ALLOW", "W-INSECURE", "W-LISTEN",
+        WORKER2: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-COMPILERS", "W-ALLOW", "W-INSECURE", "W-LISTEN",
                   "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "H-MEMORY",
                   "W-TMP-SPACE"],
     }
@@ -133,7 +133,7 @@ def test_table_names_columns_in_words_and_always_prints_the_legend():
     assert header.split(" | ")[1].split() == [COLUMNS[c] for c in CHECKS]
     assert "columns: reachable=H-REACHABLE, tmpfs=B-TMPFS," in table
     assert f"{BUILDER} | ok " in table and table.isascii()
-    assert table.endswith("validation: 45 PASS, 0 WARN, 0 FAIL")
+    assert table.endswith("validation: 47 PASS, 0 WARN, 0 FAIL")
 
 
 # --- one test per check and outcome ------------------------------------------------------
@@ -208,9 +208,19 @@ OUTCOMES = [
     ("noroute-worker", WORKER1, "W-OVERRIDE", FAIL,
      ["this worker has no route to the builder builder.distcc.internal (172.31.254.2)", "ip route"]),
     # W-WHITELIST
-    ("healthy", WORKER1, "W-WHITELIST", PASS, ["compilers the builder has are linked"]),
-    ("whitelist-link-removed", WORKER1, "W-WHITELIST", FAIL, ["/usr/lib/distcc lacks gcc (jobs for it fail)", HEAL]),
-    ("worker-distcc-removed", WORKER1, "W-WHITELIST", FAIL, ["/usr/lib/distcc lacks c++, c89-gcc", HEAL]),
+    ("healthy", WORKER1, "W-WHITELIST", PASS,
+     ["the 2 compiler names the builder sends are linked: x86_64-linux-gnu-g++, x86_64-linux-gnu-gcc"]),
+    ("whitelist-link-removed", WORKER1, "W-WHITELIST", FAIL,
+     ["/usr/lib/distcc lacks `x86_64-linux-gnu-gcc` (what the builder sends for cc, gcc), so every job", HEAL]),
+    # distcc 3.4 on amd64 never sends plain gcc: a missing link for it stops no job.
+    ("unsent-link-removed", WORKER1, "W-WHITELIST", PASS, ["the 2 compiler names the builder sends are linked"]),
+    ("worker-distcc-removed", WORKER1, "W-WHITELIST", FAIL,
+     ["/usr/lib/distcc lacks `x86_64-linux-gnu-g++` (what the builder sends for c++, g++)", HEAL]),
+    # W-COMPILERS
+    ("healthy", WORKER1, "W-COMPILERS", PASS,
+     ["same as the builder: x86_64-linux-gnu-g++ 12.2.0 x86_64-linux-gnu, x86_64-linux-gnu-gcc 12.2.0 x86_64-linux-gnu"]),
+    ("sent-compiler-missing", WORKER1, "W-COMPILERS", FAIL,
+     ["`x86_64-linux-gnu-gcc` (what the builder sends for cc, gcc) is not installed here", "install Debian's gcc here"]),
     ("whitelist-stray-file", WORKER1, "W-WHITELIST", WARN, ["also holds non-links stray; remove them"]),
     # W-ALLOW
     ("healthy", WORKER1, "W-ALLOW", PASS, ["--allow 172.31.254.2/32"]),
