@@ -110,8 +110,26 @@ UNHEALED = {
     "names do not resolve on the worker": (
         "worker", "cp /etc/nsswitch.conf /root/nsswitch.test && sed -i 's/^hosts:.*/hosts: files/' /etc/nsswitch.conf",
         "mv /root/nsswitch.test /etc/nsswitch.conf", None,
-        {"H-FQDN@{worker}", "H-MTU@{worker}", "W-DISTCCD@{worker}", "W-OVERRIDE@{worker}"},
+        {"H-NAMES@{worker}", "H-MTU@{worker}", "W-DISTCCD@{worker}", "W-OVERRIDE@{worker}"},
         "does not resolve on this worker",
+    ),
+    # Resource exhaustion: caught before it fails a build, named with its fix.
+    "the build tmpfs is full": (
+        "builder", "fallocate -l 250M /tmp/kernel-build/full", "rm -f /tmp/kernel-build/full", None,
+        {"B-TMPFS-SPACE@{builder}"}, "builds stop with No space left on device",
+    ),
+    "the build tmpfs is out of inodes": (
+        "builder", "df -Pi /tmp/kernel-build | awk 'NR == 2 {{print $2}}' > /root/nr_inodes.test && "
+        "mount -o remount,nr_inodes=500 /tmp/kernel-build && mkdir /tmp/kernel-build/many && "
+        "cd /tmp/kernel-build/many && seq 1 494 | xargs touch",
+        "rm -rf /tmp/kernel-build/many && mount -o remount,nr_inodes=$(cat /root/nr_inodes.test) /tmp/kernel-build && "
+        "rm /root/nr_inodes.test", None,
+        {"B-TMPFS-SPACE@{builder}"}, "of 500 inodes",
+    ),
+    "distccd's /tmp on the worker is full": (
+        "worker", "nsenter --target $(systemctl show distcc.service -p MainPID --value) --mount "
+        "mount -t tmpfs -o size=16M tmpfs /tmp",
+        "systemctl restart distcc && sleep 1", None, {"W-TMP-SPACE@{worker}"}, "jobs fail with No space left on device",
     ),
     "the build user does not exist": (
         "builder", "true", "true", {"distcc_build_user": "kbuild"},
