@@ -62,7 +62,9 @@ BREAKAGES = {
         "rm /etc/systemd/system/distcc.service.d/override.conf && systemctl daemon-reload",
         {"W-OVERRIDE"},
     ),
-    "masquerade link removed": ("worker", "rm /usr/lib/distcc/gcc", {"W-WHITELIST"}),
+    # The link for the name the builder's client sends: the amd64 lab's
+    # distcc 3.4 rewrites cc and gcc to x86_64-linux-gnu-gcc.
+    "masquerade link removed": ("worker", "rm /usr/lib/distcc/x86_64-linux-gnu-gcc", {"W-WHITELIST"}),
     "tmpfs unmounted": ("builder", "umount /tmp/kernel-build", {"B-TMPFS"}),
     "distccd running on the builder": (
         "builder",
@@ -203,4 +205,22 @@ def test_compiler_mismatch_is_a_fail(worker):
     finally:
         sh(worker.container, "rm -f /usr/local/bin/gcc")
     assert deploy("mode_switch").returncode == 0
+    assert validate()[0] == 0
+
+
+def test_a_sent_compiler_of_another_version_is_a_fail(builder, worker):
+    """What the amd64 builder's client really sends is x86_64-linux-gnu-gcc:
+    a worker where that name runs gcc-11 compiles every job with gcc 11,
+    whatever its plain gcc is."""
+    sh(worker.container, "apt-get install -y -q gcc-11 >/dev/null 2>&1 && "
+       "ln -sf x86_64-linux-gnu-gcc-11 /usr/bin/x86_64-linux-gnu-gcc")
+    try:
+        code, failed, output = validate()
+        assert code != 0
+        assert f"W-COMPILERS@{worker.fqdn}" in failed and f"H-GCC@{worker.fqdn}" not in failed, output[-3000:]
+        line = next(line for line in output.splitlines() if line.startswith(f"FAIL W-COMPILERS {worker.fqdn}"))
+        assert "`x86_64-linux-gnu-gcc` (what the builder sends for cc, gcc) is gcc 11." in line
+        assert "but 12.2.0 on the builder" in line and "install the builder's gcc version here" in line
+    finally:
+        sh(worker.container, "ln -sf gcc-12 /usr/bin/x86_64-linux-gnu-gcc")
     assert validate()[0] == 0
