@@ -202,12 +202,20 @@ def ensure_emulation(arch: str) -> None:
     except OSError:
         text = ""
     flags = next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags:")), "")
-    if not text.startswith("enabled") or "F" not in flags:
+    # F: the interpreter is found inside containers; C: setuid programs (sudo)
+    # get their owner's uid, as natively.
+    problem = (
+        "missing" if not text else "disabled" if not text.startswith("enabled")
+        else "without flag F (fix binary)" if "F" not in flags
+        else "without flag C (credentials), so sudo fails in the nodes" if "C" not in flags
+        else ""
+    )
+    if problem:
         raise LabError(
-            f"{arch} nodes run under qemu-user emulation, but the binfmt handler {handler} is "
-            f"{'missing' if not text else 'disabled or lacks flag F'}. Run lab/ensure_engine.sh with "
-            f"LAB_ARCH={arch} (as root it installs Debian's qemu-user-static and binfmt-support and mounts "
-            "binfmt_misc), or make lab-up, and run again."
+            f"{arch} nodes run under qemu-user emulation, but the binfmt handler {handler} is {problem}. "
+            f"Run LAB_ARCH={arch} lab/ensure_engine.sh as root (it installs Debian's qemu-user-static and "
+            "binfmt-support, mounts binfmt_misc and registers the handler with flags F and C), or make lab-up, "
+            "and run again."
         )
 
 

@@ -108,6 +108,28 @@ if [ -n "$handlers" ]; then
                  "re-register $h with flag F, and run make again." >&2
             exit 1
         fi
+        # Debian registers the handlers without flag C ("credentials no"):
+        # then a setuid program run through qemu keeps the caller's uid, and
+        # sudo, which is how the deploys reach root on a node, refuses with
+        # "effective uid is not 0". Registered again with O and C (not kept
+        # over a reboot; binfmt-support imports Debian's flags at boot).
+        if ! grep -q '^flags:.*C' "$binfmt/$h"; then
+            if [ "$(id -u)" != 0 ]; then
+                echo "engine: ERROR: the binfmt handler $h lacks flag C (credentials), so sudo cannot" \
+                     "work in emulated nodes. As root, run this script again (it registers $h with" \
+                     "flags OC added), and run make again." >&2
+                exit 1
+            fi
+            interpreter=$(sed -n 's/^interpreter //p' "$binfmt/$h")
+            flags=$(sed -n 's/^flags: //p' "$binfmt/$h")
+            offset=$(sed -n 's/^offset //p' "$binfmt/$h")
+            magic=$(sed -n 's/^magic //p' "$binfmt/$h" | sed 's/../\\x&/g')
+            mask=$(sed -n 's/^mask //p' "$binfmt/$h" | sed 's/../\\x&/g')
+            echo "engine: registering the binfmt handler $h again with flags ${flags}OC (sudo in emulated nodes)"
+            echo -1 >"$binfmt/$h"
+            printf ':%s:M:%s:%s:%s:%s:%s\n' "$h" "$offset" "$magic" "$mask" "$interpreter" "${flags}OC" \
+                >"$binfmt/register"
+        fi
     done
 fi
 
