@@ -278,7 +278,11 @@ def build_image(arch: str | None = None) -> str:
         # One recipe: the native one, then what emulated nodes need on top.
         dockerfile += "\n" + (EMULATED_DIR / "Dockerfile").read_text()
     proc = subprocess.run(
-        ["docker", "build", "-q", "--build-arg", f"BASE={base_image_tag(arch)}", "-t", tag, "-f", "-", str(IMAGE_DIR)],
+        [
+            "docker", "build", "-q", "--build-arg", f"BASE={base_image_tag(arch)}",
+            *(["--build-arg", f"LAB_ARCH={arch}"] if is_emulated(arch) else []),
+            "-t", tag, "-f", "-", str(IMAGE_DIR),
+        ],
         text=True,
         input=dockerfile,
         capture_output=True,
