@@ -1,20 +1,22 @@
 # The two commands a newcomer needs:
 #   make demo  - set up, start the lab cluster and switch it into DISTCC BUILD MODE
 #   make test  - set up, start the lab cluster and run the whole test suite
-# Also: make lab-up / lab-down / lab-status, make bench.
+# Also: make lab-up / lab-down / lab-status, make bench, make test-arm.
+# LAB_ARCH=arm64 (or armhf) runs every lab node under qemu-user emulation;
+# LAB_WORKER_ARCHS=arm64,armhf sets the workers one by one.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-LAB_WORKERS ?= 2
-export LAB_WORKERS
+# LAB_WORKERS (default 2, or one per LAB_WORKER_ARCHS entry), LAB_ARCH and
+# LAB_WORKER_ARCHS reach lab/ from the environment or the command line.
 # CI and scripts never answer pyinfra's "Press enter" prompt.
 export PYINFRA_YES := 1
 
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench lint
+.PHONY: demo test test-arm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench lint
 
 venv: $(VENV)/.installed
 
@@ -60,6 +62,13 @@ demo: venv lab-up
 
 test: venv lab-up
 	$(BIN)/pytest tests
+
+# The emulated ARM suite (tests/lab_arm): its own lab (LAB_ARM_PREFIX,
+# LAB_ARM_SUBNET) of an arm64 builder with arm64 and armhf workers, then an
+# all-armhf one. Not part of make test: each emulated lab takes minutes.
+test-arm: venv
+	LAB_ARCH=arm64 LAB_WORKER_ARCHS=arm64,armhf ./lab/ensure_engine.sh
+	$(BIN)/pytest -m arm tests/lab_arm
 
 unit: venv
 	$(BIN)/pytest tests/unit

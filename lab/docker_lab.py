@@ -5,6 +5,12 @@ Each node is a Debian bookworm container with systemd as PID 1, sshd, a user
 unit (`k3s` on the builder, `k3s-agent` on workers). distcc is not installed:
 the deploys install it for real with apt.
 
+Nodes run this machine's own architecture unless LAB_ARCH (every node) or
+LAB_WORKER_ARCHS (the workers one by one, e.g. `arm64,armhf`) asks for arm64
+or armhf, the architectures Raspberry Pis run; those run under qemu-user
+emulation (lab/ensure_engine.sh registers it), from an image debootstrapped
+for that architecture.
+
 Only the Python standard library and the docker CLI are used, so this module
 runs before the virtualenv exists and is imported by `inventories/lab.py`.
 """
@@ -15,6 +21,7 @@ import hashlib
 import ipaddress
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -60,6 +67,14 @@ SYSTEMD_RUN_FLAGS = [
 
 K3S_UNIT_FOR_ROLE = {"builder": "k3s", "worker": "k3s-agent"}
 
+ARCH_LABEL = "distcc-lab.arch"
+# Debian architecture -> the binfmt_misc handler that runs its binaries here.
+QEMU_HANDLERS = {"amd64": "qemu-x86_64", "arm64": "qemu-aarch64", "armhf": "qemu-arm"}
+BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
+# Extra recipe for emulated nodes only, kept out of IMAGE_DIR's own files so
+# that the native image's tag (its recipe digest) does not change with it.
+EMULATED_DIR = IMAGE_DIR / "emulated"
+
 
 class LabError(RuntimeError):
     """A lab step failed; the message says which and what to do."""
@@ -73,6 +88,7 @@ class Node:
     address: str | None = None
     state: str | None = None
     id: str | None = None
+    arch: str | None = None
 
     @property
     def fqdn(self) -> str:
@@ -113,13 +129,61 @@ def base_packages() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def base_image_tag() -> str:
-    return f"{IMAGE_NAME}-base:{_digest([IMAGE_DIR / 'base-packages.txt'])}"
+def native_arch() -> str:
+    """This machine's Debian architecture (what its containers run natively)."""
+    if shutil.which("dpkg"):
+        out = subprocess.run(["dpkg", "--print-architecture"], text=True, capture_output=True)
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    machine = platform.machine()
+    return {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "armhf", "armv6l": "armhf"}.get(
+        machine, machine
+    )
 
 
-def image_tag() -> str:
+def _checked_arch(arch: str, setting: str) -> str:
+    if arch not in QEMU_HANDLERS:
+        raise LabError(
+            f"{setting} names the architecture {arch!r}; the lab runs {', '.join(QEMU_HANDLERS)}. "
+            f"Set {setting} to one of those (Raspberry Pi OS is arm64 or armhf)."
+        )
+    return arch
+
+
+def lab_arch() -> str:
+    """LAB_ARCH: the builder's architecture, and every worker's unless LAB_WORKER_ARCHS says otherwise."""
+    value = os.environ.get("LAB_ARCH", "").strip()
+    return _checked_arch(value, "LAB_ARCH") if value else native_arch()
+
+
+def lab_worker_archs() -> list[str]:
+    """LAB_WORKER_ARCHS: one architecture per worker, in order (worker1 first)."""
+    value = os.environ.get("LAB_WORKER_ARCHS", "").strip()
+    return [_checked_arch(a.strip(), "LAB_WORKER_ARCHS") for a in value.split(",") if a.strip()] if value else []
+
+
+def is_emulated(arch: str) -> bool:
+    return arch != native_arch()
+
+
+def base_image_tag(arch: str | None = None) -> str:
+    arch = arch or native_arch()
+    digest = _digest([IMAGE_DIR / "base-packages.txt"])
+    # The native image keeps the tag it always had, so images already built stay valid.
+    return f"{IMAGE_NAME}-base:{digest}" if not is_emulated(arch) else f"{IMAGE_NAME}-base:{digest}-{arch}"
+
+
+def _recipe_files(arch: str) -> list[Path]:
     files = [p for p in IMAGE_DIR.iterdir() if p.is_file()]
-    return f"{IMAGE_NAME}:{_digest(files)}"
+    if is_emulated(arch):
+        files += [p for p in EMULATED_DIR.iterdir() if p.is_file()]
+    return files
+
+
+def image_tag(arch: str | None = None) -> str:
+    arch = arch or native_arch()
+    digest = _digest(_recipe_files(arch))
+    return f"{IMAGE_NAME}:{digest}" if not is_emulated(arch) else f"{IMAGE_NAME}:{digest}-{arch}"
 
 
 def _image_exists(tag: str) -> bool:
@@ -128,8 +192,37 @@ def _image_exists(tag: str) -> bool:
     ).returncode == 0
 
 
-def build_base_image() -> None:
-    tag = base_image_tag()
+def ensure_emulation(arch: str) -> None:
+    """An emulated architecture needs its qemu handler registered (with flag F,
+    so that the interpreter is found inside containers)."""
+    if not is_emulated(arch):
+        return
+    handler = BINFMT_DIR / QEMU_HANDLERS[arch]
+    try:
+        text = handler.read_text()
+    except OSError:
+        text = ""
+    flags = next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags:")), "")
+    # F: the interpreter is found inside containers; C: setuid programs (sudo)
+    # get their owner's uid, as natively.
+    problem = (
+        "missing" if not text else "disabled" if not text.startswith("enabled")
+        else "without flag F (fix binary)" if "F" not in flags
+        else "without flag C (credentials), so sudo fails in the nodes" if "C" not in flags
+        else ""
+    )
+    if problem:
+        raise LabError(
+            f"{arch} nodes run under qemu-user emulation, but the binfmt handler {handler} is {problem}. "
+            f"Run LAB_ARCH={arch} lab/ensure_engine.sh as root (it installs Debian's qemu-user-static and "
+            "binfmt-support, mounts binfmt_misc and registers the handler with flags F and C), or make lab-up, "
+            "and run again."
+        )
+
+
+def build_base_image(arch: str | None = None) -> None:
+    arch = arch or native_arch()
+    tag = base_image_tag(arch)
     if _image_exists(tag):
         return
     if shutil.which("debootstrap") is None:
@@ -137,23 +230,29 @@ def build_base_image() -> None:
             "debootstrap is not installed; it builds the lab's Debian bookworm base image. "
             "Install it (Debian: apt-get install debootstrap) and run again."
         )
+    ensure_emulation(arch)
     STATE_DIR.mkdir(exist_ok=True)
     rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=STATE_DIR))
-    _say(f"debootstrapping Debian bookworm into {rootfs} (a few minutes, once per recipe)")
+    _say(f"debootstrapping Debian bookworm ({arch}) into {rootfs} (a few minutes, once per recipe)")
+    command = ["debootstrap", "--variant=minbase", "--include=" + ",".join(base_packages())]
+    import_changes = ["-c", 'CMD ["/lib/systemd/systemd"]']
+    if is_emulated(arch):
+        # Both debootstrap stages run here, the second through qemu-user. This
+        # Docker labels an imported image with its own architecture whatever
+        # it holds; the label says what it really is.
+        command.append(f"--arch={arch}")
+        import_changes += ["-c", f"LABEL {ARCH_LABEL}={arch}"]
     try:
+        started = time.monotonic()
         subprocess.run(
-            [
-                "debootstrap", "--variant=minbase",
-                "--include=" + ",".join(base_packages()),
-                "bookworm", str(rootfs), DEBIAN_MIRROR,
-            ],
+            [*command, "bookworm", str(rootfs), DEBIAN_MIRROR],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        _say(f"importing the root filesystem as {tag}")
+        _say(f"debootstrap ({arch}) took {time.monotonic() - started:.0f}s; importing the root filesystem as {tag}")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run(
-            ["docker", "import", "-c", 'CMD ["/lib/systemd/systemd"]', "-", tag],
+            ["docker", "import", *import_changes, "-", tag],
             stdin=tar.stdout,
             check=True,
             stdout=subprocess.DEVNULL,
@@ -166,38 +265,75 @@ def build_base_image() -> None:
         shutil.rmtree(rootfs, ignore_errors=True)
 
 
-def build_image() -> str:
-    tag = image_tag()
+def build_image(arch: str | None = None) -> str:
+    arch = arch or native_arch()
+    tag = image_tag(arch)
     if _image_exists(tag):
         return tag
-    build_base_image()
+    build_base_image(arch)
+    ensure_emulation(arch)
     _say(f"building {tag}")
+    started = time.monotonic()
+    dockerfile = (IMAGE_DIR / "Dockerfile").read_text()
+    if is_emulated(arch):
+        # One recipe: the native one, then what emulated nodes need on top.
+        dockerfile += "\n" + (EMULATED_DIR / "Dockerfile").read_text()
     proc = subprocess.run(
-        ["docker", "build", "-q", "--build-arg", f"BASE={base_image_tag()}", "-t", tag, str(IMAGE_DIR)],
+        [
+            "docker", "build", "-q", "--build-arg", f"BASE={base_image_tag(arch)}",
+            *(["--build-arg", f"LAB_ARCH={arch}"] if is_emulated(arch) else []),
+            "-t", tag, "-f", "-", str(IMAGE_DIR),
+        ],
         text=True,
+        input=dockerfile,
         capture_output=True,
     )
     if proc.returncode != 0:
         raise LabError(f"docker build of the lab image failed:\n{proc.stderr[-2000:]}")
+    _say(f"built {tag} in {time.monotonic() - started:.0f}s")
     return tag
 
 
 # --- nodes ---------------------------------------------------------------------
 
 
-def wanted_nodes(workers: int) -> list[Node]:
-    nodes = [Node(f"{PREFIX}-builder", "builder", "builder")]
-    nodes += [Node(f"{PREFIX}-worker{i}", f"worker{i}", "worker") for i in range(1, workers + 1)]
+def wanted_nodes(workers: int, arch: str | None = None, worker_archs: list[str] | None = None) -> list[Node]:
+    """The builder and N workers; arch (default LAB_ARCH) is the builder's and
+    every worker's, worker_archs (default LAB_WORKER_ARCHS) the first workers'."""
+    arch = arch or lab_arch()
+    worker_archs = lab_worker_archs() if worker_archs is None else worker_archs
+    if len(worker_archs) > workers:
+        raise LabError(
+            f"LAB_WORKER_ARCHS names {len(worker_archs)} workers ({','.join(worker_archs)}) but the lab has "
+            f"{workers} (LAB_WORKERS). Give one architecture per worker, or set LAB_WORKERS={len(worker_archs)}."
+        )
+    archs = worker_archs + [arch] * (workers - len(worker_archs))
+    nodes = [Node(f"{PREFIX}-builder", "builder", "builder", arch=arch)]
+    nodes += [Node(f"{PREFIX}-worker{i}", f"worker{i}", "worker", arch=a) for i, a in enumerate(archs, start=1)]
     return nodes
 
 
+def default_workers() -> int:
+    """LAB_WORKERS, else one worker per LAB_WORKER_ARCHS entry, else 2."""
+    value = os.environ.get("LAB_WORKERS", "").strip()
+    if value:
+        try:
+            return int(value)
+        except ValueError:
+            raise LabError(f"LAB_WORKERS={value!r} is not a number; set it to the number of workers, e.g. 2.") from None
+    return len(lab_worker_archs()) or 2
+
+
 def known_hosts_file(running: list[Node]) -> Path:
+    # One folder per lab prefix: two labs driven from one checkout (e.g. the
+    # usual lab and tests/lab_arm's) do not forget each other's keys.
+    folder = KNOWN_HOSTS_DIR / f"known_hosts.d-{PREFIX}"
     digest = hashlib.sha256(" ".join(sorted(n.id or "" for n in running)).encode()).hexdigest()[:12]
-    path = KNOWN_HOSTS_DIR / f"known_hosts-{digest}"
+    path = folder / f"known_hosts-{digest}"
     if not path.exists():
-        for old in KNOWN_HOSTS_DIR.glob("known_hosts-*"):
+        for old in folder.glob("known_hosts-*"):
             old.unlink(missing_ok=True)
-        KNOWN_HOSTS_DIR.mkdir(parents=True, exist_ok=True)
+        folder.mkdir(parents=True, exist_ok=True)
         path.write_text("")
     return path
 
@@ -266,6 +402,7 @@ def start_node(node: Node, image: str) -> None:
             "--label", f"{LABEL}={node.role}",
             "--label", f"{SPEC_LABEL}={spec}",
             "--label", f"{PREFIX_LABEL}={PREFIX}",
+            "--label", f"{ARCH_LABEL}={node.arch or native_arch()}",
             *SYSTEMD_RUN_FLAGS,
             image,
         )
@@ -277,17 +414,26 @@ def _exec(container: str, script: str, check: bool = True) -> str:
     return _docker("exec", "-i", container, "sh", "-c", script, check=check)
 
 
+def _boot_slowdown(node: Node) -> int:
+    # Under qemu-user every process start costs several times more, as on a CM3+.
+    return 4 if is_emulated(node.arch or native_arch()) else 1
+
+
 def provision_node(node: Node, public_key: str) -> None:
     """Wait for systemd, then give `pi` the lab key and the role's k3s stand-in."""
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 120 * _boot_slowdown(node)
     state = ""
     while time.monotonic() < deadline:
         state = _exec(node.container, "systemctl is-system-running 2>/dev/null || true", check=False)
+        # "degraded" is tolerated (a unit failed), but the failed units are named.
         if state in ("running", "degraded"):
             break
         time.sleep(0.5)
     else:
         raise LabError(f"{node.container}: systemd did not finish booting (state {state!r})")
+    if state == "degraded":
+        failed = _exec(node.container, "systemctl --failed --plain --no-legend | awk '{print $1}'", check=False)
+        _say(f"{node.container}: systemd is degraded, failed units: {' '.join(failed.split()) or 'none listed'}")
     unit = K3S_UNIT_FOR_ROLE.get(node.role)
     script = (
         "set -e\n"
@@ -308,7 +454,7 @@ def provision_node(node: Node, public_key: str) -> None:
             "fi\n"
         )
     _docker("exec", "-i", node.container, "sh", "-c", script, input=public_key)
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 30 * _boot_slowdown(node)
     while _exec(node.container, "systemctl is-active ssh.service || true", check=False) != "active":
         if time.monotonic() > deadline:
             raise LabError(f"{node.container}: sshd did not start")
@@ -338,6 +484,8 @@ def nodes() -> list[Node]:
                 role=info["Config"]["Labels"].get(LABEL, "?"),
                 address=address,
                 state=info["State"]["Status"],
+                # Containers made before the label existed run the native image.
+                arch=info["Config"]["Labels"].get(ARCH_LABEL) or native_arch(),
             )
         )
     order = {"builder": 0, "worker": 1}
@@ -364,23 +512,28 @@ def ensure_inotify_instances() -> None:
     INOTIFY_INSTANCES.write_text(f"{INOTIFY_NEEDED}\n")
 
 
-def up(workers: int) -> list[Node]:
+def up(workers: int | None = None, arch: str | None = None, worker_archs: list[str] | None = None) -> list[Node]:
+    """Start the lab: workers (default LAB_WORKERS), the builder's and default
+    architecture (default LAB_ARCH), the first workers' (default LAB_WORKER_ARCHS)."""
+    workers = default_workers() if workers is None else workers
     if workers < 1:
         raise LabError(f"LAB_WORKERS={workers}: the lab needs at least one worker.")
+    wanted = wanted_nodes(workers, arch, worker_archs)
     ensure_inotify_instances()
-    image = build_image()
+    images = {}
+    for node_arch in dict.fromkeys(n.arch for n in wanted):
+        images[node_arch] = build_image(node_arch)
     ensure_network()
     key = ensure_ssh_key()
-    wanted = wanted_nodes(workers)
     wanted_names = {n.container for n in wanted}
     for name in lab_containers():
         if name not in wanted_names:
             _say(f"removing {name} (not part of a lab with {workers} workers)")
             _docker("rm", "-f", "-v", name)
     for node in wanted:
-        remove_if_outdated(node, image)
+        remove_if_outdated(node, images[node.arch])
     for node in wanted:
-        start_node(node, image)
+        start_node(node, images[node.arch])
     public_key = key.with_suffix(".pub").read_text()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: provision_node(n, public_key), wanted))
@@ -398,12 +551,12 @@ def down() -> None:
 
 
 def status() -> str:
-    rows = [("CONTAINER", "ROLE", "STATE", "ADDRESS", "SYSTEMD")]
+    rows = [("CONTAINER", "ROLE", "ARCH", "STATE", "ADDRESS", "SYSTEMD")]
     for node in nodes():
         systemd = "-"
         if node.state == "running":
             systemd = _exec(node.container, "systemctl is-system-running 2>/dev/null || true", check=False)
-        rows.append((node.container, node.role, node.state or "?", node.address or "-", systemd))
+        rows.append((node.container, node.role, node.arch or "?", node.state or "?", node.address or "-", systemd))
     if len(rows) == 1:
         return f"no lab containers (image {image_tag()} {'present' if _image_exists(image_tag()) else 'not built'})"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -414,9 +567,11 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     try:
         if command == "image":
-            _say(f"image {build_image()} ready")
+            # Every architecture the lab would run (LAB_ARCH, LAB_WORKER_ARCHS).
+            for arch in dict.fromkeys([lab_arch(), *lab_worker_archs()]):
+                _say(f"image {build_image(arch)} ready")
         elif command == "up":
-            workers = int(os.environ.get("LAB_WORKERS", "2"))
+            workers = default_workers()
             started = time.monotonic()
             up(workers)
             _say(f"up with {workers} workers in {time.monotonic() - started:.1f}s")

@@ -1,6 +1,8 @@
 """The lab itself (runs first, on a freshly created lab): real systemd, SSH as
 pi with sudo, stand-in k3s units, FQDNs, and no distcc before bootstrap."""
 
+import os
+
 import pytest
 
 from lab import docker_lab
@@ -70,3 +72,41 @@ def test_lab_up_is_safe_to_repeat_and_keeps_running_nodes(fresh):
     before = {n.container: n.address for n in docker_lab.nodes()}
     again = docker_lab.up(len(by_role(fresh, "worker")))
     assert {n.container: n.address for n in again} == before
+
+
+def test_nodes_run_this_machines_architecture_by_default(fresh):
+    if os.environ.get("LAB_ARCH") or os.environ.get("LAB_WORKER_ARCHS"):
+        pytest.skip("LAB_ARCH or LAB_WORKER_ARCHS asks for other architectures")
+    native = docker_lab.native_arch()
+    for node in fresh:
+        assert node.arch == native
+        assert docker_host(node).check_output("dpkg --print-architecture") == native
+
+
+def test_native_image_keeps_its_tag_and_arm_images_are_tagged_by_architecture():
+    native = docker_lab.image_tag()
+    assert docker_lab.image_tag(docker_lab.native_arch()) == native
+    assert not native.endswith(("-amd64", "-arm64", "-armhf"))
+    for arch in ("arm64", "armhf"):
+        if arch == docker_lab.native_arch():
+            continue
+        tag = docker_lab.image_tag(arch)
+        # The emulated recipe is the native one plus lab/image/emulated.
+        assert tag.endswith(f"-{arch}") and tag.split(":")[1].split("-")[0] != native.split(":")[1]
+        assert docker_lab.base_image_tag(arch) == f"{docker_lab.base_image_tag()}-{arch}"
+
+
+def test_architecture_settings_are_checked_before_anything_starts(monkeypatch):
+    monkeypatch.setenv("LAB_ARCH", "i386")
+    with pytest.raises(docker_lab.LabError, match="LAB_ARCH names the architecture 'i386'"):
+        docker_lab.up(2)
+    monkeypatch.setenv("LAB_ARCH", "arm64")
+    monkeypatch.setenv("LAB_WORKER_ARCHS", "arm64,armhf,armhf")
+    with pytest.raises(docker_lab.LabError, match="LAB_WORKER_ARCHS names 3 workers .* has 2"):
+        docker_lab.up(2)
+    monkeypatch.setenv("LAB_WORKER_ARCHS", "armhf")
+    archs = [n.arch for n in docker_lab.wanted_nodes(3)]
+    assert archs == ["arm64", "armhf", "arm64", "arm64"]
+    monkeypatch.delenv("LAB_WORKERS", raising=False)
+    monkeypatch.setenv("LAB_WORKER_ARCHS", "arm64,armhf,armhf")
+    assert docker_lab.default_workers() == 3
