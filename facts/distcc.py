@@ -27,6 +27,10 @@ _PS_LINE = re.compile(
     r"^\s*(?P<pid>\d+)\s+(?P<ppid>\d+)\s+(?P<user>\S+)\s+(?P<elapsed>\d+)\s+(?P<comm>\S+)\s?(?P<args>.*)$"
 )
 PS_COMMAND = "ps -eo pid=,ppid=,user:32=,etimes=,comm=,args= 2>/dev/null || true"
+# Under qemu-user (the emulated ARM lab) binfmt_misc puts the interpreter and
+# the program's path (with flag P also its argv[0]) before the arguments; a
+# Pi shows the program's own command line, so that is what is compared.
+_BINFMT_PREFIX = re.compile(r"^(?:/usr/libexec/qemu-binfmt/\S+-binfmt-P \S+|/usr/bin/qemu-\S+-static) (?=\S)")
 
 # The compiler names update-distcc-symlinks would link: plain, versioned and
 # target-triplet GCC drivers (clang and nvcc are deliberately not served).
@@ -130,7 +134,7 @@ def parse_ps(lines: list[str]) -> dict[int, ProcessInfo]:
             user=match.group("user"),
             elapsed=int(match.group("elapsed")),
             comm=match.group("comm"),
-            args=match.group("args").strip(),
+            args=_BINFMT_PREFIX.sub("", match.group("args").strip(), count=1),
         )
     return table
 
