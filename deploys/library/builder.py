@@ -12,6 +12,7 @@ from pyinfra.operations import files
 
 from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
+from facts.logs import BackoffMarkers
 from facts.mounts import MountPoint, MountPointStatus
 from facts.users import LoginEnvironment
 from operations import distcc, mounts
@@ -24,6 +25,8 @@ class DataSafetyRefusal(PyinfraError):
 
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
 PROFILE_TEMPLATE = "distcc-profile.sh.j2"
+# The build user's client log (DISTCC_LOG, set by the profile script), under their home.
+CLIENT_LOG = ".distcc/client.log"
 
 
 def profile_context(settings: Settings) -> dict:
@@ -90,6 +93,12 @@ def builder_client_only():
             f"to the user who runs the kernel build, or create that user. Nothing was changed on any host."
         )
     files.directory(name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, mode="755")
+    # A backoff marker left by a failed job idles that worker for the next
+    # build too; the client log is the build report's window on the builder,
+    # which starts again at each mode switch.
+    stale = [m["file"] for m in host.get_fact(BackoffMarkers, directory=f"{home}/.distcc")]
+    for path in [*stale, f"{home}/{CLIENT_LOG}", f"{home}/{CLIENT_LOG}.1"]:
+        files.file(name="Client state of the last build cleared (backoff markers, client log)", path=path, present=False)
     files.put(
         name="distcc host list of the build user",
         src=StringIO(render_template("distcc-hosts.j2", {"hosts": host_list(settings)})),
