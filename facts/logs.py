@@ -132,7 +132,7 @@ class LogSince(FactBase[LogLines]):
         else:
             parts += [
                 'echo "window whole log"; [ -n "$r" ] && cat_any "$r" |', keep, ";",
-                'cat "$f" 2>/dev/null |', keep, ";",
+                'cat "$f" 2>/dev/null |', keep,
             ]
         parts += [";", "true"]
         return StringCommand(*parts)

@@ -187,9 +187,12 @@ def _classify(job: list[str], out: ClientJobs, local: Counter, detail: Counter, 
         elif "failed to distribute and fallbacks are disabled" in message:
             out.failed_no_fallback += 1
     if source is None and scan is None:
-        # A nested distcc (a compiler name found on PATH through the
-        # masquerade again, e.g. `distcc gcc`): its parent is counted.
-        return
+        if local_exec:
+            # distcc logs the reason for -E (and a nested `distcc gcc` run
+            # through the masquerade) only at debug level.
+            scan = "no reason logged (-E and the like)"
+        else:
+            return
     if source is not None and scan is None:
         out.compile_jobs += 1
     if remote_host:
