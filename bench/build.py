@@ -105,6 +105,10 @@ def job_children_cpu(lines: list[str]) -> tuple[float, float]:
         job = jobs.setdefault(pid, {"compile": False, "remote": False})
         if message.startswith("compile from "):
             job["compile"] = True
+        elif message.startswith("(dcc_scan_args)"):
+            # Not distributable after all (e.g. output to stdout): the
+            # report does not count it as a compile job either.
+            job["compile"] = False
         elif " completed ok" in message and message.startswith("compile ") and " on localhost " not in message:
             job["remote"] = True
         ended = _EXIT.match(line)
@@ -124,6 +128,9 @@ def one_build(builder: str, workers: list[docker_lab.Node], nodes: list[docker_l
     slots = SLOTS_PER_WORKER * size if size else 2
     jobs = max(1, round(jobs_per_slot * slots))
     hosts = " ".join(f"{w.fqdn}:3632/{SLOTS_PER_WORKER}" for w in workers[:size]) if size else f"localhost/{jobs}"
+    cpp_slots = os.environ.get("BENCH_LOCALSLOTS_CPP")
+    if size and cpp_slots:
+        hosts = f"--localslots_cpp={int(cpp_slots)} {hosts}"
     as_build_user(builder, f"cd {SOURCE} && make -s clean && make -s tinyconfig >/dev/null && rm -rf ~/.distcc/lock/backoff_* "
                            f"{TMPFS}/bench-client.log")
     before = {n.container: cgroup_cpu_seconds(n.container) for n in nodes}
@@ -233,8 +240,17 @@ def main() -> int:
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
     jobs_per_slot = float(os.environ.get("BENCH_JOBS_PER_SLOT", "1"))
     out_name = os.environ.get("BENCH_OUT", "build-results")
-    if 0 not in sizes:
-        raise SystemExit("BENCH_SIZES must include 0: the local run is what speedup and the limit are measured against")
+    # A tuning run may reuse the local runs of an earlier results file, as
+    # its baseline (BENCH_LOCAL_FROM=bench/build-results.json).
+    local_from = os.environ.get("BENCH_LOCAL_FROM")
+    earlier: list[dict] = []
+    if local_from:
+        earlier = [s for s in json.loads(Path(local_from).read_text())["samples"] if s["workers"] == 0]
+        if not earlier:
+            raise SystemExit(f"BENCH_LOCAL_FROM={local_from} holds no local (0 workers) run")
+    elif 0 not in sizes:
+        raise SystemExit("BENCH_SIZES must include 0 (or set BENCH_LOCAL_FROM): the local run is what speedup and "
+                         "the limit are measured against")
     nodes = [n for n in docker_lab.nodes() if n.state == "running"]
     if sum(1 for n in nodes if n.role == "worker") < max(sizes):
         log(f"starting lab {os.environ['LAB_PREFIX']} with {max(sizes)} workers")
@@ -261,6 +277,9 @@ def main() -> int:
     finally:
         for node in nodes:
             run(["docker", "update", "--cpus", "0", node.container], check=False)
+    if earlier and 0 not in sizes:
+        samples = earlier + samples
+        sizes = [0, *sizes]
     summary = []
     for size in sizes:
         mine = [s for s in samples if s["workers"] == size]
@@ -273,6 +292,7 @@ def main() -> int:
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} CPUs, shared with other work",
         "cpus": cpus, "repeat": repeat, "jobs_per_slot": jobs_per_slot, "sizes": sizes,
+        "localslots_cpp": os.environ.get("BENCH_LOCALSLOTS_CPP"), "local_from": local_from,
         "samples": samples, "summary": summary,
         "limit": limits(local, [s for s in samples if s["workers"]], cpus, sizes),
     }
