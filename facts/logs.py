@@ -199,3 +199,31 @@ class BackoffMarkers(FactBase[list[Backoff]]):
             markers.append({"file": words[1], "host": f"{host}:{port}" if port else f"{kind} {rest}",
                             "age_seconds": int(words[2])})
         return markers
+
+
+class ClientLogsWithJobs(FactBase[list[str]]):
+    """
+    Which of these client logs record at least one job (a compile or any
+    other command distcc ran). `distcc -j` and `--show-hosts`, run by
+    validation in the build user's login shell, log only their exit: such
+    a log holds no build.
+
+    .. code:: python
+
+        ["/home/pi/.distcc/client.log"]
+    """
+
+    def command(self, paths: list[str]) -> StringCommand:
+        parts: list = []
+        for path in paths:
+            parts += [assign("f", path), ";",
+                      "grep -qE '^distcc\\[[0-9]+\\] (exec on |compile from )' \"$f\" 2>/dev/null && echo \"jobs $f\";"]
+        parts.append("true")
+        return StringCommand(*parts)
+
+    @staticmethod
+    def default() -> list[str]:
+        return []
+
+    def process(self, output: list[str]) -> list[str]:
+        return [line[5:] for line in output if line.startswith("jobs ")]
