@@ -23,7 +23,12 @@ make, host tools, linking, assembler files. Preprocessing stays on the
 builder too; its CPU is taken from the distributed runs' logs (there each
 remote job's children are the local preprocessor alone). With B = builder
 work and R = the rest of the compile work, each node at BENCH_CPUS:
-limit(N) = T_local / max(B, R / N) / BENCH_CPUS... expressed in wall seconds.
+limit(N) = T_local / (max(B, R / N) / BENCH_CPUS), the wall time the busier
+side needs at its CPU slice; with unlimited workers, (B + R) / B.
+
+Tuning: BENCH_JOBS_PER_SLOT (make -j per host-list slot), BENCH_LOCALSLOTS_CPP
+(--localslots_cpp in the host list), BENCH_OUT (results file stem), and
+BENCH_LOCAL_FROM (reuse the local runs of an earlier results file).
 
 Writes bench/build-results.json, bench/build-results.md and
 bench/build-speedup.png. Uses its own lab (LAB_PREFIX=benchbuild,
