@@ -16,7 +16,7 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test test-arm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench lint
+.PHONY: demo test test-arm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
 
 venv: $(VENV)/.installed
 
@@ -78,3 +78,10 @@ lint: venv
 
 bench: venv engine
 	$(BIN)/python bench/run.py
+
+# A whole tinyconfig kernel build at 0, 1, 2 and 4 workers, every node held
+# to the same CPU slice (bench/build.py says how; BENCH_CPUS, BENCH_SIZES,
+# BENCH_REPEAT). matplotlib (the `bench` extra) draws its plot.
+bench-build: venv engine
+	$(BIN)/pip install -q -c constraints.txt -e '.[bench]'
+	$(BIN)/python bench/build.py

@@ -13,6 +13,7 @@ from pyinfra.operations import files
 from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
 from facts.distcc import COMPILER_NAME, MASQUERADE_DIR
+from facts.logs import BackoffMarkers, ClientLogsWithJobs
 from facts.mounts import MountPoint, MountPointStatus
 from facts.users import LoginEnv, LoginEnvironment
 from operations import distcc, mounts
@@ -68,6 +69,8 @@ def login_drift(login: LoginEnv) -> str | None:
 
 PROFILE_SCRIPT = "/etc/profile.d/distcc-build.sh"
 PROFILE_TEMPLATE = "distcc-profile.sh.j2"
+# The build user's client log (DISTCC_LOG, set by the profile script), under their home.
+CLIENT_LOG = ".distcc/client.log"
 
 
 def profile_context(settings: Settings) -> dict:
@@ -138,6 +141,15 @@ def builder_client_only():
     if drift:
         raise LoginDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
     files.directory(name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, mode="755")
+    # A backoff marker left by a failed job idles that worker for the next
+    # build too; the client log is the build report's window on the builder,
+    # which starts again at each mode switch (a log of validation's
+    # `distcc -j` alone holds no build and is left, so a second run changes
+    # nothing).
+    stale = [m["file"] for m in host.get_fact(BackoffMarkers, directory=f"{home}/.distcc")]
+    stale += host.get_fact(ClientLogsWithJobs, paths=[f"{home}/{CLIENT_LOG}", f"{home}/{CLIENT_LOG}.1"])
+    for path in stale:
+        files.file(name="Client state of the last build cleared (backoff markers, client log)", path=path, present=False)
     files.put(
         name="distcc host list of the build user",
         src=StringIO(render_template("distcc-hosts.j2", {"hosts": host_list(settings)})),

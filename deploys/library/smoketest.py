@@ -11,6 +11,12 @@ cc1 processes and distccd log. A worker PASSes only when:
 - the object's .comment and ELF header equal those of the builder's own gcc;
 - the program linked from it runs on the builder and prints the marker;
 - a cc1 run by distccd was seen on the worker.
+Then the build user's real path: in a login shell (so with the profile's
+masquerade PATH, host list and fallback setting) inside the tmpfs, `make
+-j$(distcc -j)` builds a small multi-file project with the plain name `cc`.
+Its client log (parsed as the build report parses it) must show jobs on every
+worker and no local compile of a distributable file; a worker that got none
+FAILs, and so does the builder when any such file compiled locally.
 A FAIL names the cause read from the worker's log. Nothing is left behind:
 the work directory under the tmpfs is removed, and no process outlives it.
 """
@@ -27,12 +33,17 @@ from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import python, server
 
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
+from deploys.library.report import NOT_DISTRIBUTABLE, ClientJobs, parse_client_log
 from deploys.library.settings import settings_for
 
 COMPILE_TIMEOUT = 60
 # Enough functions that cc1 runs long enough (a fraction of a second on a PC,
 # seconds on a CM3+) for the worker to see it in ps.
 FUNCTIONS = 400
+# The real-path project: this many files per slot of the host list, so that
+# every slot gets work while make keeps `distcc -j` jobs in flight.
+FILES_PER_SLOT = 2
+REAL_PATH_TIMEOUT = 240
 
 
 @dataclass
@@ -90,7 +101,58 @@ def builder_script(marker: str, tmpfs_path: str, workers: list[tuple[str, int]])
             ") &",
         ]
     lines.append("wait")
+    lines += real_path_script()
     return "\n".join(lines)
+
+
+def real_path_script() -> list[str]:
+    """As the build user in a login shell: make -j through the masquerade.
+    Output lines: `R rc N`, `R slots N`, `R files N` and `R log LINE`."""
+    inner = "; ".join([
+        "cd \"$1\"",
+        "slots=$(distcc -j 2>/dev/null || echo 0)",
+        "echo \"R slots $slots\"",
+        f"n=$((slots * {FILES_PER_SLOT})); [ $n -gt 0 ] || n=1; echo \"R files $n\"",
+        "i=0; objs=; while [ $i -lt $n ]; do sed \"s/^int f/int u${i}_f/; s/int main(void)/int main_$i(void)/\" ../base.c"
+        " > u$i.c; objs=\"$objs u$i.o\"; i=$((i + 1)); done",
+        "printf 'all:%s\\n%%.o: %%.c\\n\\tcc -O2 -c $< -o $@\\n' \"$objs\" > Makefile",
+        "DISTCC_LOG=\"$PWD/client.log\"; export DISTCC_LOG",
+        f"timeout {REAL_PATH_TIMEOUT} make -j$slots >make.out 2>&1; echo \"R rc $?\"",
+        "sed 's/^/R log /' client.log 2>/dev/null",
+    ])
+    return [
+        'mkdir -p "$d/real"',
+        f"sh -l -c {_sh_quote(inner)} real-path \"$d/real\"",
+    ]
+
+
+def _sh_quote(text: str) -> str:
+    return "'" + text.replace("'", "'\\''") + "'"
+
+
+@dataclass
+class RealPath:
+    rc: str
+    slots: str
+    files: str
+    jobs: ClientJobs
+
+    def local_distributable(self) -> int:
+        return sum(n for reason, n in self.jobs.local.items() if reason != NOT_DISTRIBUTABLE)
+
+
+def real_path_result(builder_lines: list[str]) -> RealPath:
+    facts = {}
+    log = []
+    for line in builder_lines:
+        if not line.startswith("R "):
+            continue
+        key, _, value = line[2:].partition(" ")
+        if key == "log":
+            log.append(value)
+        else:
+            facts[key] = value
+    return RealPath(facts.get("rc", "?"), facts.get("slots", "?"), facts.get("files", "?"), parse_client_log(log))
 
 
 def worker_script(marker: str, log_file: str, seconds: int) -> str:
@@ -187,19 +249,41 @@ def report() -> None:
     workers = worker_hosts(inventory)
     builder_lines = _lines(run["outputs"].get(builder.name))
     setup = [line for line in builder_lines if line.startswith("setup ")]
+    real = real_path_result(builder_lines)
     rows = []
     for index, worker in enumerate(workers):
+        name = peer_name(worker)
         if setup:
-            verdict = Verdict(peer_name(worker), "FAIL", [], setup[0][6:])
+            verdict = Verdict(name, "FAIL", [], setup[0][6:])
         else:
-            verdict = judge(peer_name(worker), index, run["marker"], builder_lines, _lines(run["outputs"].get(worker.name)))
+            verdict = judge(name, index, run["marker"], builder_lines, _lines(run["outputs"].get(worker.name)))
+            jobs = real.jobs.remote_ok.get(name, 0)
+            if jobs:
+                verdict.evidence.append(f"real path: {jobs} jobs")
+            elif verdict.result == "PASS":
+                verdict = Verdict(name, "FAIL", verdict.evidence,
+                                  "no job of the build user's make -j reached this worker (see the real-path line)")
         run["verdicts"][worker.name] = verdict
         rows.append(verdict)
+    local = real.local_distributable()
+    why = "; ".join(f"{n} {text}" for text, n in sorted(real.jobs.local_detail.items())
+                    if not text.startswith(NOT_DISTRIBUTABLE)) or "none"
+    builder_ok = not setup and real.rc == "0" and local == 0 and real.jobs.remote_total > 0
+    run["verdicts"][builder.name] = Verdict(
+        peer_name(builder), "PASS" if builder_ok else "FAIL", [],
+        "" if builder_ok else f"the build user's make -j exited {real.rc}, {local} distributable files compiled "
+        f"on the builder ({why})",
+    )
     width = max(len(v.worker) for v in rows)
     out = ["", f"smoke test (marker {run['marker']}): one compile per worker, DISTCC_FALLBACK=0"]
     for v in rows:
         detail = ", ".join(v.evidence) if v.result == "PASS" else f"cause: {v.cause}"
         out.append(f"  {v.worker.ljust(width)}  {v.result}  {detail}")
+    out.append(
+        f"real path (build user, login shell, make -j{real.slots}, {real.files} files): "
+        f"{real.jobs.remote_total} of {real.jobs.compile_jobs} compile jobs on workers, {local} distributable "
+        f"compiled locally (fallback {why}), make exit {real.rc}: {run['verdicts'][builder.name].result}"
+    )
     passed = sum(1 for v in rows if v.result == "PASS")
     out.append(f"smoke test: {passed} of {len(rows)} workers PASS")
     print("\n".join(out) + "\n", file=sys.stderr, flush=True)
@@ -213,7 +297,11 @@ def smoke_verdict():
         host.noop("no verdict for this host (not a worker, or decided at execution)")
         return
     if verdict.result != "PASS":
-        yield StringCommand("echo", QuoteString(f"smoke test FAILED on {verdict.worker}: {verdict.cause}"), ">&2;", "exit 1")
+        what = "the real path" if role_of(host) == "builder" else ""
+        yield StringCommand(
+            "echo", QuoteString(f"smoke test FAILED on {verdict.worker}{' in ' + what if what else ''}: {verdict.cause}"),
+            ">&2;", "exit 1",
+        )
         return
     host.noop(f"smoke test PASS on {verdict.worker}")
 

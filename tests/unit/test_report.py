@@ -1,0 +1,108 @@
+"""The build report's log parsing, on logs captured from the lab
+(tests/unit/report/, see README there)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from deploys.library.report import (
+    BACKOFF,
+    COMPILER_ERROR,
+    DENIED,
+    DISCONNECT,
+    FALLBACK,
+    NO_HOSTS,
+    NOT_DISTRIBUTABLE,
+    TIMEOUT,
+    WHITELIST,
+    build_report,
+    parse_client_log,
+    parse_worker_log,
+    render,
+    report_json,
+)
+
+LOGS = Path(__file__).parent / "report"
+
+
+def lines(name: str) -> list[str]:
+    return (LOGS / name).read_text().splitlines()
+
+
+def test_make_j8_through_the_masquerade():
+    # f1..f8 and main on the four workers, asm.S and the link local (not
+    # distributable), bad.c failed on worker1 and was retried here, and
+    # `cc -c main.c -o -` local (output to stdout).
+    jobs = parse_client_log(lines("client-make-j8.log"))
+    assert jobs.compile_jobs == 10
+    assert jobs.remote_ok == {
+        "worker1.distcc.internal": 3, "worker2.distcc.internal": 2,
+        "worker3.distcc.internal": 2, "worker4.distcc.internal": 2,
+    }
+    assert jobs.remote_share == 0.9
+    assert jobs.local == {NOT_DISTRIBUTABLE: 4, FALLBACK: 1}
+    assert jobs.local_detail[f"{NOT_DISTRIBUTABLE}: no reason logged (-E and the like)"] == 1
+    assert jobs.local_detail[f"{FALLBACK}: worker1.distcc.internal: compiler error on the worker (retried here)"] == 1
+    assert jobs.local_detail[f"{NOT_DISTRIBUTABLE}: no visible input file"] == 1
+    assert jobs.local_detail[f"{NOT_DISTRIBUTABLE}: called for link?  i give up"] == 1
+    assert jobs.local_detail[f"{NOT_DISTRIBUTABLE}: output to stdout?  running locally"] == 1
+    assert jobs.local_files == {FALLBACK: ["bad.c"]}
+
+
+def test_client_failures_each_get_their_reason():
+    jobs = parse_client_log(lines("client-failures.log"))
+    detail = jobs.local_detail
+    assert detail[f"{FALLBACK}: worker3.distcc.internal: no answer (whitelist, access denied or worker out of space: "
+                  f"see that worker's log)"] == 1
+    assert detail[f"{FALLBACK}: worker3.distcc.internal: timeout on the worker"] == 1
+    assert detail[f"{FALLBACK}: worker3.distcc.internal: connection refused (no distccd listening)"] == 1
+    assert detail[f"{BACKOFF}: every worker in backoff after a failure"] == 1
+    assert detail[f"{NO_HOSTS}: no host list"] == 1
+    # The client killed mid-compile never logged its end.
+    assert jobs.interrupted == 1
+    assert jobs.remote_total == 0
+    assert jobs.compile_jobs == 6
+
+
+def test_access_denied_seen_from_the_client():
+    jobs = parse_client_log(lines("client-denied.log"))
+    assert jobs.local_detail == {
+        f"{FALLBACK}: worker3.distcc.internal: connection reset (access denied: see that worker's log)": 1
+    }
+
+
+def test_worker_failures_each_get_their_reason():
+    jobs = parse_worker_log(lines("worker-failures.log"))
+    assert jobs.ok == 0
+    assert jobs.failed == {TIMEOUT: 1, WHITELIST: 1, DISCONNECT: 1, DENIED: 1}
+    assert jobs.total == 4 == jobs.log_lines
+    assert jobs.clients == {"172.31.249.2": 3, "172.31.249.6": 1}
+
+
+def test_worker_counts_equal_its_summary_lines():
+    raw = lines("worker1-make-j8.log")
+    jobs = parse_worker_log(raw)
+    summaries = [line for line in raw if "(dcc_job_summary)" in line]
+    assert jobs.total == len(summaries) == 8
+    assert jobs.ok == sum("COMPILE_OK" in line for line in summaries) == 6
+    assert jobs.failed == {COMPILER_ERROR: 2}
+
+
+def test_report_cross_checks_and_renders_ascii():
+    client = lines("client-make-j8.log")
+    report = build_report(
+        {"builder": "mark", "worker1": "lost"},
+        {"worker1.distcc.internal": lines("worker1-make-j8.log")},
+        client,
+        [{"file": "/home/pi/.distcc/lock/backoff_tcp_worker3.distcc.internal_3632_0",
+          "host": "worker3.distcc.internal:3632", "age_seconds": 12}],
+    )
+    text = render(report)
+    assert text.isascii()
+    assert "ACTIVE" in text and "worker3.distcc.internal:3632" in text
+    # worker1's log holds jobs from the earlier build too (6 OK against 3).
+    assert any(n.startswith("worker1.distcc.internal: its log has 6 COMPILE_OK") for n in report.notes)
+    assert any("rotated more than once" in n for n in report.notes)
+    body = report_json(report)
+    assert body["builder"]["remote_share"] == 0.9
+    assert body["workers"]["worker1.distcc.internal"]["total"] == 8
