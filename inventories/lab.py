@@ -10,7 +10,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.docker_lab import SSH_KEY, known_hosts_file, nodes  # noqa: E402
+from lab.docker_lab import SSH_KEY, is_emulated, known_hosts_file, nodes  # noqa: E402
 
 _running = [n for n in nodes() if n.state == "running" and n.role in ("builder", "worker")]
 if not _running:
@@ -24,5 +24,15 @@ _ssh = {
     "ssh_strict_host_key_checking": "accept-new",
 }
 
-builder = [(n.fqdn, {"ssh_hostname": n.address, **_ssh}) for n in _running if n.role == "builder"]
-workers = [(n.fqdn, {"ssh_hostname": n.address, **_ssh}) for n in _running if n.role == "worker"]
+# Emulated (qemu-user) nodes compile tens of times slower than native ones:
+# the smoke test's 400-function -O2 compile takes 30 to 100 s there.
+_emulated = any(n.arch and is_emulated(n.arch) for n in _running)
+_slow = {"distcc_smoke_timeout": 600} if _emulated else {}
+
+
+def _data(node) -> dict:
+    return {"ssh_hostname": node.address, **_ssh, **_slow}
+
+
+builder = [(n.fqdn, _data(n)) for n in _running if n.role == "builder"]
+workers = [(n.fqdn, _data(n)) for n in _running if n.role == "worker"]

@@ -23,6 +23,9 @@ from operations.templates import render_template
 # the SD card.
 WORKER_PACKAGES = ["distcc", "gcc", "g++", "logrotate"]
 LOGROTATE_CONFIG = "/etc/logrotate.d/distccd-farm"
+# The builder runs the build: the client, and make, which drives it (the
+# smoke test proves the real path with `make -j`).
+BUILDER_PACKAGES = ["distcc", "make"]
 
 # What a unit runs, as whom, with which environment and sandbox. Set by a
 # file this package does not own, any of them changes distccd beside the
@@ -85,7 +88,7 @@ def distcc_installed():
     role = role_of(host)
     if role == "builder":
         apt.packages_installed(
-            name="Install the distcc client", packages=["distcc", *cross_packages(settings)],
+            name="Install the distcc client", packages=[*BUILDER_PACKAGES, *cross_packages(settings)],
             wait_seconds=settings.apt_lock_wait,
         )
         return

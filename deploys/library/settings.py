@@ -44,6 +44,7 @@ DEFAULTS: dict[str, tuple[object, str]] = {
         [], "cross compilers the build runs, e.g. ['aarch64-linux-gnu-gcc']: installed on every node from Debian, "
         "whitelisted, compared with the builder's and smoke-tested",
     ),
+    "distcc_smoke_timeout": (60, "smoke test: seconds one compile may take (timeout), raised for slow or emulated workers"),
     "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
     "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
     "distcc_tmpfs_size": (None, "builder: tmpfs size (K, M or G); must fit in the builder's memory; default: half of it"),
@@ -89,6 +90,7 @@ class Settings:
     cross_compilers: tuple[str, ...]
     worker_tmp_size: str
     force_restart: bool
+    smoke_timeout: int
     tmpfs_path: str
     tmpfs_size: str | None
     tmpfs_mode: str
@@ -306,6 +308,7 @@ def settings_for(host) -> Settings:
         cross_compilers=tuple(cross),
         worker_tmp_size=str(get("distcc_worker_tmp_size")).upper(),
         force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
+        smoke_timeout=_int(name, "distcc_smoke_timeout", get("distcc_smoke_timeout"), 5, 3600),
         tmpfs_path=get("distcc_tmpfs_path").rstrip("/"),
         tmpfs_size=None if tmpfs_size is None else str(tmpfs_size).upper(),
         tmpfs_mode=tmpfs_mode.zfill(4),

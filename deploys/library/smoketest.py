@@ -36,14 +36,14 @@ from deploys.library.cluster import builder_host, check_inventory, peer_name, ro
 from deploys.library.report import NOT_DISTRIBUTABLE, ClientJobs, parse_client_log
 from deploys.library.settings import settings_for
 
-COMPILE_TIMEOUT = 60
 # Enough functions that cc1 runs long enough (a fraction of a second on a PC,
 # seconds on a CM3+) for the worker to see it in ps.
 FUNCTIONS = 400
 # The real-path project: this many files per slot of the host list, so that
 # every slot gets work while make keeps `distcc -j` jobs in flight.
 FILES_PER_SLOT = 2
-REAL_PATH_TIMEOUT = 240
+# The real-path build is several compiles one after another per slot.
+REAL_PATH_TIMEOUTS = 4
 
 
 @dataclass
@@ -61,7 +61,7 @@ def _run() -> dict:
     return _runs.setdefault(id(state), {"marker": uuid.uuid4().hex[:12], "outputs": {}, "verdicts": {}})
 
 
-def builder_script(marker: str, tmpfs_path: str, workers: list[tuple[str, int]]) -> str:
+def builder_script(marker: str, tmpfs_path: str, workers: list[tuple[str, int]], timeout: int = 60) -> str:
     """The builder's side, one compile per worker in parallel; every output
     line is `K key value` for the worker with index K."""
     lines = [
@@ -86,7 +86,7 @@ def builder_script(marker: str, tmpfs_path: str, workers: list[tuple[str, int]])
             f"  a=$(getent ahostsv4 {name} | awk 'NR == 1 {{print $1}}')",
             f"  echo \"{index} source $(ip -o route get \"$a\" 2>/dev/null | sed -n 's/.* src \\([^ ]*\\).*/\\1/p')\"",
             f"  DISTCC_HOSTS={name}:{port}/1 DISTCC_FALLBACK=0 DISTCC_VERBOSE=1 DISTCC_LOG=$d/client-{index}.log "
-            f"DISTCC_DIR=$d/state-{index} timeout {COMPILE_TIMEOUT} distcc gcc -O2 -c {source} -o obj-{index}.o "
+            f"DISTCC_DIR=$d/state-{index} timeout {timeout} distcc gcc -O2 -c {source} -o obj-{index}.o "
             f">/dev/null 2>&1; echo \"{index} rc $?\"",
             f"  grep -E 'compiled on|completed ok|ERROR|failed|Warning|refused|timeout' client-{index}.log 2>/dev/null "
             f"| sed 's/^distcc\\[[0-9]*\\] //' | sed 's/^/{index} client /'",
@@ -101,11 +101,11 @@ def builder_script(marker: str, tmpfs_path: str, workers: list[tuple[str, int]])
             ") &",
         ]
     lines.append("wait")
-    lines += real_path_script()
+    lines += real_path_script(timeout)
     return "\n".join(lines)
 
 
-def real_path_script() -> list[str]:
+def real_path_script(timeout: int) -> list[str]:
     """As the build user in a login shell: make -j through the masquerade.
     Output lines: `R rc N`, `R slots N`, `R files N` and `R log LINE`."""
     inner = "; ".join([
@@ -117,7 +117,7 @@ def real_path_script() -> list[str]:
         " > u$i.c; objs=\"$objs u$i.o\"; i=$((i + 1)); done",
         "printf 'all:%s\\n%%.o: %%.c\\n\\tcc -O2 -c $< -o $@\\n' \"$objs\" > Makefile",
         "DISTCC_LOG=\"$PWD/client.log\"; export DISTCC_LOG",
-        f"timeout {REAL_PATH_TIMEOUT} make -j$slots >make.out 2>&1; echo \"R rc $?\"",
+        f"timeout {timeout * REAL_PATH_TIMEOUTS} make -j$slots >make.out 2>&1; echo \"R rc $?\"",
         "sed 's/^/R log /' client.log 2>/dev/null",
     ])
     return [
@@ -156,19 +156,20 @@ def real_path_result(builder_lines: list[str]) -> RealPath:
 
 
 def worker_script(marker: str, log_file: str, seconds: int) -> str:
-    """The worker's side: until its job is logged (or time is up), watch for
-    a cc1 run by distccd; then print the log lines written meanwhile."""
-    ticks = seconds * 10
+    """The worker's side: until its job is logged (or `seconds` have passed,
+    by the clock: each round costs far more than its 0.1 s sleep on a slow
+    or emulated node), watch for a cc1 run by distccd; then print the log
+    lines written meanwhile."""
     return "\n".join(
         [
             f"log={log_file}",
             'start=$(stat -c %s "$log" 2>/dev/null || echo 0)',
-            "seen=no; i=0",
-            f"while [ $i -lt {ticks} ]; do",
+            f"seen=no; end=$(($(date +%s) + {int(seconds)}))",
+            'while [ "$(date +%s)" -lt "$end" ]; do',
             "  ps -eo user=,comm= | grep -qE '^distccd +cc1(plus)?$' && seen=yes",
             '  new=$(tail -c +$((start + 1)) "$log" 2>/dev/null)',
             f"  printf '%s\\n' \"$new\" | grep -qE 'job_summary.*{marker}|denied by access list|whitelist|No space left' && break",
-            "  i=$((i + 1)); sleep 0.1",
+            "  sleep 0.1",
             "done",
             "sleep 0.3",
             "echo \"cc1 $seen\"",
@@ -186,7 +187,9 @@ _CAUSES = [
 ]
 
 
-def judge(worker: str, index: int, marker: str, builder_lines: list[str], worker_lines: list[str]) -> Verdict:
+def judge(
+    worker: str, index: int, marker: str, builder_lines: list[str], worker_lines: list[str], timeout: int = 60
+) -> Verdict:
     mine = [line.split(" ", 1)[1] for line in builder_lines if line.startswith(f"{index} ")]
     facts = {}
     client = []
@@ -229,6 +232,11 @@ def judge(worker: str, index: int, marker: str, builder_lines: list[str], worker
     if not problems:
         return Verdict(worker, "PASS", evidence, "")
     cause = next((why for pattern, why in _CAUSES if any(pattern.search(line) for line in logs)), None)
+    if cause is None and facts.get("rc") == "124":
+        cause = (
+            f"the compile did not finish within distcc_smoke_timeout ({timeout} s): the worker is slower than "
+            f"that (raise distcc_smoke_timeout for slow or emulated workers) or the job hung"
+        )
     if cause is None and not logs:
         cause = "no job reached the worker's distccd (not running, unreachable or filtered): " + (
             client[-1] if client else "no client output"
@@ -256,7 +264,10 @@ def report() -> None:
         if setup:
             verdict = Verdict(name, "FAIL", [], setup[0][6:])
         else:
-            verdict = judge(name, index, run["marker"], builder_lines, _lines(run["outputs"].get(worker.name)))
+            verdict = judge(
+                name, index, run["marker"], builder_lines, _lines(run["outputs"].get(worker.name)),
+                settings_for(builder).smoke_timeout,
+            )
             jobs = real.jobs.remote_ok.get(name, 0)
             if jobs:
                 verdict.evidence.append(f"real path: {jobs} jobs")
@@ -314,10 +325,10 @@ def cluster_distcc_smoketest():
     builder_settings = settings_for(builder_host(inventory))
     if role_of(host) == "builder":
         workers = [(peer_name(w), settings_for(w).port) for w in worker_hosts(inventory)]
-        script = builder_script(run["marker"], builder_settings.tmpfs_path, workers)
+        script = builder_script(run["marker"], builder_settings.tmpfs_path, workers, settings.smoke_timeout)
         extra = {"_sudo_user": settings.build_user}
     else:
-        script = worker_script(run["marker"], f"{settings.log_dir}/distccd.log", COMPILE_TIMEOUT + 10)
+        script = worker_script(run["marker"], f"{settings.log_dir}/distccd.log", builder_settings.smoke_timeout + 10)
         extra = {}
     # One call site for every host, so the builder's compiles and the
     # workers' watching run at the same time.
