@@ -91,6 +91,9 @@ class ArmLab:
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
 
+    def docker(self, command: str, hostname: str) -> None:
+        subprocess.run(["docker", command, self.container(hostname)], check=True, capture_output=True, timeout=120)
+
     def container(self, hostname: str) -> str:
         return f"{self.prefix}-{hostname}"
 

@@ -41,29 +41,59 @@ def test_mode_switch_works(mixed):
     assert run.returncode == 0, run.output[-4000:]
 
 
-# Under qemu-user, ps shows each process's command line behind the
-# interpreter ("/usr/libexec/qemu-binfmt/aarch64-binfmt-P /usr/bin/distccd
-# /usr/bin/distccd --daemon ..."), so the reset's health check, which compares
-# distccd's command line with the override's, restarts a healthy distccd on
-# every run. A lab artifact (a Pi shows the plain command line), reported to
-# the package; strict, so that the day the check tolerates it, this says so.
-@pytest.mark.xfail(reason="qemu-user's interpreter prefix in ps args makes the reset restart distccd", strict=True)
+# Under qemu-user ps shows each process's command line behind the binfmt
+# interpreter; the facts drop it, so a healthy distccd is left alone.
 def test_mode_switch_again_changes_nothing(mixed):
     again = mixed.pyinfra("mode_switch", json_output=True)
     assert again.returncode == 0, again.output[-4000:]
     assert again.totals["success"] == 0 and again.totals["error"] == 0, again.changed_operations()
 
 
-def test_validation_names_the_armhf_workers_gcc(mixed):
+def test_validation_names_the_armhf_workers_compiler(mixed):
+    """The ARM client sends plain gcc; on the armhf worker that is a 32-bit
+    compiler: H-GCC and W-COMPILERS FAIL there, naming both targets (from the
+    compiler and dpkg, never uname) and the fix; nothing else FAILs."""
     mixed.report.unlink(missing_ok=True)
     run = mixed.pyinfra("cluster_distcc_validate")
     print(run.stderr[-6000:])
     assert run.returncode != 0
     failed = json.loads(mixed.report.read_text())["failed"]
-    gcc_failed = [f for f in failed if f.startswith("H-GCC@")]
-    assert [f.split("@")[1].split(".")[0] for f in gcc_failed] == ["worker2"], failed
-    line = next(x for x in run.stderr.splitlines() if x.startswith("FAIL H-GCC worker2."))
-    assert "arm-linux-gnueabihf" in line and "aarch64-linux-gnu" in line, line
+    assert sorted(f.split(".")[0] for f in failed) == ["H-GCC@worker2", "W-COMPILERS@worker2"], failed
+    line = next(x for x in run.stderr.splitlines() if x.startswith("FAIL W-COMPILERS worker2."))
+    assert "`gcc` (what the builder sends for cc, gcc)" in line, line
+    assert "for arm-linux-gnueabihf (dpkg armhf), but the builder's is for aarch64-linux-gnu (dpkg arm64)" in line
+    assert "run the builder's architecture (arm64) on this worker, or remove it from the workers group" in line
+    assert "CROSS_COMPILE" not in line  # Debian has no aarch64 cross compiler for armhf
+
+
+def test_smoke_test_never_passes_the_wrong_target(mixed):
+    """worker2 returns a 32-bit ARM object for the arm64 builder's job: the
+    smoke test FAILs it on the object's ELF header and passes worker1."""
+    run = mixed.pyinfra("cluster_distcc_smoketest")
+    print(run.stderr[-6000:])
+    assert run.returncode != 0
+    assert "smoke test: 1 of 2 workers PASS" in run.stderr
+    line = next(x for x in run.stderr.splitlines() if x.strip().startswith("worker2.") and " FAIL " in x)
+    assert "ELF differs ELF32/ARM/ (builder: ELF64/AArch64/)" in line, line
+
+
+def test_the_fix_taking_the_armhf_worker_out_gives_a_clean_farm(mixed):
+    """The fix validation names: the armhf worker out of the workers group
+    (the lab's inventory lists running nodes: its container is stopped).
+    Then the mode switch, validation and the smoke test all pass; the worker
+    comes back for k3s mode."""
+    mixed.docker("stop", "worker2")
+    try:
+        run = mixed.pyinfra("mode_switch")
+        assert run.returncode == 0, run.output[-4000:]
+        check = mixed.pyinfra("cluster_distcc_validate")
+        assert check.returncode == 0 and " 0 FAIL" in check.stderr, check.stderr[-6000:]
+        smoke = mixed.pyinfra("cluster_distcc_smoketest")
+        assert smoke.returncode == 0 and "smoke test: 1 of 1 workers PASS" in smoke.stderr, smoke.output[-6000:]
+    finally:
+        mixed.docker("start", "worker2")
+        up = mixed.lab("up")
+        assert up.returncode == 0, up.stdout + up.stderr
 
 
 def test_k3s_mode_brings_k3s_back(mixed):

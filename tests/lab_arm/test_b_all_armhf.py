@@ -25,6 +25,14 @@ def test_mode_switch(armhf):
     assert run.returncode == 0, run.output[-4000:]
 
 
+def test_mode_switch_again_changes_nothing(armhf):
+    """Under qemu-user ps shows the binfmt interpreter before distccd's own
+    command line; the facts drop it, so a healthy distccd is left alone."""
+    again = armhf.pyinfra("mode_switch", json_output=True)
+    assert again.returncode == 0, again.output[-4000:]
+    assert again.totals["success"] == 0 and again.totals["error"] == 0, again.changed_operations()
+
+
 def test_validation_passes(armhf):
     run = armhf.pyinfra("cluster_distcc_validate")
     assert run.returncode == 0, run.stderr[-6000:]
@@ -49,11 +57,8 @@ def test_a_distributed_compile_sends_plain_gcc(armhf):
         assert "COMPILE_OK" in summary and summary.endswith(" gcc small.c"), summary
 
 
-# Under qemu-user cc1 is about 20 times slower than natively here: the smoke
-# test's source (400 functions at -O2, made to be seen in ps) takes longer
-# than its fixed 60 s COMPILE_TIMEOUT when the workers compile at once. Not
-# strict: a faster machine may pass.
-@pytest.mark.xfail(reason="emulated cc1 exceeds the smoke test's fixed 60 s COMPILE_TIMEOUT", strict=False)
+# Under qemu-user cc1 is about 20 times slower than natively: the lab's
+# inventory gives emulated nodes distcc_smoke_timeout = 600.
 def test_smoke_test_compiles_on_every_worker(armhf):
     run = armhf.pyinfra("cluster_distcc_smoketest")
     print(run.stderr[-4000:])
