@@ -785,8 +785,8 @@ def test_distccd_started_before_its_override_was_written_is_restarted(workers, t
     time.sleep(1.5)
     sh(first.container, f"touch {OVERRIDE} && systemctl daemon-reload")
     run = ok(deploy("mode_switch"))
-    assert "mode switch | worker distccd reset | Stop distccd when unhealthy" in run.changed_on(first.fqdn)
-    assert "mode switch | worker distccd reset | distccd active and listening" in run.changed_on(first.fqdn)
+    assert "mode switch | worker serving | Stop distccd when unhealthy" in run.changed_on(first.fqdn)
+    assert "mode switch | worker serving | distccd active and listening" in run.changed_on(first.fqdn)
     assert sh(first.container, "systemctl show distcc -p MainPID --value").strip() != main
     assert ok(deploy("mode_switch")).totals["success"] == 0
     validate(tmp_path)
