@@ -190,7 +190,9 @@ def render(results: dict) -> str:
         "",
         f"{results['generated']}; {results['machine']}. linux-source-6.1, tinyconfig, `make vmlinux`; every lab node "
         f"held to {cpus} CPU (`docker update --cpus`); median of {results['repeat']} run(s) per size. "
-        f"Make -j = {results['jobs_per_slot']} x slots.",
+        f"Make -j = {results['jobs_per_slot']} x slots"
+        + (f"; --localslots_cpp={results['localslots_cpp']} in the host list" if results.get("localslots_cpp") else "")
+        + (f"; the local run from {results['local_from']}" if results.get("local_from") else "") + ".",
         "",
         "| workers | make -j | wall s | speedup | limit | of limit | C jobs | on workers | fallbacks | builder busy |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
@@ -237,6 +239,11 @@ def plot(results: dict, path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
+    # The same plot as text: every file this repository tracks is ASCII
+    # (tests/unit/test_docs_and_ascii.py), so the README shows the SVG.
+    plt.rcParams["svg.hashsalt"] = "bench-build"
+    fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
+    plt.close(fig)
 
 
 def main() -> int:

@@ -16,7 +16,9 @@ masquerade PATH, host list and fallback setting) inside the tmpfs, `make
 -j$(distcc -j)` builds a small multi-file project with the plain name `cc`.
 Its client log (parsed as the build report parses it) must show jobs on every
 worker and no local compile of a distributable file; a worker that got none
-FAILs, and so does the builder when any such file compiled locally.
+FAILs, and so does the builder when any such file compiled locally. On a
+builder without make (nothing to build with) this part is reported as not
+run, naming the fix.
 A FAIL names the cause read from the worker's log. Nothing is left behind:
 the work directory under the tmpfs is removed, and no process outlives it.
 """
@@ -110,6 +112,7 @@ def real_path_script(timeout: int) -> list[str]:
     Output lines: `R rc N`, `R slots N`, `R files N` and `R log LINE`."""
     inner = "; ".join([
         "cd \"$1\"",
+        "command -v make >/dev/null 2>&1 || { echo 'R nomake'; exit 0; }",
         "slots=$(distcc -j 2>/dev/null || echo 0)",
         "echo \"R slots $slots\"",
         f"n=$((slots * {FILES_PER_SLOT})); [ $n -gt 0 ] || n=1; echo \"R files $n\"",
@@ -136,6 +139,7 @@ class RealPath:
     slots: str
     files: str
     jobs: ClientJobs
+    ran: bool = True
 
     def local_distributable(self) -> int:
         return sum(n for reason, n in self.jobs.local.items() if reason != NOT_DISTRIBUTABLE)
@@ -145,6 +149,8 @@ def real_path_result(builder_lines: list[str]) -> RealPath:
     facts = {}
     log = []
     for line in builder_lines:
+        if line == "R nomake":
+            return RealPath("-", "-", "-", parse_client_log([]), ran=False)
         if not line.startswith("R "):
             continue
         key, _, value = line[2:].partition(" ")
@@ -269,7 +275,9 @@ def report() -> None:
                 settings_for(builder).smoke_timeout,
             )
             jobs = real.jobs.remote_ok.get(name, 0)
-            if jobs:
+            if not real.ran:
+                pass
+            elif jobs:
                 verdict.evidence.append(f"real path: {jobs} jobs")
             elif verdict.result == "PASS":
                 verdict = Verdict(name, "FAIL", verdict.evidence,
@@ -279,7 +287,7 @@ def report() -> None:
     local = real.local_distributable()
     why = "; ".join(f"{n} {text}" for text, n in sorted(real.jobs.local_detail.items())
                     if not text.startswith(NOT_DISTRIBUTABLE)) or "none"
-    builder_ok = not setup and real.rc == "0" and local == 0 and real.jobs.remote_total > 0
+    builder_ok = not real.ran or (not setup and real.rc == "0" and local == 0 and real.jobs.remote_total > 0)
     run["verdicts"][builder.name] = Verdict(
         peer_name(builder), "PASS" if builder_ok else "FAIL", [],
         "" if builder_ok else f"the build user's make -j exited {real.rc}, {local} distributable files compiled "
@@ -290,11 +298,14 @@ def report() -> None:
     for v in rows:
         detail = ", ".join(v.evidence) if v.result == "PASS" else f"cause: {v.cause}"
         out.append(f"  {v.worker.ljust(width)}  {v.result}  {detail}")
-    out.append(
-        f"real path (build user, login shell, make -j{real.slots}, {real.files} files): "
-        f"{real.jobs.remote_total} of {real.jobs.compile_jobs} compile jobs on workers, {local} distributable "
-        f"compiled locally (fallback {why}), make exit {real.rc}: {run['verdicts'][builder.name].result}"
-    )
+    if not real.ran:
+        out.append("real path: not run, make is not installed on the builder (a build needs it: apt install make)")
+    else:
+        out.append(
+            f"real path (build user, login shell, make -j{real.slots}, {real.files} files): "
+            f"{real.jobs.remote_total} of {real.jobs.compile_jobs} compile jobs on workers, {local} distributable "
+            f"compiled locally (fallback {why}), make exit {real.rc}: {run['verdicts'][builder.name].result}"
+        )
     passed = sum(1 for v in rows if v.result == "PASS")
     out.append(f"smoke test: {passed} of {len(rows)} workers PASS")
     print("\n".join(out) + "\n", file=sys.stderr, flush=True)

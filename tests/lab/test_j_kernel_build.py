@@ -98,3 +98,23 @@ def test_part_of_a_kernel_builds_on_the_workers(builder, workers, kernel_tree):
         # Both ends agree: what the builder saw compiled there is what the worker logged.
         assert builder_jobs["remote_ok"][worker.fqdn] == jobs["ok"]
     assert report["backoff"] == []
+
+
+def test_backoff_is_named_by_the_report_and_cleared_by_the_mode_switch(builder, workers):
+    """A failed job's backoff marker idles its worker for later builds too:
+    the report names it, the mode switch removes it, and a second switch
+    changes nothing."""
+    marker = f"/home/pi/.distcc/lock/backoff_tcp_{workers[0].fqdn}_3632_0"
+    as_build_user(builder.container, f"mkdir -p ~/.distcc/lock && touch {marker}")
+    run = deploy("cluster_distcc_report", json_output=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert f"{workers[0].fqdn}:3632: ACTIVE" in run.stderr
+    assert [b["file"] for b in json.loads(REPORT.read_text())["backoff"]] == [marker]
+
+    switch = deploy("mode_switch", data={"distcc_tmpfs_size": "3G"})
+    assert switch.returncode == 0, switch.stderr[-3000:]
+    assert "mode switch | builder client only | Client state of the last build cleared (backoff markers, client log)" \
+        in switch.changed_on(builder.fqdn)
+    assert sh(builder.container, f"ls {marker} 2>/dev/null || true").strip() == ""
+    again = deploy("mode_switch", data={"distcc_tmpfs_size": "3G"})
+    assert again.totals["success"] == 0, again.changed_operations()
