@@ -34,7 +34,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install -q --upgrade pip
-	.lock-venv/bin/pip install -q -e '.[test]'
+	.lock-venv/bin/pip install -q -e '.[test,bench]'
 	{ echo "# Exact versions for make demo and make test (pip install -c constraints.txt)."; \
 	  echo "# Refresh with: make lock. pyproject.toml keeps the ranges for people who install the package."; \
 	  .lock-venv/bin/pip freeze --all --exclude-editable | grep -v '^#'; } > constraints.txt
