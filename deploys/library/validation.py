@@ -451,33 +451,41 @@ def worker_compilers(s: Subject) -> tuple[str, str]:
     theirs = builder["sent"]["identities"]
     mine = s.survey["compilers"]
     arch, builder_arch = s.survey["identity"]["dpkg_architecture"], builder["identity"]["dpkg_architecture"]
-    problems = []
+    problems: list[str] = []
+    fixes: list[str] = []
+
+    def found(problem: str, fix: str) -> None:
+        problems.append(problem)
+        if fix not in fixes:
+            fixes.append(fix)
+
     for name, invoked in sorted(sent.items()):
         their = theirs.get(name) or {"version": None, "machine": None}
         their_version, their_machine = their["version"], their["machine"]
         binary = mine["resolves"].get(name)
         if binary is None:
-            problems.append(
-                f"{_sent_by(name, invoked)} is not installed here, so its jobs fail; install Debian's "
-                f"{compiler_package(name, s.survey['identity']['gcc_machine'])} here (for a cross compiler, "
-                f"listing it in distcc_cross_compilers makes the mode switch do it)"
+            found(
+                f"{_sent_by(name, invoked)} is not installed here, so its jobs fail",
+                f"install Debian's {compiler_package(name, s.survey['identity']['gcc_machine'])} here (for a cross "
+                f"compiler, listing it in distcc_cross_compilers makes the mode switch do it)",
             )
             continue
-        found = mine["identities"].get(binary) or {"version": None, "machine": None}
-        version, machine = found["version"], found["machine"]
+        compiler = mine["identities"].get(binary) or {"version": None, "machine": None}
+        version, machine = compiler["version"], compiler["machine"]
         if machine != their_machine:
-            problems.append(
-                f"{_sent_by(name, invoked)} is {binary}, gcc {version} for {machine} (dpkg {arch}), but the builder's "
-                f"is for {their_machine} (dpkg {builder_arch}): its objects would be for the wrong CPU; "
-                f"{_target_fix(builder_arch, their_machine, arch)}"
+            found(
+                f"{_sent_by(name, invoked)} is {binary}, gcc {version} for {machine} (dpkg {arch}), but the "
+                f"builder's is for {their_machine} (dpkg {builder_arch}): its objects would be for the wrong CPU",
+                _target_fix(builder_arch, their_machine, arch),
             )
         elif version != their_version:
-            problems.append(
-                f"{_sent_by(name, invoked)} is gcc {version} here but {their_version} on the builder: objects would "
-                f"be silently different; install the builder's gcc version here (the same OS release and upgrades)"
+            found(
+                f"{_sent_by(name, invoked)} is gcc {version} here but {their_version} on the builder: objects "
+                f"would be silently different",
+                "install the builder's gcc version here (the same OS release and upgrades)",
             )
     if problems:
-        return FAIL, "; ".join(problems)
+        return FAIL, f"{'; '.join(problems)}. Fix: {'; '.join(fixes)}"
     shown = _list(
         f"{name} {theirs[name]['version']} {theirs[name]['machine']}" if name in theirs else name for name in sorted(sent)
     )
@@ -611,6 +619,12 @@ def host_gcc(s: Subject) -> tuple[str, str]:
         return FAIL, f"gcc is not installed (not on PATH); {install} here"
     if theirs is None:
         return WARN, "no builder survey to compare with"
+    if mine["gcc_machine"] != theirs["gcc_machine"]:
+        return FAIL, (
+            f"{_gcc(mine, my_package)} (dpkg {mine['dpkg_architecture']}) but the builder has {_gcc(theirs, their_package)} "
+            f"(dpkg {theirs['dpkg_architecture']}): objects would be for the wrong CPU; "
+            f"{_target_fix(theirs['dpkg_architecture'], theirs['gcc_machine'], mine['dpkg_architecture'])}"
+        )
     if (mine["gcc_version"], mine["gcc_machine"]) != (theirs["gcc_version"], theirs["gcc_machine"]):
         return FAIL, (
             f"{_gcc(mine, my_package)} but the builder has {_gcc(theirs, their_package)}: objects would be silently "

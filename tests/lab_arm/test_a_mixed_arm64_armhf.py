@@ -60,9 +60,14 @@ def test_validation_names_the_armhf_workers_compiler(mixed):
     failed = json.loads(mixed.report.read_text())["failed"]
     assert sorted(f.split(".")[0] for f in failed) == ["H-GCC@worker2", "W-COMPILERS@worker2"], failed
     line = next(x for x in run.stderr.splitlines() if x.startswith("FAIL W-COMPILERS worker2."))
-    assert "`gcc` (what the builder sends for cc, gcc)" in line, line
+    # Plain names: the ARM client rewrites cc to gcc and sends no triplet.
+    assert "`gcc` (what the builder sends for cc) is /usr/bin/arm-linux-gnueabihf-gcc-12" in line, line
+    assert "`g++` (what the builder sends for c++)" in line, line
     assert "for arm-linux-gnueabihf (dpkg armhf), but the builder's is for aarch64-linux-gnu (dpkg arm64)" in line
-    assert "run the builder's architecture (arm64) on this worker, or remove it from the workers group" in line
+    assert line.count("Fix: ") == 1
+    assert "Fix: run the builder's architecture (arm64) on this worker, or remove it from the workers group" in line
+    gcc_line = next(x for x in run.stderr.splitlines() if x.startswith("FAIL H-GCC worker2."))
+    assert "objects would be for the wrong CPU; run the builder's architecture (arm64)" in gcc_line, gcc_line
     assert "CROSS_COMPILE" not in line  # Debian has no aarch64 cross compiler for armhf
 
 
