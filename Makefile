@@ -16,7 +16,7 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test test-arm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
+.PHONY: demo test test-amd64 test-arm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
 
 venv: $(VENV)/.installed
 
@@ -60,12 +60,16 @@ demo: venv lab-up
 	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_validate.py
 	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_smoketest.py
 
-test: venv lab-up
+# The whole suite: unit and amd64 lab tests, then the emulated ARM suite.
+test: test-amd64 test-arm
+
+# Unit tests and the amd64 lab suite (the faster subset without emulation).
+test-amd64: venv lab-up
 	$(BIN)/pytest tests
 
 # The emulated ARM suite (tests/lab_arm): its own lab (LAB_ARM_PREFIX,
 # LAB_ARM_SUBNET) of an arm64 builder with arm64 and armhf workers, then an
-# all-armhf one. Not part of make test: each emulated lab takes minutes.
+# all-armhf one, under qemu-user (installed and registered here when needed).
 test-arm: venv
 	LAB_ARCH=arm64 LAB_WORKER_ARCHS=arm64,armhf ./lab/ensure_engine.sh
 	$(BIN)/pytest -m arm tests/lab_arm

@@ -370,6 +370,10 @@ def static_address(node: Node) -> str:
     so a node must come back with its own after a reboot, whatever order the
     nodes boot in."""
     network = ipaddress.IPv4Network(SUBNET)
+    if node.role not in ("builder", "worker"):
+        # A container that is no part of the cluster (the security tests'
+        # outsider): the top of the subnet, away from the nodes.
+        return str(network.broadcast_address - 1)
     index = 0 if node.role == "builder" else int(node.hostname.removeprefix("worker"))
     return str(network.network_address + 2 + index)
 

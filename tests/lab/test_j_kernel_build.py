@@ -44,7 +44,11 @@ def as_build_user(container: str, script: str, timeout: int = 900) -> str:
 def nodes(lab):
     run = deploy("mode_switch", data={"distcc_tmpfs_size": "3G"})
     assert run.returncode == 0, run.stderr[-3000:]
-    return lab
+    yield lab
+    # The kernel tree fills the 3G tmpfs: the lab goes back to what the other
+    # modules expect (the lab's own tmpfs size, empty).
+    assert deploy("k3s_mode", data={"distcc_discard_tmpfs": True}).returncode == 0
+    assert deploy("mode_switch").returncode == 0
 
 
 @pytest.fixture(scope="module")
