@@ -52,40 +52,13 @@ def dpkg_free_command(packages: list[str], wait_seconds: int) -> StringCommand:
 
 
 @operation()
-def dpkg_free(packages: list[str], wait_seconds: int = 120):
-    """
-    dpkg ready for apt to install the given packages: when one is missing,
-    wait for another apt or dpkg run to release the locks (up to
-    wait_seconds), and fail with the holder's pid and command line when it
-    does not, or with the fix when an earlier dpkg run was interrupted.
-
-    + packages: the packages the next apt.packages installs
-    + wait_seconds: how long another run may hold the locks
-
-    Nothing is done when every package is installed: apt.packages then needs
-    no lock.
-
-    **Example:**
-
-    .. code:: python
-
-        apt.dpkg_free(name="dpkg free to install distcc", packages=["distcc"])
-    """
-    installed = host.get_fact(DebPackages)
-    missing = [p for p in packages if p not in installed]
-    if not missing:
-        host.noop(f"{', '.join(packages)} already installed; apt needs no dpkg lock")
-        return
-    yield dpkg_free_command(missing, wait_seconds)
-
-
-@operation()
 def packages_installed(packages: list[str], wait_seconds: int = 120):
     """
     The given Debian packages installed; nothing at all (not even a package
-    index update) when they are. Only when one is missing: dpkg free (as in
-    dpkg_free), then `apt-get update` and `apt-get install` of the missing
-    ones. So a second run is a no-op on any day, and a node that just booted
+    index update) when they are. Only when one is missing: dpkg free (no
+    other apt or dpkg run holding its locks, waited for up to wait_seconds;
+    an interrupted dpkg named with its fix), then `apt-get update` and
+    `apt-get install` of the missing ones. So a second run is a no-op on any day, and a node that just booted
     does not race apt-daily for the lock unless it must install.
 
     + packages: Debian package names

@@ -36,14 +36,13 @@ from pyinfra.context import ctx_config, ctx_host, ctx_state
 from deploys.library.builder import PROFILE_SCRIPT, login_drift
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
-from deploys.library.worker import OVERRIDE_TEMPLATE, builder_peer, distccd_config
+from deploys.library.worker import builder_peer, distccd_config, override_text
 from facts.compiler import INVOKED_NAMES
 from facts.distcc import ProcessInfo
 from facts.survey import HostSurvey, Reach, Survey
 from operations.distcc import UNIT
 from operations.mounts import tmpfs_bytes
 from operations.systemd import dropin_path
-from operations.templates import render_template
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 HEAL = "run deploys/mode_switch.py"
@@ -385,7 +384,7 @@ def worker_override(s: Subject) -> tuple[str, str]:
         return FAIL, f"cannot render the override: {s.builder_route_problem()}"
     if current is None:
         return FAIL, f"{dest} is missing; {HEAL}"
-    if current != hashlib.sha256(render_template(OVERRIDE_TEMPLATE, s.config).encode()).hexdigest():
+    if current != hashlib.sha256(override_text(s.config).encode()).hexdigest():
         return FAIL, f"{dest} differs from what this package renders; {HEAL}"
     return PASS, f"{dest} as rendered"
 

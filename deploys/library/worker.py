@@ -13,6 +13,7 @@ from deploys.library.settings import Settings, SettingsError, jobs_for, settings
 from facts.host import HostResources
 from facts.network import PeerRoute, Route
 from operations import distcc
+from operations.templates import render_template
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
 
@@ -38,6 +39,12 @@ def distccd_config(settings: Settings, builder_route: Route, jobs: int) -> dict:
         "argv": argv, "listen": listen, "allow": allow, "jobs": jobs, "log_dir": settings.log_dir,
         "tmp_size": settings.worker_tmp_size,
     }
+
+
+def override_text(config: dict) -> str:
+    """The drop-in this package writes for a worker's distccd, as written:
+    the one rendering the install and validation's W-OVERRIDE both use."""
+    return render_template(OVERRIDE_TEMPLATE, config)
 
 
 def builder_peer(settings: Settings) -> str:
