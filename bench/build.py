@@ -41,8 +41,12 @@ from __future__ import annotations
 import os
 import sys
 
-os.environ.setdefault("LAB_PREFIX", "benchbuild")
-os.environ.setdefault("LAB_SUBNET", "172.31.253.0/24")
+# Its own lab, set before lab/docker_lab.py reads them at import; only when
+# run as the benchmark: the unit tests import this module, and must not move
+# every later pyinfra run of theirs to another lab.
+if __name__ == "__main__":
+    os.environ.setdefault("LAB_PREFIX", "benchbuild")
+    os.environ.setdefault("LAB_SUBNET", "172.31.253.0/24")
 
 import json  # noqa: E402
 import re  # noqa: E402

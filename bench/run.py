@@ -36,9 +36,11 @@ import os
 import sys
 
 # Before anything reads them: lab/docker_lab.py at import, inventories/lab.py
-# in every pyinfra child. `make bench` never touches the test lab.
-os.environ.setdefault("LAB_PREFIX", "benchlab")
-os.environ.setdefault("LAB_SUBNET", "172.31.254.0/24")
+# in every pyinfra child. `make bench` never touches the test lab; importing
+# this module (the unit tests do) changes nothing.
+if __name__ == "__main__":
+    os.environ.setdefault("LAB_PREFIX", "benchlab")
+    os.environ.setdefault("LAB_SUBNET", "172.31.254.0/24")
 
 import hashlib  # noqa: E402
 import json  # noqa: E402

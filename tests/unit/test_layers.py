@@ -37,3 +37,15 @@ def test_a_layer_imports_only_layers_below_it(layer: str) -> None:
 def test_the_check_itself_sees_imports() -> None:
     assert imported_packages(REPO / "operations" / "distcc.py") >= {"facts", "pyinfra"}
     assert "operations" in imported_packages(REPO / "deploys" / "library" / "worker.py")
+
+
+def test_importing_the_benchmarks_leaves_the_environment_alone():
+    """The benchmarks pick their own lab (LAB_PREFIX) only when run: an
+    import from a test run must not send that run's pyinfra to another lab."""
+    import subprocess
+    import sys
+
+    probe = "import os, bench.build, bench.run; print(os.environ.get('LAB_PREFIX', 'unset'))"
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "unset"
