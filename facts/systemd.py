@@ -107,6 +107,10 @@ class UnitsPresent(TypedDict):
 # Where k3s's install.sh puts its scripts: /usr/local/bin, or /opt/bin when
 # /usr/local is read-only.
 KILLALL_PATHS = ("/usr/local/bin/k3s-killall.sh", "/opt/bin/k3s-killall.sh")
+# How many containerd shims (a pod each) and k3s processes run: what this
+# fact reports and what operations/k3s.py checks is gone after k3s-killall.sh.
+COUNT_SHIMS = "ps -eo comm= | grep -c '^containerd-shim'"
+COUNT_K3S = "ps -eo comm= | grep -cE '^k3s(-server|-agent)?$'"
 
 
 def parse_k3s_units(lines: list[str]) -> UnitsPresent:
@@ -157,8 +161,8 @@ class K3sUnits(ParsedFact[UnitsPresent]):
             "\"$(systemctl show \"$u.service\" -p ActiveState --value 2>/dev/null)\"",
             "\"$(systemctl is-enabled \"$u.service\" 2>/dev/null || true)\";",
             "done;",
-            "printf 'Shims %s\\n' \"$(ps -eo comm= | grep -c '^containerd-shim')\";",
-            "printf 'K3s %s\\n' \"$(ps -eo comm= | grep -cE '^k3s(-server|-agent)?$')\";",
+            f"printf 'Shims %s\\n' \"$({COUNT_SHIMS})\";",
+            f"printf 'K3s %s\\n' \"$({COUNT_K3S})\";",
             "for f in", *KILLALL_PATHS, "; do [ -x \"$f\" ] && printf 'Killall %s\\n' \"$f\" && break; done; true",
         ]
         return StringCommand(*bits)

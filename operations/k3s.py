@@ -12,7 +12,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
-from facts.systemd import K3sUnits, UnitsPresent
+from facts.systemd import COUNT_K3S, COUNT_SHIMS, K3sUnits, UnitsPresent
 
 # Processes killed by kill -9 leave the process table once reaped; give that
 # a few seconds before calling them left over.
@@ -38,7 +38,7 @@ def nothing_left_command(killall: str | None) -> StringCommand:
         )
     return StringCommand(
         "t=0; while :; do",
-        "s=$(ps -eo comm= | grep -c '^containerd-shim'); k=$(ps -eo comm= | grep -cE '^k3s(-server|-agent)?$');",
+        f"s=$({COUNT_SHIMS}); k=$({COUNT_K3S});",
         '[ "$s$k" = "00" ] && break;',
         f"if [ $t -ge {_SETTLE_TICKS} ]; then",
         "echo \"k3s is stopped but $k k3s processes and $s containerd-shim processes (pods) still run, holding "
