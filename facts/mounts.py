@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from pyinfra.api import FactBase, ShortFactBase, StringCommand
+from pyinfra.api import StringCommand
 
+from facts._parsed import ParsedFact
 from facts._shell import assign
 
 
@@ -32,9 +33,9 @@ class MountPointStatus(TypedDict):
     page_size: int
 
 
-class MountPoint(FactBase[MountPointStatus]):
+class TmpfsMount(ParsedFact[MountPointStatus]):
     """
-    A path as a mount point: whether it exists, how many entries it shows,
+    The build tree's tmpfs mount point (or any path as one): whether it exists, how many entries it shows,
     what is mounted exactly there, whether the directory *underneath* the mount
     holds files (looked at in a private mount namespace, so nothing changes),
     its /etc/fstab fields, the host's memory (a tmpfs cannot exceed it) and
@@ -79,12 +80,9 @@ class MountPoint(FactBase[MountPointStatus]):
             'printf "pagesize %s\\n" "$(getconf PAGESIZE 2>/dev/null)"',
         )
 
-    def process(self, output: list[str]) -> MountPointStatus:
-        return parse_mount_point(output)
-
     @staticmethod
-    def default() -> MountPointStatus:
-        return parse_mount_point([])
+    def parse(lines: list[str]) -> MountPointStatus:
+        return parse_mount_point(lines)
 
 
 def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
@@ -133,23 +131,3 @@ def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
             underneath_has_files=mount.get("underneath_has_files"),
         )
     return status
-
-
-class TmpfsMount(ShortFactBase):
-    """
-    The tmpfs mounted at a path, or None when nothing is mounted there.
-
-    .. code:: python
-
-        {"fstype": "tmpfs", "size": 268435456, "mode": "1777",
-         "options": ["rw", "relatime", "size=262144k", "mode=1777"],
-         "noexec": False, "entries": 0, "underneath_has_files": False}
-
-    A non-tmpfs mount is returned too, with its own fstype, so a caller can
-    tell "nothing mounted" from "the wrong thing mounted".
-    """
-
-    fact = MountPoint
-
-    def process_data(self, data: MountPointStatus) -> MountedFs | None:
-        return data["mount"]

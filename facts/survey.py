@@ -36,7 +36,7 @@ from facts.distcc import (
     parse_masquerade,
 )
 from facts.host import HostNames, HostResources, Names, Resources, parse_names, parse_resources
-from facts.mounts import MountPoint, MountPointStatus, parse_mount_point
+from facts.mounts import MountPointStatus, TmpfsMount, parse_mount_point
 from facts.network import PeerRoute, Route, parse_route
 from facts.systemd import K3sUnits, UnitsPresent, UnitState, UnitStatus, parse_k3s_units, parse_unit_state
 from facts.users import LoginEnv, LoginEnvironment, parse_login_environment
@@ -280,7 +280,7 @@ class HostSurvey(FactBase[Survey]):
             ("compilers", CompilerTargets.command),
         ]
         if tmpfs_path is not None:
-            sections.append(("mount", MountPoint().command(tmpfs_path)))
+            sections.append(("mount", TmpfsMount().command(tmpfs_path)))
             sections.append(("tmpfs_space", _df_command(tmpfs_path)))
         if build_user is not None:
             sections.append(("login", LoginEnvironment().command(build_user)))

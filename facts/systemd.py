@@ -91,6 +91,26 @@ class UnitState(ParsedFact[UnitStatus]):
     parse = staticmethod(parse_unit_state)
 
 
+def parse_need_reload(lines: list[str]) -> bool:
+    return any(line.strip() == "yes" for line in lines)
+
+
+class UnitNeedsReload(ParsedFact[bool]):
+    """
+    Whether systemd still runs a unit from older unit files than those on
+    disk (a drop-in written, no daemon-reload since).
+
+    .. code:: python
+
+        False
+    """
+
+    def command(self, unit: str) -> StringCommand:
+        return StringCommand(assign("u", unit), "; systemctl show \"$u\" -p NeedDaemonReload --value 2>/dev/null; true")
+
+    parse = staticmethod(parse_need_reload)
+
+
 class UnitBrief(TypedDict):
     load: str
     active: str

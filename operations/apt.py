@@ -8,6 +8,8 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.deb import DebPackages
 
+from operations._observed import observed
+
 # What apt-get install takes (the frontend lock first, since apt 1.9) and
 # what apt-get update takes; unattended-upgrades and apt-daily hold them
 # for minutes after a Pi boots.
@@ -72,7 +74,7 @@ def packages_installed(packages: list[str], wait_seconds: int = 120):
 
         apt.packages_installed(name="Install distcc", packages=["distcc"])
     """
-    installed = host.get_fact(DebPackages)
+    installed = observed(DebPackages)
     missing = [p for p in packages if p not in installed]
     if not missing:
         host.noop(f"{', '.join(packages)} already installed")

@@ -11,6 +11,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 
 from facts.distcc import (
     MASQUERADE_DIR,
+    Cc1Processes,
     DistccdListening,
     DistccMasquerade,
     DistccProcesses,
@@ -19,6 +20,7 @@ from facts.distcc import (
     ProcessInfo,
 )
 from facts.systemd import UnitState, UnitStatus
+from operations._observed import observed
 
 UNIT = "distcc.service"
 OVERRIDE = f"/etc/systemd/system/{UNIT}.d/override.conf"
@@ -44,7 +46,7 @@ def masquerade_links(compilers: list[str] | None = None):
 
         distcc.masquerade_links(name="Whitelist the installed compilers")
     """
-    masquerade = host.get_fact(DistccMasquerade)
+    masquerade = observed(DistccMasquerade)
     installed = set(masquerade["compilers"])
     wanted = installed if compilers is None else installed & set(compilers)
     links = masquerade["links"]
@@ -113,19 +115,22 @@ def stale_compilers_killed(distccd_user: str = "distccd", grace_seconds: int = 5
 
         distcc.stale_compilers_killed(name="Kill stale compiler processes")
     """
-    unit = host.get_fact(UnitState, unit=UNIT)
-    processes = host.get_fact(DistccProcesses)
-    live = live_distccd_pids(unit, processes["distccd"])
+    # The compilers first, then the daemons, then the unit: a cc1 seen here
+    # has its distccd in the later reads unless that distccd has ended (and
+    # then the cc1 is stale indeed); read the other way round, a job
+    # started in between would look stale.
+    cc1 = observed(Cc1Processes)
+    distccd = observed(DistccProcesses)["distccd"]
+    unit = observed(UnitState, unit=UNIT)
+    live = live_distccd_pids(unit, distccd)
 
-    stale_distccd = [(p["pid"], p["user"]) for p in processes["distccd"] if p["pid"] not in live]
-    stale_cc1 = [
-        (c["pid"], c["user"]) for c in processes["cc1"] if c["user"] == distccd_user and c["distccd_pid"] not in live
-    ]
+    stale_distccd = [(p["pid"], p["user"]) for p in distccd if p["pid"] not in live]
+    stale_cc1 = [(c["pid"], c["user"]) for c in cc1 if c["user"] == distccd_user and c["distccd_pid"] not in live]
     if not stale_distccd and not stale_cc1:
-        kept = sum(1 for c in processes["cc1"] if c["user"] == distccd_user)
+        kept = sum(1 for c in cc1 if c["user"] == distccd_user)
         host.noop(
             f"no stale distccd or cc1 ({len(live)} live distccd processes, {kept} cc1 of live jobs, "
-            f"{len(processes['cc1']) - kept} cc1 of other users left alone)"
+            f"{len(cc1) - kept} cc1 of other users left alone)"
         )
         return
     yield kill_command(stale_distccd + stale_cc1, ("distccd", "cc1", "cc1plus"), grace_seconds)
@@ -159,11 +164,11 @@ def unhealthy_reason(
 
 
 def _health(argv: list[str], address: str, port: int) -> tuple[UnitStatus, str | None]:
-    unit = host.get_fact(UnitState, unit=UNIT)
-    distccd = host.get_fact(DistccProcesses)["distccd"]
-    reason = unhealthy_reason(unit, host.get_fact(DistccdListening, port=port), distccd, argv, address, port)
+    distccd = observed(DistccProcesses)["distccd"]
+    unit = observed(UnitState, unit=UNIT)
+    reason = unhealthy_reason(unit, observed(DistccdListening, port=port), distccd, argv, address, port)
     if reason is None:
-        reason = started_before_override(unit, distccd, host.get_fact(FileAge, path=OVERRIDE))
+        reason = started_before_override(unit, distccd, observed(FileAge, path=OVERRIDE))
     return unit, reason
 
 
@@ -311,7 +316,7 @@ def distccd_enabled():
 
         distcc.distccd_enabled()
     """
-    unit = host.get_fact(UnitState, unit=UNIT)
+    unit = observed(UnitState, unit=UNIT)
     changed = False
     if unit["load"] != "loaded" or not unit["enabled"]:
         yield f"systemctl enable {UNIT} 2>/dev/null"
@@ -337,8 +342,8 @@ def distccd_stopped(disable: bool = False):
 
         distcc.distccd_stopped(name="No distccd on the builder", disable=True)
     """
-    unit = host.get_fact(UnitState, unit=UNIT)
-    processes = host.get_fact(DistccProcesses)
+    unit = observed(UnitState, unit=UNIT)
+    processes = observed(DistccProcesses)
     changed = False
     if unit["load"] == "loaded" and unit["active"] not in ("inactive", "failed"):
         yield f"systemctl stop {UNIT}"

@@ -13,6 +13,7 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
 from facts.systemd import COUNT_K3S, COUNT_SHIMS, K3sUnits, UnitsPresent
+from operations._observed import observed
 
 # Processes killed by kill -9 leave the process table once reaped; give that
 # a few seconds before calling them left over.
@@ -66,7 +67,7 @@ def k3s_stopped(units: list[str]):
 
         k3s.k3s_stopped(units=["k3s", "k3s-server", "k3s-agent"])
     """
-    found: UnitsPresent = host.get_fact(K3sUnits, units=list(units))
+    found: UnitsPresent = observed(K3sUnits, units=list(units))
     present = found["units"]
     running = sorted(u for u, s in present.items() if s["active"] not in ("inactive", "failed"))
     enabled = sorted(u for u, s in present.items() if s["enabled_state"] == "enabled")
@@ -102,7 +103,7 @@ def k3s_started(units: list[str]):
 
         k3s.k3s_started(units=["k3s-agent"])
     """
-    present = host.get_fact(K3sUnits, units=list(units))["units"]
+    present = observed(K3sUnits, units=list(units))["units"]
     disabled = sorted(u for u, s in present.items() if s["enabled_state"] == "disabled")
     stopped = sorted(u for u, s in present.items() if s["active"] != "active" and s["enabled_state"] != "masked")
     if not disabled and not stopped:

@@ -9,7 +9,8 @@ from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.operations import files
 
-from facts.mounts import MountPoint, MountPointStatus
+from facts.mounts import MountPointStatus, TmpfsMount
+from operations._observed import observed
 
 _SIZE = re.compile(r"^(?P<number>\d+)(?P<unit>[KMG]?)$")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -28,7 +29,7 @@ def tmpfs_bytes(size: str, page_size: int = 4096) -> int:
     whole pages, so "1001K" is mounted as 1004 KiB with 4 KiB pages and as
     1008 KiB with the 16 KiB pages of Raspberry Pi 5 kernels.
 
-    + page_size: the host's page size (MountPoint's `page_size`); 0, as
+    + page_size: the host's page size (TmpfsMount's `page_size`); 0, as
       from a host whose page size could not be read, counts as 4096"""
     page = page_size or 4096
     return -(-parse_size(size) // page) * page
@@ -105,7 +106,7 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
         mounts.tmpfs_mounted(path="/tmp/kernel-build", size="3G")
     """
     mode = str(mode).zfill(4)
-    status = host.get_fact(MountPoint, path=path)
+    status = observed(TmpfsMount, path=path)
     mounted = status["mount"]
     options = mount_options(size, mode)
 
@@ -160,7 +161,7 @@ def tmpfs_unmounted(path: str, discard: bool = False):
 
         mounts.tmpfs_unmounted(path="/tmp/kernel-build")
     """
-    status = host.get_fact(MountPoint, path=path)
+    status = observed(TmpfsMount, path=path)
     mounted = status["mount"]
     if mounted is None:
         host.noop(f"nothing is mounted at {path}")

@@ -1,21 +1,17 @@
-"""Operations on systemd: a drop-in rendered from templates/ and written
-atomically, with a daemon-reload only when it changed."""
+"""Operations on systemd: a drop-in written atomically, with a daemon-reload
+only when it changed (or a cut-off run left one pending)."""
 
 from __future__ import annotations
 
 import hashlib
-import shlex
-from io import StringIO
-from pathlib import Path
 
-from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
-from pyinfra.facts.files import FileContents
-from pyinfra.facts.server import Command
-from pyinfra.operations.util.files import generate_color_diff
+from pyinfra import host, state
+from pyinfra.api import QuoteString, StringCommand, operation
 
-from facts.systemd import UnitState
-from operations.templates import render_template
+from facts.paths import PathStatus
+from facts.systemd import UnitNeedsReload
+from operations._observed import observed
+from operations.paths import ascii_only, show_diff, temporary_path, write_commands
 
 
 def dropin_path(unit: str, dropin: str) -> str:
@@ -23,56 +19,44 @@ def dropin_path(unit: str, dropin: str) -> str:
 
 
 @operation()
-def dropin_installed(unit: str, template: str, context: dict, dropin: str = "override.conf"):
+def dropin_installed(unit: str, content: str, dropin: str = "override.conf"):
     """
-    A drop-in for unit rendered from templates/, written atomically (a
+    A drop-in for unit holding exactly content, written atomically (a
     temporary file in the same directory, then a rename), followed by a
     daemon-reload only when the file changed. `--diff` shows the change.
 
     + unit: the unit, e.g. ``"distcc.service"``
-    + template: file name under templates/
-    + context: template variables
+    + content: the drop-in's text, as rendered by its owner (for distccd:
+      deploys.library.worker.override_text, which validation compares too)
     + dropin: the drop-in's file name (must end in .conf to be read)
 
     **Example:**
 
     .. code:: python
 
-        systemd.dropin_installed(unit="distcc.service", template="distcc-override.conf.j2",
-                                 context={"argv": [...]})
+        systemd.dropin_installed(unit="distcc.service", content="[Service]\\n...")
     """
-    content = render_template(template, context)
-    digest = hashlib.sha256(content.encode()).hexdigest()
     dest = dropin_path(unit, dropin)
-    temporary = f"{dest}.tmp"
-    current = host.get_fact(UnitState, unit=unit)["dropins"].get(dest)
-    if current == digest:
+    temporary = temporary_path(dest)
+    ascii_only(dest, content)
+    current = observed(PathStatus, path=dest)
+    if current["sha256"] == hashlib.sha256(content.encode()).hexdigest():
         # A run cut off after the rename leaves the drop-in current but not
         # loaded (a restart would still run the old one); one cut off before
         # it, then rerun with the old settings, leaves a stale .tmp.
-        probe = (
-            f"systemctl show {shlex.quote(unit)} -p NeedDaemonReload --value; "
-            f"test -e {shlex.quote(temporary)} && echo stale-tmp || true"
-        )
-        leftovers = (host.get_fact(Command, command=probe) or "").split()
-        if "stale-tmp" in leftovers:
+        stale_tmp = observed(PathStatus, path=temporary)["kind"] is not None
+        reload_pending = observed(UnitNeedsReload, unit=unit)
+        if stale_tmp:
             yield StringCommand("rm", "-f", QuoteString(temporary))
-        if "yes" in leftovers:
+        if reload_pending:
             yield "systemctl daemon-reload"
-        if "stale-tmp" not in leftovers and "yes" not in leftovers:
+        if not stale_tmp and not reload_pending:
             host.noop(f"{dest} is up to date")
         return
 
     if state.config.DIFF:
-        old = host.get_fact(FileContents, path=dest) if current else None
-        host.log(f"Will {'modify' if current else 'create'} {dest}", logger.info)
-        for line in generate_color_diff([f"{x}\n" for x in old or []], content.splitlines(keepends=True)):
-            logger.info("  %s", line)
-        logger.info("")
-
-    yield StringCommand("mkdir", "-p", QuoteString(str(Path(dest).parent)))
-    yield FileUploadCommand(StringIO(content), temporary, remote_temp_filename=host.get_temp_filename(temporary))
+        show_diff(dest, current["kind"] == "file", content)
     # systemd reads only *.conf, so the half-written .tmp is never loaded; the
     # rename makes the new drop-in appear whole.
-    yield StringCommand("chmod", "644", QuoteString(temporary), "&&", "mv", "-f", QuoteString(temporary), QuoteString(dest))
+    yield from write_commands(dest, content, "root", "root", "644")
     yield "systemctl daemon-reload"

@@ -3,8 +3,6 @@ and the client environment of the build user; and the way back."""
 
 from __future__ import annotations
 
-from io import StringIO
-
 from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
@@ -12,11 +10,14 @@ from pyinfra.operations import files
 
 from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
-from facts.distcc import COMPILER_NAME, MASQUERADE_DIR
+from facts.distcc import COMPILER_NAME, MASQUERADE_DIR, DistccProcesses
 from facts.logs import BackoffMarkers, ClientLogsWithJobs
-from facts.mounts import MountPoint, MountPointStatus
+from facts.mounts import MountPointStatus, TmpfsMount
+from facts.paths import PathStatus
+from facts.systemd import UnitState
 from facts.users import LoginEnv, LoginEnvironment
-from operations import distcc, mounts
+from operations import distcc, mounts, paths
+from operations._observed import observed, plan_reads
 from operations.templates import render_template
 
 
@@ -81,7 +82,7 @@ def profile_context(settings: Settings) -> dict:
 def tmpfs_status(settings: Settings) -> tuple[MountPointStatus, str]:
     """The builder's tmpfs mount point and the size it gets, refused while
     the deploy file loads (so before any host changes) when it cannot fit."""
-    status = host.get_fact(MountPoint, path=settings.tmpfs_path)
+    status = observed(TmpfsMount, path=settings.tmpfs_path)
     memory = status["memory_bytes"]
     size = tmpfs_size_for(settings, memory)
     if memory and mounts.parse_size(size) > memory:
@@ -111,6 +112,35 @@ def host_list(settings: Settings) -> list[str]:
     return entries
 
 
+def client_logs(home: str) -> list[str]:
+    return [f"{home}/{CLIENT_LOG}", f"{home}/{CLIENT_LOG}.1"]
+
+
+def home_reads(home: str) -> list:
+    """What builder_client_only reads under the build user's home."""
+    return [
+        (PathStatus, {"path": f"{home}/.distcc"}),
+        (BackoffMarkers, {"directory": f"{home}/.distcc"}),
+        (ClientLogsWithJobs, {"paths": client_logs(home)}),
+        (PathStatus, {"path": f"{home}/.distcc/hosts"}),
+    ]
+
+
+def client_only_reads(settings: Settings) -> list:
+    """What builder_client_only reads before the build user's home is known."""
+    return [
+        (TmpfsMount, {"path": settings.tmpfs_path}),
+        (DistccProcesses, {}),
+        (UnitState, {"unit": distcc.UNIT}),
+        (LoginEnvironment, {"user": settings.build_user}),
+        (PathStatus, {"path": PROFILE_SCRIPT}),
+    ]
+
+
+def tmpfs_released_reads(settings: Settings) -> list:
+    return [(TmpfsMount, {"path": settings.tmpfs_path})]
+
+
 @deploy("builder client only")
 def builder_client_only():
     """No distccd on the builder, the tmpfs at its integrity, and the build
@@ -130,7 +160,7 @@ def builder_client_only():
         name="Build tree tmpfs mounted", path=settings.tmpfs_path, size=size, mode=settings.tmpfs_mode
     )
     user = settings.build_user
-    login = host.get_fact(LoginEnvironment, user=user)
+    login = observed(LoginEnvironment, user=user)
     home = login["home"]
     if home is None:
         raise SettingsError(
@@ -140,30 +170,33 @@ def builder_client_only():
     drift = login_drift(login)
     if drift:
         raise LoginDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
-    files.directory(name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, mode="755")
+    # What lives under the build user's home can be planned only now that
+    # the home is known: read together, in one more round trip.
+    plan_reads(host, home_reads(home))
+    paths.directory_present(
+        name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, group=None, mode="755"
+    )
     # A backoff marker left by a failed job idles that worker for the next
     # build too; the client log is the build report's window on the builder,
     # which starts again at each mode switch (a log of validation's
     # `distcc -j` alone holds no build and is left, so a second run changes
     # nothing).
-    stale = [m["file"] for m in host.get_fact(BackoffMarkers, directory=f"{home}/.distcc")]
-    stale += host.get_fact(ClientLogsWithJobs, paths=[f"{home}/{CLIENT_LOG}", f"{home}/{CLIENT_LOG}.1"])
+    stale = [m["file"] for m in observed(BackoffMarkers, directory=f"{home}/.distcc")]
+    stale += observed(ClientLogsWithJobs, paths=client_logs(home))
     for path in stale:
         files.file(name="Client state of the last build cleared (backoff markers, client log)", path=path, present=False)
-    files.put(
+    paths.file_installed(
         name="distcc host list of the build user",
-        src=StringIO(render_template("distcc-hosts.j2", {"hosts": host_list(settings)})),
-        dest=f"{home}/.distcc/hosts",
+        path=f"{home}/.distcc/hosts",
+        content=render_template("distcc-hosts.j2", {"hosts": host_list(settings)}),
         user=user,
+        group=None,
         mode="644",
     )
-    files.put(
+    paths.file_installed(
         name="Masquerade PATH and fallback policy for the build user",
-        src=StringIO(render_template(PROFILE_TEMPLATE, profile_context(settings))),
-        dest=PROFILE_SCRIPT,
-        mode="644",
-        user="root",
-        group="root",
+        path=PROFILE_SCRIPT,
+        content=render_template(PROFILE_TEMPLATE, profile_context(settings)),
     )
 
 

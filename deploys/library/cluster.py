@@ -10,6 +10,7 @@ from pyinfra import logger
 
 from deploys.library.settings import Settings, SettingsError, jobs_for, settings_for, shown
 from facts.host import HostResources
+from operations._observed import current
 
 BUILDER_GROUP = "builder"
 WORKERS_GROUP = "workers"
@@ -21,7 +22,7 @@ _run_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def run_cache(state, name: str) -> dict:
     """A dict shared by every host of this run, for one kind of value."""
-    return _run_caches.setdefault(state, {}).setdefault(name, {})
+    return _run_caches.setdefault(current(state), {}).setdefault(name, {})
 
 
 def _group(inventory, name: str) -> list:
@@ -97,25 +98,25 @@ def settings_for_role(host, inventory, deploy_name: str, *roles: str) -> Setting
 def worker_jobs(state, workers: list) -> dict[str, int | None]:
     """Jobs each worker takes (settings.jobs_for: distcc_jobs, else from its
     CPUs and memory). None for a worker that is not connected in this run
-    (it cannot be asked)."""
+    (it cannot be asked). Each worker's resources are read once per run,
+    by whichever host asks first (the builder for its host list, or the
+    worker for its --jobs); a host asking meanwhile waits for that read."""
     active = set(state.inventory.get_active_hosts())
-    jobs_of = run_cache(state, "worker jobs")
+    reads = run_cache(state, "worker resources")
     jobs: dict[str, int | None] = {}
-    pending = []
     for worker in workers:
         configured = settings_for(worker).jobs
         if configured is not None:
             jobs[worker.name] = configured
-        elif worker.name in jobs_of:
-            jobs[worker.name] = jobs_of[worker.name]
-        elif worker not in active:
+        elif worker.name not in reads and worker not in active:
             jobs[worker.name] = None
-        else:
-            pending.append(worker)
-    greenlets = {w.name: gevent.spawn(w.get_fact, HostResources) for w in pending}
-    gevent.joinall(list(greenlets.values()))
-    for name, greenlet in greenlets.items():
-        worker = next(w for w in pending if w.name == name)
-        resources = greenlet.value if greenlet.successful() and greenlet.value else None
-        jobs_of[name] = jobs[name] = jobs_for(settings_for(worker), **resources) if resources else None
+        elif worker.name not in reads:
+            reads[worker.name] = gevent.spawn(worker.get_fact, HostResources)
+    pending = {w.name: reads[w.name] for w in workers if w.name not in jobs}
+    gevent.joinall(list(pending.values()))
+    for worker in workers:
+        if worker.name in pending:
+            greenlet = pending[worker.name]
+            resources = greenlet.value if greenlet.successful() and greenlet.value else None
+            jobs[worker.name] = jobs_for(settings_for(worker), **resources) if resources else None
     return jobs

@@ -3,18 +3,19 @@ the daemon, the compilers, the whitelist and the hardened override."""
 
 from __future__ import annotations
 
-from io import StringIO
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.operations import files
+from pyinfra.facts.deb import DebPackages
 
 from deploys.library.cluster import role_of
 from deploys.library.settings import Settings, compiler_package, settings_for
-from deploys.library.worker import OVERRIDE_TEMPLATE, daemon_config
-from facts.systemd import UnitSources, UnitSourcesInfo
-from operations import apt, distcc, systemd
+from deploys.library.worker import daemon_config, override_text
+from facts.distcc import DistccMasquerade
+from facts.paths import PathStatus
+from facts.systemd import UnitNeedsReload, UnitSources, UnitSourcesInfo, UnitState
+from operations import apt, distcc, paths, systemd
+from operations._observed import observed
 from operations.templates import render_template
 
 # The distro's default C and C++ compilers: the same OS release on every Pi
@@ -78,6 +79,25 @@ def unit_drift(sources: UnitSourcesInfo, own_dropin: str) -> str | None:
     )
 
 
+def installed_reads(settings: Settings, role: str | None) -> list:
+    """What distcc_installed reads on a host of this role."""
+    if role == "builder":
+        return [(DebPackages, {})]
+    if role != "worker":
+        return []
+    return [
+        (UnitSources, {"unit": distcc.UNIT}),
+        (DebPackages, {}),
+        (DistccMasquerade, {}),
+        (PathStatus, {"path": settings.log_dir}),
+        (PathStatus, {"path": LOGROTATE_CONFIG}),
+        (PathStatus, {"path": distcc.OVERRIDE}),
+        (PathStatus, {"path": paths.temporary_path(distcc.OVERRIDE)}),
+        (UnitNeedsReload, {"unit": distcc.UNIT}),
+        (UnitState, {"unit": distcc.UNIT}),
+    ]
+
+
 @deploy("distcc installed")
 def distcc_installed():
     """distcc installed for this host's role, and nothing started. The
@@ -95,7 +115,7 @@ def distcc_installed():
     if role != "worker":
         return
     config = daemon_config(settings)
-    drift = unit_drift(host.get_fact(UnitSources, unit=distcc.UNIT), systemd.dropin_path(distcc.UNIT, "override.conf"))
+    drift = unit_drift(observed(UnitSources, unit=distcc.UNIT), distcc.OVERRIDE)
     if drift:
         raise UnitDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
     apt.packages_installed(
@@ -105,19 +125,15 @@ def distcc_installed():
         name="Whitelist the installed compilers in /usr/lib/distcc",
         compilers=list(settings.compilers) if settings.compilers else None,
     )
-    files.directory(name="distccd log directory", path=settings.log_dir, user="distccd", group="adm", mode="2750")
-    files.put(
+    paths.directory_present(
+        name="distccd log directory", path=settings.log_dir, user="distccd", group="adm", mode="2750"
+    )
+    paths.file_installed(
         name="distccd log rotation",
-        src=StringIO(render_template("distccd-logrotate.j2", {"log_file": f"{settings.log_dir}/distccd.log"})),
-        dest=LOGROTATE_CONFIG,
-        user="root",
-        group="root",
-        mode="644",
+        path=LOGROTATE_CONFIG,
+        content=render_template("distccd-logrotate.j2", {"log_file": f"{settings.log_dir}/distccd.log"}),
     )
     systemd.dropin_installed(
-        name="distccd override (foreground, hardened)",
-        unit=distcc.UNIT,
-        template=OVERRIDE_TEMPLATE,
-        context=config,
+        name="distccd override (foreground, hardened)", unit=distcc.UNIT, content=override_text(config)
     )
     distcc.distccd_enabled(name="distccd enabled")

@@ -6,8 +6,14 @@ from pyinfra import host
 from pyinfra.api import deploy
 
 from deploys.library.cluster import role_of
-from deploys.library.settings import settings_for
+from deploys.library.settings import Settings, settings_for
+from facts.systemd import K3sUnits
 from operations import k3s
+
+
+def k3s_reads(settings: Settings) -> list:
+    """What k3s_stopped and k3s_started read."""
+    return [(K3sUnits, {"units": list(settings.k3s_units)})]
 
 
 @deploy("k3s stopped")

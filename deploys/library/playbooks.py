@@ -13,11 +13,34 @@ from __future__ import annotations
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 
-from deploys.library.builder import builder_client_only, builder_tmpfs_released
-from deploys.library.cluster import settings_for_role
-from deploys.library.install import distcc_installed
-from deploys.library.k3s import k3s_started, k3s_stopped
-from deploys.library.worker import worker_serving, worker_stopped
+from deploys.library.builder import (
+    builder_client_only,
+    builder_tmpfs_released,
+    client_only_reads,
+    tmpfs_released_reads,
+)
+from deploys.library.cluster import role_of, settings_for_role
+from deploys.library.install import distcc_installed, installed_reads
+from deploys.library.k3s import k3s_reads, k3s_started, k3s_stopped
+from deploys.library.settings import Settings
+from deploys.library.worker import config_reads, serving_reads, stopped_reads, worker_serving, worker_stopped
+from operations._observed import plan_reads
+
+
+def plan(settings: Settings, *parts: str) -> None:
+    """Declare what the small deploys this playbook runs will read on this
+    host, so that it is read in one round trip while nothing changes (see
+    operations/_observed.py). Each name is one small deploy."""
+    role = role_of(host)
+    reads = {
+        "k3s": lambda: k3s_reads(settings),
+        "installed": lambda: installed_reads(settings, role) + (config_reads(settings) if role == "worker" else []),
+        "client only": lambda: client_only_reads(settings) if role == "builder" else [],
+        "serving": lambda: serving_reads(settings) if role == "worker" else [],
+        "worker stopped": lambda: stopped_reads(settings) if role == "worker" else [],
+        "tmpfs released": lambda: tmpfs_released_reads(settings) if role == "builder" else [],
+    }
+    plan_reads(host, [read for part in parts for read in reads[part]()])
 
 
 @deploy("distccd bootstrap")
@@ -25,7 +48,9 @@ def distccd_bootstrap():
     """Workers: distcc and the compilers installed, the whitelist linked,
     the hardened override in place, the unit enabled; the daemon is not
     started (the reset starts it)."""
-    if settings_for_role(host, inventory, "distccd bootstrap", "worker"):
+    settings = settings_for_role(host, inventory, "distccd bootstrap", "worker")
+    if settings is not None:
+        plan(settings, "installed")
         distcc_installed()
 
 
@@ -34,7 +59,9 @@ def builder_distccd_guard():
     """Builder: k3s stopped (in build mode the builder runs only the distcc
     client), no distccd, the tmpfs at its integrity, and the build user's
     client environment."""
-    if settings_for_role(host, inventory, "builder distccd guard", "builder"):
+    settings = settings_for_role(host, inventory, "builder distccd guard", "builder")
+    if settings is not None:
+        plan(settings, "k3s", "installed", "client only")
         k3s_stopped()
         distcc_installed()
         builder_client_only()
@@ -45,7 +72,9 @@ def worker_distccd_reset():
     """Workers: k3s stopped, distcc and the override current, stale compilers
     killed, and distccd serving with exactly the configured command line. A
     healthy distccd with the right configuration is left alone."""
-    if settings_for_role(host, inventory, "worker distccd reset", "worker"):
+    settings = settings_for_role(host, inventory, "worker distccd reset", "worker")
+    if settings is not None:
+        plan(settings, "k3s", "installed", "serving")
         k3s_stopped()
         distcc_installed()
         worker_serving()
@@ -54,7 +83,9 @@ def worker_distccd_reset():
 @deploy("mode switch")
 def mode_switch():
     """Enter DISTCC BUILD MODE from any state."""
-    if settings_for_role(host, inventory, "mode switch", "builder", "worker"):
+    settings = settings_for_role(host, inventory, "mode switch", "builder", "worker")
+    if settings is not None:
+        plan(settings, "k3s", "installed", "client only", "serving")
         k3s_stopped()
         distcc_installed()
         builder_client_only()
@@ -65,7 +96,9 @@ def mode_switch():
 def k3s_mode():
     """Leave build mode: distccd stopped on the workers, the builder's tmpfs
     unmounted only when empty, the k3s units started again."""
-    if settings_for_role(host, inventory, "k3s mode", "builder", "worker"):
+    settings = settings_for_role(host, inventory, "k3s mode", "builder", "worker")
+    if settings is not None:
+        plan(settings, "worker stopped", "tmpfs released", "k3s")
         worker_stopped()
         builder_tmpfs_released()
         k3s_started()

@@ -8,11 +8,13 @@ from ipaddress import IPv4Address
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 
-from deploys.library.cluster import builder_host, peer_name, role_of, run_cache
-from deploys.library.settings import Settings, SettingsError, jobs_for, settings_for
-from facts.host import HostResources
+from deploys.library.cluster import builder_host, peer_name, role_of, run_cache, worker_jobs
+from deploys.library.settings import Settings, SettingsError, settings_for
+from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAge
 from facts.network import PeerRoute, Route
+from facts.systemd import UnitState
 from operations import distcc
+from operations._observed import observed
 from operations.templates import render_template
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
@@ -88,7 +90,7 @@ def daemon_config(settings: Settings) -> dict:
     configs = run_cache(state, "distccd config")
     if host.name not in configs:
         peer = builder_peer(settings)
-        route = host.get_fact(PeerRoute, peer=peer)
+        route = observed(PeerRoute, peer=peer)
         if route["address"] is None or route["source"] is None:
             raise unroutable_builder(peer)
         loopback = loopback_derivation(settings, peer, route)
@@ -98,9 +100,40 @@ def daemon_config(settings: Settings) -> dict:
                 f"worker (remove it from the 127.0.1.1 line of /etc/hosts, or fix DNS), or set "
                 f"distcc_builder_address to that address. Nothing was changed on any host."
             )
-        resources = host.get_fact(HostResources) if settings.jobs is None else {"cpus": 0, "memory_bytes": 0}
-        configs[host.name] = distccd_config(settings, route, jobs_for(settings, **resources))
+        # The builder's host list read this worker's CPUs and memory already
+        # (once per run; worker_jobs keeps it).
+        jobs = worker_jobs(state, [host])[host.name]
+        if jobs is None:
+            raise SettingsError(
+                f"host {host.name}: cannot work out distccd's --jobs: this worker's CPUs and memory could not be "
+                f"read (setting distcc_jobs). Fix: check that the worker is reachable and answers, or set "
+                f"distcc_jobs in its host data. Nothing was changed on any host."
+            )
+        configs[host.name] = distccd_config(settings, route, jobs)
     return configs[host.name]
+
+
+def config_reads(settings: Settings) -> list:
+    """What daemon_config reads on a worker."""
+    return [(PeerRoute, {"peer": builder_peer(settings)})]
+
+
+def serving_reads(settings: Settings) -> list:
+    """What worker_serving's operations read. The process table comes first:
+    a cc1 is stale only when its distccd is not the unit's, so the unit's
+    main pid must not be older than the table (a restart in between would
+    make the new daemon's jobs look stale)."""
+    return [
+        (DistccProcesses, {}),
+        (Cc1Processes, {}),
+        (UnitState, {"unit": distcc.UNIT}),
+        (DistccdListening, {"port": settings.port}),
+        (FileAge, {"path": distcc.OVERRIDE}),
+    ]
+
+
+def stopped_reads(settings: Settings) -> list:
+    return [(DistccProcesses, {}), (Cc1Processes, {}), (UnitState, {"unit": distcc.UNIT})]
 
 
 @deploy("worker serving")

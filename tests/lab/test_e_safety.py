@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from facts.mounts import MountPoint, parse_mount_point
+from facts.mounts import TmpfsMount, parse_mount_point
 from lab import docker_lab
 from operations import distcc, mounts
 from tests.lab.harness import (
@@ -537,7 +537,7 @@ def test_tmpfs_size_is_compared_in_the_hosts_pages(builder, tmp_path):
     on Raspberry Pi 5 kernels, which the lab cannot show) and a size that is
     not a whole number of pages converges: mounted once, then left alone."""
     page = int(sh(builder.container, "getconf PAGESIZE"))
-    status = parse_mount_point(sh(builder.container, MountPoint().command(TMPFS).get_raw_value()).splitlines())
+    status = parse_mount_point(sh(builder.container, TmpfsMount().command(TMPFS).get_raw_value()).splitlines())
     assert status["page_size"] == page
     try:
         switch(distcc_tmpfs_size="16385K")

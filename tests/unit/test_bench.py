@@ -28,7 +28,7 @@ MODE_SWITCH_VV = """\
     Loading: deploys/mode_switch.py
 [builder.distcc.internal] >>> sudo -H -n sh -c 'p=/tmp/kernel-build ; printf "path %s\\n" "$p"'
 [worker1.distcc.internal] >>> sudo -H -n sh -c 'n=builder.distcc.internal ; printf "peer %s\\n" "$n"'
-    [builder.distcc.internal] Loaded fact facts.mounts.MountPoint (path=/tmp/kernel-build)
+    [builder.distcc.internal] Loaded fact facts.mounts.TmpfsMount (path=/tmp/kernel-build)
     [worker1.distcc.internal] Loaded fact facts.network.PeerRoute (peer=builder.distcc.internal)
 \x1b[1m[worker1.distcc.internal]\x1b[0m >>> sudo -H -n sh -c 'printf '"'"'cpus %s\\n'"'"' "$(nproc)"'
     [worker1.distcc.internal] Loaded fact facts.host.HostResources
@@ -82,7 +82,7 @@ def test_counter_on_mode_switch_output():
     assert log["prepare"] == {B: 1, W: 2}
     assert log["execute"] == {W: 3}
     assert log["facts"][W] == {"facts.network.PeerRoute": 1, "facts.host.HostResources": 1, "server.TmpDir": 1}
-    assert log["facts"][B] == {"facts.mounts.MountPoint": 1}
+    assert log["facts"][B] == {"facts.mounts.TmpfsMount": 1}
 
 
 def test_counter_known_case_validation_is_one_command_per_host():

@@ -31,7 +31,7 @@ def test_tmpfs_bytes_rounds_to_the_hosts_page_size():
     assert tmpfs_bytes("1001K", page_size=16384) == 16384 * 63
     assert tmpfs_bytes("1001K", page_size=16384) != tmpfs_bytes("1001K")
     assert tmpfs_bytes("256M", page_size=16384) == parse_size("256M")
-    # A host whose page size could not be read (MountPoint's page_size 0).
+    # A host whose page size could not be read (TmpfsMount's page_size 0).
     assert tmpfs_bytes("1001K", page_size=0) == 4096 * 251
 
 
@@ -47,7 +47,7 @@ def _settings(data: dict):
 
 def test_worker_tmp_size_defaults_to_256m_and_is_rendered_into_the_override():
     from deploys.library.worker import distccd_config
-    from operations.systemd import render_template
+    from operations.templates import render_template
 
     settings = _settings({})
     assert settings.worker_tmp_size == "256M"

@@ -1,0 +1,105 @@
+"""What a host looks like now, read in one round trip while nothing changed.
+
+A playbook declares up front, per host, the facts its deploys and
+operations will read (plan_reads). The first read of a planned fact in a
+phase (loading the deploy, which is also where --dry's predictions are made,
+then executing) fetches every planned fact in one remote command
+(facts.bundle); later reads in that phase are served from that snapshot for
+as long as no operation has changed this host. Once one has, the next
+planned read fetches a fresh snapshot, so an operation never sees state from
+before another operation's change. A fact that is not planned, or whose
+section failed, is read alone with host.get_fact, exactly as before.
+
+Operations must read their facts before their first yield: a snapshot is
+invalidated when an operation completes with changes, not in the middle of
+one (none of this package's operations reads after yielding).
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Iterable
+from typing import Any
+
+from pyinfra import host as context_host
+from pyinfra import state as context_state
+from pyinfra.api import FactBase
+from pyinfra.api.util import get_kwargs_str
+
+from facts.bundle import NOT_READ, FactBundle, Part, as_arguments, distinct_commands, parse_part
+
+# Per pyinfra State: {host name: _Reads}; dropped with the State.
+_reads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+class _Reads:
+    def __init__(self) -> None:
+        self.parts: dict[tuple[type, str], Part] = {}
+        self.snapshot: dict[tuple[type, str], Any] | None = None
+        self.taken_at: tuple[bool, int] | None = None
+
+
+def _key(cls: type[FactBase], kwargs: dict[str, Any]) -> tuple[type, str]:
+    return cls, get_kwargs_str(kwargs)
+
+
+def current(obj):
+    """The object behind pyinfra's context proxy (`from pyinfra import
+    state`), which is one module-level object for every State: caches are
+    keyed by the real State, so that each run has its own."""
+    module = getattr(obj, "_get_module", None)
+    return module() if callable(module) else obj
+
+
+def _host_reads(state, host) -> _Reads:
+    return _reads.setdefault(current(state), {}).setdefault(host.name, _Reads())
+
+
+def plan_reads(host, parts: Iterable[Part], state=None) -> None:
+    """Declare facts (class, kwargs) that this host's operations will read in
+    this run; adds to what is already planned (parts planned later are read
+    together, at their first read, in one more round trip)."""
+    reads = _host_reads(state or context_state, host)
+    for cls, kwargs in parts:
+        reads.parts.setdefault(_key(cls, kwargs), (cls, dict(kwargs)))
+
+
+def changes_so_far(state, host) -> int:
+    """How many of this host's operations have completed and run a command."""
+    count = 0
+    for op_data in state.ops.get(host, {}).values():
+        meta = op_data.operation_meta
+        if meta.is_complete() and (meta.did_change() or meta.did_error()):
+            count += 1
+    return count
+
+
+def _read(host, parts: list[Part]) -> dict[tuple[type, str], Any]:
+    sections = host.get_fact(FactBundle, parts=as_arguments(parts))
+    _, index = distinct_commands(parts)
+    return {
+        _key(cls, kwargs): parse_part(cls, sections[number] if number < len(sections) else None) for (cls, kwargs), number in zip(parts, index, strict=True)
+    }
+
+
+def observed(cls: type[FactBase], host=None, **kwargs: Any) -> Any:
+    """The fact's current value on host (default: the current host), from
+    the host's snapshot when the fact is planned; see the module docstring."""
+    host = host or context_host
+    state = current(context_state)
+    reads = _reads.get(state, {}).get(host.name)
+    key = _key(cls, kwargs)
+    if reads is None or key not in reads.parts:
+        return host.get_fact(cls, **kwargs)
+    moment = (bool(state.is_executing), changes_so_far(state, host))
+    if reads.snapshot is None or reads.taken_at != moment:
+        reads.snapshot = _read(host, list(reads.parts.values()))
+        reads.taken_at = moment
+    elif key not in reads.snapshot:
+        reads.snapshot.update(_read(host, [p for k, p in reads.parts.items() if k not in reads.snapshot]))
+    value = reads.snapshot.get(key, NOT_READ)
+    if value is NOT_READ:
+        return host.get_fact(cls, **kwargs)
+    # A copy: an operation may change what it was given.
+    return copy.deepcopy(value)
