@@ -78,9 +78,10 @@ def changes_so_far(state, host) -> int:
 def _read(host, parts: list[Part]) -> dict[tuple[type, str], Any]:
     sections = host.get_fact(FactBundle, parts=as_arguments(parts))
     _, index = distinct_commands(parts)
-    return {
-        _key(cls, kwargs): parse_part(cls, sections[number] if number < len(sections) else None) for (cls, kwargs), number in zip(parts, index, strict=True)
-    }
+    values = {}
+    for (cls, kwargs), number in zip(parts, index, strict=True):
+        values[_key(cls, kwargs)] = parse_part(cls, sections[number] if number < len(sections) else None)
+    return values
 
 
 def observed(cls: type[FactBase], host=None, **kwargs: Any) -> Any:
