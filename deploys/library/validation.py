@@ -670,7 +670,8 @@ def host_mtu(s: Subject) -> tuple[str, str]:
 
 
 @check("H-NAMES", column="names", role="host",
-       about="hostname unique in the cluster, every other node's name resolves here, not to loopback (FQDN optional)")
+       about="hostname unique in the cluster; the names distcc uses resolve here, not to loopback: on a worker the "
+             "builder's, on the builder every worker's (FQDN optional)")
 def host_names(s: Subject) -> tuple[str, str]:
     # distcc needs names that resolve, not FQDNs: stock Raspberry Pi OS has a
     # short hostname on a 127.0.1.1 line, and a home router resolves the rest.
@@ -684,7 +685,14 @@ def host_names(s: Subject) -> tuple[str, str]:
     if me in others.values():
         twins = _list(n for n, other in others.items() if other == me)
         return FAIL, f"hostname {me} is also the hostname of {twins}; give every Pi its own (hostnamectl set-hostname)"
-    peers = {n: a for n, a in names["resolves"].items() if n != s.node.peer}
+    # Only the names distcc uses here: a worker derives its --allow from the
+    # builder's name, the builder's host list names every worker. (Asking
+    # each worker about every other worker made the survey grow as N^2.)
+    if s.node.role == "worker":
+        needed = {s.settings.builder_address or s.cluster.builder.peer}
+    else:
+        needed = {w.peer for w in s.cluster.workers}
+    peers = {n: a for n, a in names["resolves"].items() if n in needed}
     unresolved = sorted(n for n, addresses in peers.items() if not addresses)
     if unresolved:
         return FAIL, f"{me}: cannot resolve {_list(unresolved)}; add them to DNS (your router) or this host's /etc/hosts"
@@ -695,7 +703,9 @@ def host_names(s: Subject) -> tuple[str, str]:
             f"remove them from that line so they resolve to their LAN addresses"
         )
     fqdn = names["fqdn"] if names["fqdn"] and "." in names["fqdn"] else "no domain"
-    return PASS, f"{me} ({fqdn}), resolves all {len(peers)} other node names"
+    if s.node.role == "worker":
+        return PASS, f"{me} ({fqdn}), resolves the builder's name {_list(peers)}"
+    return PASS, f"{me} ({fqdn}), resolves all {len(peers)} worker names"
 
 
 @check("H-K3S", column="k3s-off", role="host",
@@ -903,9 +913,14 @@ def write_report(path: str, results: dict[str, list[Check]]) -> Path:
 
 
 def _survey_arguments(settings: Settings) -> dict:
-    nodes = [builder_host(inventory), *worker_hosts(inventory)]
+    # The names distcc uses here (see H-NAMES): the builder resolves the
+    # workers, a worker the builder, so no survey grows with the others.
+    if role_of(host) == "builder":
+        names = [peer_name(w) for w in worker_hosts(inventory)]
+    else:
+        names = [builder_peer(settings)]
     arguments = {
-        "names": [peer_name(n) for n in nodes],
+        "names": names,
         "port": settings.port,
         "k3s_units": list(settings.k3s_units),
     }

@@ -26,7 +26,8 @@ from pyinfra.api.operation import add_op
 from pyinfra.api.operations import run_ops
 
 from lab import docker_lab
-from operations import distcc, k3s, mounts, systemd
+from operations import distcc, k3s, mounts, paths, systemd
+from operations.templates import render_template
 from tests.lab.harness import INVENTORY, PYINFRA, REPO, by_role, deploy, docker_host, sh, state_digest
 
 K3S_UNITS = ["k3s", "k3s-server", "k3s-agent"]
@@ -328,6 +329,43 @@ def test_stale_cc1_killed_live_remote_job_kept(builder, worker):
     assert host.socket(f"tcp://{worker.address}:3632").is_listening
 
 
+# --- files and directories ---------------------------------------------------------
+
+
+def test_file_installed_and_directory_present(worker):
+    host = docker_host(worker)
+    directory, path = "/tmp/optest-paths/sub", "/tmp/optest-paths/sub/conf"
+    assert not host.file("/tmp/optest-paths").exists
+    try:
+        mine = dict(path=directory, user="distccd", group="adm", mode="2750")
+        assert apply_twice(worker, paths.directory_present, **mine) == (True, False)
+        assert host.file(directory).is_directory and host.file(directory).mode == 0o2750
+        assert (host.file(directory).user, host.file(directory).group) == ("distccd", "adm")
+        written = dict(path=path, content="a = 1\n", mode="640")
+        assert apply_twice(worker, paths.file_installed, **written) == (True, False)
+        assert host.file(path).content_string == "a = 1\n" and host.file(path).mode == 0o640
+        assert (host.file(path).user, host.file(path).group) == ("root", "root")
+        assert not host.file(f"{path}.tmp").exists
+        # Owner and mode changed by hand: put back without rewriting the file.
+        sh(worker.container, f"chown pi {path} && chmod 666 {path} && chmod 755 {directory}")
+        inode = sh(worker.container, f"stat -c %i {path}")
+        assert apply_twice(worker, paths.file_installed, **written) == (True, False)
+        assert apply_twice(worker, paths.directory_present, **mine) == (True, False)
+        assert sh(worker.container, f"stat -c '%i %U %a' {path}") == f"{inode} root 640"
+        assert host.file(directory).mode == 0o2750
+        # New content: a new file renamed into place.
+        assert apply_twice(worker, paths.file_installed, **dict(written, content="a = 2\n")) == (True, False)
+        assert host.file(path).content_string == "a = 2\n"
+        assert sh(worker.container, f"stat -c %i {path}") != inode
+        # Something else at the path is refused, not replaced.
+        sh(worker.container, f"rm {path} && mkdir {path}")
+        with pytest.raises(AssertionError, match="failed"):
+            apply(worker, paths.file_installed, **written)
+        assert host.file(path).is_directory
+    finally:
+        sh(worker.container, "rm -rf /tmp/optest-paths")
+
+
 # --- systemd ---------------------------------------------------------------------
 
 TEST_UNIT = "optest.service"
@@ -343,7 +381,7 @@ def test_dropin_installed_on_a_test_unit(worker):
     sh(worker.container, "printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n' "
                          f"> /etc/systemd/system/{TEST_UNIT} && systemctl daemon-reload && systemctl start {TEST_UNIT}")
     try:
-        once = dict(unit=TEST_UNIT, template="distcc-override.conf.j2", context=context)
+        once = dict(unit=TEST_UNIT, content=render_template("distcc-override.conf.j2", context))
         assert apply_twice(worker, systemd.dropin_installed, **once) == (True, False)
         assert host.file(dropin).mode == 0o644 and host.file(dropin).user == "root"
         assert "ExecStart=/bin/sleep 3600" in host.file(dropin).content_string

@@ -4,7 +4,8 @@ round trip to k3s mode and back that never loses build output."""
 
 import pytest
 
-from tests.lab.harness import deploy, docker_host, recreate_lab, sh
+from bench.analysis import parse_pyinfra_log
+from tests.lab.harness import deploy, docker_host, pyinfra, recreate_lab, sh
 
 DEPLOYS = ["distccd_bootstrap", "builder_distccd_guard", "worker_distccd_reset", "mode_switch", "cluster_distcc_validate"]
 TMPFS = "/tmp/kernel-build"
@@ -68,6 +69,20 @@ def test_second_run_changes_nothing(name):
     ok(deploy(name))
     again = ok(deploy(name))
     assert again.totals["success"] == 0 and again.totals["error"] == 0, again.changed_operations()
+
+
+def test_a_no_change_mode_switch_costs_at_most_six_remote_commands_per_host(builder, workers):
+    """Issue 14's budget, counted from pyinfra's own echo of every SSH exec
+    (bench/analysis.py): the planned facts come in one bundle per phase, a
+    worker's CPUs and memory once per run."""
+    ok(deploy("mode_switch"))
+    for args in (("deploys/mode_switch.py", "-vv"), ("--dry", "deploys/mode_switch.py", "-vv")):
+        run = pyinfra(*args, json_output=False)
+        assert run.returncode == 0, run.stderr[-3000:]
+        counted = parse_pyinfra_log(run.output)
+        hosts = [builder.fqdn, *(w.fqdn for w in workers)]
+        assert all(counted["commands"].get(h, 0) >= 2 for h in hosts), counted["commands"]
+        assert all(counted["commands"][h] <= 6 for h in hosts), (args, counted["commands"], counted["facts"])
 
 
 def test_mode_switch_heals_a_half_configured_cluster(builder, workers):
