@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from typing import TypedDict
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
+from facts._parsed import ParsedFact
 from facts._shell import assign
 
 MASQUERADE_DIR = "/usr/lib/distcc"
@@ -44,7 +45,7 @@ class ListeningSocket(TypedDict):
     process: str | None
 
 
-class DistccdListening(FactBase[list[ListeningSocket]]):
+class DistccdListening(ParsedFact[list[ListeningSocket]]):
     """
     The TCP sockets listening on distccd's port, with the owning process.
 
@@ -58,12 +59,9 @@ class DistccdListening(FactBase[list[ListeningSocket]]):
     def command(self, port: int = 3632) -> StringCommand:
         return StringCommand("ss", "-Hltnp", QuoteString(f"sport = :{int(port)}"), "2>/dev/null", "||", "true")
 
-    def process(self, output: list[str]) -> list[ListeningSocket]:
-        return parse_listening(output)
-
     @staticmethod
-    def default() -> list[ListeningSocket]:
-        return []
+    def parse(lines: list[str]) -> list[ListeningSocket]:
+        return parse_listening(lines)
 
 
 def parse_listening(lines: list[str]) -> list[ListeningSocket]:
@@ -86,7 +84,7 @@ def parse_listening(lines: list[str]) -> list[ListeningSocket]:
     return sockets
 
 
-class FileAge(FactBase[int | None]):
+class FileAge(ParsedFact[int | None]):
     """
     Seconds since a file was last written, by the host's clock; None when
     it does not exist. Compared with a process's elapsed time, it tells
@@ -103,13 +101,10 @@ class FileAge(FactBase[int | None]):
             '[ -f "$f" ] && echo "$(( $(date +%s) - $(stat -c %Y "$f") ))"; true',
         )
 
-    def process(self, output: list[str]) -> int | None:
-        text = "".join(output).strip()
-        return int(text) if re.fullmatch(r"-?\d+", text) else None
-
     @staticmethod
-    def default() -> None:
-        return None
+    def parse(lines: list[str]) -> int | None:
+        text = "".join(lines).strip()
+        return int(text) if re.fullmatch(r"-?\d+", text) else None
 
 
 class ProcessInfo(TypedDict):
@@ -198,7 +193,7 @@ def cc1_processes(table: dict[int, ProcessInfo]) -> list[Cc1Process]:
     return sorted(found, key=lambda p: p["pid"])
 
 
-class Cc1Processes(FactBase[list[Cc1Process]]):
+class Cc1Processes(ParsedFact[list[Cc1Process]]):
     """
     The running cc1/cc1plus processes and who started them. A remote job's
     cc1 is a child of the gcc driver that a distccd child runs, so
@@ -214,12 +209,9 @@ class Cc1Processes(FactBase[list[Cc1Process]]):
 
     command = PS_COMMAND
 
-    def process(self, output: list[str]) -> list[Cc1Process]:
-        return cc1_processes(parse_ps(output))
-
     @staticmethod
-    def default() -> list[Cc1Process]:
-        return []
+    def parse(lines: list[str]) -> list[Cc1Process]:
+        return cc1_processes(parse_ps(lines))
 
 
 class CompilerProcesses(TypedDict):
@@ -227,7 +219,7 @@ class CompilerProcesses(TypedDict):
     cc1: list[Cc1Process]
 
 
-class DistccProcesses(FactBase[CompilerProcesses]):
+class DistccProcesses(ParsedFact[CompilerProcesses]):
     """
     Every distccd process and every cc1/cc1plus, from one `ps`.
 
@@ -240,12 +232,9 @@ class DistccProcesses(FactBase[CompilerProcesses]):
 
     command = PS_COMMAND
 
-    def process(self, output: list[str]) -> CompilerProcesses:
-        return parse_compiler_processes(output)
-
     @staticmethod
-    def default() -> CompilerProcesses:
-        return CompilerProcesses(distccd=[], cc1=[])
+    def parse(lines: list[str]) -> CompilerProcesses:
+        return parse_compiler_processes(lines)
 
 
 def parse_compiler_processes(lines: list[str]) -> CompilerProcesses:
@@ -278,7 +267,7 @@ MASQUERADE_COMMAND = (
 )
 
 
-class DistccMasquerade(FactBase[Masquerade]):
+class DistccMasquerade(ParsedFact[Masquerade]):
     """
     The links in /usr/lib/distcc (distccd's compiler whitelist since 3.3) and
     the GCC compilers installed in /usr/bin that could be linked there.
@@ -294,16 +283,13 @@ class DistccMasquerade(FactBase[Masquerade]):
 
     command = MASQUERADE_COMMAND
 
-    def process(self, output: list[str]) -> Masquerade:
-        return parse_masquerade(output)
-
     @staticmethod
-    def default() -> Masquerade:
-        return Masquerade(distcc_installed=False, directory_exists=False, links={}, other_entries=[], compilers=[])
+    def parse(lines: list[str]) -> Masquerade:
+        return parse_masquerade(lines)
 
 
 def parse_masquerade(lines: list[str]) -> Masquerade:
-    result = DistccMasquerade.default()
+    result = Masquerade(distcc_installed=False, directory_exists=False, links={}, other_entries=[], compilers=[])
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
         if kind == "distcc":

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
+from facts._parsed import ParsedFact
 from facts._shell import assign
 
 # Bytes hashed to recognise a log after rotation.
@@ -40,7 +41,7 @@ class LogMark(TypedDict):
     head: str
 
 
-class LogPosition(FactBase[LogMark]):
+class LogPosition(ParsedFact[LogMark]):
     """
     Where a log stands now: its size and a hash of its first bytes.
 
@@ -59,18 +60,15 @@ class LogPosition(FactBase[LogMark]):
         )
 
     @staticmethod
-    def default() -> LogMark:
-        return {"path": "", "exists": False, "size": 0, "head_len": 0, "head": ""}
-
-    def process(self, output: list[str]) -> LogMark:
-        for line in output:
+    def parse(lines: list[str]) -> LogMark:
+        for line in lines:
             words = line.split()
             if words[:1] == ["position"] and len(words) == 5:
                 return {"path": words[1], "exists": True, "size": int(words[2]), "head_len": int(words[3]),
                         "head": words[4]}
             if words[:1] == ["missing"] and len(words) == 2:
                 return {"path": words[1], "exists": False, "size": 0, "head_len": 0, "head": ""}
-        return self.default()
+        return {"path": "", "exists": False, "size": 0, "head_len": 0, "head": ""}
 
 
 class LogLines(TypedDict):
@@ -79,7 +77,7 @@ class LogLines(TypedDict):
     lines: list[str]
 
 
-class LogSince(FactBase[LogLines]):
+class LogSince(ParsedFact[LogLines]):
     """
     The lines a log (and its one rotated predecessor) gained in a window, only
     those the build report reads. With a mark (a LogPosition), since that
@@ -138,12 +136,9 @@ class LogSince(FactBase[LogLines]):
         return StringCommand(*parts)
 
     @staticmethod
-    def default() -> LogLines:
-        return {"path": "", "window": "lost", "lines": []}
-
-    def process(self, output: list[str]) -> LogLines:
-        result = self.default()
-        for line in output:
+    def parse(lines: list[str]) -> LogLines:
+        result: LogLines = {"path": "", "window": "lost", "lines": []}
+        for line in lines:
             if line.startswith("L "):
                 result["lines"].append(line[2:])
             elif line.startswith("path "):
@@ -159,7 +154,7 @@ class Backoff(TypedDict):
     age_seconds: int
 
 
-class BackoffMarkers(FactBase[list[Backoff]]):
+class BackoffMarkers(ParsedFact[list[Backoff]]):
     """
     The distcc client's backoff markers in a state directory's lock/ folder:
     a worker that failed a job is skipped for DISTCC_BACKOFF_PERIOD (60 s)
@@ -179,12 +174,9 @@ class BackoffMarkers(FactBase[list[Backoff]]):
         )
 
     @staticmethod
-    def default() -> list[Backoff]:
-        return []
-
-    def process(self, output: list[str]) -> list[Backoff]:
+    def parse(lines: list[str]) -> list[Backoff]:
         markers = []
-        for line in output:
+        for line in lines:
             words = line.split()
             if words[:1] != ["backoff"] or len(words) != 3:
                 continue
@@ -201,7 +193,7 @@ class BackoffMarkers(FactBase[list[Backoff]]):
         return markers
 
 
-class ClientLogsWithJobs(FactBase[list[str]]):
+class ClientLogsWithJobs(ParsedFact[list[str]]):
     """
     Which of these client logs record at least one job (a compile or any
     other command distcc ran). `distcc -j` and `--show-hosts`, run by
@@ -222,8 +214,5 @@ class ClientLogsWithJobs(FactBase[list[str]]):
         return StringCommand(*parts)
 
     @staticmethod
-    def default() -> list[str]:
-        return []
-
-    def process(self, output: list[str]) -> list[str]:
-        return [line[5:] for line in output if line.startswith("jobs ")]
+    def parse(lines: list[str]) -> list[str]:
+        return [line[5:] for line in lines if line.startswith("jobs ")]

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import TypedDict
 
-from pyinfra.api import FactBase, QuoteString, StringCommand
+from pyinfra.api import QuoteString, StringCommand
 
+from facts._parsed import ParsedFact
 from facts._shell import assign
 from facts.compiler import (
     CompilerIdentity,
@@ -235,7 +236,7 @@ def _raw(command) -> object:
     return command if isinstance(command, StringCommand) else StringCommand(command)
 
 
-class HostSurvey(FactBase[Survey]):
+class HostSurvey(ParsedFact[Survey]):
     """
     One host's whole state for validation, in one command. Every host gets its
     compiler identity, names, resources, route to the builder, k3s units,
@@ -297,8 +298,9 @@ class HostSurvey(FactBase[Survey]):
         bits.append("true")
         return StringCommand(*bits)
 
-    def process(self, output: list[str]) -> Survey:
-        return parse_survey(output)
+    @staticmethod
+    def parse(lines: list[str]) -> Survey:
+        return parse_survey(lines)
 
 
 _PARSERS = {
