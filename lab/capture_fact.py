@@ -32,7 +32,13 @@ def capture(container: str, fact_path: str, case: str, captured_from: str, kwarg
         raise SystemExit(f"{fact_path} exited {proc.returncode} on {container}: {proc.stderr.strip()}")
     output = proc.stdout.splitlines()
     value = fact.process(output) if output else fact.default()
-    fixture = {"kwargs": kwargs, "command": raw, "output": output, "fact": value, "captured_from": captured_from}
+    return write_fixture(fact_path, case, kwargs, raw, output, value, captured_from)
+
+
+def write_fixture(fact_path: str, case: str, kwargs: dict, command: str, output: list[str], value, captured_from: str) -> dict:
+    """tests/unit/facts/MODULE.CLASS/CASE.json in the shape tests/unit/test_facts.py reads (also used by
+    lab/capture_surveys.py --fact-fixtures, which captures through pyinfra)."""
+    fixture = {"kwargs": kwargs, "command": command, "output": output, "fact": value, "captured_from": captured_from}
     if not kwargs:
         del fixture["kwargs"]
     path = FIXTURES / fact_path / f"{case}.json"

@@ -357,20 +357,16 @@ def heal(runs: tuple) -> None:
 def write_fact_fixtures() -> None:
     sys.path.insert(0, str(REPO))
     from facts.survey import parse_survey
+    from lab.capture_fact import write_fixture
 
     nodes = _lab_nodes()
     captured = capture({})
-    directory = REPO / "tests" / "unit" / "facts" / "survey.HostSurvey"
     for stem, node in (("builder", nodes["builder"]), ("worker1", nodes["worker"])):
         output = captured["outputs"][node.fqdn]
-        fixture = {
-            "kwargs": captured["arguments"][node.fqdn],
-            "command": captured["commands"][node.fqdn],
-            "output": output,
-            "fact": parse_survey(output),
-            "captured_from": f"lab {node.fqdn}: DISTCC BUILD MODE as the mode switch leaves it",
-        }
-        (directory / f"{stem}.json").write_text(json.dumps(fixture, indent=2) + "\n", encoding="ascii")
+        write_fixture(
+            "survey.HostSurvey", stem, captured["arguments"][node.fqdn], captured["commands"][node.fqdn], output,
+            parse_survey(output), f"lab {node.fqdn}: DISTCC BUILD MODE as the mode switch leaves it",
+        )
 
 
 def main() -> None:
