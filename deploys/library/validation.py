@@ -102,10 +102,13 @@ class Cluster:
         return self.surveys.get(self.builder.name)
 
     def jobs(self, worker: Node) -> int | None:
-        if worker.settings.jobs is not None:
-            return worker.settings.jobs
+        """What the mode switch gives this worker (jobs_for, as worker_jobs
+        does from the same CPUs and memory); distcc_jobs alone when the
+        worker was not surveyed."""
         survey = self.surveys.get(worker.name)
-        return jobs_for(worker.settings, **survey["resources"]) if survey and "resources" in survey else None
+        if survey and "resources" in survey:
+            return jobs_for(worker.settings, **survey["resources"])
+        return worker.settings.jobs
 
 
 @dataclass
