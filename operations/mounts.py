@@ -66,6 +66,23 @@ def mount_options(size: str, mode: str) -> str:
     return f"size={size},mode={mode},nosuid,nodev"
 
 
+def remount_command(path: str, options: str, size: str) -> StringCommand:
+    """Remount with the new options, keeping the contents. The kernel
+    refuses to shrink a tmpfs below what it holds, with only "mount point
+    busy" or "Invalid argument" to say so: then say what it holds, the
+    setting, and the fix."""
+    message = (
+        f"the tmpfs at {path} holds $u KiB, more than the new size {size} (setting distcc_tmpfs_size), "
+        f"and the kernel does not shrink a tmpfs below what it holds. Fix: copy out what you need from {path} "
+        f"and delete it, or set distcc_tmpfs_size to at least that much; then run the mode switch again."
+    )
+    return StringCommand(
+        "mount", "-o", QuoteString(f"remount,{options},exec"), QuoteString(path), "|| {",
+        "u=$(df -Pk", QuoteString(path), "| awk 'NR == 2 {print $3}');",
+        f'[ "${{u:-0}}" -gt {tmpfs_bytes(size) // 1024} ] && echo "{message}" >&2; exit 1; }}',
+    )
+
+
 def mount_refusal(status: MountPointStatus) -> str | None:
     """Why a tmpfs must not be mounted at this (unmounted) path: a mount
     would hide the files in the directory. None when it is safe."""
@@ -123,9 +140,7 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
             f"not own it) and run again."
         )
     elif mounted["size"] != tmpfs_bytes(size, status["page_size"]) or mounted["mode"] != mode or mounted["noexec"]:
-        yield StringCommand(
-            "mount", "-o", QuoteString(f"remount,{options},exec"), QuoteString(path)
-        )
+        yield remount_command(path, options, size)
     else:
         host.noop(f"tmpfs at {path} already {size} with mode {mode}, exec allowed")
 

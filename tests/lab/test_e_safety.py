@@ -548,6 +548,24 @@ def test_tmpfs_size_is_compared_in_the_hosts_pages(builder, tmp_path):
     validate(tmp_path)
 
 
+def test_shrinking_the_tmpfs_below_what_it_holds_is_refused_with_the_sizes(builder, tmp_path):
+    """The kernel refuses to shrink a tmpfs below what it holds, saying only
+    "Invalid argument": the mode switch says what it holds, the setting and
+    the fix, and the build output stays."""
+    switch()
+    sh(builder.container, f"head -c 40M /dev/zero > {TMPFS}/vmlinux.o")
+    try:
+        run = deploy("mode_switch", data={"distcc_tmpfs_size": "32M"})
+        assert run.returncode != 0
+        assert f"the tmpfs at {TMPFS} holds 40960 KiB, more than the new size 32M (setting distcc_tmpfs_size)" in run.output
+        assert "copy out what you need" in run.output
+        assert sh(builder.container, f"stat -c %s {TMPFS}/vmlinux.o").strip() == str(40 * 1024**2)
+    finally:
+        sh(builder.container, f"rm -f {TMPFS}/vmlinux.o")
+        switch()
+    validate(tmp_path)
+
+
 def in_distccd_namespace(node: docker_lab.Node, script: str) -> str:
     """A script run in the mount namespace of the worker's distccd: what
     distccd and its compilers see."""
