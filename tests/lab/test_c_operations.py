@@ -348,15 +348,15 @@ def test_file_installed_and_directory_present(worker):
         assert not host.file(f"{path}.tmp").exists
         # Owner and mode changed by hand: put back without rewriting the file.
         sh(worker.container, f"chown pi {path} && chmod 666 {path} && chmod 755 {directory}")
-        inode = sh(worker.container, f"stat -c %i {path}")
+        inode = sh(worker.container, f"stat -c %i {path}").strip()
         assert apply_twice(worker, paths.file_installed, **written) == (True, False)
         assert apply_twice(worker, paths.directory_present, **mine) == (True, False)
-        assert sh(worker.container, f"stat -c '%i %U %a' {path}") == f"{inode} root 640"
+        assert sh(worker.container, f"stat -c '%i %U %a' {path}").strip() == f"{inode} root 640"
         assert host.file(directory).mode == 0o2750
         # New content: a new file renamed into place.
         assert apply_twice(worker, paths.file_installed, **dict(written, content="a = 2\n")) == (True, False)
         assert host.file(path).content_string == "a = 2\n"
-        assert sh(worker.container, f"stat -c %i {path}") != inode
+        assert sh(worker.container, f"stat -c %i {path}").strip() != inode
         # Something else at the path is refused, not replaced.
         sh(worker.container, f"rm {path} && mkdir {path}")
         with pytest.raises(AssertionError, match="failed"):
