@@ -224,7 +224,7 @@ def lab_user(flavor: str | None = None) -> str:
     if value == "root" or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
         raise LabError(
             f"LAB_USER={value!r} cannot be the nodes' first user: it must be a Debian user name (lower-case "
-            "letters, digits, _ and -, starting with a letter, at most 32) and not root. Set e.g. LAB_USER=ada."
+            "letters, digits, _ and -, starting with a letter or _, at most 32) and not root. Set e.g. LAB_USER=ada."
         )
     return value
 
