@@ -1,9 +1,11 @@
 # The two commands a newcomer needs:
 #   make demo  - set up, start the lab cluster and switch it into DISTCC BUILD MODE
 #   make test  - set up, start the lab cluster and run the whole test suite
-# Also: make lab-up / lab-down / lab-status, make bench, make test-arm.
+# Also: make lab-up / lab-down / lab-status, make bench, make test-arm, make test-stock.
 # LAB_ARCH=arm64 (or armhf) runs every lab node under qemu-user emulation;
 # LAB_WORKER_ARCHS=arm64,armhf sets the workers one by one.
+# LAB_FLAVOR=stock makes the nodes look like stock Raspberry Pi OS Lite (short
+# hostnames, a first user LAB_USER, default ada, instead of pi).
 
 PYTHON ?= python3
 VENV := .venv
@@ -16,7 +18,7 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test test-amd64 test-arm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
+.PHONY: demo test test-amd64 test-arm test-stock unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
 
 venv: $(VENV)/.installed
 
@@ -60,8 +62,14 @@ demo: venv lab-up
 	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_validate.py
 	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_smoketest.py
 
-# The whole suite: unit and amd64 lab tests, then the emulated ARM suite.
-test: test-amd64 test-arm
+# The whole suite: unit and amd64 lab tests, the emulated ARM suite, then the
+# stock Raspberry Pi OS suite.
+test: test-amd64 test-arm test-stock
+
+# tests/lab and tests/lab_arm drive labs of the usual (fqdn) flavor with user
+# pi, whatever LAB_FLAVOR or LAB_USER a demo left set.
+test-amd64 test-arm: export LAB_FLAVOR := fqdn
+test-amd64 test-arm: export LAB_USER :=
 
 # Unit tests and the amd64 lab suite (the faster subset without emulation).
 test-amd64: venv lab-up
@@ -73,6 +81,12 @@ test-amd64: venv lab-up
 test-arm: venv
 	LAB_ARCH=arm64 LAB_WORKER_ARCHS=arm64,armhf ./lab/ensure_engine.sh
 	$(BIN)/pytest -m arm tests/lab_arm
+
+# The stock Raspberry Pi OS suite (tests/lab_stock): its own lab
+# (LAB_STOCK_PREFIX, LAB_STOCK_SUBNET) of LAB_FLAVOR=stock nodes, a builder and
+# 2 workers, from k3s mode with pods through build mode, reboots and back.
+test-stock: venv engine
+	$(BIN)/pytest -m stock tests/lab_stock
 
 unit: venv
 	$(BIN)/pytest tests/unit

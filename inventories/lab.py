@@ -1,8 +1,10 @@
 """The local Docker lab (make lab-up), reached like a real Pi cluster.
 
-Every node is reached over SSH as `pi` with passwordless sudo; addresses are
-read from Docker each time this inventory is loaded. Host names are the nodes'
-FQDNs, which every node resolves.
+Every node is reached over SSH as the lab's user (`pi`; on stock nodes,
+LAB_FLAVOR=stock, the first user LAB_USER made, default ada) with
+passwordless sudo; addresses, users and names are read from Docker each time
+this inventory is loaded. Host names are the names every node resolves: the
+FQDNs, or on stock nodes the short hostnames.
 """
 
 import sys
@@ -17,7 +19,6 @@ if not _running:
     raise SystemExit("inventories/lab.py: the lab is not running. Start it with: make lab-up")
 
 _ssh = {
-    "ssh_user": "pi",
     "ssh_key": str(SSH_KEY),
     # Learned on first use, in a file named after these very containers.
     "ssh_known_hosts_file": str(known_hosts_file(_running)),
@@ -31,8 +32,9 @@ _slow = {"distcc_smoke_timeout": 600} if _emulated else {}
 
 
 def _data(node) -> dict:
-    return {"ssh_hostname": node.address, **_ssh, **_slow}
+    # The SSH user is also the build user (distcc_build_user's default).
+    return {"ssh_hostname": node.address, "ssh_user": node.user, **_ssh, **_slow}
 
 
-builder = [(n.fqdn, _data(n)) for n in _running if n.role == "builder"]
-workers = [(n.fqdn, _data(n)) for n in _running if n.role == "worker"]
+builder = [(n.name, _data(n)) for n in _running if n.role == "builder"]
+workers = [(n.name, _data(n)) for n in _running if n.role == "worker"]

@@ -10,6 +10,9 @@ the lab up and in build mode. For each case: break one thing on one node
 command through pyinfra's own SSH connection (as pi with sudo, exactly as a
 validation run does), save the raw output lines, then restore the node (its
 own restore command, then deploys/mode_switch.py when the case says so).
+The stock cases (STOCK_CASES) are captured from a lab of LAB_FLAVOR=stock
+(as its first user, ada), every other case from the usual lab; without CASE,
+every case of the running lab's flavor.
 The fixture holds what the unit tests need and nothing invented: the
 inventory's shape, each host's distcc_* data with ssh_user and _sudo (group
 data included), each node's survey arguments and the sha256 of the command
@@ -268,7 +271,15 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "worker2: sshd stopped (pyinfra cannot connect; distccd still serves)", "worker2",
         "systemctl stop ssh", "systemctl start ssh", False, {},
     ),
+    "stock-healthy": (
+        "stock Raspberry Pi OS Lite nodes (LAB_FLAVOR=stock: short hostnames on the 127.0.1.1 line, first user ada "
+        "with ~/.local/bin first on its login PATH) in DISTCC BUILD MODE as the mode switch leaves it",
+        None, "", "", False, {},
+    ),
 }
+# Cases captured from a lab of LAB_FLAVOR=stock (python3 -m lab up with it);
+# every other case from the usual fqdn lab.
+STOCK_CASES = {"stock-healthy"}
 
 
 def _lab_nodes() -> dict[str, object]:
@@ -276,7 +287,7 @@ def _lab_nodes() -> dict[str, object]:
     from lab.docker_lab import nodes
 
     running = [n for n in nodes() if n.state == "running"]
-    by_role = {"builder": [n for n in running if n.role == "builder"][0]}
+    by_role = {"builder": [n for n in running if n.role == "builder"][0], "flavor": running[0].flavor}
     workers = sorted((n for n in running if n.role == "worker"), key=lambda n: n.fqdn)
     by_role["worker"], by_role["worker2"] = workers[0], workers[1]
     return by_role
@@ -393,8 +404,16 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown cases {', '.join(unknown)}; see --list")
     nodes = _lab_nodes()
+    stock = nodes["flavor"] == "stock"
+    wrong = [c for c in args.cases if (c in STOCK_CASES) != stock]
+    if wrong:
+        raise SystemExit(
+            f"{', '.join(wrong)} must be captured from a lab of LAB_FLAVOR={'fqdn' if stock else 'stock'}, and this "
+            f"lab is of LAB_FLAVOR={nodes['flavor']}; start the other one (python3 -m lab up with LAB_FLAVOR set so) "
+            "and run again."
+        )
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in args.cases or list(CASES):
+    for name in args.cases or [c for c in CASES if (c in STOCK_CASES) == stock]:
         about, role, breakage, restore, heal_with, data = CASES[name]
         addresses = {"builder": nodes["builder"].address, "worker": nodes["worker"].address}
         node = nodes[role] if role else None
@@ -402,7 +421,7 @@ def main() -> None:
         try:
             if node and breakage:
                 docker_sh(node.container, breakage.format(**addresses))
-            fixture = {"case": name, "captured_from": f"lab {node.fqdn if node else 'all nodes'}: {about}",
+            fixture = {"case": name, "captured_from": f"lab {node.name if node else 'all nodes'}: {about}",
                        "data": data, **capture(data)}
         finally:
             if node and restore:

@@ -11,6 +11,15 @@ or armhf, the architectures Raspberry Pis run; those run under qemu-user
 emulation (lab/ensure_engine.sh registers it), from an image debootstrapped
 for that architecture.
 
+LAB_FLAVOR picks what the nodes look like: `fqdn` (the default) as above,
+with hostnames in a domain (worker1.distcc.internal); `stock` as a freshly
+flashed Raspberry Pi OS Lite (bookworm): a short hostname on Debian's
+`127.0.1.1 NAME` line of /etc/hosts, the other nodes' names resolved by the
+network's DNS as a home router does, no `pi` user but a first user of the
+owner's choice (LAB_USER, default ada) with passwordless sudo and Debian's
+~/.profile, ~/.local/bin as `pip install --user` leaves it, python3, and the
+apt-daily timers enabled (lab/image/stock/ says how each is made).
+
 Only the Python standard library and the docker CLI are used, so this module
 runs before the virtualenv exists and is imported by `inventories/lab.py`.
 """
@@ -22,6 +31,7 @@ import ipaddress
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -75,6 +85,18 @@ BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # that the native image's tag (its recipe digest) does not change with it.
 EMULATED_DIR = IMAGE_DIR / "emulated"
 
+FLAVOR_LABEL = "distcc-lab.flavor"
+USER_LABEL = "distcc-lab.user"
+# What the nodes look like (LAB_FLAVOR): hostnames in a domain, reached as pi
+# (the lab as it always was), or stock Raspberry Pi OS Lite.
+FLAVORS = ("fqdn", "stock")
+# Extra recipe for stock nodes, appended like EMULATED_DIR's.
+STOCK_DIR = IMAGE_DIR / "stock"
+DEFAULT_USER = {"fqdn": "pi", "stock": "ada"}
+# Raspberry Pi OS gives its first user these groups (pi-gen); the stock
+# image makes the ones Debian lacks.
+STOCK_USER_GROUPS = "adm,dialout,cdrom,audio,users,sudo,video,games,plugdev,input,gpio,spi,i2c,netdev,render"
+
 
 class LabError(RuntimeError):
     """A lab step failed; the message says which and what to do."""
@@ -89,10 +111,19 @@ class Node:
     state: str | None = None
     id: str | None = None
     arch: str | None = None
+    flavor: str = "fqdn"
+    # The SSH user with passwordless sudo, also the default build user.
+    user: str = "pi"
 
     @property
     def fqdn(self) -> str:
         return f"{self.hostname}.{DOMAIN}"
+
+    @property
+    def name(self) -> str:
+        """The node's name as the inventory gives it and the other nodes
+        resolve it: the FQDN, or on stock nodes the short hostname."""
+        return self.hostname if self.flavor == "stock" else self.fqdn
 
 
 def _docker(*args: str, check: bool = True, capture: bool = True, input: str | None = None) -> str:
@@ -166,6 +197,38 @@ def is_emulated(arch: str) -> bool:
     return arch != native_arch()
 
 
+def lab_flavor() -> str:
+    """LAB_FLAVOR: fqdn (default) or stock."""
+    value = os.environ.get("LAB_FLAVOR", "").strip() or "fqdn"
+    if value not in FLAVORS:
+        raise LabError(
+            f"LAB_FLAVOR names the flavor {value!r}; the lab has {' and '.join(FLAVORS)}. Set LAB_FLAVOR=stock for nodes "
+            "like stock Raspberry Pi OS Lite (short hostnames, no pi user), or unset it for the usual FQDN lab."
+        )
+    return value
+
+
+def lab_user(flavor: str | None = None) -> str:
+    """LAB_USER: the SSH and build user of stock nodes (default ada); the fqdn
+    flavor's image has `pi` built in."""
+    flavor = flavor or lab_flavor()
+    value = os.environ.get("LAB_USER", "").strip()
+    if flavor != "stock":
+        if value and value != DEFAULT_USER[flavor]:
+            raise LabError(
+                f"LAB_USER={value} applies to LAB_FLAVOR=stock only; the {flavor} lab's user is "
+                f"{DEFAULT_USER[flavor]}. Set LAB_FLAVOR=stock as well, or unset LAB_USER."
+            )
+        return DEFAULT_USER[flavor]
+    value = value or DEFAULT_USER[flavor]
+    if value == "root" or not re.fullmatch(r"[a-z_][a-z0-9_-]{0,31}", value):
+        raise LabError(
+            f"LAB_USER={value!r} cannot be the nodes' first user: it must be a Debian user name (lower-case "
+            "letters, digits, _ and -, starting with a letter or _, at most 32) and not root. Set e.g. LAB_USER=ada."
+        )
+    return value
+
+
 def base_image_tag(arch: str | None = None) -> str:
     arch = arch or native_arch()
     digest = _digest([IMAGE_DIR / "base-packages.txt"])
@@ -173,17 +236,20 @@ def base_image_tag(arch: str | None = None) -> str:
     return f"{IMAGE_NAME}-base:{digest}" if not is_emulated(arch) else f"{IMAGE_NAME}-base:{digest}-{arch}"
 
 
-def _recipe_files(arch: str) -> list[Path]:
+def _recipe_files(arch: str, flavor: str = "fqdn") -> list[Path]:
     files = [p for p in IMAGE_DIR.iterdir() if p.is_file()]
     if is_emulated(arch):
         files += [p for p in EMULATED_DIR.iterdir() if p.is_file()]
+    if flavor == "stock":
+        files += [p for p in STOCK_DIR.iterdir() if p.is_file()]
     return files
 
 
-def image_tag(arch: str | None = None) -> str:
+def image_tag(arch: str | None = None, flavor: str = "fqdn") -> str:
     arch = arch or native_arch()
-    digest = _digest(_recipe_files(arch))
-    return f"{IMAGE_NAME}:{digest}" if not is_emulated(arch) else f"{IMAGE_NAME}:{digest}-{arch}"
+    digest = _digest(_recipe_files(arch, flavor))
+    # The fqdn images keep the tags they always had, so images already built stay valid.
+    return f"{IMAGE_NAME}:{digest}" + (f"-{arch}" if is_emulated(arch) else "") + ("" if flavor == "fqdn" else f"-{flavor}")
 
 
 def _image_exists(tag: str) -> bool:
@@ -265,9 +331,9 @@ def build_base_image(arch: str | None = None) -> None:
         shutil.rmtree(rootfs, ignore_errors=True)
 
 
-def build_image(arch: str | None = None) -> str:
+def build_image(arch: str | None = None, flavor: str = "fqdn") -> str:
     arch = arch or native_arch()
-    tag = image_tag(arch)
+    tag = image_tag(arch, flavor)
     if _image_exists(tag):
         return tag
     build_base_image(arch)
@@ -278,6 +344,8 @@ def build_image(arch: str | None = None) -> str:
     if is_emulated(arch):
         # One recipe: the native one, then what emulated nodes need on top.
         dockerfile += "\n" + (EMULATED_DIR / "Dockerfile").read_text()
+    if flavor == "stock":
+        dockerfile += "\n" + (STOCK_DIR / "Dockerfile").read_text()
     proc = subprocess.run(
         [
             "docker", "build", "-q", "--build-arg", f"BASE={base_image_tag(arch)}",
@@ -297,10 +365,15 @@ def build_image(arch: str | None = None) -> str:
 # --- nodes ---------------------------------------------------------------------
 
 
-def wanted_nodes(workers: int, arch: str | None = None, worker_archs: list[str] | None = None) -> list[Node]:
+def wanted_nodes(
+    workers: int, arch: str | None = None, worker_archs: list[str] | None = None, flavor: str | None = None
+) -> list[Node]:
     """The builder and N workers; arch (default LAB_ARCH) is the builder's and
-    every worker's, worker_archs (default LAB_WORKER_ARCHS) the first workers'."""
+    every worker's, worker_archs (default LAB_WORKER_ARCHS) the first workers';
+    flavor (default LAB_FLAVOR) and its user (LAB_USER) every node's."""
     arch = arch or lab_arch()
+    flavor = flavor or lab_flavor()
+    user = lab_user(flavor)
     worker_archs = lab_worker_archs() if worker_archs is None else worker_archs
     if len(worker_archs) > workers:
         raise LabError(
@@ -308,8 +381,11 @@ def wanted_nodes(workers: int, arch: str | None = None, worker_archs: list[str] 
             f"{workers} (LAB_WORKERS). Give one architecture per worker, or set LAB_WORKERS={len(worker_archs)}."
         )
     archs = worker_archs + [arch] * (workers - len(worker_archs))
-    nodes = [Node(f"{PREFIX}-builder", "builder", "builder", arch=arch)]
-    nodes += [Node(f"{PREFIX}-worker{i}", f"worker{i}", "worker", arch=a) for i, a in enumerate(archs, start=1)]
+    nodes = [Node(f"{PREFIX}-builder", "builder", "builder", arch=arch, flavor=flavor, user=user)]
+    nodes += [
+        Node(f"{PREFIX}-worker{i}", f"worker{i}", "worker", arch=a, flavor=flavor, user=user)
+        for i, a in enumerate(archs, start=1)
+    ]
     return nodes
 
 
@@ -379,7 +455,9 @@ def static_address(node: Node) -> str:
 
 
 def _spec(node: Node, image: str) -> str:
-    return hashlib.sha256(" ".join([image, DOMAIN, static_address(node), *SYSTEMD_RUN_FLAGS]).encode()).hexdigest()[:12]
+    # fqdn nodes keep the spec they always had, so running labs are kept.
+    naming = [DOMAIN] if node.flavor == "fqdn" else [node.flavor, node.user]
+    return hashlib.sha256(" ".join([image, *naming, static_address(node), *SYSTEMD_RUN_FLAGS]).encode()).hexdigest()[:12]
 
 
 def remove_if_outdated(node: Node, image: str) -> None:
@@ -398,12 +476,19 @@ def start_node(node: Node, image: str) -> None:
     spec = _spec(node, image)
     info = _container_info(node.container)
     if info is None:
+        if node.flavor == "stock":
+            # A short hostname; the network's DNS (Docker's, on the lab
+            # network) resolves the short names, as a home router does.
+            naming = ["--hostname", node.hostname, "--network-alias", node.hostname]
+        else:
+            naming = ["--hostname", node.hostname, "--domainname", DOMAIN,
+                      "--network-alias", node.hostname, "--network-alias", node.fqdn]
         _docker(
-            "run", "-d", "--name", node.container,
-            "--hostname", node.hostname, "--domainname", DOMAIN,
+            "run", "-d", "--name", node.container, *naming,
             "--network", NETWORK, "--ip", address,
-            "--network-alias", node.hostname, "--network-alias", node.fqdn,
             "--label", f"{LABEL}={node.role}",
+            "--label", f"{FLAVOR_LABEL}={node.flavor}",
+            "--label", f"{USER_LABEL}={node.user}",
             "--label", f"{SPEC_LABEL}={spec}",
             "--label", f"{PREFIX_LABEL}={PREFIX}",
             "--label", f"{ARCH_LABEL}={node.arch or native_arch()}",
@@ -424,7 +509,8 @@ def _boot_slowdown(node: Node) -> int:
 
 
 def provision_node(node: Node, public_key: str) -> None:
-    """Wait for systemd, then give `pi` the lab key and the role's k3s stand-in."""
+    """Wait for systemd, then give the node's user (made first on stock nodes)
+    the lab key, and the role's k3s stand-in."""
     deadline = time.monotonic() + 120 * _boot_slowdown(node)
     state = ""
     while time.monotonic() < deadline:
@@ -439,14 +525,28 @@ def provision_node(node: Node, public_key: str) -> None:
         failed = _exec(node.container, "systemctl --failed --plain --no-legend | awk '{print $1}'", check=False)
         _say(f"{node.container}: systemd is degraded, failed units: {' '.join(failed.split()) or 'none listed'}")
     unit = K3S_UNIT_FOR_ROLE.get(node.role)
-    script = (
-        "set -e\n"
-        "install -d -m 700 -o pi -g pi /home/pi/.ssh\n"
+    user, home = node.user, f"/home/{node.user}"
+    script = "set -e\n"
+    if node.flavor == "stock":
+        # The first user, as Raspberry Pi OS makes it on first boot (pi-gen's
+        # adduser and groups, its sudoers file under its old name), with the
+        # ~/.local/bin that any `pip install --user` leaves: Debian's
+        # ~/.profile then puts it first on PATH at every login.
+        script += (
+            f"if ! id -u {user} >/dev/null 2>&1; then\n"
+            f"  useradd --create-home --shell /bin/bash --groups {STOCK_USER_GROUPS} {user}\n"
+            f"  echo '{user} ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/010_pi-nopasswd\n"
+            "  chmod 0440 /etc/sudoers.d/010_pi-nopasswd\n"
+            f"  su {user} -c 'mkdir -p {home}/.local/bin'\n"
+            "fi\n"
+        )
+    script += (
+        f"install -d -m 700 -o {user} -g {user} {home}/.ssh\n"
         # Added, not replaced: several checkouts (each with its own key in
         # .lab/ssh) may drive the same lab.
-        "key=$(cat); touch /home/pi/.ssh/authorized_keys\n"
-        'grep -qxF "$key" /home/pi/.ssh/authorized_keys || printf "%s\\n" "$key" >> /home/pi/.ssh/authorized_keys\n'
-        "chown pi:pi /home/pi/.ssh/authorized_keys && chmod 600 /home/pi/.ssh/authorized_keys\n"
+        f"key=$(cat); touch {home}/.ssh/authorized_keys\n"
+        f'grep -qxF "$key" {home}/.ssh/authorized_keys || printf "%s\\n" "$key" >> {home}/.ssh/authorized_keys\n'
+        f"chown {user}:{user} {home}/.ssh/authorized_keys && chmod 600 {home}/.ssh/authorized_keys\n"
     )
     if unit:
         # Installed once, like k3s's install.sh would; later runs leave the
@@ -490,6 +590,9 @@ def nodes() -> list[Node]:
                 state=info["State"]["Status"],
                 # Containers made before the label existed run the native image.
                 arch=info["Config"]["Labels"].get(ARCH_LABEL) or native_arch(),
+                # ... and are of the fqdn flavor, reached as pi.
+                flavor=info["Config"]["Labels"].get(FLAVOR_LABEL) or "fqdn",
+                user=info["Config"]["Labels"].get(USER_LABEL) or "pi",
             )
         )
     order = {"builder": 0, "worker": 1}
@@ -516,17 +619,20 @@ def ensure_inotify_instances() -> None:
     INOTIFY_INSTANCES.write_text(f"{INOTIFY_NEEDED}\n")
 
 
-def up(workers: int | None = None, arch: str | None = None, worker_archs: list[str] | None = None) -> list[Node]:
+def up(
+    workers: int | None = None, arch: str | None = None, worker_archs: list[str] | None = None, flavor: str | None = None
+) -> list[Node]:
     """Start the lab: workers (default LAB_WORKERS), the builder's and default
-    architecture (default LAB_ARCH), the first workers' (default LAB_WORKER_ARCHS)."""
+    architecture (default LAB_ARCH), the first workers' (default LAB_WORKER_ARCHS),
+    the nodes' flavor (default LAB_FLAVOR)."""
     workers = default_workers() if workers is None else workers
     if workers < 1:
         raise LabError(f"LAB_WORKERS={workers}: the lab needs at least one worker.")
-    wanted = wanted_nodes(workers, arch, worker_archs)
+    wanted = wanted_nodes(workers, arch, worker_archs, flavor)
     ensure_inotify_instances()
     images = {}
     for node_arch in dict.fromkeys(n.arch for n in wanted):
-        images[node_arch] = build_image(node_arch)
+        images[node_arch] = build_image(node_arch, wanted[0].flavor)
     ensure_network()
     key = ensure_ssh_key()
     wanted_names = {n.container for n in wanted}
@@ -555,14 +661,16 @@ def down() -> None:
 
 
 def status() -> str:
-    rows = [("CONTAINER", "ROLE", "ARCH", "STATE", "ADDRESS", "SYSTEMD")]
+    rows = [("CONTAINER", "NAME", "ROLE", "ARCH", "SSH USER", "STATE", "ADDRESS", "SYSTEMD")]
     for node in nodes():
         systemd = "-"
         if node.state == "running":
             systemd = _exec(node.container, "systemctl is-system-running 2>/dev/null || true", check=False)
-        rows.append((node.container, node.role, node.arch or "?", node.state or "?", node.address or "-", systemd))
+        rows.append((node.container, node.name, node.role, node.arch or "?", node.user, node.state or "?",
+                     node.address or "-", systemd))
     if len(rows) == 1:
-        return f"no lab containers (image {image_tag()} {'present' if _image_exists(image_tag()) else 'not built'})"
+        tag = image_tag(flavor=lab_flavor())
+        return f"no lab containers (image {tag} {'present' if _image_exists(tag) else 'not built'})"
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
@@ -571,9 +679,9 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     try:
         if command == "image":
-            # Every architecture the lab would run (LAB_ARCH, LAB_WORKER_ARCHS).
+            # Every architecture the lab would run (LAB_ARCH, LAB_WORKER_ARCHS), in its flavor (LAB_FLAVOR).
             for arch in dict.fromkeys([lab_arch(), *lab_worker_archs()]):
-                _say(f"image {build_image(arch)} ready")
+                _say(f"image {build_image(arch, lab_flavor())} ready")
         elif command == "up":
             workers = default_workers()
             started = time.monotonic()

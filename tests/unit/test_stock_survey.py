@@ -1,0 +1,56 @@
+"""Validation on a survey captured from a lab of stock Raspberry Pi OS Lite
+nodes (tests/unit/surveys/stock-healthy.json, `python3 -m lab.capture_surveys
+stock-healthy` on a LAB_FLAVOR=stock lab in build mode): short hostnames on
+Debian's 127.0.1.1 line, peers resolved by the network's DNS, the first user
+ada as SSH and build user, whose Debian ~/.profile puts ~/.local/bin first on
+its login PATH. Every check passes there; no host is needed here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pyinfra.api import Inventory
+
+from deploys.library.validation import NOT_CONNECTED, PASS, Cluster, evaluate_cluster
+from facts.survey import parse_survey
+
+FIXTURE = Path(__file__).parent / "surveys" / "stock-healthy.json"
+
+
+def evaluate() -> dict:
+    fixture = json.loads(FIXTURE.read_text())
+    shape = fixture["inventory"]
+    names = [(name, fixture["host_data"][name]) for name in shape["builder"] + shape["workers"]]
+    inventory = Inventory((names, {}), builder=(shape["builder"], {}), workers=(shape["workers"], {}))
+    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in fixture["outputs"].items()}
+    unsurveyed = {n: NOT_CONNECTED for n, lines in fixture["outputs"].items() if lines is None}
+    return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
+
+
+def test_the_fixture_is_a_stock_lab_reached_as_its_first_user():
+    fixture = json.loads(FIXTURE.read_text())
+    assert fixture["inventory"] == {"builder": ["builder"], "workers": ["worker1", "worker2"]}
+    assert {data["ssh_user"] for data in fixture["host_data"].values()} == {"ada"}
+    for host, lines in fixture["outputs"].items():
+        assert f"hostname {host}" in lines and f"fqdn {host}" in lines, host
+    assert "PATH /home/ada/.local/bin:/usr/lib/distcc:/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games" in (
+        fixture["outputs"]["builder"])
+
+
+def test_every_check_passes_on_stock_nodes():
+    results = evaluate()
+    failing = {(host, c.id): (c.result, c.detail) for host, checks in results.items() for c in checks if c.result != PASS}
+    assert failing == {}
+    assert sum(len(checks) for checks in results.values()) == 47
+
+
+def test_names_pass_without_a_domain():
+    for host, checks in evaluate().items():
+        names = next(c for c in checks if c.id == "H-NAMES")
+        assert names.detail == f"{host} (no domain), resolves all 2 other node names", names.detail
+
+
+def test_the_masquerade_passes_behind_local_bin():
+    path = next(c for c in evaluate()["builder"] if c.id == "B-PATH")
+    assert path.detail == "c++, cc, g++, gcc run /usr/lib/distcc (after /home/ada/.local/bin on ada's login PATH)"
