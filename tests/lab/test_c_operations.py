@@ -359,7 +359,7 @@ def test_file_installed_and_directory_present(worker):
         assert sh(worker.container, f"stat -c %i {path}").strip() != inode
         # Something else at the path is refused, not replaced.
         sh(worker.container, f"rm {path} && mkdir {path}")
-        with pytest.raises(AssertionError, match="failed"):
+        with pytest.raises(OperationError, match=f"{path} is a directory, not a file; move it away"):
             apply(worker, paths.file_installed, **written)
         assert host.file(path).is_directory
     finally:
