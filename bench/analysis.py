@@ -305,13 +305,14 @@ def evaluate_targets(medians_by_size: dict[int, dict[str, dict]], scopes: dict[i
             })
         scope = (scopes or {}).get(size)
         if scope:
-            met = scope.get("worker_names") == 1 and scope.get("worker_peers") == 1 and scope.get("builder_names") == size
+            met = (scope.get("worker_names"), scope.get("worker_peers"), scope.get("builder_names"),
+                   scope.get("builder_peers")) == (1, 1, size, size)
             targets.append({
                 "id": f"survey-scope-{size}",
                 "size": size,
                 "met": met,
                 "value": dict(scope),
-                "limit": {"worker_names": 1, "worker_peers": 1, "builder_names": size},
+                "limit": {"worker_names": 1, "worker_peers": 1, "builder_names": size, "builder_peers": size},
                 "text": (
                     f"TARGET survey work at {_workers(size)}: a worker's does not grow with the cluster, the "
                     f"builder's grows linearly: {_verdict(met)} (names/peers asked: every worker at most "
