@@ -94,7 +94,10 @@ unit: venv
 lint: venv
 	$(BIN)/ruff check .
 
-bench: venv engine
+# BENCH_ARCH=arm64 benchmarks an emulated arm64 lab (bench/results-arm64.*);
+# the engine step then registers qemu-user for it.
+bench: venv
+	$(if $(filter arm64,$(BENCH_ARCH)),LAB_ARCH=arm64 )./lab/ensure_engine.sh
 	$(BIN)/python bench/run.py
 
 # A whole tinyconfig kernel build at 0, 1, 2 and 4 workers, every node held

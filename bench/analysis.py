@@ -1,5 +1,6 @@
-"""The pure parts of the benchmark (bench/run.py): counting remote commands in
-pyinfra's -vv output, medians, the targets and the markdown report.
+"""The pure parts of the benchmark (bench/run.py): the floor's probe, counting
+remote commands in pyinfra's -vv output, medians, the targets of issue 14
+and the markdown report.
 
 Nothing here starts a process, talks to Docker or imports pyinfra, so
 tests/unit/test_bench.py can check it on captured text.
@@ -37,15 +38,41 @@ COMMAND_LINE = re.compile(r"^\s*\[(?P<host>[^\]\s]+)\]\s+(?:nested\s+)?>>> (?P<c
 FACT_LINE = re.compile(r"^\s*\[(?P<host>[^\]\s]+)\]\s+(?:nested\s+)?Loaded fact (?P<fact>\S+)")
 RUN_MARK = "--> Beginning operation run"
 
+# Issue 14's floor: a minimal probe of what the seed checks on a node, one
+# process or builtin per check, each allowed to fail without stopping the
+# rest. The closing echo is a shell builtin (no process): it only shows that
+# sh ran to the end, so a host counts as probed when ssh exits 0 and it
+# printed PROBE_END.
+PROBE_END = "##probe end"
+PROBE = (
+    "systemctl is-active distcc; "
+    "test -f /etc/systemd/system/distcc.service.d/override.conf; "
+    "test -L /usr/lib/distcc/gcc; "
+    "gcc -dumpfullversion; "
+    "gcc -dumpmachine; "
+    "echo $PATH; "
+    "ip -o link show eth0; "
+    "hostname -f; "
+    "ss -ltn 'sport = :3632'; "
+    "DISTCC_HOSTS=localhost distcc --show-hosts; "
+    f"echo '{PROBE_END}'"
+)
+
 # Row order and labels of the report.
 DEPLOYS = {
     "connect_only": "(reference) 1 OpenSSH exec/host of `true`",
-    "floor": "floor: 1 OpenSSH exec/host (survey)",
+    "floor": "floor: 1 OpenSSH exec/host of the minimal probe",
+    "survey_exec": "survey exec: 1 OpenSSH exec/host of validation's survey",
     "validate": "cluster_distcc_validate.py",
     "mode_switch_noop": "mode_switch.py, no changes",
     "mode_switch_from_k3s": "mode_switch.py from k3s mode",
 }
 TIMED_DEPLOYS = ("validate", "mode_switch_noop", "mode_switch_from_k3s")
+
+# Issue 14's limits, checked at every size measured.
+VALIDATE_X_FLOOR = 1.5
+NOOP_X_FLOOR = 3
+NOOP_COMMANDS = 6
 
 
 def median(values) -> float | None:
@@ -115,6 +142,12 @@ def summarize_samples(samples: list[dict]) -> dict:
         "wall_s": pick("wall_s"),
         "x_floor": pick("x_floor"),
         "commands_max": pick("command_summary", "max"),
+        # The worst run: a target on commands holds for every run, not the median one.
+        "commands_max_worst": max(
+            ((s.get("command_summary") or {}).get("max") for s in samples
+             if (s.get("command_summary") or {}).get("max") is not None),
+            default=None,
+        ),
         "commands_builder": pick("command_summary", "builder"),
         "commands_worker_max": pick("command_summary", "worker_max"),
         "peak_mib": median([s["peak_kib"] / 1024 if s.get("peak_kib") else None for s in samples]),
@@ -154,7 +187,7 @@ def render_size_table(size: int, medians: dict[str, dict]) -> list[str]:
         summary = medians.get(key)
         if not summary:
             continue
-        x_floor = {"floor": "1.00", "connect_only": "-"}.get(key) or _num(summary.get("x_floor"))
+        x_floor = {"floor": "1.00"}.get(key) or _num(summary.get("x_floor"))
         runs = str(summary.get("n", "-"))
         if summary.get("failed"):
             runs += f" ({summary['failed']} failed)"
@@ -174,63 +207,120 @@ def _verdict(met: bool) -> str:
     return "MET" if met else "MISSED"
 
 
-def evaluate_targets(medians_by_size: dict[int, dict[str, dict]], target_size: int = 16) -> list[dict]:
-    """The three targets, each with met/missed and by how much.
+def survey_scope(arguments: dict, role: str) -> dict:
+    """What one host's survey asks about, from its HostSurvey arguments: the
+    names it resolves, and the peers it checks (a worker: its route to the
+    builder; the builder: every worker it reaches)."""
+    if role == "builder":
+        peers = len(arguments.get("workers") or [])
+    else:
+        peers = 1 if arguments.get("builder_peer") else 0
+    return {"names": len(arguments.get("names") or []), "peers": peers}
 
-    The per-size targets are read at the largest size measured (16 by
-    default); the growth target compares the smallest and largest sizes."""
-    if not medians_by_size:
-        return []
-    sizes = sorted(medians_by_size)
-    big, small = sizes[-1], sizes[0]
-    note = "" if big == target_size else f" [measured at {big}, the target is stated for {target_size}]"
+
+def survey_work(rounds: list[dict], roles: dict[str, str]) -> dict:
+    """Per-host survey work at one size: in each round, every host's survey
+    exec seconds divided by the same host's probe seconds (both from the
+    parallel execs, measured back to back); the slowest worker's ratio and
+    the builder's, as medians over the rounds.
+
+    rounds: [{"probe": {host: s}, "survey": {host: s}}, ...]."""
+    worker_ratios, builder_ratios, worker_s, builder_s = [], [], [], []
+    for one in rounds:
+        probe, survey = one.get("probe") or {}, one.get("survey") or {}
+        ratios = {
+            h: survey[h] / probe[h]
+            for h in roles
+            if survey.get(h) is not None and probe.get(h)
+        }
+        workers = [h for h in ratios if roles[h] == "worker"]
+        if workers:
+            slowest = max(workers, key=lambda h: survey[h])
+            worker_ratios.append(ratios[slowest])
+            worker_s.append(survey[slowest])
+        for h in ratios:
+            if roles[h] == "builder":
+                builder_ratios.append(ratios[h])
+                builder_s.append(survey[h])
+    return {
+        "worker_max_survey_s": median(worker_s),
+        "worker_max_x_probe": median(worker_ratios),
+        "builder_survey_s": median(builder_s),
+        "builder_x_probe": median(builder_ratios),
+    }
+
+
+def evaluate_targets(medians_by_size: dict[int, dict[str, dict]], scopes: dict[int, dict] | None = None) -> list[dict]:
+    """Issue 14's targets at every size measured, each with met/missed and
+    by how much; pyinfra's peak memory and the survey's per-host work are
+    reported beside them.
+
+    scopes: {size: {"worker_names": n, "worker_peers": n, "builder_names": n,
+    "builder_peers": n, "worker_max_x_probe": r, "builder_x_probe": r, ...}}."""
     targets = []
-
-    validate = medians_by_size[big].get("validate", {})
-    x, cmds = validate.get("x_floor"), validate.get("commands_max")
-    if x is not None and cmds is not None:
-        met_x, met_c = x <= 1.5, cmds <= 3
-        targets.append({
-            "id": "validate-floor-commands",
-            "met": met_x and met_c,
-            "value": {"x_floor": x, "commands_per_host": cmds},
-            "limit": {"x_floor": 1.5, "commands_per_host": 3},
-            "text": (
-                f"TARGET validation at {big} workers <= 1.5x floor and <= 3 remote commands/host: "
-                f"{_verdict(met_x and met_c)} ({x:.2f}x floor: {_by(x, 1.5, 'x')}; "
-                f"{_num(cmds, 0)} commands/host: {_by(cmds, 3, '')}){note}"
-            ),
-        })
-
-    noop = medians_by_size[big].get("mode_switch_noop", {})
-    x = noop.get("x_floor")
-    if x is not None:
-        targets.append({
-            "id": "mode-switch-noop-floor",
-            "met": x <= 3,
-            "value": {"x_floor": x},
-            "limit": {"x_floor": 3},
-            "text": (
-                f"TARGET mode switch with no changes at {big} workers <= 3x floor: {_verdict(x <= 3)} "
-                f"({x:.2f}x floor: {_by(x, 3, 'x')}){note}"
-            ),
-        })
-
-    if big != small:
-        for key in TIMED_DEPLOYS:
-            a = medians_by_size[small].get(key, {}).get("wall_s")
-            b = medians_by_size[big].get(key, {}).get("wall_s")
-            if not a or b is None:
-                continue
-            growth = b / a
+    for size in sorted(medians_by_size):
+        medians = medians_by_size[size]
+        x = (medians.get("validate") or {}).get("x_floor")
+        if x is not None:
+            met = x <= VALIDATE_X_FLOOR
             targets.append({
-                "id": f"growth-{key}",
-                "met": growth < 2,
-                "value": {"growth": growth, "wall_small_s": a, "wall_big_s": b},
-                "limit": {"growth": 2},
+                "id": f"validate-floor-{size}",
+                "size": size,
+                "met": met,
+                "value": {"x_floor": x},
+                "limit": {"x_floor": VALIDATE_X_FLOOR},
                 "text": (
-                    f"TARGET wall time from {small} to {big} workers grows < 2x, {DEPLOYS[key]}: "
-                    f"{_verdict(growth < 2)} ({a:.2f} s -> {b:.2f} s = {growth:.2f}x: {_by(growth, 2, 'x', strict=True)})"
+                    f"TARGET validation at {_workers(size)} <= {VALIDATE_X_FLOOR}x floor: {_verdict(met)} "
+                    f"({x:.2f}x floor: {_by(x, VALIDATE_X_FLOOR, 'x')})"
+                ),
+            })
+        noop = medians.get("mode_switch_noop") or {}
+        x = noop.get("x_floor")
+        cmds = noop.get("commands_max_worst", noop.get("commands_max"))
+        if x is not None and cmds is not None:
+            met_x, met_c = x <= NOOP_X_FLOOR, cmds <= NOOP_COMMANDS
+            targets.append({
+                "id": f"mode-switch-noop-{size}",
+                "size": size,
+                "met": met_x and met_c,
+                "value": {"x_floor": x, "commands_per_host": cmds},
+                "limit": {"x_floor": NOOP_X_FLOOR, "commands_per_host": NOOP_COMMANDS},
+                "text": (
+                    f"TARGET mode switch with no changes at {_workers(size)} <= {NOOP_COMMANDS} remote commands/host "
+                    f"and <= {NOOP_X_FLOOR}x floor: {_verdict(met_x and met_c)} "
+                    f"({_num(cmds, 0)} commands/host at most: {_by(cmds, NOOP_COMMANDS, '')}; "
+                    f"{x:.2f}x floor: {_by(x, NOOP_X_FLOOR, 'x')})"
+                ),
+            })
+        peaks = {key: (medians.get(key) or {}).get("peak_mib") for key in TIMED_DEPLOYS}
+        if any(v is not None for v in peaks.values()):
+            targets.append({
+                "id": f"peak-memory-{size}",
+                "size": size,
+                "met": None,
+                "value": {"peak_mib": peaks},
+                "text": f"REPORT pyinfra peak memory at {_workers(size)}: " + "; ".join(
+                    f"{DEPLOYS[key]} {_num(v, 1)} MiB" for key, v in peaks.items()
+                ),
+            })
+        scope = (scopes or {}).get(size)
+        if scope:
+            met = (scope.get("worker_names"), scope.get("worker_peers"), scope.get("builder_names"),
+                   scope.get("builder_peers")) == (1, 1, size, size)
+            targets.append({
+                "id": f"survey-scope-{size}",
+                "size": size,
+                "met": met,
+                "value": dict(scope),
+                "limit": {"worker_names": 1, "worker_peers": 1, "builder_names": size, "builder_peers": size},
+                "text": (
+                    f"TARGET survey work at {_workers(size)}: a worker's does not grow with the cluster, the "
+                    f"builder's grows linearly: {_verdict(met)} (names/peers asked: every worker at most "
+                    f"{_num(scope.get('worker_names'), 0)}/{_num(scope.get('worker_peers'), 0)}, the builder "
+                    f"{_num(scope.get('builder_names'), 0)}/{_num(scope.get('builder_peers'), 0)}; survey exec / the "
+                    f"same host's probe: slowest worker {_num(scope.get('worker_max_x_probe'))}x "
+                    f"({_num(scope.get('worker_max_survey_s'))} s), builder {_num(scope.get('builder_x_probe'))}x "
+                    f"({_num(scope.get('builder_survey_s'))} s))"
                 ),
             })
     return targets
@@ -265,8 +355,9 @@ def render_markdown(results: dict) -> str:
     breakdown of the mode switch with no changes, and anomalies."""
     machine = results.get("machine", {})
     config = results.get("config", {})
+    arch = config.get("arch") or "amd64"
     lines = [
-        "# Benchmark: DISTCC BUILD MODE deploys on the Docker lab",
+        f"# Benchmark: DISTCC BUILD MODE deploys on the Docker lab ({arch})",
         "",
         f"Date {machine.get('date', '?')}; {machine.get('cpu_model', '?')}, {machine.get('nproc', '?')} CPUs, "
         f"{machine.get('memory_mib', '?')} MiB, kernel {machine.get('kernel', '?')}, Docker {machine.get('docker', '?')}, "
@@ -276,11 +367,14 @@ def render_markdown(results: dict) -> str:
         f"Code: HEAD {results.get('code', {}).get('head', '?')[:12]} with uncommitted changes in "
         f"{len(results.get('code', {}).get('uncommitted', []))} files (digest {results.get('code', {}).get('digest', '?')}).",
         "",
-        f"Lab {config.get('lab_prefix', '?')} ({config.get('lab_subnet', '?')}), sizes {config.get('sizes', '?')}, "
-        f"every figure the median of {config.get('repeat', '?')} runs. x floor: each run's wall time divided by the "
-        "floor measured just before it. Commands: SSH exec channels per host counted from pyinfra -vv "
-        "(max over hosts; b = builder, w = busiest worker). Peak MiB and CPU s: max RSS and user+system CPU seconds "
-        "of the pyinfra process (/usr/bin/time %M %U %S).",
+        f"Lab {config.get('lab_prefix', '?')} ({config.get('lab_subnet', '?')}), nodes {arch}, sizes "
+        f"{config.get('sizes', '?')}, every figure the median of {config.get('repeat', '?')} runs. The floor: one "
+        "OpenSSH exec per host, all hosts at once, as pi with sudo, of issue 14's minimal probe (`" + PROBE + "`); "
+        "wall from the first ssh start to the last exit. x floor: each run's wall time divided by the floor "
+        "measured just before it. The survey exec is the same kind of exec running validation's own survey "
+        "command. Commands: SSH exec channels per host counted from pyinfra -vv (max over hosts; b = builder, "
+        "w = busiest worker). Peak MiB and CPU s: max RSS and user+system CPU seconds of the pyinfra process "
+        "(/usr/bin/time %M %U %S).",
         "",
     ]
     medians = {int(size): block["medians"] for size, block in results.get("sizes", {}).items()}
@@ -291,13 +385,35 @@ def render_markdown(results: dict) -> str:
     for target in results.get("targets", []):
         lines.append(f"- {target['text']}")
     lines.append("")
+    scopes = {int(size): scope for size, scope in (results.get("scopes") or {}).items()}
+    if scopes:
+        lines += [
+            "## Survey work per host",
+            "",
+            "Names each survey resolves and peers it checks (from validation's own survey arguments), and each "
+            "survey exec's seconds divided by the same host's probe seconds in the same round (medians):",
+            "",
+            "| workers | worker names / peers | builder names / peers | slowest worker: survey s (x its probe) "
+            "| builder: survey s (x its probe) |",
+            "|---:|---|---|---|---|",
+        ]
+        for size in sorted(scopes):
+            s = scopes[size]
+            lines.append(
+                f"| {size} | {_num(s.get('worker_names'), 0)} / {_num(s.get('worker_peers'), 0)} | "
+                f"{_num(s.get('builder_names'), 0)} / {_num(s.get('builder_peers'), 0)} | "
+                f"{_num(s.get('worker_max_survey_s'))} ({_num(s.get('worker_max_x_probe'))}x) | "
+                f"{_num(s.get('builder_survey_s'))} ({_num(s.get('builder_x_probe'))}x) |"
+            )
+        lines.append("")
     breakdown = results.get("breakdown")
     if breakdown:
         lines.append(f"## Remote commands of mode_switch.py with no changes at {_workers(breakdown['size'])}")
         lines.append("")
         lines.append(
             f"Per host: {breakdown['prepare']} during prepare and {breakdown['execute']} during execute "
-            "(builder / busiest worker). Facts loaded (each fact is one round trip):"
+            "(builder / busiest worker). Facts loaded (a fact read alone is one round trip; facts.bundle.FactBundle "
+            "reads a phase's facts in one):"
         )
         lines.append("")
         for who, facts in breakdown["facts"].items():
@@ -306,7 +422,7 @@ def render_markdown(results: dict) -> str:
         lines.append("")
         if breakdown.get("floor_builder_s") is not None:
             lines.append(
-                f"The floor at {_workers(breakdown['size'])} ends with the slowest survey: the builder's took "
+                f"The floor at {_workers(breakdown['size'])} ends with the slowest probe: the builder's took "
                 f"{_num(breakdown['floor_builder_s'])} s, the slowest worker's {_num(breakdown.get('floor_worker_max_s'))} s "
                 "(medians, from starting all ssh clients)."
             )

@@ -5,16 +5,30 @@ the largest), in ascending order: lab/docker_lab.up(size), the cluster put
 into DISTCC BUILD MODE once (pyinfra -y inventories/lab.py
 deploys/mode_switch.py, untimed), then BENCH_REPEAT (5) rounds of:
 
-  floor      one OpenSSH exec per host, all hosts at once: the real `ssh` as
-             pi with the lab key, running `sudo -H -n sh -c SCRIPT`, where
-             SCRIPT is validation's own survey command for that host,
+  true       (reference) one OpenSSH exec per host of `true`, no sudo
+  floor      issue 14's floor: one OpenSSH exec per host, all hosts at once:
+             the real `ssh` as pi with the lab key, running
+             `sudo -H -n sh -c PROBE` with bench/analysis.py's PROBE (the
+             minimal probe of the seed's checks). Wall = from starting the
+             first ssh until the last one exits. Measured just before each
+             timed deploy, which is divided by it (x floor).
+  survey     (reference, right before the floor before validate) the same
+             kind of exec of validation's own survey command for each host,
              str(HostSurvey().command(**_survey_arguments(...))), built by
-             deploys/library/validation.py's own code (see survey_targets()). Wall =
-             from starting the first ssh until the last one exits. Measured
-             just before each timed deploy, which is divided by it (x floor).
+             deploys/library/validation.py's own code (see survey_targets());
+             divided by that floor, and per host by the host's own probe time
   validate   pyinfra -y inventories/lab.py deploys/cluster_distcc_validate.py
   noop       deploys/mode_switch.py on the cluster already in build mode
   from k3s   deploys/k3s_mode.py (untimed), then deploys/mode_switch.py
+
+The targets (issue 14) are checked at every size: validation <= 1.5x the
+floor; a no-change mode switch <= 6 remote commands per host (the worst run)
+and <= 3x the floor; a worker's survey asks about 1 name and 1 peer whatever
+the size, the builder's about every worker. pyinfra's peak memory is reported.
+
+BENCH_ARCH=arm64 runs every lab node as arm64 under qemu-user (LAB_ARCH=arm64;
+default sizes just 4, longer timeouts) and writes bench/results-arm64.json and
+bench/results-arm64.md instead of bench/results.json and bench/results.md.
 
 Every pyinfra run is `/usr/bin/time -f '%M %U %S' pyinfra -y --json -vv ...`
 from the repository root: wall seconds around the process, peak memory = max
@@ -41,6 +55,13 @@ import sys
 if __name__ == "__main__":
     os.environ.setdefault("LAB_PREFIX", "benchlab")
     os.environ.setdefault("LAB_SUBNET", "172.31.254.0/24")
+    # BENCH_ARCH alone decides the nodes' architecture, so a LAB_ARCH left in
+    # the shell cannot put arm64 figures into the amd64 results.
+    os.environ.pop("LAB_WORKER_ARCHS", None)
+    if os.environ.get("BENCH_ARCH", "amd64").strip() == "arm64":
+        os.environ["LAB_ARCH"] = "arm64"
+    else:
+        os.environ.pop("LAB_ARCH", None)
 
 import hashlib  # noqa: E402
 import json  # noqa: E402
@@ -61,6 +82,8 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.analysis import (  # noqa: E402
+    PROBE,
+    PROBE_END,
     TIMED_DEPLOYS,
     evaluate_targets,
     fact_breakdown,
@@ -69,6 +92,8 @@ from bench.analysis import (  # noqa: E402
     render_markdown,
     summarize_counts,
     summarize_samples,
+    survey_scope,
+    survey_work,
 )
 from lab import docker_lab  # noqa: E402
 
@@ -89,8 +114,15 @@ SSH_OPTIONS = [
     "-o", "IdentitiesOnly=yes",
     "-o", "LogLevel=ERROR",
 ]
-PYINFRA_TIMEOUT = 1800
-FLOOR_TIMEOUT = 300
+ARCHES = ("amd64", "arm64")
+ARCH = os.environ.get("BENCH_ARCH", "amd64").strip() or "amd64"
+EMULATED = ARCH == "arm64"
+# Emulated nodes start every process under qemu-user, many times slower.
+PYINFRA_TIMEOUT = 3600 if EMULATED else 1800
+FLOOR_TIMEOUT = 900 if EMULATED else 300
+# pyinfra's own SSH connect timeout (Config.CONNECT_TIMEOUT, 10 s by default)
+# is raised for emulated nodes, whose sshd does its key exchange under qemu.
+CONNECT_TIMEOUT = 120 if EMULATED else None
 ENV = dict(os.environ, PYINFRA_YES="1")
 
 
@@ -116,11 +148,16 @@ def _int_list(text: str, name: str) -> list[int]:
 
 
 def configuration() -> dict:
-    workers = int(os.environ.get("BENCH_WORKERS", "16"))
+    if ARCH not in ARCHES:
+        raise BenchError(f"BENCH_ARCH={ARCH}: the benchmark runs amd64 (the default) or arm64 (emulated)")
+    workers = int(os.environ.get("BENCH_WORKERS", "4" if EMULATED else "16"))
     if "BENCH_SIZES" in os.environ:
         sizes = _int_list(os.environ["BENCH_SIZES"], "BENCH_SIZES")
         if sizes[-1] > workers:
             raise BenchError(f"BENCH_SIZES={os.environ['BENCH_SIZES']} goes above BENCH_WORKERS={workers}")
+    elif EMULATED:
+        # Issue 14 asks for the emulated figures at 4 workers; more take hours.
+        sizes = [workers]
     else:
         sizes = sorted({s for s in (1, 4, 8, 16) if s <= workers} | {workers})
     repeat = int(os.environ.get("BENCH_REPEAT", "5"))
@@ -133,6 +170,8 @@ def configuration() -> dict:
             "the benchmark runs its own (default benchlab)"
         )
     return {
+        "arch": ARCH,
+        "results": "results-arm64" if EMULATED else "results",
         "workers": workers,
         "sizes": sizes,
         "repeat": repeat,
@@ -250,8 +289,17 @@ def load_survey_targets() -> list[dict]:
             raise BenchError(f"{target['name']}: _sudo is not set in its data; validation would not use sudo")
         # What pyinfra itself sends for a fact with _sudo=True (see -vv).
         target["remote"] = "sudo -H -n sh -c " + shlex.quote(target["command"])
+        target["marker"] = "##survey "
         target["sections"] = target["command"].count("echo '##survey ")
+        target["scope"] = survey_scope(target["arguments"], target["role"])
     return targets
+
+
+def probe_targets(targets: list[dict]) -> list[dict]:
+    """The floor: issue 14's minimal probe on every host, with sudo as
+    validation's survey runs."""
+    remote = "sudo -H -n sh -c " + shlex.quote(PROBE)
+    return [dict(t, remote=remote, marker=PROBE_END, sections=1) for t in targets]
 
 
 def measure_floor(targets: list[dict], log_dir: Path, tag: str) -> dict:
@@ -296,7 +344,8 @@ def measure_floor(targets: list[dict], log_dir: Path, tag: str) -> dict:
                 stderr = err.read().decode(errors="replace")
                 out.close()
                 err.close()
-                seen = sum(1 for line in stdout.splitlines() if line.startswith("##survey "))
+                marker = target.get("marker")
+                seen = sum(1 for line in stdout.splitlines() if marker and line.startswith(marker))
                 if code != 0 or seen != target["sections"]:
                     problems.append(f"{target['name']}: exit {code}, {seen}/{target['sections']} sections: {stderr.strip()[-300:]}")
                 log.write(f"=== {target['name']} exit {code}\n{stdout}\n--- stderr\n{stderr}\n")
@@ -310,6 +359,19 @@ def measure_floor(targets: list[dict], log_dir: Path, tag: str) -> dict:
 
 
 # --- pyinfra runs -----------------------------------------------------------
+
+
+def _pyinfra_config() -> list[str]:
+    """--config FILE raising pyinfra's SSH connect timeout, when it must be."""
+    if CONNECT_TIMEOUT is None:
+        return []
+    RUNS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RUNS_DIR / "pyinfra-config.py"
+    path.write_text(f"from pyinfra import config\n\nconfig.CONNECT_TIMEOUT = {CONNECT_TIMEOUT}\n")
+    return ["--config", str(path)]
+
+
+CONFIG_ARGS: list[str] = []
 
 
 def _poll_vmhwm(pid: int, stop: threading.Event, found: list[int]) -> None:
@@ -326,7 +388,7 @@ def _poll_vmhwm(pid: int, stop: threading.Event, found: list[int]) -> None:
 def run_pyinfra(deploy: str, log_dir: Path, tag: str, extra: tuple[str, ...] = ()) -> dict:
     """pyinfra -y --json -vv INVENTORY deploy; wall, peak RSS, commands, changes."""
     out_path, err_path, time_path = (log_dir / f"{tag}.{ext}" for ext in ("json", "log", "time"))
-    argv = [PYINFRA, "-y", "--json", "-vv", *extra, INVENTORY, deploy]
+    argv = [PYINFRA, "-y", "--json", "-vv", *CONFIG_ARGS, *extra, INVENTORY, deploy]
     if GNU_TIME:
         argv = [GNU_TIME, "-f", "%M %U %S", "-o", str(time_path), *argv]
     peaks: list[int] = []
@@ -482,15 +544,31 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
     if {t["name"] for t in targets} != set(roles):
         raise BenchError(f"inventory hosts {sorted(t['name'] for t in targets)} are not the lab's {sorted(roles)}")
 
+    probes = probe_targets(targets)
     validate_extra = ("--data", f"distcc_report_path={(log_dir / 'validate.json').relative_to(REPO)}")
-    samples: dict[str, list[dict]] = {k: [] for k in ("connect_only", "floor", *TIMED_DEPLOYS, "k3s_mode")}
+    samples: dict[str, list[dict]] = {
+        k: [] for k in ("connect_only", "floor", "survey_exec", *TIMED_DEPLOYS, "k3s_mode")
+    }
     checks: dict[str, dict] = {}
+    work_rounds: list[dict] = []
 
     def timed(key: str, deploy: str, r: int, extra: tuple[str, ...] = (), check: bool = False) -> dict:
-        floor = measure_floor(targets, log_dir, f"floor-before-{key}-r{r}")
+        survey = None
+        if key == "validate":
+            # Validation's own survey exec, then the probe floor right after
+            # it: the pair gives the survey's x floor and each host's survey
+            # time over its own probe time.
+            survey = measure_floor(targets, log_dir, f"survey-exec-r{r}")
+            if not survey["ok"]:
+                anomalies.append(f"{size} workers, survey exec run {r}: " + "; ".join(survey["problems"]))
+        floor = measure_floor(probes, log_dir, f"floor-before-{key}-r{r}")
         samples["floor"].append(floor)
         if not floor["ok"]:
             anomalies.append(f"{size} workers, floor before {key} run {r}: " + "; ".join(floor["problems"]))
+        if survey is not None:
+            survey["x_floor"] = survey["wall_s"] / floor["wall_s"] if floor["wall_s"] else None
+            samples["survey_exec"].append(survey)
+            work_rounds.append({"probe": floor["per_host_s"], "survey": survey["per_host_s"]})
         before = sudo_sessions(nodes) if check else None
         sample = with_floor(run_pyinfra(deploy, log_dir, f"{key}-r{r}", extra), floor, roles)
         if check:
@@ -501,7 +579,7 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
 
     # For reference only (no target): the same parallel OpenSSH execs running
     # `true` without sudo, i.e. what connecting alone costs at this size.
-    connect_targets = [dict(t, remote="true", sections=0) for t in targets]
+    connect_targets = [dict(t, remote="true", marker=None, sections=0) for t in targets]
     for r in range(1, repeat + 1):
         first = r == 1
         connect = measure_floor(connect_targets, log_dir, f"connect-only-r{r}")
@@ -511,7 +589,7 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
         v = timed("validate", "deploys/cluster_distcc_validate.py", r, validate_extra, check=first)
         n = timed("mode_switch_noop", "deploys/mode_switch.py", r, check=first)
         # Floor measured on the cluster in build mode, then k3s mode, untimed.
-        floor = measure_floor(targets, log_dir, f"floor-before-mode_switch_from_k3s-r{r}")
+        floor = measure_floor(probes, log_dir, f"floor-before-mode_switch_from_k3s-r{r}")
         samples["floor"].append(floor)
         k = run_pyinfra("deploys/k3s_mode.py", log_dir, f"k3s_mode-r{r}")
         samples["k3s_mode"].append(k)
@@ -532,8 +610,10 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
             )
         if n["changes"]:
             anomalies.append(f"{size} workers, mode_switch no-change run {r}: {n['changes']} operations changed something")
+        survey = samples["survey_exec"][-1]
         say(
-            f"{size} worker(s) run {r}/{repeat}: floor {floor['wall_s']:.2f}s | validate {v['wall_s']:.2f}s "
+            f"{size} worker(s) run {r}/{repeat}: true {connect['wall_s']:.2f}s | floor {floor['wall_s']:.2f}s | "
+            f"survey exec {survey['wall_s']:.2f}s ({survey['x_floor']:.2f}x) | validate {v['wall_s']:.2f}s "
             f"({v['x_floor']:.2f}x, {v['command_summary']['max']} cmd/host) | mode_switch noop {n['wall_s']:.2f}s "
             f"({n['x_floor']:.2f}x, {n['command_summary']['max']} cmd/host, {n['changes']} changed) | "
             f"k3s_mode {k['wall_s']:.2f}s | mode_switch from k3s {m['wall_s']:.2f}s ({m['x_floor']:.2f}x, "
@@ -545,21 +625,35 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
         if wrong:
             anomalies.append(f"{size} workers, {key}: -vv sudo count differs from the journal's sudo sessions: {wrong}")
 
-    medians = {key: summarize_samples(samples[key]) for key in ("connect_only", "floor", *TIMED_DEPLOYS)}
-    medians["floor"]["commands_max"] = 1
-    medians["connect_only"]["commands_max"] = 1
+    medians = {key: summarize_samples(samples[key]) for key in ("connect_only", "floor", "survey_exec", *TIMED_DEPLOYS)}
+    for key in ("connect_only", "floor", "survey_exec"):
+        medians[key]["commands_max"] = 1
     builder = next(h for h, r in roles.items() if r == "builder")
     medians["floor"]["builder_s"] = median([f["per_host_s"].get(builder) for f in samples["floor"]])
     medians["floor"]["worker_max_s"] = median([
         max((t for h, t in f["per_host_s"].items() if roles.get(h) == "worker" and t is not None), default=None)
         for f in samples["floor"]
     ])
+    by_role = {
+        role: [t["scope"] for t in targets if t["role"] == role] for role in ("builder", "worker")
+    }
+    scope = {
+        "worker_names": max((s["names"] for s in by_role["worker"]), default=None),
+        "worker_peers": max((s["peers"] for s in by_role["worker"]), default=None),
+        "builder_names": max((s["names"] for s in by_role["builder"]), default=None),
+        "builder_peers": max((s["peers"] for s in by_role["builder"]), default=None),
+        **survey_work(work_rounds, roles),
+    }
     return {
         "hosts": len(nodes),
         "roles": roles,
+        "scope": scope,
         "lab_up_s": lab_up_s,
         "setup": setup,
-        "survey_targets": [{k: t[k] for k in ("name", "role", "address", "arguments", "sections")} for t in targets],
+        "survey_targets": [
+            {k: t[k] for k in ("name", "role", "address", "arguments", "sections", "scope")} for t in targets
+        ],
+        "probe": PROBE,
         "samples": samples,
         "counter_cross_check": checks,
         "medians": medians,
@@ -592,7 +686,11 @@ def main() -> int:
         print(json.dumps(survey_targets()))
         return 0
     config = configuration()
-    say(f"lab {config['lab_prefix']} ({config['lab_subnet']}), sizes {config['sizes']}, {config['repeat']} runs each")
+    CONFIG_ARGS[:] = _pyinfra_config()
+    say(
+        f"lab {config['lab_prefix']} ({config['lab_subnet']}, {config['arch']}), sizes {config['sizes']}, "
+        f"{config['repeat']} runs each; results to bench/{config['results']}.json and .md"
+    )
     if not GNU_TIME:
         say("/usr/bin/time not found (apt package `time`): peak memory from /proc/<pid>/status VmHWM polling")
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
@@ -631,16 +729,18 @@ def main() -> int:
         )
         for size, block in results["sizes"].items()
     ]
-    results["targets"] = evaluate_targets(medians, target_size=config["workers"])
+    results["scopes"] = {size: block["scope"] for size, block in results["sizes"].items()}
+    results["targets"] = evaluate_targets(medians, {int(s): v for s, v in results["scopes"].items()})
     if medians:
         big = max(medians)
         results["breakdown"] = breakdown(big, results["sizes"][str(big)])
-    (BENCH_DIR / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
+    name = config["results"]
+    (BENCH_DIR / f"{name}.json").write_text(json.dumps(results, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
     markdown = render_markdown(results)
-    (BENCH_DIR / "results.md").write_text(markdown, encoding="ascii", errors="backslashreplace")
+    (BENCH_DIR / f"{name}.md").write_text(markdown, encoding="ascii", errors="backslashreplace")
     print()
     print(markdown.encode("ascii", "backslashreplace").decode())
-    say("wrote bench/results.json and bench/results.md")
+    say(f"wrote bench/{name}.json and bench/{name}.md")
     if failed:
         say(f"ERROR: {failed}")
         return 1
