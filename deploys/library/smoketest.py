@@ -105,6 +105,10 @@ def builder_script(
         "    i=$((i + 1)); done;",
         f"  echo 'int main(void) {{ puts(\"distcc smoke {marker}\"); return 0; }}'; }} > base.c",
         "echo 'int ref;' > ref.c",
+        # A cross compiler may have no C library headers (Debian installs
+        # libc6-dev-<arch>-cross only as a recommendation; a kernel needs
+        # none): its source declares puts itself.
+        "sed 's/^#include <stdio.h>$/int puts(const char *);/' base.c > base-cross.c",
     ]
     # The reference each object is compared with: what the builder's own
     # compiler of that name makes.
@@ -126,7 +130,7 @@ def builder_script(
             job = job_id(index, compiler, compilers)
             source = f"smoke-{marker}-{job}.c"
             lines += [
-                f"  cp base.c {source}; mkdir -p state-{job}",
+                f"  cp {'base.c' if compiler == NATIVE else 'base-cross.c'} {source}; mkdir -p state-{job}",
                 f"  DISTCC_HOSTS={name}:{port}/1 DISTCC_FALLBACK=0 DISTCC_VERBOSE=1 DISTCC_LOG=$d/client-{job}.log "
                 f"DISTCC_DIR=$d/state-{job} timeout {timeout} distcc {compiler} -O2 -c {source} -o obj-{job}.o "
                 f">/dev/null 2>&1; echo \"{job} rc $?\"",
