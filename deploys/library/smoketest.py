@@ -41,7 +41,7 @@ from pyinfra.operations import python, server
 
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
 from deploys.library.report import NOT_DISTRIBUTABLE, ClientJobs, parse_client_log
-from deploys.library.settings import settings_for
+from deploys.library.settings import compiler_package, settings_for
 from facts.distcc import Cc1Process, Cc1Processes
 
 # Enough functions that cc1 runs long enough (a fraction of a second on a PC,
@@ -133,7 +133,9 @@ def builder_script(
                 f"  cp {'base.c' if compiler == NATIVE else 'base-cross.c'} {source}; mkdir -p state-{job}",
                 f"  DISTCC_HOSTS={name}:{port}/1 DISTCC_FALLBACK=0 DISTCC_VERBOSE=1 DISTCC_LOG=$d/client-{job}.log "
                 f"DISTCC_DIR=$d/state-{job} timeout {timeout} distcc {compiler} -O2 -c {source} -o obj-{job}.o "
-                f">/dev/null 2>&1; echo \"{job} rc $?\"",
+                f">/dev/null 2>stderr-{job}.txt; echo \"{job} rc $?\"",
+                # The compiler's own errors (distcc's messages go to DISTCC_LOG).
+                f"  grep -m 2 -E 'error' stderr-{job}.txt | sed 's/^/{job} stderr /'",
                 f"  grep -E 'compiled on|completed ok|ERROR|failed|Warning|refused|timeout' client-{job}.log 2>/dev/null "
                 f"| sed 's/^distcc\\[[0-9]*\\] //' | sed 's/^/{job} client /'",
                 f"  if [ -f obj-{job}.o ]; then",
@@ -280,6 +282,8 @@ def _job_lines(builder_lines: list[str], job: str) -> tuple[dict[str, str], list
         key, _, value = line.split(" ", 1)[1].partition(" ")
         if key == "client":
             client.append(value)
+        elif key == "stderr":
+            facts.setdefault("stderr", value)
         else:
             facts[key] = value
     return facts, client
@@ -331,7 +335,9 @@ def judge(
         if facts.get("run") == f"distcc smoke {marker}":
             evidence.append("program ran")
         else:
-            problems.append(f"program output {facts.get('run', 'none')!r}")
+            printed = facts.get("run")
+            problems.append("the program linked from the object did not print the marker"
+                            + (f" (it printed: {printed})" if printed else ""))
     # The remote job's cc1, run by distccd through this compiler's driver
     # (for the native job: any driver but a cross compiler's).
     ran = [
@@ -347,6 +353,14 @@ def judge(
         return Verdict(worker, "PASS", evidence, "")
     mine = [line for line in logs if _about_this_compiler(line, compiler, compilers[1:])]
     cause = next((why for pattern, why in _CAUSES if any(pattern.search(line) for line in mine)), None)
+    # distcc 3.4 connects while it preprocesses, so a worker whose log names
+    # the file may still never have compiled it.
+    if cause is None and facts.get("stderr") and not any(source in line and "COMPILE_" in line for line in logs):
+        cause = (
+            f"{compiler} failed on the builder before the job was sent (distcc preprocesses there): "
+            f"{facts['stderr']}; repair the builder's {compiler}: reinstall Debian's {compiler_package(compiler)} and "
+            f"the compiler packages it depends on there (apt-get install --reinstall)"
+        )
     if cause is None and facts.get("rc") == "124":
         cause = (
             f"the compile did not finish within distcc_smoke_timeout ({timeout} s): the worker is slower than "
