@@ -233,7 +233,10 @@ def worker_script(marker: str, log_file: str, seconds: int, jobs: int = 1) -> st
             '";; esac',
             "  done",
             '  new=$(tail -c +$((start + 1)) "$log" 2>/dev/null)',
-            f"  [ \"$(printf '%s\\n' \"$new\" | grep -c 'job_summary.*{marker}')\" -ge {int(jobs)} ] && break",
+            # A job ends in its summary line, or is refused before it runs (the
+            # refusal's summary names no file): the whitelist or a full /tmp.
+            f"  [ \"$(printf '%s\\n' \"$new\" | grep -cE 'job_summary.*{marker}|not in .*whitelist|No space left')\" "
+            f"-ge {int(jobs)} ] && break",
             "  printf '%s\\n' \"$new\" | grep -q 'denied by access list' && break",
             "  sleep 0.1",
             "done",
