@@ -175,21 +175,26 @@ def parse_gcc_package(lines: list[str]) -> GccPackage:
 MEMORY_AVAILABLE_COMMAND = "awk '/^MemAvailable:/ {printf \"%.0f\\n\", $2 * 1024}' /proc/meminfo"
 
 
-def _df_command(path: str, prefix: str = "") -> StringCommand:
+def _df_command(path: str) -> StringCommand:
     return StringCommand(
-        prefix, "df -Pk", QuoteString(path), "| tail -n 1 | sed 's/^/space /';",
-        prefix, "df -Pi", QuoteString(path), "| tail -n 1 | sed 's/^/inodes /'",
+        "df -Pk", QuoteString(path), "| tail -n 1 | sed 's/^/space /';",
+        "df -Pi", QuoteString(path), "| tail -n 1 | sed 's/^/inodes /'",
     )
 
 
 # Where distccd writes its temporary files: /tmp as distccd sees it, in its
-# unit's own mount namespace (PrivateTmp= or TemporaryFileSystem=/tmp give it
-# a /tmp of its own); the host's /tmp while distccd does not run.
+# unit's own mount namespace (TemporaryFileSystem=/tmp or PrivateTmp= give it
+# a /tmp of its own), read through /proc/PID/root, the kernel's view of that
+# process's root in its namespace; the host's /tmp while distccd does not run.
+# statfs(2) on that path measures the filesystem the path reaches. Neither df
+# (it looks the path up in this namespace's mount table and then measures the
+# host's /tmp instead) nor nsenter (qemu-user, the emulated ARM lab, is
+# multi-threaded, so setns into a mount namespace fails) can be used.
 DISTCCD_TMP_COMMAND = StringCommand(
     "p=$(systemctl show distcc.service -p MainPID --value 2>/dev/null);",
-    'if [ "${p:-0}" -gt 0 ] 2>/dev/null; then echo "where distccd";',
-    _df_command("/tmp", 'nsenter --target "$p" --mount'), "; else echo 'where host';",
-    _df_command("/tmp"), "; fi",
+    'if [ "${p:-0}" -gt 0 ] 2>/dev/null && [ -d "/proc/$p/root/tmp" ]; then echo "where distccd"; t="/proc/$p/root/tmp";',
+    "else echo 'where host'; t=/tmp; fi;",
+    "stat -f -c 'statfs %S %b %a %c %d' \"$t\"",
 )
 
 
@@ -201,8 +206,13 @@ def parse_space(lines: list[str]) -> Space:
     space = Space(total_bytes=None, free_bytes=None, total_inodes=None, free_inodes=None)
     for line in lines:
         fields = line.split()
+        # stat -f: block size, blocks, blocks available to users, inodes, free inodes
+        if len(fields) == 6 and fields[0] == "statfs" and all(f.isdigit() for f in fields[1:]):
+            size, blocks, available, inodes, free_inodes = (int(f) for f in fields[1:])
+            space.update(total_bytes=size * blocks, free_bytes=size * available, total_inodes=inodes,
+                         free_inodes=free_inodes)
         # df -P: filesystem, size, used, available, capacity, mounted on
-        if len(fields) >= 7 and fields[0] == "space":
+        elif len(fields) >= 7 and fields[0] == "space":
             total, free = _number(fields[2]), _number(fields[4])
             space["total_bytes"] = None if total is None else total * 1024
             space["free_bytes"] = None if free is None else free * 1024
@@ -264,6 +274,7 @@ class HostSurvey(ParsedFact[Survey]):
         workers: list[str] = (),  # type: ignore[assignment]
         profile_script: str | None = None,
         sent_names: list[str] = (),  # type: ignore[assignment]
+        cross_compilers: list[str] = (),  # type: ignore[assignment]
     ) -> StringCommand:
         sections: list[tuple[str, object]] = [
             ("identity", CompilerIdentity.command),
@@ -284,7 +295,7 @@ class HostSurvey(ParsedFact[Survey]):
             sections.append(("mount", TmpfsMount().command(tmpfs_path)))
             sections.append(("tmpfs_space", _df_command(tmpfs_path)))
         if build_user is not None:
-            sections.append(("login", LoginEnvironment().command(build_user)))
+            sections.append(("login", LoginEnvironment().command(build_user, list(cross_compilers))))
             sections.append(("slots", _slots_command(build_user)))
         if profile_script is not None:
             sections.append(("profile", _profile_command(profile_script)))

@@ -3,6 +3,7 @@ which is what `make` on the builder will see."""
 
 from __future__ import annotations
 
+import re
 from typing import TypedDict
 
 from pyinfra.api import StringCommand
@@ -29,11 +30,13 @@ class LoginEnv(TypedDict):
 
 
 # What a kernel build invokes by these names (the kernel's CC, HOSTCC, and
-# scripts' cc/c++): each must run the masquerade, or it compiles locally.
+# scripts' cc/c++): each must run the masquerade, or it compiles locally. A
+# cross build adds $(CROSS_COMPILE)gcc (the setting distcc_cross_compilers).
 COMPILER_NAMES = ("cc", "c++", "gcc", "g++")
 # Variables that, set in a shell file, take the build away from the farm's
 # host list (DISTCC_HOSTS, DISTCC_DIR) or the masquerade (CC, CXX).
 OVERRIDDEN = ("DISTCC_HOSTS", "DISTCC_DIR", "CC", "CXX")
+_COMMAND_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")
 
 
 def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
@@ -71,7 +74,8 @@ def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
 class LoginEnvironment(ParsedFact[LoginEnv]):
     """
     The build user's login-shell PATH, DISTCC_*, CC and CXX variables, what
-    each compiler name (cc, c++, gcc, g++) resolves to there, the host list
+    each compiler name (cc, c++, gcc, g++, and the cross compilers asked
+    for) resolves to there, the host list
     `distcc --show-hosts` resolves for them (None when distcc is missing), and
     the lines of the shell files that set DISTCC_HOSTS, DISTCC_DIR, CC or CXX.
 
@@ -87,14 +91,20 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
     Needs root (use _sudo) to enter the user's login shell.
     """
 
-    def command(self, user: str) -> StringCommand:
+    def command(self, user: str, cross_compilers: list[str] | tuple[str, ...] = ()) -> StringCommand:
+        names = [*COMPILER_NAMES, *(n for n in cross_compilers if n not in COMPILER_NAMES)]
+        # The names go inside the single-quoted script runuser runs: only
+        # plain command names (what settings accept) may be put there.
+        unsafe = [n for n in names if not _COMMAND_NAME.match(n)]
+        if unsafe:
+            raise ValueError(f"not a compiler command name: {', '.join(unsafe)}")
         return StringCommand(
             assign("u", user), ";",
             'printf "user %s\\n" "$u";',
             'if id "$u" >/dev/null 2>&1; then echo exists;',
             'runuser -l "$u" -c \'printf "HOME %s\\nPATH %s\\n" "$HOME" "$PATH";',
             'env | grep -E "^(DISTCC_|CC=|CXX=)" | sed "s/^/env /";',
-            f'for c in {" ".join(COMPILER_NAMES)}; do printf "resolve %s %s\\n" "$c" "$(command -v "$c")"; done;',
+            f'for c in {" ".join(names)}; do printf "resolve %s %s\\n" "$c" "$(command -v "$c")"; done;',
             'if command -v distcc >/dev/null 2>&1; then echo hosts; distcc --show-hosts 2>/dev/null | sed "s/^/host /"; fi\'',
             "</dev/null 2>/dev/null;",
             'h=$(getent passwd "$u" | cut -d: -f6);',

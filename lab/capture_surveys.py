@@ -40,6 +40,12 @@ IPTABLES = "command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt
 # The mode switch leaves a running, listening distccd alone; only a forced reset restarts it.
 FORCED_RESET = ("deploys/worker_distccd_reset.py", "--data", "distcc_force_restart=True")
 
+CROSS = {"distcc_cross_compilers": ["aarch64-linux-gnu-gcc"]}
+CROSS_SWITCH = ("deploys/mode_switch.py", "--data", "distcc_cross_compilers=" + json.dumps(CROSS["distcc_cross_compilers"]))
+# Cases that need the lab in a state of their own first (run before breaking).
+PREPARE = {"cross-compiler": (CROSS_SWITCH,), "cross-link-missing": (CROSS_SWITCH,),
+           "cross-compiler-missing": (CROSS_SWITCH,)}
+
 # case: (what the node is like, node role, break script, restore script, heal with the mode switch, host data)
 CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
     "healthy": ("DISTCC BUILD MODE as the mode switch leaves it", None, "", "", False, {}),
@@ -276,6 +282,20 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "with ~/.local/bin first on its login PATH) in DISTCC BUILD MODE as the mode switch leaves it",
         None, "", "", False, {},
     ),
+    # Prepared by a mode switch with CROSS (PREPARE): gcc-aarch64-linux-gnu on every node.
+    "cross-compiler": (
+        "all nodes: mode switch with distcc_cross_compilers=['aarch64-linux-gnu-gcc'] (an amd64 lab's cross build)",
+        None, "", "", False, CROSS,
+    ),
+    "cross-link-missing": (
+        "builder: rm /usr/lib/distcc/aarch64-linux-gnu-gcc (the cross compiler stays installed)", "builder",
+        "rm /usr/lib/distcc/aarch64-linux-gnu-gcc", "update-distcc-symlinks", False, CROSS,
+    ),
+    "cross-compiler-missing": (
+        "builder: apt-get remove gcc-aarch64-linux-gnu (named in distcc_cross_compilers)", "builder",
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gcc-aarch64-linux-gnu gcc-12-aarch64-linux-gnu "
+        ">/dev/null", "", (CROSS_SWITCH,), CROSS,
+    ),
 }
 # Cases captured from a lab of LAB_FLAVOR=stock (python3 -m lab up with it);
 # every other case from the usual fqdn lab.
@@ -418,6 +438,8 @@ def main() -> None:
         addresses = {"builder": nodes["builder"].address, "worker": nodes["worker"].address}
         node = nodes[role] if role else None
         print(f"{name}: {about}", file=sys.stderr, flush=True)
+        if name in PREPARE:
+            heal(PREPARE[name])
         try:
             if node and breakage:
                 docker_sh(node.container, breakage.format(**addresses))

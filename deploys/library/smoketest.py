@@ -2,15 +2,20 @@
 
 distcc fails quietly: a job it cannot send is compiled on the builder with
 exit 0. So the builder compiles a source file carrying a unique marker once
-per worker, with DISTCC_HOSTS set to that worker alone, DISTCC_FALLBACK=0 and
-a timeout (distcc 3.4 can retry forever), while each worker watches its own
-cc1 processes and distccd log. A worker PASSes only when:
+per worker with gcc, then once more with each compiler named in
+distcc_cross_compilers (e.g. aarch64-linux-gnu-gcc), with DISTCC_HOSTS set to
+that worker alone, DISTCC_FALLBACK=0 and a timeout (distcc 3.4 can retry
+forever), while each worker watches its own cc1 processes (the Cc1Processes
+fact, from the process tables it takes) and distccd log. A worker PASSes only
+when, for each compiler:
 - the client's verbose log says the job compiled on that worker;
 - that worker's distccd log has COMPILE_OK for this very file, from the
   builder's address;
-- the object's .comment and ELF header equal those of the builder's own gcc;
-- the program linked from it runs on the builder and prints the marker;
-- a cc1 run by distccd was seen on the worker.
+- the object's .comment and ELF header (the target) equal those of what the
+  builder's own compiler of that name makes;
+- for gcc, the program linked from it runs on the builder and prints the
+  marker (a cross object cannot run there);
+- a cc1 that distccd ran through that compiler's driver was seen on the worker.
 Then the build user's real path: in a login shell (so with the profile's
 masquerade PATH, host list and fallback setting) inside the tmpfs, `make
 -j$(distcc -j)` builds a small multi-file project with the plain name `cc`.
@@ -36,7 +41,8 @@ from pyinfra.operations import python, server
 
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
 from deploys.library.report import NOT_DISTRIBUTABLE, ClientJobs, parse_client_log
-from deploys.library.settings import settings_for
+from deploys.library.settings import compiler_package, settings_for
+from facts.distcc import Cc1Process, Cc1Processes
 
 # Enough functions that cc1 runs long enough (a fraction of a second on a PC,
 # seconds on a CM3+) for the worker to see it in ps.
@@ -44,6 +50,9 @@ FUNCTIONS = 400
 # The real-path project: this many files per slot of the host list, so that
 # every slot gets work while make keeps `distcc -j` jobs in flight.
 FILES_PER_SLOT = 2
+# A worker keeps the process table of at most this many new cc1s (a busy
+# worker runs other jobs' too).
+MAX_TABLES = 20
 # The real-path build is several compiles one after another per slot.
 REAL_PATH_TIMEOUTS = 4
 
@@ -63,9 +72,28 @@ def _run() -> dict:
     return _runs.setdefault(id(state), {"marker": uuid.uuid4().hex[:12], "outputs": {}, "verdicts": {}})
 
 
-def builder_script(marker: str, tmpfs_path: str, workers: list[tuple[str, int]], timeout: int = 60) -> str:
-    """The builder's side, one compile per worker in parallel; every output
-    line is `K key value` for the worker with index K."""
+NATIVE = "gcc"
+
+
+def compilers_tested(cross) -> list[str]:
+    """The native gcc, then each cross compiler named in distcc_cross_compilers."""
+    return [NATIVE, *(c for c in dict.fromkeys(cross) if c != NATIVE)]
+
+
+def job_id(index: int, compiler: str, compilers: list[str]) -> str:
+    """The key of one compile in the scripts' output: the worker's index for
+    the native gcc, index.N for the Nth compiler named in distcc_cross_compilers."""
+    position = compilers.index(compiler)
+    return str(index) if position == 0 else f"{index}.{position}"
+
+
+def builder_script(
+    marker: str, tmpfs_path: str, workers: list[tuple[str, int]], timeout: int = 60, cross: list[str] = ()
+) -> str:
+    """The builder's side: for each worker in parallel, one compile with the
+    native gcc, then one with each cross compiler; every output line is
+    `ID key value` for the job with that ID (job_id)."""
+    compilers = compilers_tested(cross)
     lines = [
         "set -u",
         f"d=$(mktemp -d {tmpfs_path}/.distcc-smoke.XXXXXX) || {{ echo 'setup cannot create a directory under {tmpfs_path}'; exit 0; }}",
@@ -76,32 +104,52 @@ def builder_script(marker: str, tmpfs_path: str, workers: list[tuple[str, int]],
         '    echo "int f$i(int x) { int s = x; for (int j = 0; j < x; j++) s = s * 31 + j % 7 + $i; return s; }";',
         "    i=$((i + 1)); done;",
         f"  echo 'int main(void) {{ puts(\"distcc smoke {marker}\"); return 0; }}'; }} > base.c",
-        "echo 'int ref;' > ref.c && gcc -c ref.c -o ref.o",
-        "ref_comment=$(readelf -p .comment ref.o 2>/dev/null | sed -n 's/.*\\] *//p' | head -n 1)",
-        "ref_elf=$(readelf -h ref.o | awk -F: '/Class|Machine/ {gsub(/^ +/, \"\", $2); printf \"%s/\", $2}')",
+        "echo 'int ref;' > ref.c",
+        # A cross compiler may have no C library headers (Debian installs
+        # libc6-dev-<arch>-cross only as a recommendation; a kernel needs
+        # none): its source declares puts itself.
+        "sed 's/^#include <stdio.h>$/int puts(const char *);/' base.c > base-cross.c",
     ]
+    # The reference each object is compared with: what the builder's own
+    # compiler of that name makes.
+    for position, compiler in enumerate(compilers):
+        lines += [
+            f"{compiler} -c ref.c -o ref-{position}.o 2>/dev/null",
+            f"ref_comment_{position}=$(readelf -p .comment ref-{position}.o 2>/dev/null | sed -n 's/.*\\] *//p' | head -n 1)",
+            f"ref_elf_{position}=$(readelf -h ref-{position}.o 2>/dev/null "
+            "| awk -F: '/Class|Machine/ {gsub(/^ +/, \"\", $2); printf \"%s/\", $2}')",
+        ]
     for index, (name, port) in enumerate(workers):
-        source = f"smoke-{marker}-{index}.c"
         lines += [
             "(",
-            f"  cp base.c {source}; mkdir -p state-{index}",
             f"  a=$(getent ahostsv4 {name} | awk 'NR == 1 {{print $1}}')",
             f"  echo \"{index} source $(ip -o route get \"$a\" 2>/dev/null | sed -n 's/.* src \\([^ ]*\\).*/\\1/p')\"",
-            f"  DISTCC_HOSTS={name}:{port}/1 DISTCC_FALLBACK=0 DISTCC_VERBOSE=1 DISTCC_LOG=$d/client-{index}.log "
-            f"DISTCC_DIR=$d/state-{index} timeout {timeout} distcc gcc -O2 -c {source} -o obj-{index}.o "
-            f">/dev/null 2>&1; echo \"{index} rc $?\"",
-            f"  grep -E 'compiled on|completed ok|ERROR|failed|Warning|refused|timeout' client-{index}.log 2>/dev/null "
-            f"| sed 's/^distcc\\[[0-9]*\\] //' | sed 's/^/{index} client /'",
-            f"  if [ -f obj-{index}.o ]; then",
-            f"    c=$(readelf -p .comment obj-{index}.o 2>/dev/null | sed -n 's/.*\\] *//p' | head -n 1)",
-            f"    e=$(readelf -h obj-{index}.o | awk -F: '/Class|Machine/ {{gsub(/^ +/, \"\", $2); printf \"%s/\", $2}}')",
-            f"    [ \"$c\" = \"$ref_comment\" ] && echo \"{index} comment same $c\"",
-            f"    [ \"$c\" = \"$ref_comment\" ] || echo \"{index} comment differs $c (builder: $ref_comment)\"",
-            f"    [ \"$e\" = \"$ref_elf\" ] && echo \"{index} elf same $e\" || echo \"{index} elf differs $e (builder: $ref_elf)\"",
-            f"    gcc obj-{index}.o -o prog-{index} && echo \"{index} run $(./prog-{index})\"",
-            "  fi",
-            ") &",
         ]
+        # One after another on a worker: a CM3+ serves 2 jobs at most.
+        for position, compiler in enumerate(compilers):
+            job = job_id(index, compiler, compilers)
+            source = f"smoke-{marker}-{job}.c"
+            lines += [
+                f"  cp {'base.c' if compiler == NATIVE else 'base-cross.c'} {source}; mkdir -p state-{job}",
+                f"  DISTCC_HOSTS={name}:{port}/1 DISTCC_FALLBACK=0 DISTCC_VERBOSE=1 DISTCC_LOG=$d/client-{job}.log "
+                f"DISTCC_DIR=$d/state-{job} timeout {timeout} distcc {compiler} -O2 -c {source} -o obj-{job}.o "
+                f">/dev/null 2>stderr-{job}.txt; echo \"{job} rc $?\"",
+                # The compiler's own errors (distcc's messages go to DISTCC_LOG).
+                f"  grep -m 2 -E 'error' stderr-{job}.txt | sed 's/^/{job} stderr /'",
+                f"  grep -E 'compiled on|completed ok|ERROR|failed|Warning|refused|timeout' client-{job}.log 2>/dev/null "
+                f"| sed 's/^distcc\\[[0-9]*\\] //' | sed 's/^/{job} client /'",
+                f"  if [ -f obj-{job}.o ]; then",
+                f"    c=$(readelf -p .comment obj-{job}.o 2>/dev/null | sed -n 's/.*\\] *//p' | head -n 1)",
+                f"    e=$(readelf -h obj-{job}.o | awk -F: '/Class|Machine/ {{gsub(/^ +/, \"\", $2); printf \"%s/\", $2}}')",
+                f"    [ \"$c\" = \"$ref_comment_{position}\" ] && echo \"{job} comment same $c\"",
+                f"    [ \"$c\" = \"$ref_comment_{position}\" ] || echo \"{job} comment differs $c (builder: $ref_comment_{position})\"",
+                f"    [ \"$e\" = \"$ref_elf_{position}\" ] && echo \"{job} elf same $e\" "
+                f"|| echo \"{job} elf differs $e (builder: $ref_elf_{position})\"",
+            ]
+            if compiler == NATIVE:
+                lines.append(f"    gcc obj-{job}.o -o prog-{job} && echo \"{job} run $(./prog-{job})\"")
+            lines.append("  fi")
+        lines.append(") &")
     lines.append("wait")
     lines += real_path_script(timeout)
     return "\n".join(lines)
@@ -127,6 +175,10 @@ def real_path_script(timeout: int) -> list[str]:
         'mkdir -p "$d/real"',
         f"sh -l -c {_sh_quote(inner)} real-path \"$d/real\"",
     ]
+
+
+def _list(items) -> str:
+    return ", ".join(str(i) for i in items)
 
 
 def _sh_quote(text: str) -> str:
@@ -161,27 +213,58 @@ def real_path_result(builder_lines: list[str]) -> RealPath:
     return RealPath(facts.get("rc", "?"), facts.get("slots", "?"), facts.get("files", "?"), parse_client_log(log))
 
 
-def worker_script(marker: str, log_file: str, seconds: int) -> str:
-    """The worker's side: until its job is logged (or `seconds` have passed,
-    by the clock: each round costs far more than its 0.1 s sleep on a slow
-    or emulated node), watch for a cc1 run by distccd; then print the log
-    lines written meanwhile."""
+def worker_script(marker: str, log_file: str, seconds: int, jobs: int = 1) -> str:
+    """The worker's side: until its `jobs` jobs are logged (or `seconds` have
+    passed, by the clock: each round costs far more than its 0.1 s sleep on a
+    slow or emulated node), take the process table (Cc1Processes' own
+    command) whenever a cc1 appears that was not seen before; then print
+    those tables (`psN LINE`) and the log lines written meanwhile."""
     return "\n".join(
         [
             f"log={log_file}",
             'start=$(stat -c %s "$log" 2>/dev/null || echo 0)',
-            f"seen=no; end=$(($(date +%s) + {int(seconds)}))",
+            f"seen=' '; n=0; tables=''; end=$(($(date +%s) + {int(seconds)}))",
             'while [ "$(date +%s)" -lt "$end" ]; do',
-            "  ps -eo user=,comm= | grep -qE '^distccd +cc1(plus)?$' && seen=yes",
+            f"  t=$({Cc1Processes.command})",
+            "  for c in $(printf '%s\\n' \"$t\" | awk '$5 == \"cc1\" || $5 == \"cc1plus\" {print $1}'); do",
+            f"    [ $n -lt {MAX_TABLES} ] || break",
+            '    case "$seen" in *" $c "*) ;; *) seen="$seen$c "; n=$((n + 1));',
+            "      tables=\"$tables$(printf '%s\\n' \"$t\" | sed \"s/^/ps$n /\")",
+            '";; esac',
+            "  done",
             '  new=$(tail -c +$((start + 1)) "$log" 2>/dev/null)',
-            f"  printf '%s\\n' \"$new\" | grep -qE 'job_summary.*{marker}|denied by access list|whitelist|No space left' && break",
+            # A job ends in its summary line, or is refused before it runs (the
+            # refusal's summary names no file): the whitelist or a full /tmp.
+            f"  [ \"$(printf '%s\\n' \"$new\" | grep -cE 'job_summary.*{marker}|not in .*whitelist|No space left')\" "
+            f"-ge {int(jobs)} ] && break",
+            "  printf '%s\\n' \"$new\" | grep -q 'denied by access list' && break",
             "  sleep 0.1",
             "done",
             "sleep 0.3",
-            "echo \"cc1 $seen\"",
+            "printf '%s' \"$tables\"",
             'tail -c +$((start + 1)) "$log" 2>/dev/null | LC_ALL=C tr -cd \'\\11\\12\\40-\\176\' | sed \'s/^/log /\'',
         ]
     )
+
+
+def distccd_cc1(worker_lines: list[str]) -> list[Cc1Process]:
+    """Every cc1 the worker saw that a distccd ran (through the compiler
+    driver): each process table parsed by the Cc1Processes fact."""
+    tables: dict[str, list[str]] = {}
+    for line in worker_lines:
+        key, _, rest = line.partition(" ")
+        if key.startswith("ps") and key[2:].isdigit():
+            tables.setdefault(key, []).append(rest)
+    found: dict[int, Cc1Process] = {}
+    for table in tables.values():
+        for process in Cc1Processes().process(table):
+            if process["parent_is_distccd"] and process["user"] == "distccd":
+                found.setdefault(process["pid"], process)
+    return list(found.values())
+
+
+def _driver(process: Cc1Process) -> str:
+    return (process["parent_command"] or "").split(" ", 1)[0].rsplit("/", 1)[-1]
 
 
 _CAUSES = [
@@ -193,21 +276,46 @@ _CAUSES = [
 ]
 
 
-def judge(
-    worker: str, index: int, marker: str, builder_lines: list[str], worker_lines: list[str], timeout: int = 60
-) -> Verdict:
-    mine = [line.split(" ", 1)[1] for line in builder_lines if line.startswith(f"{index} ")]
-    facts = {}
+def _job_lines(builder_lines: list[str], job: str) -> tuple[dict[str, str], list[str]]:
+    facts: dict[str, str] = {}
     client = []
-    for line in mine:
-        key, _, value = line.partition(" ")
+    for line in builder_lines:
+        if not line.startswith(f"{job} "):
+            continue
+        key, _, value = line.split(" ", 1)[1].partition(" ")
         if key == "client":
             client.append(value)
+        elif key == "stderr":
+            facts.setdefault("stderr", value)
         else:
             facts[key] = value
+    return facts, client
+
+
+def _about_this_compiler(line: str, compiler: str, cross: list[str]) -> bool:
+    """Whether a worker log line may explain this compiler's job: the log is
+    shared by the worker's jobs, and a whitelist refusal names its compiler."""
+    if "whitelist" not in line:
+        return True
+    if compiler == NATIVE:
+        return not any(f"{name} not in" in line for name in cross)
+    return f"{compiler} not in" in line
+
+
+def judge(
+    worker: str, index: int, marker: str, builder_lines: list[str], worker_lines: list[str], timeout: int = 60,
+    compiler: str = NATIVE, cross: list[str] = (),
+) -> Verdict:
+    """One compile on one worker: with the native gcc (the object must link
+    and run on the builder) or with a cross compiler from
+    distcc_cross_compilers (the object must be what the builder's compiler of
+    that name makes, .comment and ELF header)."""
+    compilers = compilers_tested(cross)
+    job = job_id(index, compiler, compilers)
+    facts, client = _job_lines(builder_lines, job)
+    builder_address = _job_lines(builder_lines, str(index))[0].get("source", "?")
     logs = [line[4:] for line in worker_lines if line.startswith("log ")]
-    source = f"smoke-{marker}-{index}.c"
-    builder_address = facts.get("source", "?")
+    source = f"smoke-{marker}-{job}.c"
     evidence, problems = [], []
 
     if any(f"compiled on {worker}" in c or f"on {worker} completed ok" in c for c in client) and facts.get("rc") == "0":
@@ -219,25 +327,43 @@ def judge(
     else:
         problems.append("no COMPILE_OK for this job in the worker's log")
     if facts.get("comment", "").startswith("same"):
-        evidence.append(".comment = builder's gcc")
+        evidence.append(f".comment = builder's {compiler}")
     else:
         problems.append(f".comment {facts.get('comment', 'missing (no object)')}")
     if facts.get("elf", "").startswith("same"):
-        evidence.append("ELF = builder's")
+        evidence.append(f"ELF = builder's ({facts['elf'].removeprefix('same').strip()})")
     else:
         problems.append(f"ELF {facts.get('elf', 'missing (no object)')}")
-    if facts.get("run") == f"distcc smoke {marker}":
-        evidence.append("program ran")
+    if compiler == NATIVE:
+        if facts.get("run") == f"distcc smoke {marker}":
+            evidence.append("program ran")
+        else:
+            printed = facts.get("run")
+            problems.append("the program linked from the object did not print the marker"
+                            + (f" (it printed: {printed})" if printed else ""))
+    # The remote job's cc1, run by distccd through this compiler's driver
+    # (for the native job: any driver but a cross compiler's).
+    ran = [
+        p for p in distccd_cc1(worker_lines)
+        if (_driver(p) == compiler if compiler != NATIVE else _driver(p) not in compilers[1:])
+    ]
+    if ran:
+        evidence.append(f"cc1 under distccd seen on worker (pid {ran[0]['pid']}, {_driver(ran[0])})")
     else:
-        problems.append(f"program output {facts.get('run', 'none')!r}")
-    if "cc1 yes" in worker_lines:
-        evidence.append("cc1 seen on worker")
-    else:
-        problems.append("no cc1 seen on the worker")
+        problems.append(f"no cc1 of {compiler} run by distccd seen on the worker")
 
     if not problems:
         return Verdict(worker, "PASS", evidence, "")
-    cause = next((why for pattern, why in _CAUSES if any(pattern.search(line) for line in logs)), None)
+    mine = [line for line in logs if _about_this_compiler(line, compiler, compilers[1:])]
+    cause = next((why for pattern, why in _CAUSES if any(pattern.search(line) for line in mine)), None)
+    # distcc 3.4 connects while it preprocesses, so a worker whose log names
+    # the file may still never have compiled it.
+    if cause is None and facts.get("stderr") and not any(source in line and "COMPILE_" in line for line in logs):
+        cause = (
+            f"{compiler} failed on the builder before the job was sent (distcc preprocesses there): "
+            f"{facts['stderr']}; repair the builder's {compiler}: reinstall Debian's {compiler_package(compiler)} and "
+            f"the compiler packages it depends on there (apt-get install --reinstall)"
+        )
     if cause is None and facts.get("rc") == "124":
         cause = (
             f"the compile did not finish within distcc_smoke_timeout ({timeout} s): the worker is slower than "
@@ -248,6 +374,28 @@ def judge(
             client[-1] if client else "no client output"
         )
     return Verdict(worker, "FAIL", evidence, cause or "; ".join(problems))
+
+
+def judge_worker(
+    worker: str, index: int, marker: str, builder_lines: list[str], worker_lines: list[str], timeout: int = 60,
+    cross: list[str] = (),
+) -> list[tuple[str, Verdict]]:
+    """Each compiler's verdict on one worker: the native gcc's, then each
+    cross compiler's."""
+    return [
+        (compiler, judge(worker, index, marker, builder_lines, worker_lines, timeout, compiler, cross))
+        for compiler in compilers_tested(cross)
+    ]
+
+
+def worker_verdict(worker: str, jobs: list[tuple[str, Verdict]]) -> Verdict:
+    """The worker PASSes when every compiler's job did; else the first FAIL,
+    its cause naming the cross compiler it is about."""
+    for compiler, verdict in jobs:
+        if verdict.result != "PASS":
+            cause = verdict.cause if compiler == NATIVE else f"{compiler}: {verdict.cause}"
+            return Verdict(worker, "FAIL", verdict.evidence, cause)
+    return Verdict(worker, "PASS", [e for _, verdict in jobs for e in verdict.evidence], "")
 
 
 def _lines(meta) -> list[str]:
@@ -264,26 +412,31 @@ def report() -> None:
     builder_lines = _lines(run["outputs"].get(builder.name))
     setup = [line for line in builder_lines if line.startswith("setup ")]
     real = real_path_result(builder_lines)
+    cross = list(settings_for(builder).cross_compilers)
     rows = []
+    lines = []
     for index, worker in enumerate(workers):
         name = peer_name(worker)
         if setup:
-            verdict = Verdict(name, "FAIL", [], setup[0][6:])
+            jobs = [(NATIVE, Verdict(name, "FAIL", [], setup[0][6:]))]
         else:
-            verdict = judge(
+            jobs = judge_worker(
                 name, index, run["marker"], builder_lines, _lines(run["outputs"].get(worker.name)),
-                settings_for(builder).smoke_timeout,
+                settings_for(builder).smoke_timeout, cross,
             )
-            jobs = real.jobs.remote_ok.get(name, 0)
-            if not real.ran:
-                pass
-            elif jobs:
-                verdict.evidence.append(f"real path: {jobs} jobs")
-            elif verdict.result == "PASS":
-                verdict = Verdict(name, "FAIL", verdict.evidence,
-                                  "no job of the build user's make -j reached this worker (see the real-path line)")
+        verdict = worker_verdict(name, jobs)
+        real_jobs = real.jobs.remote_ok.get(name, 0)
+        if setup or not real.ran:
+            pass
+        elif real_jobs:
+            jobs[0][1].evidence.append(f"real path: {real_jobs} jobs")
+        elif verdict.result == "PASS":
+            verdict = Verdict(name, "FAIL", verdict.evidence,
+                              "no job of the build user's make -j reached this worker (see the real-path line)")
+            jobs[0] = (NATIVE, Verdict(name, "FAIL", jobs[0][1].evidence, verdict.cause))
         run["verdicts"][worker.name] = verdict
         rows.append(verdict)
+        lines += [(compiler, job) for compiler, job in jobs]
     local = real.local_distributable()
     why = "; ".join(f"{n} {text}" for text, n in sorted(real.jobs.local_detail.items())
                     if not text.startswith(NOT_DISTRIBUTABLE)) or "none"
@@ -294,10 +447,11 @@ def report() -> None:
         f"on the builder ({why})",
     )
     width = max(len(v.worker) for v in rows)
-    out = ["", f"smoke test (marker {run['marker']}): one compile per worker, DISTCC_FALLBACK=0"]
-    for v in rows:
+    each = f"gcc and {_list(cross)}" if cross else "gcc"
+    out = ["", f"smoke test (marker {run['marker']}): one compile per worker with {each}, DISTCC_FALLBACK=0"]
+    for compiler, v in lines:
         detail = ", ".join(v.evidence) if v.result == "PASS" else f"cause: {v.cause}"
-        out.append(f"  {v.worker.ljust(width)}  {v.result}  {detail}")
+        out.append(f"  {v.worker.ljust(width)}  {v.result}  {'' if compiler == NATIVE else compiler + ': '}{detail}")
     if not real.ran:
         out.append("real path: not run, make is not installed on the builder (a build needs it: apt install make)")
     else:
@@ -336,10 +490,16 @@ def cluster_distcc_smoketest():
     builder_settings = settings_for(builder_host(inventory))
     if role_of(host) == "builder":
         workers = [(peer_name(w), settings_for(w).port) for w in worker_hosts(inventory)]
-        script = builder_script(run["marker"], builder_settings.tmpfs_path, workers, settings.smoke_timeout)
+        script = builder_script(
+            run["marker"], builder_settings.tmpfs_path, workers, settings.smoke_timeout, list(settings.cross_compilers)
+        )
         extra = {"_sudo_user": settings.build_user}
     else:
-        script = worker_script(run["marker"], f"{settings.log_dir}/distccd.log", builder_settings.smoke_timeout + 10)
+        # The builder compiles with each of its compilers in turn on this worker.
+        jobs = len(compilers_tested(builder_settings.cross_compilers))
+        script = worker_script(
+            run["marker"], f"{settings.log_dir}/distccd.log", builder_settings.smoke_timeout * jobs + 10, jobs
+        )
         extra = {}
     # One call site for every host, so the builder's compiles and the
     # workers' watching run at the same time.

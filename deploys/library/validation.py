@@ -302,8 +302,34 @@ def builder_host_list(s: Subject) -> tuple[str, str]:
     return FAIL, f"{found}; {HEAL}"
 
 
+def _cross_problems(s: Subject, wrong: dict[str, str | None]) -> dict[str, str]:
+    """Why a cross compiler named in distcc_cross_compilers does not run the
+    masquerade: not installed on the builder, or no link for it in the
+    builder's /usr/lib/distcc (the build then runs the compiler itself and
+    every file compiles on the builder). A link that exists but is shadowed
+    on PATH is left to the PATH diagnosis that covers every name."""
+    user, links = s.settings.build_user, s.survey["masquerade"]["links"]
+    problems = {}
+    for name in s.settings.cross_compilers:
+        if name not in wrong:
+            continue
+        if wrong[name] is None:
+            problems[name] = (
+                f"the cross compiler {name} (distcc_cross_compilers) is not installed on the builder, so "
+                f"{user}'s build fails on every file it compiles with it; {HEAL} (it installs Debian's {compiler_package(name)})"
+            )
+        elif name not in links:
+            problems[name] = (
+                f"{DISTCC_DIR}/{name} is missing on the builder, so {user}'s login shell runs {wrong[name]} "
+                f"directly and every {name} job compiles on the builder, never on a worker; run "
+                f"update-distcc-symlinks as root on the builder (Debian's distcc links every installed gcc there)"
+            )
+    return problems
+
+
 @check("B-PATH", column="masquerade", role="builder",
-       about="builder: cc, c++, gcc and g++ run the masquerade in the build user's login shell, nothing overrides the farm")
+       about="builder: cc, c++, gcc, g++ and the cross compilers run the masquerade in the build user's login shell, "
+       "nothing overrides the farm")
 def builder_path(s: Subject) -> tuple[str, str]:
     missing_user = _build_user_missing(s)
     if missing_user:
@@ -319,24 +345,34 @@ def builder_path(s: Subject) -> tuple[str, str]:
         # exist: harmless while no compiler lives there.
         where = "first" if path[:1] == [DISTCC_DIR] else f"after {':'.join(path[:path.index(DISTCC_DIR)])}"
         return PASS, f"{_list(sorted(login['compilers']))} run {DISTCC_DIR} ({where} on {user}'s login PATH)"
+    cross = _cross_problems(s, wrong)
+    rest = {name: found for name, found in wrong.items() if name not in cross}
+    return FAIL, "; ".join([*cross.values(), *([_path_problem(s, rest)] if rest or not cross else [])])
+
+
+def _path_problem(s: Subject, wrong: dict[str, str | None]) -> str:
+    """Why these compiler names do not run the masquerade on the build user's
+    login PATH, with the fix."""
+    login, user = s.survey["login"], s.settings.build_user
+    path = login["path"]
     shown = ":".join(path[:4]) or "empty"
     resolved = _list(f"{name} -> {found or 'nothing'}" for name, found in sorted(wrong.items()))
     profile = s.survey.get("profile")
     if profile is not None and not (profile["present"] and profile["sets_path"]):
-        return FAIL, f"{user}'s login shell runs {resolved}: {PROFILE_SCRIPT} is missing or does not set PATH; {HEAL}"
+        return f"{user}'s login shell runs {resolved}: {PROFILE_SCRIPT} is missing or does not set PATH; {HEAL}"
     if DISTCC_DIR in path:
-        return FAIL, (
+        return (
             f"{user}'s login shell runs {resolved} (PATH starts {shown}): a file read after {PROFILE_SCRIPT} "
             f"(~/.profile, ~/.bash_profile, ~/.bashrc) puts {path[0]} first with those compilers in it; remove "
             f"them from there or make that file append to PATH (the mode switch does not edit {user}'s own files)"
         )
     if profile is not None:
-        return FAIL, (
+        return (
             f"{user}'s login PATH is {shown}, without {DISTCC_DIR}: {PROFILE_SCRIPT} sets it, but a file read after "
             f"it (~/.profile, ~/.bash_profile, ~/.bashrc) replaces PATH; make that file extend PATH instead "
             f"(the mode switch does not edit {user}'s own files)"
         )
-    return FAIL, f"{user}'s login shell runs {resolved}, not {DISTCC_DIR}; {HEAL}"
+    return f"{user}'s login shell runs {resolved}, not {DISTCC_DIR}; {HEAL}"
 
 
 @check("B-DRYRUN", column="slots", role="builder",
@@ -455,6 +491,7 @@ def worker_compilers(s: Subject) -> tuple[str, str]:
     arch, builder_arch = s.survey["identity"]["dpkg_architecture"], builder["identity"]["dpkg_architecture"]
     problems: list[str] = []
     fixes: list[str] = []
+    uncompared: list[str] = []
 
     def found(problem: str, fix: str) -> None:
         problems.append(problem)
@@ -464,6 +501,9 @@ def worker_compilers(s: Subject) -> tuple[str, str]:
     for name, invoked in sorted(sent.items()):
         their = theirs.get(name) or {"version": None, "machine": None}
         their_version, their_machine = their["version"], their["machine"]
+        if their_machine is None:
+            uncompared.append(name)
+            continue
         binary = mine["resolves"].get(name)
         if binary is None:
             found(
@@ -488,6 +528,11 @@ def worker_compilers(s: Subject) -> tuple[str, str]:
             )
     if problems:
         return FAIL, f"{'; '.join(problems)}. Fix: {'; '.join(fixes)}"
+    if uncompared:
+        return WARN, (
+            f"cannot compare {_list(f'`{n}`' for n in uncompared)}: the builder cannot run it (not installed there; "
+            f"see B-PATH on the builder)"
+        )
     shown = _list(
         f"{name} {theirs[name]['version']} {theirs[name]['machine']}" if name in theirs else name for name in sorted(sent)
     )
@@ -828,7 +873,7 @@ def host_memory(s: Subject) -> tuple[str, str]:
 def worker_tmp_space(s: Subject) -> tuple[str, str]:
     tmp = s.survey.get("distccd_tmp")
     if not tmp or tmp["space"]["free_bytes"] is None:
-        return WARN, "the space in distccd's /tmp could not be read (df, nsenter)"
+        return WARN, "the space in distccd's /tmp could not be read (stat -f through /proc/PID/root)"
     jobs = s.cluster.jobs(s.node) or s.survey["resources"]["cpus"]
     free, free_inodes = tmp["space"]["free_bytes"], tmp["space"]["free_inodes"]
     where = "distccd's own /tmp" if tmp["where"] == "distccd" else "the host's /tmp (distccd is not running)"
@@ -935,6 +980,7 @@ def _survey_arguments(settings: Settings) -> dict:
             workers=[peer_name(w) for w in worker_hosts(inventory)],
             profile_script=PROFILE_SCRIPT,
             sent_names=[*INVOKED_NAMES, *settings.cross_compilers],
+            cross_compilers=list(settings.cross_compilers),
         )
     else:
         arguments["builder_peer"] = builder_peer(settings)

@@ -11,6 +11,7 @@ user would, and taken down at the end (LAB_ARM_KEEP=1 keeps it).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -90,6 +91,17 @@ class ArmLab:
             stdin=subprocess.DEVNULL,
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def assert_distccd_tmp_read(self, workers: list[str]) -> None:
+        """W-TMP-SPACE PASSes on every worker, from distccd's own /tmp: the
+        256 MiB tmpfs its unit mounts (distcc_worker_tmp_size), read through
+        /proc/PID/root under qemu-user, where nsenter cannot enter it."""
+        hosts = json.loads(self.report.read_text())["hosts"]
+        for worker in workers:
+            name = next(h for h in hosts if h.startswith(f"{worker}."))
+            found = next(c for c in hosts[name] if c["id"] == "W-TMP-SPACE")
+            assert found["result"] == "PASS", found
+            assert found["detail"].startswith("distccd's own /tmp has 256 MiB free"), found
 
     def docker(self, command: str, hostname: str) -> None:
         subprocess.run(["docker", command, self.container(hostname)], check=True, capture_output=True, timeout=120)

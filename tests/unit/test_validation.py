@@ -184,6 +184,16 @@ OUTCOMES = [
     ("distcc-hosts-env", BUILDER, "B-PATH", FAIL,
      ["line 28: export DISTCC_HOSTS=localhost (replaces the farm's host list"]),
     ("build-user-missing", BUILDER, "B-PATH", FAIL, ["the build user kbuild does not exist on the builder"]),
+    # The cross compiler named in distcc_cross_compilers is judged as cc and gcc are.
+    ("cross-compiler", BUILDER, "B-PATH", PASS,
+     ["aarch64-linux-gnu-gcc, c++, cc, g++, gcc run /usr/lib/distcc (first on pi's login PATH)"]),
+    ("cross-link-missing", BUILDER, "B-PATH", FAIL,
+     ["/usr/lib/distcc/aarch64-linux-gnu-gcc is missing on the builder",
+      "runs /usr/bin/aarch64-linux-gnu-gcc directly", "compiles on the builder, never on a worker",
+      "run update-distcc-symlinks as root on the builder"]),
+    ("cross-compiler-missing", BUILDER, "B-PATH", FAIL,
+     ["the cross compiler aarch64-linux-gnu-gcc (distcc_cross_compilers) is not installed on the builder",
+      f"{HEAL} (it installs Debian's gcc-aarch64-linux-gnu)"]),
     # B-DRYRUN
     ("healthy", BUILDER, "B-DRYRUN", PASS, ["distcc -j: 4 slots"]),
     ("hosts-file-wrong", BUILDER, "B-DRYRUN", FAIL, ["distcc -j says 2 slots, the workers offer 4", HEAL]),
@@ -192,11 +202,11 @@ OUTCOMES = [
     ("client-removed", BUILDER, "B-DRYRUN", FAIL, ["distcc -j gave no slot count for pi", HEAL]),
     ("build-user-missing", BUILDER, "B-DRYRUN", FAIL, ["the build user kbuild does not exist on the builder"]),
     # W-DISTCCD
-    ("healthy", WORKER1, "W-DISTCCD", PASS, ["listening on 172.31.254.3:3632"]),
+    ("healthy", WORKER1, "W-DISTCCD", PASS, ["listening on 172.31.241.3:3632"]),
     ("worker-distcc-removed", WORKER1, "W-DISTCCD", FAIL, ["distcc is not installed", HEAL]),
     ("distccd-stopped", WORKER1, "W-DISTCCD", FAIL, ["distcc.service is inactive (dead) with no daemon", HEAL]),
     ("open-insecure-wildcard", WORKER1, "W-DISTCCD", FAIL,
-     ["active but not listening on 172.31.254.3:3632 (found 0.0.0.0:3632)", HEAL]),
+     ["active but not listening on 172.31.241.3:3632 (found 0.0.0.0:3632)", HEAL]),
     ("dns-worker", WORKER1, "W-DISTCCD", FAIL,
      ["its listen address cannot be worked out", "builder.distcc.internal does not resolve on this worker"]),
     # W-OVERRIDE
@@ -206,7 +216,7 @@ OUTCOMES = [
     ("dns-worker", WORKER1, "W-OVERRIDE", FAIL,
      ["builder.distcc.internal does not resolve on this worker", "/etc/hosts", "set distcc_builder_address"]),
     ("noroute-worker", WORKER1, "W-OVERRIDE", FAIL,
-     ["this worker has no route to the builder builder.distcc.internal (172.31.254.2)", "ip route"]),
+     ["this worker has no route to the builder builder.distcc.internal (172.31.241.2)", "ip route"]),
     # W-WHITELIST
     ("healthy", WORKER1, "W-WHITELIST", PASS,
      ["the 2 compiler names the builder sends are linked: x86_64-linux-gnu-g++, x86_64-linux-gnu-gcc"]),
@@ -221,9 +231,13 @@ OUTCOMES = [
      ["same as the builder: x86_64-linux-gnu-g++ 12.2.0 x86_64-linux-gnu, x86_64-linux-gnu-gcc 12.2.0 x86_64-linux-gnu"]),
     ("sent-compiler-missing", WORKER1, "W-COMPILERS", FAIL,
      ["`x86_64-linux-gnu-gcc` (what the builder sends for cc, gcc) is not installed here", "install Debian's gcc here"]),
+    ("cross-compiler", WORKER1, "W-COMPILERS", PASS,
+     ["same as the builder: aarch64-linux-gnu-gcc 12.2.0 aarch64-linux-gnu, x86_64-linux-gnu-g++ 12.2.0"]),
+    ("cross-compiler-missing", WORKER1, "W-COMPILERS", WARN,
+     ["cannot compare `aarch64-linux-gnu-gcc`: the builder cannot run it", "see B-PATH on the builder"]),
     ("whitelist-stray-file", WORKER1, "W-WHITELIST", WARN, ["also holds non-links stray; remove them"]),
     # W-ALLOW
-    ("healthy", WORKER1, "W-ALLOW", PASS, ["--allow 172.31.254.2/32"]),
+    ("healthy", WORKER1, "W-ALLOW", PASS, ["--allow 172.31.241.2/32"]),
     ("distccd-stopped", WORKER1, "W-ALLOW", WARN, ["distccd is not running; its --allow cannot be read"]),
     ("allow-missing", WORKER1, "W-ALLOW", FAIL, ["no --allow: distccd 3.4 then accepts every address", HEAL]),
     ("open-insecure-wildcard", WORKER1, "W-ALLOW", FAIL, ["--allow 0.0.0.0/0 covers every address"]),
@@ -243,30 +257,30 @@ OUTCOMES = [
       f"so {HEAL}, then restart distccd",
       "deploys/worker_distccd_reset.py --data distcc_force_restart=True"]),
     # W-REACH
-    ("healthy", WORKER1, "W-REACH", PASS, ["builder 172.31.254.2 -> 172.31.254.3:3632 open"]),
+    ("healthy", WORKER1, "W-REACH", PASS, ["builder 172.31.241.2 -> 172.31.241.3:3632 open"]),
     ("distccd-stopped", WORKER1, "W-REACH", FAIL,
-     ["to 172.31.254.3:3632 was refused: nothing listens there (distccd down)", HEAL]),
+     ["to 172.31.241.3:3632 was refused: nothing listens there (distccd down)", HEAL]),
     ("firewall-reject", WORKER1, "W-REACH", FAIL,
      ["refused although distccd listens there: a firewall rule rejects it",
-      "allow TCP port 3632 from 172.31.254.2 on this worker's firewall"]),
+      "allow TCP port 3632 from 172.31.241.2 on this worker's firewall"]),
     ("firewall-drop", WORKER1, "W-REACH", FAIL,
-     ["timed out: a firewall drops it (port filtered)", "allow TCP port 3632 from 172.31.254.2"]),
+     ["timed out: a firewall drops it (port filtered)", "allow TCP port 3632 from 172.31.241.2"]),
     ("firewall-reject-icmp", WORKER1, "W-REACH", FAIL,
-     ["the builder gets host unreachable for 172.31.254.3:3632", "a firewall rejects with ICMP",
-      "allow TCP port 3632 from 172.31.254.2"]),
+     ["the builder gets host unreachable for 172.31.241.3:3632", "a firewall rejects with ICMP",
+      "allow TCP port 3632 from 172.31.241.2"]),
     ("noroute-builder", WORKER1, "W-REACH", FAIL,
-     ["the builder has no route to worker1.distcc.internal (172.31.254.3)", "ip route"]),
+     ["the builder has no route to worker1.distcc.internal (172.31.241.3)", "ip route"]),
     ("noroute-worker", WORKER1, "W-REACH", FAIL,
      ["got no answer (timeout)", "this worker has no route to the builder"]),
     ("dns-builder", WORKER1, "W-REACH", FAIL,
      ["the builder cannot resolve worker1.distcc.internal", "the builder's /etc/hosts"]),
     ("worker-unreachable", WORKER1, "W-REACH", PASS, ["open"]),
     # W-ALLOW-BUILDER
-    ("healthy", WORKER1, "W-ALLOW-BUILDER", PASS, ["builder 172.31.254.2 is allowed"]),
+    ("healthy", WORKER1, "W-ALLOW-BUILDER", PASS, ["builder 172.31.241.2 is allowed"]),
     ("distccd-stopped", WORKER1, "W-ALLOW-BUILDER", WARN, ["cannot tell"]),
     ("allow-wrong", WORKER1, "W-ALLOW-BUILDER", FAIL,
-     ["builder's address 172.31.254.2 is not in --allow 10.9.9.9/32 (its jobs are denied)",
-      "the running distccd's --allow is not the configured 172.31.254.2/32", HEAL]),
+     ["builder's address 172.31.241.2 is not in --allow 10.9.9.9/32 (its jobs are denied)",
+      "the running distccd's --allow is not the configured 172.31.241.2/32", HEAL]),
     # H-GCC
     ("healthy", WORKER1, "H-GCC", PASS, ["gcc 12.2.0 x86_64-linux-gnu (amd64)"]),
     ("gcc-mismatch", WORKER1, "H-GCC", FAIL,
@@ -324,7 +338,8 @@ OUTCOMES = [
     ("jobs-200", BUILDER, "H-MEMORY", WARN,
      ["for 400 slots and 256 MiB the tmpfs may still take", "(want 25856 MiB)", "lower distcc_jobs (fewer slots)"]),
     # W-TMP-SPACE
-    ("healthy", WORKER1, "W-TMP-SPACE", PASS, ["distccd's own /tmp has", "free for 2 jobs"]),
+    # 256 MiB: the TemporaryFileSystem= its unit mounts (distcc_worker_tmp_size), not the host's disk.
+    ("healthy", WORKER1, "W-TMP-SPACE", PASS, ["distccd's own /tmp has 256 MiB free for 2 jobs"]),
     ("distccd-stopped", WORKER1, "W-TMP-SPACE", PASS, ["the host's /tmp (distccd is not running) has"]),
     ("distccd-tmp-small", WORKER1, "W-TMP-SPACE", WARN,
      ["distccd's own /tmp has 100 MiB free for 2 jobs", "a few large files at once can fill it",
@@ -358,7 +373,7 @@ def test_heal_is_advised_only_where_the_mode_switch_heals():
     for case in ("mtu-worker", "mtu-builder", "gcc-mismatch", "build-user-missing", "dns-worker", "dns-builder",
                  "noroute-worker", "noroute-builder", "firewall-drop", "firewall-reject", "firewall-reject-icmp",
                  "fqdn-duplicate", "fqdn-missing", "path-prepended",
-                 "path-replaced", "distcc-hosts-env"):
+                 "path-replaced", "distcc-hosts-env", "cross-link-missing"):
         for host, checks in evaluate_case(case).items():
             for c in checks:
                 if c.result == FAIL:
@@ -379,6 +394,9 @@ BREAKAGE_FINDINGS = {
     "k3s-started": {("H-K3S", WORKER1, FAIL)},
     "k3s-stopped-pods-left": {("H-K3S", WORKER1, FAIL)},
     "mtu-worker": {("H-MTU", WORKER1, FAIL)},
+    "cross-compiler": set(),
+    "cross-link-missing": {("B-PATH", BUILDER, FAIL)},
+    "cross-compiler-missing": {("B-PATH", BUILDER, FAIL), ("W-COMPILERS", WORKER1, WARN), ("W-COMPILERS", WORKER2, WARN)},
 }
 
 
