@@ -10,6 +10,12 @@ planned read fetches a fresh snapshot, so an operation never sees state from
 before another operation's change. A fact that is not planned, or whose
 section failed, is read alone with host.get_fact, exactly as before.
 
+Each planned fact says who reads it: the deploy's own code while it loads
+(BODY), the operations (OPERATIONS, the default), or both. A snapshot holds
+what its phase reads: while loading, the body's facts, and the operations'
+too when pyinfra predicts changes (without -y, --dry); while executing, the
+operations' facts only.
+
 Operations must read their facts before their first yield: a snapshot is
 invalidated when an operation completes with changes, not in the middle of
 one (none of this package's operations reads after yielding).
@@ -29,6 +35,10 @@ from pyinfra.api.util import get_kwargs_str
 
 from facts.bundle import NOT_READ, FactBundle, Part, as_arguments, distinct_commands, parse_part
 
+BODY = "body"
+OPERATIONS = "operations"
+BOTH = (BODY, OPERATIONS)
+
 # Per pyinfra State: {host name: _Reads}; dropped with the State.
 _reads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -36,6 +46,7 @@ _reads: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 class _Reads:
     def __init__(self) -> None:
         self.parts: dict[tuple[type, str], Part] = {}
+        self.readers: dict[tuple[type, str], set[str]] = {}
         self.snapshot: dict[tuple[type, str], Any] | None = None
         self.taken_at: tuple[bool, int] | None = None
 
@@ -56,13 +67,26 @@ def _host_reads(state, host) -> _Reads:
     return _reads.setdefault(current(state), {}).setdefault(host.name, _Reads())
 
 
-def plan_reads(host, parts: Iterable[Part], state=None) -> None:
-    """Declare facts (class, kwargs) that this host's operations will read in
-    this run; adds to what is already planned (parts planned later are read
+def plan_reads(host, parts: Iterable[tuple], state=None) -> None:
+    """Declare facts that this host will read in this run: (class, kwargs)
+    for the operations, or (class, kwargs, readers) with BODY, OPERATIONS or
+    BOTH. Adds to what is already planned (parts planned later are read
     together, at their first read, in one more round trip)."""
     reads = _host_reads(state or context_state, host)
-    for cls, kwargs in parts:
-        reads.parts.setdefault(_key(cls, kwargs), (cls, dict(kwargs)))
+    for cls, kwargs, *who in parts:
+        key = _key(cls, kwargs)
+        reads.parts.setdefault(key, (cls, dict(kwargs)))
+        readers = who[0] if who else OPERATIONS
+        reads.readers.setdefault(key, set()).update((readers,) if isinstance(readers, str) else readers)
+
+
+def _phase_parts(state, reads: _Reads) -> list[Part]:
+    """The planned facts this phase reads (see the module docstring)."""
+    if state.is_executing:
+        wanted = {OPERATIONS}
+    else:
+        wanted = {BODY, OPERATIONS} if state.should_check_for_changes() else {BODY}
+    return [part for key, part in reads.parts.items() if reads.readers[key] & wanted]
 
 
 def changes_so_far(state, host) -> int:
@@ -95,10 +119,14 @@ def observed(cls: type[FactBase], host=None, **kwargs: Any) -> Any:
         return host.get_fact(cls, **kwargs)
     moment = (bool(state.is_executing), changes_so_far(state, host))
     if reads.snapshot is None or reads.taken_at != moment:
-        reads.snapshot = _read(host, list(reads.parts.values()))
+        reads.snapshot = _read(host, _phase_parts(state, reads))
         reads.taken_at = moment
-    elif key not in reads.snapshot:
-        reads.snapshot.update(_read(host, [p for k, p in reads.parts.items() if k not in reads.snapshot]))
+    if key not in reads.snapshot:
+        # Planned later, or read in a phase it was not planned for: it and
+        # this phase's other unread facts, in one more round trip.
+        missing = [p for p in _phase_parts(state, reads) if _key(*p) not in reads.snapshot]
+        missing += [] if any(_key(*p) == key for p in missing) else [reads.parts[key]]
+        reads.snapshot.update(_read(host, missing))
     value = reads.snapshot.get(key, NOT_READ)
     if value is NOT_READ:
         return host.get_fact(cls, **kwargs)

@@ -17,7 +17,7 @@ from facts.paths import PathStatus
 from facts.systemd import UnitState
 from facts.users import LoginEnv, LoginEnvironment
 from operations import distcc, mounts, paths
-from operations._observed import observed, plan_reads
+from operations._observed import BODY, BOTH, observed, plan_reads
 from operations.templates import render_template
 
 
@@ -120,8 +120,8 @@ def home_reads(home: str) -> list:
     """What builder_client_only reads under the build user's home."""
     return [
         (PathStatus, {"path": f"{home}/.distcc"}),
-        (BackoffMarkers, {"directory": f"{home}/.distcc"}),
-        (ClientLogsWithJobs, {"paths": client_logs(home)}),
+        (BackoffMarkers, {"directory": f"{home}/.distcc"}, BODY),
+        (ClientLogsWithJobs, {"paths": client_logs(home)}, BODY),
         (PathStatus, {"path": f"{home}/.distcc/hosts"}),
     ]
 
@@ -129,16 +129,16 @@ def home_reads(home: str) -> list:
 def client_only_reads(settings: Settings) -> list:
     """What builder_client_only reads before the build user's home is known."""
     return [
-        (TmpfsMount, {"path": settings.tmpfs_path}),
+        (TmpfsMount, {"path": settings.tmpfs_path}, BOTH),
         (DistccProcesses, {}),
         (UnitState, {"unit": distcc.UNIT}),
-        (LoginEnvironment, {"user": settings.build_user}),
+        (LoginEnvironment, {"user": settings.build_user}, BODY),
         (PathStatus, {"path": PROFILE_SCRIPT}),
     ]
 
 
 def tmpfs_released_reads(settings: Settings) -> list:
-    return [(TmpfsMount, {"path": settings.tmpfs_path})]
+    return [(TmpfsMount, {"path": settings.tmpfs_path}, BOTH)]
 
 
 @deploy("builder client only")

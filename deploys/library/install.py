@@ -15,7 +15,7 @@ from facts.distcc import DistccMasquerade
 from facts.paths import PathStatus
 from facts.systemd import UnitNeedsReload, UnitSources, UnitSourcesInfo, UnitState
 from operations import apt, distcc, paths, systemd
-from operations._observed import observed
+from operations._observed import BODY, observed
 from operations.templates import render_template
 
 # The distro's default C and C++ compilers: the same OS release on every Pi
@@ -86,7 +86,7 @@ def installed_reads(settings: Settings, role: str | None) -> list:
     if role != "worker":
         return []
     return [
-        (UnitSources, {"unit": distcc.UNIT}),
+        (UnitSources, {"unit": distcc.UNIT}, BODY),
         (DebPackages, {}),
         (DistccMasquerade, {}),
         (PathStatus, {"path": settings.log_dir}),

@@ -14,7 +14,7 @@ from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAg
 from facts.network import PeerRoute, Route
 from facts.systemd import UnitState
 from operations import distcc
-from operations._observed import observed
+from operations._observed import BODY, observed
 from operations.templates import render_template
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
@@ -114,8 +114,8 @@ def daemon_config(settings: Settings) -> dict:
 
 
 def config_reads(settings: Settings) -> list:
-    """What daemon_config reads on a worker."""
-    return [(PeerRoute, {"peer": builder_peer(settings)})]
+    """What daemon_config reads on a worker, while the deploy loads."""
+    return [(PeerRoute, {"peer": builder_peer(settings)}, BODY)]
 
 
 def serving_reads(settings: Settings) -> list:

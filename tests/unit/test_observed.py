@@ -150,3 +150,38 @@ def test_the_builder_bundle_parses_a_stopped_distcc():
     assert values["DistccProcesses{}"]["distccd"] == []
     assert values["UnitState{'unit': 'distcc.service'}"]["active"] in ("inactive", "failed")
     assert values["DistccdListening{'port': 3632}"] == []
+
+
+def test_each_phase_reads_what_its_readers_need(worker_run):
+    """With -y pyinfra predicts nothing while loading: the load-time bundle
+    holds only what the deploy's own code reads, the execution's only what
+    the operations read."""
+    from facts.network import PeerRoute
+    from operations._observed import BODY, BOTH
+
+    state, host, calls, fixture = worker_run
+    plan_reads(host, [(UnitState, {"unit": "distcc.service"}, BOTH), (PeerRoute, {"peer": "builder"}, BODY)])
+    state.check_for_changes = False
+
+    def asked(call) -> set[str]:
+        return {path for path, _ in call[1]["parts"]}
+
+    observed(UnitState, unit="distcc.service")
+    assert asked(calls[-1]) == {"facts.systemd.UnitState", "facts.network.PeerRoute"}
+    state.is_executing = True
+    observed(DistccProcesses)
+    assert "facts.network.PeerRoute" not in asked(calls[-1])
+    assert {"facts.systemd.UnitState", "facts.distcc.DistccProcesses", "facts.distcc.Cc1Processes"} <= asked(calls[-1])
+    assert len(calls) == 2
+
+
+def test_loading_reads_everything_when_pyinfra_predicts_changes(worker_run):
+    from facts.network import PeerRoute
+    from operations._observed import BODY
+
+    state, host, calls, fixture = worker_run
+    plan_reads(host, [(PeerRoute, {"peer": "builder"}, BODY)])
+    assert state.should_check_for_changes()
+    observed(DistccProcesses)
+    assert "facts.network.PeerRoute" in {path for path, _ in calls[-1][1]["parts"]}
+    assert "facts.distcc.DistccProcesses" in {path for path, _ in calls[-1][1]["parts"]}
