@@ -39,7 +39,7 @@ from pyinfra import host, inventory, state
 from pyinfra.api import QuoteString, StringCommand, deploy, operation
 from pyinfra.operations import python, server
 
-from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
+from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, run_cache, worker_hosts
 from deploys.library.report import NOT_DISTRIBUTABLE, ClientJobs, parse_client_log
 from deploys.library.settings import compiler_package, settings_for
 from facts.distcc import Cc1Process, Cc1Processes
@@ -65,11 +65,13 @@ class Verdict:
     cause: str
 
 
-_runs: dict[int, dict] = {}
-
-
 def _run() -> dict:
-    return _runs.setdefault(id(state), {"marker": uuid.uuid4().hex[:12], "outputs": {}, "verdicts": {}})
+    """This run's marker, outputs and verdicts, kept per pyinfra State
+    (run_cache), so a second run in the same process starts afresh."""
+    run = run_cache(state, "smoke test")
+    if not run:
+        run.update(marker=uuid.uuid4().hex[:12], outputs={}, verdicts={})
+    return run
 
 
 NATIVE = "gcc"

@@ -185,3 +185,20 @@ def test_loading_reads_everything_when_pyinfra_predicts_changes(worker_run):
     observed(DistccProcesses)
     assert "facts.network.PeerRoute" in {path for path, _ in calls[-1][1]["parts"]}
     assert "facts.distcc.DistccProcesses" in {path for path, _ in calls[-1][1]["parts"]}
+
+
+def test_run_caches_belong_to_the_state_behind_pyinfras_proxy():
+    """`from pyinfra import state` is one proxy object for every State: a
+    cache keyed by it (or by its id) would carry one run's values into the
+    next run of the same process."""
+    from pyinfra import state as proxy
+
+    from deploys.library.cluster import run_cache
+
+    first, second = (State(Inventory(([name], {})), Config()) for name in ("a", "b"))
+    with ctx_state.use(first):
+        run_cache(proxy, "smoke test")["marker"] = "first run"
+    with ctx_state.use(second):
+        assert run_cache(proxy, "smoke test") == {}
+    with ctx_state.use(first):
+        assert run_cache(proxy, "smoke test") == {"marker": "first run"}
