@@ -145,3 +145,83 @@ def build_mode_ok() -> None:
 
 def digest_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+# --- suites with a lab of their own (tests/lab_arm, tests/lab_stock) -------------
+
+
+def deselect_unless_marked(config, items, marker, directory: str) -> None:
+    """Mark every test under directory with marker, and leave them out unless
+    `-m` names it: such a suite runs its own lab, which `pytest tests` must
+    not pay for."""
+    wanted = marker.name in (config.option.markexpr or "")
+    kept, dropped = [], []
+    for item in items:
+        if directory in str(item.path):
+            item.add_marker(marker)
+            if not wanted:
+                dropped.append(item)
+                continue
+        kept.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
+class PrivateLab:
+    """A lab of its own prefix and network, driven through subprocesses
+    (`python -m lab`, pyinfra) with that environment, as a user would. A
+    suite's subclass says what else its lab's environment holds (lab_settings)."""
+
+    # Inherited settings that would reshape this lab; it sets its own.
+    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS")
+    TIMEOUT = 600
+
+    def __init__(self, prefix: str, subnet: str) -> None:
+        self.prefix, self.subnet = prefix, subnet
+        self.report = REPO / "reports" / f"validate-{prefix}.json"
+
+    def lab_settings(self) -> dict[str, str]:
+        return {}
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k not in self.DROPPED}
+        env.update(LAB_PREFIX=self.prefix, LAB_SUBNET=self.subnet, PYINFRA_YES="1", **self.lab_settings())
+        return env
+
+    def lab(self, command: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "lab", command], cwd=REPO, env=self._env(),
+            capture_output=True, text=True, timeout=self.TIMEOUT,
+        )
+
+    def fresh(self) -> None:
+        """Down, then up anew."""
+        down = self.lab("down")
+        assert down.returncode == 0, down.stderr
+        up = self.lab("up")
+        assert up.returncode == 0, up.stdout + up.stderr
+        print(up.stdout)
+
+    def pyinfra(self, deploy: str, json_output: bool = False, **data: str) -> Run:
+        command = [PYINFRA, "-y"] + (["--json"] if json_output else [])
+        for key, value in {"distcc_report_path": str(self.report), **data}.items():
+            command += ["--data", f"{key}={value}"]
+        command += [INVENTORY, f"deploys/{deploy}.py"]
+        proc = subprocess.run(
+            command, cwd=REPO, env=self._env(), capture_output=True, text=True, timeout=self.TIMEOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def container(self, hostname: str) -> str:
+        return f"{self.prefix}-{hostname}"
+
+    def sh(self, hostname: str, script: str) -> str:
+        """A shell script as root inside a node (the test's own eyes)."""
+        proc = subprocess.run(
+            ["docker", "exec", "-i", self.container(hostname), "sh", "-c", script],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert proc.returncode == 0, f"{hostname}: {script!r} failed: {proc.stderr}"
+        return proc.stdout.strip()

@@ -14,18 +14,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.lab.harness import Run
-
-REPO = Path(__file__).resolve().parents[2]
-PYINFRA = str(Path(sys.executable).parent / "pyinfra")
-INVENTORY = "inventories/lab.py"
-# Emulated nodes start every process several times slower than native ones.
-TIMEOUT = 1800
+from tests.lab.harness import PrivateLab, deselect_unless_marked
 
 
 def pytest_configure(config):
@@ -33,40 +25,25 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    wanted = "arm" in (config.option.markexpr or "")
-    kept, dropped = [], []
-    for item in items:
-        if "tests/lab_arm/" in str(item.path):
-            item.add_marker(pytest.mark.arm)
-            if not wanted:
-                dropped.append(item)
-                continue
-        kept.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = kept
+    deselect_unless_marked(config, items, pytest.mark.arm, "tests/lab_arm/")
 
 
-class ArmLab:
+class ArmLab(PrivateLab):
     """A lab of its own prefix, started with the architectures asked for."""
+
+    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKERS")
+    # Emulated nodes start every process several times slower than native ones.
+    TIMEOUT = 1800
 
     def __init__(self) -> None:
         base = os.environ.get("LAB_PREFIX", "distcc-lab")
-        self.prefix = os.environ.get("LAB_ARM_PREFIX", f"{base}-armtest")
-        self.subnet = os.environ.get("LAB_ARM_SUBNET", "172.31.249.0/24")
-        self.report = REPO / "reports" / f"validate-{self.prefix}.json"
+        super().__init__(
+            os.environ.get("LAB_ARM_PREFIX", f"{base}-armtest"), os.environ.get("LAB_ARM_SUBNET", "172.31.249.0/24")
+        )
         self.env: dict[str, str] = {}
 
-    def _env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKERS")}
-        env.update(LAB_PREFIX=self.prefix, LAB_SUBNET=self.subnet, PYINFRA_YES="1", **self.env, **extra)
-        return env
-
-    def lab(self, command: str, **extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "lab", command], cwd=REPO, env=self._env(**extra),
-            capture_output=True, text=True, timeout=TIMEOUT,
-        )
+    def lab_settings(self) -> dict[str, str]:
+        return self.env
 
     def fresh(self, arch: str, worker_archs: list[str] | None = None, workers: int | None = None) -> None:
         """Down, then up anew with these architectures."""
@@ -75,22 +52,7 @@ class ArmLab:
             self.env["LAB_WORKER_ARCHS"] = ",".join(worker_archs)
         if workers:
             self.env["LAB_WORKERS"] = str(workers)
-        down = self.lab("down")
-        assert down.returncode == 0, down.stderr
-        up = self.lab("up")
-        assert up.returncode == 0, up.stdout + up.stderr
-        print(up.stdout)
-
-    def pyinfra(self, deploy: str, json_output: bool = False, **data: str) -> Run:
-        command = [PYINFRA, "-y"] + (["--json"] if json_output else [])
-        for key, value in {"distcc_report_path": str(self.report), **data}.items():
-            command += ["--data", f"{key}={value}"]
-        command += [INVENTORY, f"deploys/{deploy}.py"]
-        proc = subprocess.run(
-            command, cwd=REPO, env=self._env(), capture_output=True, text=True, timeout=TIMEOUT,
-            stdin=subprocess.DEVNULL,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        super().fresh()
 
     def assert_distccd_tmp_read(self, workers: list[str]) -> None:
         """W-TMP-SPACE PASSes on every worker, from distccd's own /tmp: the
@@ -105,18 +67,6 @@ class ArmLab:
 
     def docker(self, command: str, hostname: str) -> None:
         subprocess.run(["docker", command, self.container(hostname)], check=True, capture_output=True, timeout=120)
-
-    def container(self, hostname: str) -> str:
-        return f"{self.prefix}-{hostname}"
-
-    def sh(self, hostname: str, script: str) -> str:
-        """A shell script as root inside a node (the test's own eyes)."""
-        proc = subprocess.run(
-            ["docker", "exec", "-i", self.container(hostname), "sh", "-c", script],
-            capture_output=True, text=True, timeout=300,
-        )
-        assert proc.returncode == 0, f"{hostname}: {script!r} failed: {proc.stderr}"
-        return proc.stdout.strip()
 
 
 @pytest.fixture(scope="session")
