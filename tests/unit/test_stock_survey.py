@@ -7,29 +7,18 @@ its login PATH. Every check passes there; no host is needed here."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+from deploys.library.validation import PASS
+from tests.unit.test_validation import evaluate_case, load
 
-from pyinfra.api import Inventory
-
-from deploys.library.validation import NOT_CONNECTED, PASS, Cluster, evaluate_cluster
-from facts.survey import parse_survey
-
-FIXTURE = Path(__file__).parent / "surveys" / "stock-healthy.json"
+CASE = "stock-healthy"
 
 
 def evaluate() -> dict:
-    fixture = json.loads(FIXTURE.read_text())
-    shape = fixture["inventory"]
-    names = [(name, fixture["host_data"][name]) for name in shape["builder"] + shape["workers"]]
-    inventory = Inventory((names, {}), builder=(shape["builder"], {}), workers=(shape["workers"], {}))
-    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in fixture["outputs"].items()}
-    unsurveyed = {n: NOT_CONNECTED for n, lines in fixture["outputs"].items() if lines is None}
-    return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
+    return evaluate_case(CASE)
 
 
 def test_the_fixture_is_a_stock_lab_reached_as_its_first_user():
-    fixture = json.loads(FIXTURE.read_text())
+    fixture = load(CASE)
     assert fixture["inventory"] == {"builder": ["builder"], "workers": ["worker1", "worker2"]}
     assert {data["ssh_user"] for data in fixture["host_data"].values()} == {"ada"}
     for host, lines in fixture["outputs"].items():
