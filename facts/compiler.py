@@ -27,6 +27,9 @@ def parse_identity(lines: list[str]) -> Identity:
     )
 
 
+ARCH_COMMAND = 'printf "arch %s\\n" "$(dpkg --print-architecture 2>/dev/null)"'
+
+
 class CompilerIdentity(ParsedFact[Identity]):
     """
     `gcc -dumpfullversion`, `gcc -dumpmachine` and `dpkg --print-architecture`
@@ -43,8 +46,7 @@ class CompilerIdentity(ParsedFact[Identity]):
 
     command = (
         'printf "version %s\\n" "$(gcc -dumpfullversion 2>/dev/null)"; '
-        'printf "machine %s\\n" "$(gcc -dumpmachine 2>/dev/null)"; '
-        'printf "arch %s\\n" "$(dpkg --print-architecture 2>/dev/null)"'
+        'printf "machine %s\\n" "$(gcc -dumpmachine 2>/dev/null)"; ' + ARCH_COMMAND
     )
 
     parse = staticmethod(parse_identity)
@@ -84,9 +86,10 @@ class CompilersSent(ParsedFact[Sent]):
     """
     The compiler name the distcc client here sends to a worker for each name
     a build invokes, as the client itself says it (its verbose log of a
-    local preprocess: distcc 3.4 rewrites gcc to <triple>-gcc on amd64, and
+    local run: distcc 3.4 rewrites gcc to <triple>-gcc on amd64, and
     rewrites nothing on ARM, where its triple names no compiler), and the
-    version and target of each name sent, as this host's compiler reports.
+    version and target of each name sent, as this host's compiler reports
+    (the version as printed when distcc runs it).
 
     .. code:: python
 
@@ -98,14 +101,20 @@ class CompilersSent(ParsedFact[Sent]):
     """
 
     def command(self, names: list[str] | tuple[str, ...] = INVOKED_NAMES) -> StringCommand:
+        # `distcc NAME -dumpfullversion` runs locally (it is no compile),
+        # logs the same rewritten name a compile would send, and prints that
+        # compiler's version: two process starts per name, plus -dumpmachine
+        # once per name sent, where a preprocess of /dev/null (distcc, the
+        # driver, cc1, sed, head) and two more per name sent took five.
         return StringCommand(
-            "d=$(mktemp -d) || exit 0; for n in", *(QuoteString(n) for n in names), "; do",
-            's=$(DISTCC_DIR="$d" DISTCC_HOSTS=localhost DISTCC_VERBOSE=1 distcc "$n" -E -x c /dev/null -o /dev/null 2>&1',
-            "| sed -n 's/.* exec on localhost: \\([^ ]*\\) .*/\\1/p' | head -n 1);",
-            'printf "sent %s %s\\n" "$n" "${s:--}"; done | tee "$d/sent";',
-            "for s in $(awk '$3 != \"-\" {print $3}' \"$d/sent\" | sort -u); do",
-            'v=$("$s" -dumpfullversion 2>/dev/null); m=$("$s" -dumpmachine 2>/dev/null);',
-            'printf "identity %s %s %s\\n" "$s" "${v:--}" "${m:--}"; done; rm -rf "$d"',
+            "d=$(mktemp -d) || exit 0; u=' '; for n in", *(QuoteString(n) for n in names), "; do",
+            'v=$(DISTCC_DIR="$d" DISTCC_HOSTS=localhost DISTCC_VERBOSE=1 distcc "$n" -dumpfullversion 2>"$d/log");',
+            "s=; while IFS= read -r l; do case \"$l\" in *' exec on localhost: '*)",
+            "s=${l#*exec on localhost: }; s=${s%% *}; break;; esac; done <\"$d/log\";",
+            'printf "sent %s %s\\n" "$n" "${s:--}";',
+            '[ -n "$s" ] || continue; case "$u" in *" $s "*) continue;; esac; u="$u$s ";',
+            'm=$("$s" -dumpmachine 2>/dev/null); printf "identity %s %s %s\\n" "$s" "${v:--}" "${m:--}";',
+            'done; rm -rf "$d"',
         )
 
     parse = staticmethod(parse_sent)
@@ -150,11 +159,17 @@ class CompilerTargets(ParsedFact[Targets]):
 
     # distccd runs a job's compiler by name through its PATH, systemd's
     # default one, where /usr/local/bin comes before /usr/bin.
+    # One find for the names (each once, though both directories may have
+    # it), one readlink for every name's binary, then two runs of each
+    # distinct binary; the rest is the shell's own work (this used to start
+    # ten processes more, each costly on a CM3+).
     command = (
-        f"n=$(ls /usr/local/bin /usr/bin 2>/dev/null | grep -E '{_DRIVER_NAMES}' | sort -u); [ -n \"$n\" ] || exit 0; "
+        "n=$(find /usr/local/bin /usr/bin -maxdepth 1 -regextype posix-extended"
+        f" -regex '.*/{_DRIVER_NAMES[1:-1]}' -printf '%f ' 2>/dev/null); "
+        "u=' '; for c in $n; do case \"$u\" in *\" $c \"*) ;; *) u=\"$u$c \";; esac; done; n=$u; [ -n \"${n# }\" ] || exit 0; "
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; echo names $n; "
-        "for c in $n; do command -v \"$c\"; done | xargs readlink -f | sed 's/^/path /'; "
-        "for t in $(for c in $n; do command -v \"$c\"; done | xargs readlink -f | sort -u); do "
+        "p=$(readlink -f $(for c in $n; do command -v \"$c\"; done)); printf 'path %s\\n' $p; u=' '; "
+        'for t in $p; do case "$u" in *" $t "*) continue;; esac; u="$u$t "; '
         'v=$("$t" -dumpfullversion 2>/dev/null); m=$("$t" -dumpmachine 2>/dev/null); '
         'printf "identity %s %s %s\\n" "$t" "${v:--}" "${m:--}"; done'
     )

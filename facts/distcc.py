@@ -256,11 +256,10 @@ class Masquerade(TypedDict):
 MASQUERADE_COMMAND = (
     "d=" + MASQUERADE_DIR + "; "
     "[ -x /usr/bin/distcc ] && echo distcc; "
-    '[ -d "$d" ] && echo dir; '
-    'for f in "$d"/* "$d"/.[!.]*; do '
-    '[ -L "$f" ] && { printf "link %s %s\\n" "${f##*/}" "$(readlink "$f")"; continue; }; '
-    '[ -e "$f" ] && printf "other %s\\n" "${f##*/}"; '
-    "done; "
+    # One find for every entry and its link target (a readlink per link
+    # was a process start each on a CM3+).
+    '[ -d "$d" ] && { echo dir; find "$d" -mindepth 1 -maxdepth 1 '
+    "\\( -type l -printf 'link %f %l\\n' \\) -o -printf 'other %f\\n'; }; "
     "for f in /usr/bin/*; do "
     'case "${f##*/}" in *gcc*|*g++*|cc|c++) [ -x "$f" ] && printf "compiler %s\\n" "${f##*/}";; esac; '
     "done; true"
@@ -304,4 +303,5 @@ def parse_masquerade(lines: list[str]) -> Masquerade:
         elif kind == "compiler" and COMPILER_NAME.match(rest):
             result["compilers"].append(rest)
     result["compilers"].sort()
+    result["other_entries"].sort()
     return result

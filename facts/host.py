@@ -10,6 +10,15 @@ from pyinfra.api import QuoteString, StringCommand
 from facts._parsed import ParsedFact
 
 
+def meminfo_line(key: str, prefix: str = "") -> str:
+    """PREFIX and one /proc/meminfo value in bytes, read by the shell itself
+    (dash's arithmetic is 64-bit on armhf too): no awk to start."""
+    return (
+        f"while read k v _; do [ \"$k\" = {key}: ] && printf '{prefix}%s\\n' $((v * 1024)) && break; done"
+        " </proc/meminfo; true"
+    )
+
+
 class Names(TypedDict):
     hostname: str
     fqdn: str | None
@@ -26,7 +35,7 @@ def parse_names(lines: list[str]) -> Names:
             names["fqdn"] = rest.strip() or None
         elif kind == "resolves":
             name, _, addresses = rest.partition(" ")
-            names["resolves"][name] = addresses.split()
+            names["resolves"][name] = sorted(set(addresses.split()))
     return names
 
 
@@ -42,16 +51,20 @@ class HostNames(ParsedFact[Names]):
     """
 
     def command(self, names: tuple[str, ...] | list[str] = ()) -> StringCommand:
+        # Shell builtins wherever they do: a CM3+ pays for every process
+        # start, and the builder asks this about every worker. getent's words
+        # are addresses, socket types and the canonical name; the parser
+        # sorts the addresses.
         bits: list[object] = [
-            'printf "hostname %s\\n" "$(hostname)";',
+            'read h </proc/sys/kernel/hostname; printf "hostname %s\\n" "$h";',
             'printf "fqdn %s\\n" "$(hostname -f 2>/dev/null)";',
         ]
         if names:
             bits += ["for n in"] + [QuoteString(n) for n in names]
             bits += [
-                '; do printf "resolves %s %s\\n" "$n"',
-                "\"$(getent ahostsv4 \"$n\" 2>/dev/null | awk '{print $1}' | sort -u | tr '\\n' ' ')\";",
-                "done",
+                "; do r=' '; for w in $(getent ahostsv4 \"$n\" 2>/dev/null); do",
+                "case \"$w\" in *[!0-9.]*) ;; *) case \"$r\" in *\" $w \"*) ;; *) r=\"$r$w \";; esac;; esac; done;",
+                'printf "resolves %s%s\\n" "$n" "$r"; done',
             ]
         return StringCommand(*bits)
 
@@ -83,6 +96,6 @@ class HostResources(ParsedFact[Resources]):
         {"cpus": 4, "memory_bytes": 8245223424}
     """
 
-    command = "printf 'cpus %s\\n' \"$(nproc)\"; awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo"
+    command = "printf 'cpus %s\\n' \"$(nproc)\"; " + meminfo_line("MemTotal", "memory ")
 
     parse = staticmethod(parse_resources)

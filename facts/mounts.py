@@ -9,6 +9,7 @@ from pyinfra.api import StringCommand
 
 from facts._parsed import ParsedFact
 from facts._shell import assign
+from facts.host import meminfo_line
 
 
 class MountedFs(TypedDict):
@@ -66,17 +67,21 @@ class TmpfsMount(ParsedFact[MountPointStatus]):
             'printf "path %s\\n" "$p";',
             '[ -e "$p" ] && echo exists;',
             '[ -d "$p" ] && echo directory;',
-            'printf "entries %s\\n" "$(ls -A "$p" 2>/dev/null | wc -l)";',
-            'm=$(findmnt -rn -M "$p" -o FSTYPE,OPTIONS 2>/dev/null | tail -n 1);',
+            # ls -A's count, by the shell's own globs (hidden names included).
+            'c=0; for f in "$p"/* "$p"/.[!.]* "$p"/..?*; do [ -e "$f" ] || [ -L "$f" ] && c=$((c + 1)); done;',
+            'printf "entries %s\\n" "$c";',
+            'm=$(findmnt -rn -M "$p" -o FSTYPE,OPTIONS 2>/dev/null | { m=; while IFS= read -r l; do m=$l; done; printf %s "$m"; });',
             'if [ -n "$m" ]; then',
             'printf "mount %s\\n" "$m";',
             'printf "blocks %s\\n" "$(stat -f -c "%S %b" "$p")";',
             'printf "mode %s\\n" "$(stat -c %a "$p")";',
-            'u=$(unshare -m sh -c "umount -l \\"\\$1\\" && ls -A \\"\\$1\\" | wc -l" - "$p" 2>/dev/null);',
+            'u=$(unshare -m sh -c \'umount -l "$1" && { c=0; for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do',
+            '[ -e "$f" ] || [ -L "$f" ] && c=$((c + 1)); done; echo $c; }\' - "$p" 2>/dev/null);',
             'printf "underneath %s\\n" "${u:-unknown}";',
             "fi;",
-            'awk -v p="$p" \'$1 !~ /^#/ && $2 == p\' /etc/fstab 2>/dev/null | sed "s/^/fstab /";',
-            "awk '/^MemTotal:/ {printf \"memory %.0f\\n\", $2 * 1024}' /proc/meminfo;",
+            'while read -r d t r; do case "$d" in "#"*) continue;; esac;',
+            '[ "$t" = "$p" ] && printf "fstab %s %s %s\\n" "$d" "$t" "$r"; done 2>/dev/null </etc/fstab;',
+            meminfo_line("MemTotal", "memory "), ";",
             'printf "pagesize %s\\n" "$(getconf PAGESIZE 2>/dev/null)"',
         )
 

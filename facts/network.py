@@ -15,6 +15,23 @@ from facts._shell import assign
 _ROUTE = re.compile(r"\bdev (?P<dev>\S+)|\bsrc (?P<src>\S+)|\bmtu (?P<mtu>\d+)")
 
 
+# From $n (a name or an address): $a its first IPv4 address (getent's first
+# word), $r the kernel's route to it (ip -o: one line), $d that route's device
+# and $m the device's MTU; every step but getent and ip done by the shell
+# itself, since a CM3+ pays for every process start. `${r##* dev }` takes
+# the last " dev ", as sed's greedy `.* dev ` did.
+ROUTE_TO_PEER = (
+    'set -- $(getent ahostsv4 "$n" 2>/dev/null); a=${1:-}; r=; d=; m=;'
+    ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
+    ' case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
+    ' [ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu'
+)
+PEER_ROUTE_LINES = (
+    'printf "peer %s\\naddress %s\\n" "$n" "$a";'
+    ' if [ -n "$a" ]; then printf "route %s\\n" "$r"; [ -n "$d" ] && printf "linkmtu %s\\n" "$m"; fi'
+)
+
+
 class Route(TypedDict):
     peer: str
     address: str | None
@@ -61,17 +78,6 @@ class PeerRoute(ParsedFact[Route]):
     """
 
     def command(self, peer: str) -> StringCommand:
-        return StringCommand(
-            assign("n", peer), ";",
-            'printf "peer %s\\n" "$n";',
-            'a=$(getent ahostsv4 "$n" 2>/dev/null | awk \'NR == 1 {print $1}\');',
-            'printf "address %s\\n" "$a";',
-            'if [ -n "$a" ]; then',
-            'r=$(ip -o route get "$a" 2>/dev/null | head -n 1);',
-            'printf "route %s\\n" "$r";',
-            'd=$(printf "%s\\n" "$r" | sed -n "s/.* dev \\([^ ]*\\).*/\\1/p");',
-            '[ -n "$d" ] && printf "linkmtu %s\\n" "$(cat /sys/class/net/$d/mtu 2>/dev/null)";',
-            "fi; true",
-        )
+        return StringCommand(assign("n", peer), ";", ROUTE_TO_PEER, ";", PEER_ROUTE_LINES, "; true")
 
     parse = staticmethod(parse_route)

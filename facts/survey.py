@@ -15,7 +15,7 @@ from pyinfra.api import QuoteString, StringCommand
 from facts._parsed import ParsedFact
 from facts._shell import assign
 from facts.compiler import (
-    CompilerIdentity,
+    ARCH_COMMAND,
     CompilersSent,
     CompilerTargets,
     Identity,
@@ -35,11 +35,22 @@ from facts.distcc import (
     parse_compiler_processes,
     parse_listening,
     parse_masquerade,
+    parse_ps,
 )
-from facts.host import HostNames, HostResources, Names, Resources, parse_names, parse_resources
+from facts.host import HostNames, HostResources, Names, Resources, meminfo_line, parse_names, parse_resources
 from facts.mounts import MountPointStatus, TmpfsMount, parse_mount_point
 from facts.network import PeerRoute, Route, parse_route
-from facts.systemd import K3sUnits, UnitsPresent, UnitState, UnitStatus, parse_k3s_units, parse_unit_state
+from facts.systemd import (
+    KILLALL_LOOP,
+    UNIT_EXTRAS,
+    UNIT_PROPERTIES,
+    UnitsPresent,
+    UnitStatus,
+    k3s_process_counts,
+    parse_k3s_units,
+    parse_unit_state,
+    show_blocks,
+)
 from facts.users import LoginEnv, LoginEnvironment, parse_login_environment
 
 MARK = "##survey "
@@ -66,7 +77,8 @@ class GccPackage(TypedDict):
 
 
 class Space(TypedDict):
-    """Free room on one filesystem, from df -P: None where df gives no number."""
+    """Free room on one filesystem, from statfs (stat -f; df -P in older
+    captures): None where it gives no number."""
 
     total_bytes: int | None
     free_bytes: int | None
@@ -109,20 +121,37 @@ class Survey(TypedDict, total=False):
 
 def _reach_command(peers: list[str], port: int) -> StringCommand:
     """From this host: each peer's address, the route's source and MTU, and
-    what a TCP connection to peer:port gives (bash's /dev/tcp, 3 s): a
-    timeout means a firewall drops it, a refusal that nothing listens."""
-    bits: list[object] = ["for n in"] + [QuoteString(p) for p in peers]
+    what a TCP connection to peer:port gives (bash's /dev/tcp, 3 s for all):
+    a timeout means a firewall drops it, a refusal that nothing listens.
+
+    The builder asks this about every worker, so the work per peer is one
+    getent; every route comes from one ip (-batch) and every connection
+    from one bash (all at once, under one timeout), the rest from the
+    shell's own builtins: a CM3+ pays for every process start."""
+    bits: list[object] = ["nl=$(printf '\\n_'); nl=${nl%_}; Q=; for n in"] + [QuoteString(p) for p in peers]
     bits += [
-        "; do a=$(getent ahostsv4 \"$n\" 2>/dev/null | awk 'NR == 1 {print $1}');",
-        "r=''; [ -n \"$a\" ] && r=$(ip -o route get \"$a\" 2>/dev/null | head -n 1);",
-        "d=$(printf '%s\\n' \"$r\" | sed -n 's/.* dev \\([^ ]*\\).*/\\1/p');",
-        "s=$(printf '%s\\n' \"$r\" | sed -n 's/.* src \\([^ ]*\\).*/\\1/p');",
-        "m=''; [ -n \"$d\" ] && m=$(cat /sys/class/net/$d/mtu 2>/dev/null);",
-        "if [ -z \"$a\" ]; then o=unresolved; elif [ -z \"$r\" ]; then o=noroute; else",
-        f"e=$(timeout 3 bash -c \"</dev/tcp/$a/{int(port)}\" 2>&1); c=$?;",
-        "if [ $c = 0 ]; then o=open; elif [ $c = 124 ]; then o=timeout; else case \"$e\" in",
-        "*refused*) o=refused;; *'No route'*|*nreachable*) o=unreachable;; *) o=closed;; esac; fi; fi;",
-        "printf 'reach %s %s %s %s %s\\n' \"$n\" \"${a:--}\" \"${s:--}\" \"${m:--}\" \"$o\"; done",
+        # Q: "name address" lines (address - when it does not resolve).
+        "; do set -- $(getent ahostsv4 \"$n\" 2>/dev/null); Q=\"$Q$n ${1:--}$nl\"; done;",
+        # R: ip -o's one line per route; a route's first or second word is its destination.
+        "R=$(printf '%s' \"$Q\" | while read -r n a; do [ \"$a\" = - ] || printf 'route get %s\\n' \"$a\"; done",
+        "| ip -o -force -batch - 2>/dev/null);",
+        # Z: "name address source mtu state" lines, state unresolved, noroute or try.
+        "Z=$(printf '%s' \"$Q\" | while read -r n a; do r=; [ \"$a\" = - ] || r=$(printf '%s\\n' \"$R\" | while IFS= read -r l; do",
+        "set -- $l; if [ \"$1\" = \"$a\" ] || [ \"${2:-}\" = \"$a\" ]; then printf %s \"$l\"; break; fi; done);",
+        "d=; s=; m=; case \"$r\" in *\" dev \"*) d=${r##* dev }; d=${d%% *};; esac;",
+        "case \"$r\" in *\" src \"*) s=${r##* src }; s=${s%% *};; esac;",
+        "[ -n \"$d\" ] && read m 2>/dev/null </sys/class/net/\"$d\"/mtu;",
+        "if [ \"$a\" = - ]; then o=unresolved; elif [ -z \"$r\" ]; then o=noroute; else o=try; fi;",
+        "printf '%s %s %s %s %s\\n' \"$n\" \"$a\" \"${s:--}\" \"${m:--}\" \"$o\"; done);",
+        # C: "C address status message" for each connection that ended within 3 s.
+        "T=$(printf '%s\\n' \"$Z\" | while read -r n a s m o; do [ \"$o\" = try ] && printf '%s ' \"$a\"; done);",
+        "C=; [ -n \"$T\" ] && C=$(timeout 3 bash -c 'for a; do ( e=$( { exec 3<>/dev/tcp/$a/" + str(int(port)) + "; } 2>&1 );",
+        "echo \"C $a $? ${e//$'\\n'/ }\" ) & done; wait' - $T 2>/dev/null);",
+        "printf '%s\\n' \"$Z\" | while read -r n a s m o; do [ -n \"$n\" ] || continue; if [ \"$o\" = try ]; then",
+        "case \"$nl$C\" in *\"${nl}C $a \"*) x=${C#*\"C $a \"}; x=${x%%\"$nl\"*}; c=${x%% *};",
+        "if [ \"$c\" = 0 ]; then o=open; else case \"$x\" in *refused*) o=refused;; *'No route'*|*nreachable*) o=unreachable;;",
+        "*) o=closed;; esac; fi;; *) o=timeout;; esac; fi;",
+        "printf 'reach %s %s %s %s %s\\n' \"$n\" \"$a\" \"$s\" \"$m\" \"$o\"; done",
     ]
     return StringCommand(*bits)
 
@@ -145,20 +174,16 @@ def parse_reach(lines: list[str]) -> list[Reach]:
     return found
 
 
-def _slots_command(user: str) -> StringCommand:
-    # `distcc -j` parses the host list and sums the slots without contacting
-    # anyone: distcc's closest thing to a dry run.
-    return StringCommand(
-        "runuser -l", QuoteString(user), "-c 'command -v distcc >/dev/null && distcc -j' </dev/null 2>/dev/null; true"
-    )
-
-
 # Which package the gcc on PATH comes from: a compiler mismatch is fixed by
 # installing the builder's package version, so the message must name it.
 GCC_PACKAGE_COMMAND = (
     "g=$(command -v gcc); printf 'path %s\\n' \"$g\"; [ -n \"$g\" ] || exit 0;"
     " b=$(readlink -f \"$g\"); printf 'binary %s\\n' \"$b\";"
-    " k=$(dpkg -S \"$b\" 2>/dev/null | head -n 1 | cut -d: -f1); printf 'package %s\\n' \"$k\";"
+    # dpkg's own file lists, the gcc* packages' first (a GCC driver comes
+    # from gcc-N or gcc-N-<triplet>): one grep of a few files instead of
+    # dpkg -S, which reads every package's list; dpkg -S when none has it.
+    " k=$(grep -lxF \"$b\" /var/lib/dpkg/info/gcc*.list 2>/dev/null) && { k=${k%%.list*}; k=${k##*/}; k=${k%%:*}; }"
+    " || k=$(dpkg -S \"$b\" 2>/dev/null | head -n 1 | cut -d: -f1); printf 'package %s\\n' \"$k\";"
     " [ -n \"$k\" ] && printf 'version %s\\n' \"$(dpkg-query -W -f '${Version}' \"$k\" 2>/dev/null)\"; true"
 )
 
@@ -172,14 +197,13 @@ def parse_gcc_package(lines: list[str]) -> GccPackage:
     return GccPackage(path=found["path"], binary=found["binary"], package=found["package"], version=found["version"])
 
 
-MEMORY_AVAILABLE_COMMAND = "awk '/^MemAvailable:/ {printf \"%.0f\\n\", $2 * 1024}' /proc/meminfo"
+MEMORY_AVAILABLE_COMMAND = meminfo_line("MemAvailable")
 
 
-def _df_command(path: str) -> StringCommand:
-    return StringCommand(
-        "df -Pk", QuoteString(path), "| tail -n 1 | sed 's/^/space /';",
-        "df -Pi", QuoteString(path), "| tail -n 1 | sed 's/^/inodes /'",
-    )
+def _space_command(path: str) -> StringCommand:
+    # statfs(2) of the path, what df -P would print (f_frsize, f_blocks,
+    # f_bavail, f_files, f_ffree) without df's mount table, tail and sed.
+    return StringCommand("stat -f -c 'statfs %S %b %a %c %d'", QuoteString(path))
 
 
 # Where distccd writes its temporary files: /tmp as distccd sees it, in its
@@ -191,7 +215,9 @@ def _df_command(path: str) -> StringCommand:
 # host's /tmp instead) nor nsenter (qemu-user, the emulated ARM lab, is
 # multi-threaded, so setns into a mount namespace fails) can be used.
 DISTCCD_TMP_COMMAND = StringCommand(
-    "p=$(systemctl show distcc.service -p MainPID --value 2>/dev/null);",
+    # The survey's $units begins with distcc.service's block.
+    'case "$units" in *MainPID=*) p=${units#*MainPID=}; p=${p%%[!0-9]*};;',
+    "*) p=$(systemctl show distcc.service -p MainPID --value 2>/dev/null);; esac;",
     'if [ "${p:-0}" -gt 0 ] 2>/dev/null && [ -d "/proc/$p/root/tmp" ]; then echo "where distccd"; t="/proc/$p/root/tmp";',
     "else echo 'where host'; t=/tmp; fi;",
     "stat -f -c 'statfs %S %b %a %c %d' \"$t\"",
@@ -233,13 +259,41 @@ def parse_memory_available(lines: list[str]) -> int | None:
 
 def _profile_command(path: str) -> StringCommand:
     return StringCommand(
-        assign("p", path), "; [ -f \"$p\" ] && echo present && grep -q /usr/lib/distcc \"$p\" && echo sets-path; true"
+        assign("p", path), "; [ -f \"$p\" ] && echo present && while IFS= read -r l || [ -n \"$l\" ]; do",
+        "case \"$l\" in */usr/lib/distcc*) echo sets-path; break;; esac; done <\"$p\"; true"
     )
 
 
 def parse_profile(lines: list[str]) -> BuildProfile:
     words = {line.strip() for line in lines}
     return BuildProfile(present="present" in words, sets_path="sets-path" in words)
+
+
+DISTCC_UNIT = "distcc.service"
+
+
+def _units_section() -> StringCommand:
+    """$units (the prelude's systemctl show) with what UnitState and
+    K3sUnits add to theirs: the same lines, from one systemctl, but for
+    K3sUnits' process counts, which come from the processes section's ps."""
+    return StringCommand(
+        "printf '%s\\n' \"$units\";", assign("u", DISTCC_UNIT), ";", UNIT_EXTRAS, ";", KILLALL_LOOP,
+    )
+
+
+def _split_units(lines: list[str]) -> tuple[list[str], list[str]]:
+    """The units section's lines: UnitState's for distcc's unit, and
+    K3sUnits' for the rest."""
+    extras = [line for line in lines if "=" not in line.partition(" ")[0] or line.startswith("SysVEnabled=")]
+    unit: list[str] = [line for line in extras if line.startswith(("SysVEnabled=", "DropIn "))]
+    k3s: list[str] = [line for line in extras if not line.startswith(("SysVEnabled=", "DropIn "))]
+    for block in show_blocks([line for line in lines if line not in extras]):
+        rendered = [f"{key}={value}" for key, value in block.items()]
+        if block.get("Id") == DISTCC_UNIT:
+            unit = rendered + unit
+        else:
+            k3s = [*rendered, "", *k3s]
+    return unit, k3s
 
 
 def _raw(command) -> object:
@@ -276,13 +330,15 @@ class HostSurvey(ParsedFact[Survey]):
         sent_names: list[str] = (),  # type: ignore[assignment]
         cross_compilers: list[str] = (),  # type: ignore[assignment]
     ) -> StringCommand:
+        # gcc's version and target come from the compilers section (the same
+        # binary: sudo's and systemd's PATH are Debian's same list), so this
+        # one only asks dpkg: two gcc starts fewer, slow ones on a CM3+.
         sections: list[tuple[str, object]] = [
-            ("identity", CompilerIdentity.command),
+            ("identity", ARCH_COMMAND),
             ("names", HostNames().command(list(names))),
             ("resources", HostResources.command),
             ("builder_route", PeerRoute().command(builder_peer)),
-            ("k3s", K3sUnits().command(list(k3s_units))),
-            ("unit", UnitState().command("distcc.service")),
+            ("units", _units_section()),
             ("listening", DistccdListening().command(port)),
             ("processes", PS_COMMAND),
             ("masquerade", MASQUERADE_COMMAND),
@@ -293,17 +349,21 @@ class HostSurvey(ParsedFact[Survey]):
         ]
         if tmpfs_path is not None:
             sections.append(("mount", TmpfsMount().command(tmpfs_path)))
-            sections.append(("tmpfs_space", _df_command(tmpfs_path)))
+            sections.append(("tmpfs_space", _space_command(tmpfs_path)))
         if build_user is not None:
             sections.append(("login", LoginEnvironment().command(build_user, list(cross_compilers))))
-            sections.append(("slots", _slots_command(build_user)))
         if profile_script is not None:
             sections.append(("profile", _profile_command(profile_script)))
         if sent_names:
             sections.append(("sent", CompilersSent().command(list(sent_names))))
         if workers:
             sections.append(("reach", _reach_command(list(workers), port)))
-        bits: list[object] = []
+        # distcc's unit and the k3s units in one systemctl show (each start
+        # of systemctl costs more than most sections), kept in $units for the
+        # units section and for distccd_tmp's MainPID.
+        bits: list[object] = ["units=$(systemctl show", QuoteString(DISTCC_UNIT)]
+        bits += [QuoteString(f"{u}.service") for u in k3s_units]
+        bits += [UNIT_PROPERTIES, "2>/dev/null);"]
         for name, command in sections:
             bits += [f"echo '{MARK}{name}'; (", _raw(command), ") 2>/dev/null;"]
         bits.append("true")
@@ -349,7 +409,18 @@ def parse_survey(lines: list[str]) -> Survey:
     for name, chunk in chunks.items():
         if name in _PARSERS:
             survey[name] = _PARSERS[name](chunk)  # type: ignore[literal-required]
-        elif name == "slots":
-            text = " ".join(chunk).strip()
-            survey["slots"] = int(text) if text.isdigit() else None
+        elif name == "units":
+            unit, k3s = _split_units(chunk)
+            survey["unit"], survey["k3s"] = parse_unit_state(unit), parse_k3s_units(k3s)
+    if "units" in chunks and "processes" in chunks:
+        comms = [p["comm"] for p in parse_ps(chunks["processes"]).values()]
+        survey["k3s"]["containerd_shims"], survey["k3s"]["k3s_processes"] = k3s_process_counts(comms)
+    if "identity" in survey and "compilers" in survey and survey["identity"]["gcc_version"] is None:
+        gcc = survey["compilers"]["identities"].get(survey["compilers"]["resolves"].get("gcc", ""))
+        if gcc:
+            survey["identity"].update(gcc_version=gcc["version"], gcc_machine=gcc["machine"])
+    if "login" in survey:
+        # `distcc -j` runs in the build user's login shell, with the rest of
+        # what that shell gives (B-DRYRUN reads it here).
+        survey["slots"] = survey["login"]["slots"]
     return survey

@@ -36,6 +36,49 @@ def _show_properties(lines: list[str]) -> dict[str, str]:
     return props
 
 
+def show_blocks(lines: list[str]) -> list[dict[str, str]]:
+    """`systemctl show` of several units: each unit's properties. A blank
+    line ends a unit's block; so does a property seen twice (in case the
+    blank lines were lost on the way)."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] = {}
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if not (sep and key and key[0].isupper()) or key in current:
+            if current:
+                blocks.append(current)
+            current = {}
+        if sep and key and key[0].isupper():
+            current[key] = value
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _is_enabled(props: dict[str, str]) -> str:
+    """What `systemctl is-enabled` prints, from systemctl show's properties
+    and the command's SysVEnabled line: for a unit systemd generates from an
+    init script (Debian's distcc.service) is-enabled runs
+    systemd-sysv-install, which answers from the S links in /etc/rc[S5].d;
+    for any other unit it prints the UnitFileState."""
+    if props.get("SourcePath", "").startswith("/etc/init.d/"):
+        return "enabled" if props.get("SysVEnabled") == "yes" else "disabled"
+    return props.get("UnitFileState", "")
+
+
+# The properties UnitState reads, and the lines that follow systemctl show's
+# for a unit $u: SysVEnabled=yes when an init script behind it is enabled
+# (the test systemd-sysv-install makes, done by the shell: `systemctl
+# is-enabled` started two processes and a shell script more), and the
+# sha256 of each drop-in in /etc/systemd/system/$u.d.
+UNIT_PROPERTIES = "-p Id -p LoadState -p ActiveState -p SubState -p MainPID -p User -p ExecStart -p UnitFileState -p SourcePath"
+UNIT_EXTRAS = (
+    "for f in /etc/rc[S5].d/S??\"${u%.service}\"; do [ -e \"$f\" ] && echo SysVEnabled=yes && break; done;"
+    " for f in /etc/systemd/system/\"$u\".d/*.conf; do"
+    " [ -f \"$f\" ] && printf 'DropIn %s\\n' \"$(sha256sum \"$f\")\"; done"
+)
+
+
 def parse_unit_state(lines: list[str]) -> UnitStatus:
     props = _show_properties(line for line in lines if not line.startswith("DropIn "))
     dropins: dict[str, str] = {}
@@ -44,7 +87,7 @@ def parse_unit_state(lines: list[str]) -> UnitStatus:
             digest, _, path = line[len("DropIn "):].strip().partition("  ")
             dropins[path] = digest
     argv = _ARGV.search(props.get("ExecStart", ""))
-    enabled_state = props.get("IsEnabled", "")
+    enabled_state = props["IsEnabled"] if "IsEnabled" in props else _is_enabled(props)
     main_pid = props.get("MainPID", "0")
     return UnitStatus(
         unit=props.get("Id", ""),
@@ -79,13 +122,7 @@ class UnitState(ParsedFact[UnitStatus]):
 
     def command(self, unit: str) -> StringCommand:
         return StringCommand(
-            assign("u", unit), ";",
-            "systemctl show \"$u\" -p Id -p LoadState -p ActiveState -p SubState -p MainPID"
-            " -p User -p ExecStart 2>/dev/null;",
-            "printf 'IsEnabled=%s\\n' \"$(systemctl is-enabled \"$u\" 2>/dev/null)\";",
-            "for f in /etc/systemd/system/\"$u\".d/*.conf; do",
-            "[ -f \"$f\" ] && printf 'DropIn %s\\n' \"$(sha256sum \"$f\")\";",
-            "done; true",
+            assign("u", unit), "; systemctl show \"$u\"", UNIT_PROPERTIES, "2>/dev/null;", UNIT_EXTRAS, "; true",
         )
 
     parse = staticmethod(parse_unit_state)
@@ -133,22 +170,36 @@ SHIM_NAMES = "^containerd-shim"
 K3S_NAMES = "^k3s(-server|-agent)?$"
 COUNT_SHIMS = f"ps -eo comm= | grep -c '{SHIM_NAMES}'"
 COUNT_K3S = f"ps -eo comm= | grep -cE '{K3S_NAMES}'"
+
+
+def k3s_process_counts(comms: list[str]) -> tuple[int, int]:
+    """(containerd shims, k3s processes) among these process names (ps's
+    comm): what COUNT_BOTH counts, for a reader that has a ps of its own."""
+    shims = sum(1 for c in comms if re.match(SHIM_NAMES, c))
+    k3s = sum(1 for c in comms if re.match(K3S_NAMES, c))
+    return shims, k3s
+
+
 # Both counts from one ps (the fact's way: a CM3+ pays for every process).
 COUNT_BOTH = (
     f"ps -eo comm= | awk '/{SHIM_NAMES}/ {{s++}} /{K3S_NAMES}/ {{k++}} "
     "END {printf \"Shims %d\\nK3s %d\\n\", s, k}'"
 )
-# systemctl show of several units prints a block per unit; one line each.
-_UNIT_LINES = (
-    "awk -F= '$1 == \"Id\" {u = $2; sub(/\\.service$/, \"\", u)} $1 == \"LoadState\" {l = $2} "
-    "$1 == \"ActiveState\" {a = $2} $1 == \"UnitFileState\" {e = $2} "
-    "/^$/ {if (u != \"\") printf \"Unit %s %s %s %s\\n\", u, l, a, e; u = \"\"} "
-    "END {if (u != \"\") printf \"Unit %s %s %s %s\\n\", u, l, a, e}'"
+K3S_PROPERTIES = "-p Id -p LoadState -p ActiveState -p UnitFileState"
+KILLALL_LOOP = (
+    "for f in " + " ".join(KILLALL_PATHS) + "; do [ -x \"$f\" ] && printf 'Killall %s\\n' \"$f\" && break; done"
 )
 
 
 def parse_k3s_units(lines: list[str]) -> UnitsPresent:
     result = UnitsPresent(units={}, containerd_shims=0, k3s_processes=0, killall=None)
+    # systemctl show's blocks; captures older than them have one "Unit" line each.
+    for props in show_blocks(lines):
+        name = props.get("Id", "").removesuffix(".service")
+        if name and props.get("LoadState") == "loaded":
+            result["units"][name] = UnitBrief(
+                load="loaded", active=props.get("ActiveState") or "unknown", enabled_state=props.get("UnitFileState", "")
+            )
     for line in lines:
         fields = line.split()
         if fields[:1] == ["Unit"] and len(fields) >= 3:
@@ -191,11 +242,7 @@ class K3sUnits(ParsedFact[UnitsPresent]):
         # survey and every bundle, and used to start 13 processes.
         bits: list[object] = ["systemctl show"]
         bits += [QuoteString(f"{u}.service") for u in units]
-        bits += [
-            "-p Id -p LoadState -p ActiveState -p UnitFileState 2>/dev/null |", _UNIT_LINES, ";",
-            COUNT_BOTH, ";",
-            "for f in", *KILLALL_PATHS, "; do [ -x \"$f\" ] && printf 'Killall %s\\n' \"$f\" && break; done; true",
-        ]
+        bits += [K3S_PROPERTIES, "2>/dev/null;", COUNT_BOTH, ";", KILLALL_LOOP, "; true"]
         return StringCommand(*bits)
 
     parse = staticmethod(parse_k3s_units)

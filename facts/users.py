@@ -27,6 +27,9 @@ class LoginEnv(TypedDict):
     distcc_hosts: list[str] | None
     compilers: dict[str, str | None]
     overrides: list[Override]
+    # `distcc -j` there: the slots distcc counts from that host list without
+    # contacting anyone (None when distcc is missing or says nothing).
+    slots: int | None
 
 
 # What a kernel build invokes by these names (the kernel's CC, HOSTCC, and
@@ -41,7 +44,8 @@ _COMMAND_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")
 
 def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
     env = LoginEnv(
-        user=user, exists=False, home=None, path=[], build_env={}, distcc_hosts=None, compilers={}, overrides=[]
+        user=user, exists=False, home=None, path=[], build_env={}, distcc_hosts=None, compilers={}, overrides=[],
+        slots=None,
     )
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
@@ -58,6 +62,8 @@ def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
             env["build_env"][key] = value
         elif kind == "hosts":
             env["distcc_hosts"] = []
+        elif kind == "slots":
+            env["slots"] = int(rest) if rest.strip().isdigit() else None
         elif kind == "host" and env["distcc_hosts"] is not None:
             env["distcc_hosts"].append(rest.strip())
         elif kind == "resolve":
@@ -76,8 +82,8 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
     The build user's login-shell PATH, DISTCC_*, CC and CXX variables, what
     each compiler name (cc, c++, gcc, g++, and the cross compilers asked
     for) resolves to there, the host list
-    `distcc --show-hosts` resolves for them (None when distcc is missing), and
-    the lines of the shell files that set DISTCC_HOSTS, DISTCC_DIR, CC or CXX.
+    `distcc --show-hosts` resolves for them (None when distcc is missing), the
+    slots `distcc -j` counts from it, and the lines of the shell files that set DISTCC_HOSTS, DISTCC_DIR, CC or CXX.
 
     .. code:: python
 
@@ -86,7 +92,8 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
          "build_env": {"DISTCC_FALLBACK": "1"},
          "distcc_hosts": ["worker1.distcc.internal:3632/4"],
          "compilers": {"cc": "/usr/lib/distcc/cc", "gcc": "/usr/lib/distcc/gcc", ...},
-         "overrides": [{"file": "/home/pi/.bashrc", "line": 3, "text": "export CC=clang"}]}
+         "overrides": [{"file": "/home/pi/.bashrc", "line": 3, "text": "export CC=clang"}],
+         "slots": 8}
 
     Needs root (use _sudo) to enter the user's login shell.
     """
@@ -98,21 +105,26 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
         unsafe = [n for n in names if not _COMMAND_NAME.match(n)]
         if unsafe:
             raise ValueError(f"not a compiler command name: {', '.join(unsafe)}")
+        # One login shell for all of it (it runs every profile script), and
+        # shell loops in place of grep, sed and cut wherever they do: a CM3+
+        # pays for every process start.
         return StringCommand(
             assign("u", user), ";",
             'printf "user %s\\n" "$u";',
-            'if id "$u" >/dev/null 2>&1; then echo exists;',
+            'h=$(getent passwd "$u"); if [ -n "$h" ]; then echo exists;',
             'runuser -l "$u" -c \'printf "HOME %s\\nPATH %s\\n" "$HOME" "$PATH";',
-            'env | grep -E "^(DISTCC_|CC=|CXX=)" | sed "s/^/env /";',
+            'env | while IFS= read -r l; do case "$l" in DISTCC_*|CC=*|CXX=*) printf "env %s\\n" "$l";; esac; done;',
             f'for c in {" ".join(names)}; do printf "resolve %s %s\\n" "$c" "$(command -v "$c")"; done;',
-            'if command -v distcc >/dev/null 2>&1; then echo hosts; distcc --show-hosts 2>/dev/null | sed "s/^/host /"; fi\'',
+            'if command -v distcc >/dev/null 2>&1; then echo hosts;',
+            'distcc --show-hosts 2>/dev/null | while IFS= read -r l; do printf "host %s\\n" "$l"; done;',
+            'printf "slots %s\\n" "$(distcc -j 2>/dev/null)"; fi\'',
             "</dev/null 2>/dev/null;",
-            'h=$(getent passwd "$u" | cut -d: -f6);',
+            'h=${h#*:*:*:*:*:}; h=${h%%:*}; set --;',
             'for f in /etc/environment /etc/profile /etc/profile.d/*.sh /etc/bash.bashrc',
-            '"$h/.profile" "$h/.bash_profile" "$h/.bash_login" "$h/.bashrc"; do',
-            '[ -f "$f" ] && grep -nE',
+            '"$h/.profile" "$h/.bash_profile" "$h/.bash_login" "$h/.bashrc"; do [ -f "$f" ] && set -- "$@" "$f"; done;',
+            '[ $# -gt 0 ] && grep -HnE',
             f"'^[[:space:]]*(export[[:space:]]+)?({'|'.join(OVERRIDDEN)})='",
-            '"$f" | sed "s#^#setby $f:#"; done; fi; true',
+            '"$@" | while IFS= read -r l; do printf "setby %s\\n" "$l"; done; fi; true',
         )
 
     parse = staticmethod(parse_login_environment)
