@@ -28,6 +28,7 @@ Engine API over its UNIX socket instead when it can (same nodes either way).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import http.client
 import ipaddress
@@ -165,6 +166,9 @@ def base_packages() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+# Cached: inventories/lab.py asks once per node on every pyinfra run, and each
+# answer would otherwise be a dpkg process.
+@functools.cache
 def native_arch() -> str:
     """This machine's Debian architecture (what its containers run natively)."""
     if shutil.which("dpkg"):
