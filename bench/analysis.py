@@ -63,11 +63,12 @@ DEPLOYS = {
     "connect_only": "(reference) 1 OpenSSH exec/host of `true`",
     "floor": "floor: 1 OpenSSH exec/host of the minimal probe",
     "survey_exec": "survey exec: 1 OpenSSH exec/host of validation's survey",
+    "pyinfra_floor": "pyinfra floor: bench/pyinfra_floor.py, 1 fact/host: the probe",
     "validate": "cluster_distcc_validate.py",
     "mode_switch_noop": "mode_switch.py, no changes",
     "mode_switch_from_k3s": "mode_switch.py from k3s mode",
 }
-TIMED_DEPLOYS = ("validate", "mode_switch_noop", "mode_switch_from_k3s")
+TIMED_DEPLOYS = ("pyinfra_floor", "validate", "mode_switch_noop", "mode_switch_from_k3s")
 
 # Issue 14's limits, checked at every size measured.
 VALIDATE_X_FLOOR = 1.5
@@ -274,6 +275,26 @@ def evaluate_targets(medians_by_size: dict[int, dict[str, dict]], scopes: dict[i
                     f"({x:.2f}x floor: {_by(x, VALIDATE_X_FLOOR, 'x')})"
                 ),
             })
+        pyinfra_floor = medians.get("pyinfra_floor") or {}
+        floor_s = (medians.get("floor") or {}).get("wall_s")
+        if pyinfra_floor.get("wall_s") is not None and pyinfra_floor.get("x_floor") is not None and floor_s:
+            # pyinfra's least cost beside validation's limit: when it is over,
+            # no deploy run by pyinfra can meet that target at this size.
+            wall, limit_s = pyinfra_floor["wall_s"], VALIDATE_X_FLOOR * floor_s
+            margin = (
+                f"pyinfra alone needs {wall - limit_s:.2f} s more than that" if wall > limit_s
+                else f"{limit_s - wall:.2f} s above pyinfra alone"
+            )
+            targets.append({
+                "id": f"pyinfra-floor-{size}",
+                "size": size,
+                "met": None,
+                "value": {"wall_s": wall, "x_floor": pyinfra_floor["x_floor"], "validate_limit_s": limit_s},
+                "text": (
+                    f"REPORT pyinfra floor at {_workers(size)}: {wall:.2f} s = {pyinfra_floor['x_floor']:.2f}x floor; "
+                    f"the {VALIDATE_X_FLOOR}x validation limit is {limit_s:.2f} s ({margin})"
+                ),
+            })
         noop = medians.get("mode_switch_noop") or {}
         x = noop.get("x_floor")
         cmds = noop.get("commands_max_worst", noop.get("commands_max"))
@@ -372,7 +393,9 @@ def render_markdown(results: dict) -> str:
         "OpenSSH exec per host, all hosts at once, as pi with sudo, of issue 14's minimal probe (`" + PROBE + "`); "
         "wall from the first ssh start to the last exit. x floor: each run's wall time divided by the floor "
         "measured just before it. The survey exec is the same kind of exec running validation's own survey "
-        "command. Commands: SSH exec channels per host counted from pyinfra -vv (max over hosts; b = builder, "
+        "command. The pyinfra floor is pyinfra itself, run as the deploys are, reading one fact per host whose "
+        "command is the probe, with sudo, and nothing else: the least any pyinfra deploy costs at that size. "
+        "Commands: SSH exec channels per host counted from pyinfra -vv (max over hosts; b = builder, "
         "w = busiest worker). Peak MiB and CPU s: max RSS and user+system CPU seconds of the pyinfra process "
         "(/usr/bin/time %M %U %S).",
         "",

@@ -17,6 +17,13 @@ deploys/mode_switch.py, untimed), then BENCH_REPEAT (5) rounds of:
              str(HostSurvey().command(**_survey_arguments(...))), built by
              deploys/library/validation.py's own code (see survey_targets());
              divided by that floor, and per host by the host's own probe time
+  pyinfra floor
+             (reference) pyinfra -y inventories/lab.py
+             bench/pyinfra_floor.py: pyinfra reading one fact per host
+             whose command is PROBE, with sudo, and nothing else (the same
+             `sudo -H -n sh -c PROBE` exec as the floor): the least any
+             pyinfra deploy costs at this size (start-up, SSH connects, one
+             exec, disconnect); checked to send 1 command per host
   validate   pyinfra -y inventories/lab.py deploys/cluster_distcc_validate.py
   noop       deploys/mode_switch.py on the cluster already in build mode
   from k3s   deploys/k3s_mode.py (untimed), then deploys/mode_switch.py
@@ -24,7 +31,9 @@ deploys/mode_switch.py, untimed), then BENCH_REPEAT (5) rounds of:
 The targets (issue 14) are checked at every size: validation <= 1.5x the
 floor; a no-change mode switch <= 6 remote commands per host (the worst run)
 and <= 3x the floor; a worker's survey asks about 1 name and 1 peer whatever
-the size, the builder's about every worker. pyinfra's peak memory is reported.
+the size, the builder's about every worker. pyinfra's peak memory is reported,
+and the pyinfra floor beside validation's 1.5x limit in seconds: when it is
+over the limit, pyinfra alone cannot meet that target at that size.
 
 BENCH_ARCH=arm64 runs every lab node as arm64 under qemu-user (LAB_ARCH=arm64;
 default sizes just 4, longer timeouts) and writes bench/results-arm64.json and
@@ -586,6 +595,7 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
         samples["connect_only"].append(connect)
         if not connect["ok"]:
             anomalies.append(f"{size} workers, connect-only run {r}: " + "; ".join(connect["problems"]))
+        pyinfra_floor = timed("pyinfra_floor", "bench/pyinfra_floor.py", r)
         v = timed("validate", "deploys/cluster_distcc_validate.py", r, validate_extra, check=first)
         n = timed("mode_switch_noop", "deploys/mode_switch.py", r, check=first)
         # Floor measured on the cluster in build mode, then k3s mode, untimed.
@@ -600,9 +610,16 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
             checks["mode_switch_from_k3s"] = cross_check(before, sudo_sessions(nodes), m)
         samples["mode_switch_from_k3s"].append(m)
 
-        for key, s in (("validate", v), ("mode_switch_noop", n), ("k3s_mode", k), ("mode_switch_from_k3s", m)):
+        for key, s in (("pyinfra_floor", pyinfra_floor), ("validate", v), ("mode_switch_noop", n), ("k3s_mode", k),
+                       ("mode_switch_from_k3s", m)):
             if not s["ok"]:
                 anomalies.append(f"{size} workers, {key} run {r}: exit {s['rc']} (log {s['log']})")
+        counted, with_sudo = pyinfra_floor["commands"], pyinfra_floor["sudo"]
+        if pyinfra_floor["ok"] and any(counted.get(h, 0) != 1 or with_sudo.get(h, 0) != 1 for h in roles):
+            anomalies.append(
+                f"{size} workers, pyinfra floor run {r}: the counter saw {counted} commands ({with_sudo} with sudo), "
+                "not 1 sudo command per host: it no longer measures pyinfra with one probe exec per host"
+            )
         if v["ok"] and any(c != 1 for c in (v["commands"].get(h, 0) for h in roles)):
             anomalies.append(
                 f"{size} workers, validate run {r}: the counter saw {v['commands']} commands, not 1 per host: "
@@ -613,7 +630,8 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
         survey = samples["survey_exec"][-1]
         say(
             f"{size} worker(s) run {r}/{repeat}: true {connect['wall_s']:.2f}s | floor {floor['wall_s']:.2f}s | "
-            f"survey exec {survey['wall_s']:.2f}s ({survey['x_floor']:.2f}x) | validate {v['wall_s']:.2f}s "
+            f"survey exec {survey['wall_s']:.2f}s ({survey['x_floor']:.2f}x) | pyinfra floor {pyinfra_floor['wall_s']:.2f}s "
+            f"({pyinfra_floor['x_floor']:.2f}x) | validate {v['wall_s']:.2f}s "
             f"({v['x_floor']:.2f}x, {v['command_summary']['max']} cmd/host) | mode_switch noop {n['wall_s']:.2f}s "
             f"({n['x_floor']:.2f}x, {n['command_summary']['max']} cmd/host, {n['changes']} changed) | "
             f"k3s_mode {k['wall_s']:.2f}s | mode_switch from k3s {m['wall_s']:.2f}s ({m['x_floor']:.2f}x, "

@@ -74,6 +74,18 @@ def test_lab_up_is_safe_to_repeat_and_keeps_running_nodes(fresh):
     assert {n.container: n.address for n in again} == before
 
 
+def test_nodes_from_the_engine_api_are_those_from_the_docker_cli(fresh):
+    """inventories/lab.py reads nodes() from the engine's socket; the docker
+    CLI path it falls back to must give the very same nodes, in order."""
+    socket_path = docker_lab.engine_socket()
+    if socket_path is None:
+        pytest.skip("DOCKER_HOST or a docker context sends the docker CLI elsewhere: nodes() uses the CLI")
+    from_api = docker_lab.nodes_from_inspections(docker_lab.inspections_from_engine_api(socket_path))
+    from_cli = docker_lab.nodes_from_inspections(docker_lab.inspections_from_cli())
+    assert from_api == from_cli
+    assert {n.container for n in from_api} == {n.container for n in fresh}
+
+
 def test_nodes_run_this_machines_architecture_by_default(fresh):
     if os.environ.get("LAB_ARCH") or os.environ.get("LAB_WORKER_ARCHS"):
         pytest.skip("LAB_ARCH or LAB_WORKER_ARCHS asks for other architectures")

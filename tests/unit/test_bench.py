@@ -173,6 +173,8 @@ def _medians(wall: float, x_floor: float, noop_x: float, noop_wall: float, noop_
         "connect_only": {"n": 5, "wall_s": 0.8, "commands_max": 1},
         "floor": {"n": 15, "wall_s": wall / x_floor, "commands_max": 1},
         "survey_exec": {"n": 5, "wall_s": 2.0, "x_floor": 2.4, "commands_max": 1},
+        "pyinfra_floor": {"n": 5, "wall_s": 1.2 * wall / x_floor, "x_floor": 1.2, "commands_max": 1,
+                          "commands_builder": 1, "commands_worker_max": 1, "peak_mib": 50.0, "cpu_s": 0.6},
         "validate": {"n": 5, "wall_s": wall, "x_floor": x_floor, "commands_max": 1,
                      "commands_builder": 1, "commands_worker_max": 1, "peak_mib": 57.25, "cpu_s": 1.5},
         "mode_switch_noop": {"n": 5, "wall_s": noop_wall, "x_floor": noop_x, "commands_max": noop_commands,
@@ -284,6 +286,17 @@ def test_targets_at_every_size():
     assert targets["survey-scope-1"]["met"] and not targets["survey-scope-16"]["met"]
     assert "every worker at most 17/1, the builder 16/16" in targets["survey-scope-16"]["text"]
     assert "slowest worker 2.08x (1.20 s), builder 2.59x (1.81 s)" in targets["survey-scope-16"]["text"]
+    # The floor is 2.0 / 1.4 s at 1 worker, 3.0 / 1.6 s at 16.
+    assert targets["pyinfra-floor-1"]["met"] is None
+    assert targets["pyinfra-floor-1"]["text"] == (
+        "REPORT pyinfra floor at 1 worker: 1.71 s = 1.20x floor; the 1.5x validation limit is 2.14 s "
+        "(0.43 s above pyinfra alone)")
+    medians[16]["pyinfra_floor"].update(wall_s=3.75, x_floor=2.0)
+    over = {t["id"]: t for t in evaluate_targets(medians)}["pyinfra-floor-16"]
+    assert over["text"] == (
+        "REPORT pyinfra floor at 16 workers: 3.75 s = 2.00x floor; the 1.5x validation limit is 2.81 s "
+        "(pyinfra alone needs 0.94 s more than that)")
+    assert over["value"] == {"wall_s": 3.75, "x_floor": 2.0, "validate_limit_s": 1.5 * 3.0 / 1.6}
     assert targets["peak-memory-16"]["met"] is None
     assert "cluster_distcc_validate.py 57.2 MiB" in targets["peak-memory-16"]["text"]
     assert not any(t.startswith("growth") for t in targets)
@@ -311,7 +324,11 @@ def test_markdown_tables_and_targets_are_ascii():
     assert "| floor: 1 OpenSSH exec/host of the minimal probe | 2.50 | 1.00 | 1 | - | - | 15 |" in text
     assert "| survey exec: 1 OpenSSH exec/host of validation's survey | 2.00 | 2.40 | 1 | - | - | 5 |" in text
     assert "| (reference) 1 OpenSSH exec/host of `true` | 0.80 | - | 1 | - | - | 5 |" in text
+    assert "| pyinfra floor: bench/pyinfra_floor.py, 1 fact/host: the probe | 3.00 | 1.20 | 1 (b 1 / w 1) | 50.0 | 0.60 | 5 |" in text
     assert "| cluster_distcc_validate.py | 3.00 | 1.20 | 1 (b 1 / w 1) | 57.2 | 1.50 | 5 |" in text
+    # The pyinfra floor comes right after the execs, before the deploys.
+    assert text.index("| survey exec:") < text.index("| pyinfra floor:") < text.index("| cluster_distcc_validate.py")
+    assert "- REPORT pyinfra floor at 16 workers: 3.00 s = 1.20x floor; the 1.5x validation limit is 3.75 s" in text
     assert "| mode_switch.py from k3s mode | 13.50 | 6.75 | 12 (b 12 / w 10) | 61.0 | - | 5 (1 failed) |" in text
     assert "- TARGET mode switch with no changes at 16 workers <= 6 remote commands/host and <= 3x floor: MISSED" in text
     assert "- TARGET validation at 1 worker <= 1.5x floor: MISSED" in text
