@@ -19,6 +19,7 @@ from facts.distcc import (
     ListeningSocket,
     ProcessInfo,
 )
+from facts.logs import BackoffMarkers, ClientLogsWithJobs
 from facts.systemd import UnitState, UnitStatus
 from operations._observed import observed
 
@@ -364,3 +365,36 @@ def distccd_stopped(disable: bool = False):
     if not changed:
         state = "disabled" if not unit["enabled"] else "enabled"
         host.noop(f"distccd is {unit['active']} ({state if unit['load'] == 'loaded' else 'not installed'}), no distccd runs")
+
+
+@operation()
+def client_state_cleared(directory: str, logs: list[str]):
+    """
+    The distcc client's state of the last build removed: its backoff markers
+    in DIRECTORY (a marker left by a failed job idles that worker for the
+    next build too) and those of LOGS that hold a build's jobs (the client
+    log is the build report's window, which starts again at each mode
+    switch; a log of validation's `distcc -j` alone holds no build and is
+    left, so a second run changes nothing).
+
+    + directory: the build user's distcc state directory (~/.distcc)
+    + logs: the client log and its rotated copy
+
+    Decided when the operation runs, from the reads the operations share:
+    no round trip of its own while the deploy file loads.
+
+    **Example:**
+
+    .. code:: python
+
+        distcc.client_state_cleared(
+            name="Client state of the last build cleared",
+            directory="/home/pi/.distcc", logs=["/home/pi/.distcc/client.log"],
+        )
+    """
+    stale = [m["file"] for m in observed(BackoffMarkers, directory=directory)]
+    stale += observed(ClientLogsWithJobs, paths=list(logs))
+    if not stale:
+        host.noop(f"no backoff marker in {directory} and no client log with a build's jobs")
+        return
+    yield StringCommand("rm -f", *(QuoteString(path) for path in stale))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.operations import files
 
 from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
@@ -120,8 +119,8 @@ def home_reads(home: str) -> list:
     """What builder_client_only reads under the build user's home."""
     return [
         (PathStatus, {"path": f"{home}/.distcc"}),
-        (BackoffMarkers, {"directory": f"{home}/.distcc"}, BODY),
-        (ClientLogsWithJobs, {"paths": client_logs(home)}, BODY),
+        (BackoffMarkers, {"directory": f"{home}/.distcc"}),
+        (ClientLogsWithJobs, {"paths": client_logs(home)}),
         (PathStatus, {"path": f"{home}/.distcc/hosts"}),
     ]
 
@@ -171,20 +170,15 @@ def builder_client_only():
     if drift:
         raise LoginDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
     # What lives under the build user's home can be planned only now that
-    # the home is known: read together, in one more round trip.
+    # the home is known; the operations read it with the rest of theirs.
     plan_reads(host, home_reads(home))
     paths.directory_present(
         name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, group=None, mode="755"
     )
-    # A backoff marker left by a failed job idles that worker for the next
-    # build too; the client log is the build report's window on the builder,
-    # which starts again at each mode switch (a log of validation's
-    # `distcc -j` alone holds no build and is left, so a second run changes
-    # nothing).
-    stale = [m["file"] for m in observed(BackoffMarkers, directory=f"{home}/.distcc")]
-    stale += observed(ClientLogsWithJobs, paths=client_logs(home))
-    for path in stale:
-        files.file(name="Client state of the last build cleared (backoff markers, client log)", path=path, present=False)
+    distcc.client_state_cleared(
+        name="Client state of the last build cleared (backoff markers, client log)",
+        directory=f"{home}/.distcc", logs=client_logs(home),
+    )
     paths.file_installed(
         name="distcc host list of the build user",
         path=f"{home}/.distcc/hosts",
