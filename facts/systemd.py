@@ -60,7 +60,13 @@ def _is_enabled(props: dict[str, str]) -> str:
     and the command's SysVEnabled line: for a unit systemd generates from an
     init script (Debian's distcc.service) is-enabled runs
     systemd-sysv-install, which answers from the S links in /etc/rc[S5].d;
-    for any other unit it prints the UnitFileState."""
+    for any other unit it prints the UnitFileState.
+
+    Two states read differently from is-enabled, both with enabled False
+    either way: the init script deleted and no daemon-reload since (the
+    unit is still loaded from it; is-enabled says "generated", this
+    "disabled"), and an S link left dangling (ls, which the install script
+    uses, lists it; the shell's -e test does not)."""
     if props.get("SourcePath", "").startswith("/etc/init.d/"):
         return "enabled" if props.get("SysVEnabled") == "yes" else "disabled"
     return props.get("UnitFileState", "")
