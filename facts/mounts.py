@@ -79,7 +79,8 @@ class TmpfsMount(ParsedFact[MountPointStatus]):
             '[ -e "$f" ] || [ -L "$f" ] && c=$((c + 1)); done; echo $c; }\' - "$p" 2>/dev/null);',
             'printf "underneath %s\\n" "${u:-unknown}";',
             "fi;",
-            'while read -r d t r; do case "$d" in "#"*) continue;; esac;',
+            # `|| [ -n "$d" ]`: a last line without its newline is a line too.
+            'while read -r d t r || [ -n "$d" ]; do case "$d" in "#"*) continue;; esac;',
             '[ "$t" = "$p" ] && printf "fstab %s %s %s\\n" "$d" "$t" "$r"; done 2>/dev/null </etc/fstab;',
             meminfo_line("MemTotal", "memory "), ";",
             'printf "pagesize %s\\n" "$(getconf PAGESIZE 2>/dev/null)"',
