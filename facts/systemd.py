@@ -309,12 +309,15 @@ class UnitSources(ParsedFact[UnitSourcesInfo]):
     def command(self, unit: str) -> StringCommand:
         return StringCommand(
             assign("u", unit), ";",
-            'printf "unit %s\\n" "$u";',
-            'printf "fragment %s\\n" "$(systemctl show "$u" -p FragmentPath --value 2>/dev/null)";',
-            'printf "state %s\\n" "$(systemctl show "$u" -p UnitFileState --value 2>/dev/null)";',
-            'for f in $(systemctl show "$u" -p DropInPaths --value 2>/dev/null); do printf "dropin %s\\n" "$f"; done;',
-            'for f in $(systemctl show "$u" -p FragmentPath -p DropInPaths --value 2>/dev/null); do',
-            "[ -f \"$f\" ] && grep -nE '^[[:space:]]*[A-Za-z]+[[:space:]]*=' \"$f\" | sed \"s#^#set $f:#\"; done; true",
+            # One systemctl and one grep (four systemctl and a grep and a sed
+            # per file before): this is read in every mode switch.
+            'systemctl show "$u" -p FragmentPath -p UnitFileState -p DropInPaths 2>/dev/null | { f=; s=; d=;',
+            'while IFS= read -r l; do case "$l" in FragmentPath=*) f=${l#*=};; UnitFileState=*) s=${l#*=};;',
+            'DropInPaths=*) d=${l#*=};; esac; done;',
+            'printf "unit %s\\nfragment %s\\nstate %s\\n" "$u" "$f" "$s"; for x in $d; do printf "dropin %s\\n" "$x"; done;',
+            'set --; for x in $f $d; do [ -f "$x" ] && set -- "$@" "$x"; done;',
+            "[ $# -gt 0 ] && grep -HnE '^[[:space:]]*[A-Za-z]+[[:space:]]*=' \"$@\" | while IFS= read -r l; do",
+            'printf "set %s\\n" "$l"; done; }; true',
         )
 
     parse = staticmethod(parse_unit_sources)
