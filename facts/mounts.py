@@ -34,6 +34,13 @@ class MountPointStatus(TypedDict):
     page_size: int
 
 
+def _count_entries(variable: str) -> str:
+    """$c: how many entries the directory in $VARIABLE holds, as ls -A counts
+    them (hidden names included), by the shell's own globs."""
+    d = f'"${variable}"'
+    return f'c=0; for f in {d}/* {d}/.[!.]* {d}/..?*; do [ -e "$f" ] || [ -L "$f" ] && c=$((c + 1)); done'
+
+
 class TmpfsMount(ParsedFact[MountPointStatus]):
     """
     The build tree's tmpfs mount point (or any path as one): whether it exists, how many entries it shows,
@@ -67,16 +74,14 @@ class TmpfsMount(ParsedFact[MountPointStatus]):
             'printf "path %s\\n" "$p";',
             '[ -e "$p" ] && echo exists;',
             '[ -d "$p" ] && echo directory;',
-            # ls -A's count, by the shell's own globs (hidden names included).
-            'c=0; for f in "$p"/* "$p"/.[!.]* "$p"/..?*; do [ -e "$f" ] || [ -L "$f" ] && c=$((c + 1)); done;',
+            _count_entries("p") + ";",
             'printf "entries %s\\n" "$c";',
             'm=$(findmnt -rn -M "$p" -o FSTYPE,OPTIONS 2>/dev/null | { m=; while IFS= read -r l; do m=$l; done; printf %s "$m"; });',
             'if [ -n "$m" ]; then',
             'printf "mount %s\\n" "$m";',
             'printf "blocks %s\\n" "$(stat -f -c "%S %b" "$p")";',
             'printf "mode %s\\n" "$(stat -c %a "$p")";',
-            'u=$(unshare -m sh -c \'umount -l "$1" && { c=0; for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do',
-            '[ -e "$f" ] || [ -L "$f" ] && c=$((c + 1)); done; echo $c; }\' - "$p" 2>/dev/null);',
+            "u=$(unshare -m sh -c 'umount -l \"$1\" && { " + _count_entries("1") + "; echo $c; }' - \"$p\" 2>/dev/null);",
             'printf "underneath %s\\n" "${u:-unknown}";',
             "fi;",
             # `|| [ -n "$d" ]`: a last line without its newline is a line too.
