@@ -15,23 +15,6 @@ from facts._shell import assign
 _ROUTE = re.compile(r"\bdev (?P<dev>\S+)|\bsrc (?P<src>\S+)|\bmtu (?P<mtu>\d+)")
 
 
-# From $n (a name or an address): $a its first IPv4 address (getent's first
-# word), $r the kernel's route to it (ip -o: one line), $d that route's device
-# and $m the device's MTU; every step but getent and ip done by the shell
-# itself, since a CM3+ pays for every process start. `${r##* dev }` takes
-# the last " dev ", as sed's greedy `.* dev ` did.
-ROUTE_TO_PEER = (
-    'set -- $(getent ahostsv4 "$n" 2>/dev/null); a=${1:-}; r=; d=; m=;'
-    ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
-    ' case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
-    ' [ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu'
-)
-PEER_ROUTE_LINES = (
-    'printf "peer %s\\naddress %s\\n" "$n" "$a";'
-    ' if [ -n "$a" ]; then printf "route %s\\n" "$r"; [ -n "$d" ] && printf "linkmtu %s\\n" "$m"; fi'
-)
-
-
 class Route(TypedDict):
     peer: str
     address: str | None
@@ -78,6 +61,19 @@ class PeerRoute(ParsedFact[Route]):
     """
 
     def command(self, peer: str) -> StringCommand:
-        return StringCommand(assign("n", peer), ";", ROUTE_TO_PEER, ";", PEER_ROUTE_LINES, "; true")
+        # $a: the peer's first IPv4 address (getent's first word), $r the
+        # kernel's route to it (ip -o: one line), $d that route's device and
+        # $m the device's MTU; every step but getent and ip done by the shell
+        # itself, since a CM3+ pays for every process start. `${r##* dev }`
+        # takes the last " dev ", as sed's greedy `.* dev ` did.
+        return StringCommand(
+            assign("n", peer), ";",
+            'set -- $(getent ahostsv4 "$n" 2>/dev/null); a=${1:-}; r=; d=; m=;'
+            ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
+            ' case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
+            ' [ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu', ";",
+            'printf "peer %s\\naddress %s\\n" "$n" "$a";'
+            ' if [ -n "$a" ]; then printf "route %s\\n" "$r"; [ -n "$d" ] && printf "linkmtu %s\\n" "$m"; fi', "; true",
+        )
 
     parse = staticmethod(parse_route)
