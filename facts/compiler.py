@@ -52,6 +52,17 @@ class CompilerIdentity(ParsedFact[Identity]):
     parse = staticmethod(parse_identity)
 
 
+# A GCC driver's -v names its target and version on lines of their own:
+# "Target: aarch64-linux-gnu" (what -dumpmachine prints) and "gcc version
+# 12.2.0 (Debian 12.2.0-14)" (its first word what -dumpfullversion prints,
+# for g++ too). Case arms of a `while read l` loop setting m and v: one start
+# of the driver instead of two, each slow on a CM3+.
+VERSION_LINES = (
+    "'Target: '*) m=${l#Target: };; "
+    "'gcc version '*) v=${l#gcc version }; v=${v%% *};;"
+)
+
+
 # What a kernel build invokes: the kernel's CC/HOSTCC and its scripts use
 # these, and a cross build adds $(CROSS_COMPILE)gcc (distcc_cross_compilers).
 INVOKED_NAMES = ("cc", "c++", "gcc", "g++")
@@ -101,19 +112,20 @@ class CompilersSent(ParsedFact[Sent]):
     """
 
     def command(self, names: list[str] | tuple[str, ...] = INVOKED_NAMES) -> StringCommand:
-        # `distcc NAME -dumpfullversion` runs locally (it is no compile),
-        # logs the same rewritten name a compile would send, and prints that
-        # compiler's version: two process starts per name, plus -dumpmachine
-        # once per name sent, where a preprocess of /dev/null (distcc, the
-        # driver, cc1, sed, head) and two more per name sent took five.
+        # `distcc NAME -v` runs locally (it is no compile), logs the same
+        # rewritten name a compile would send, and that compiler's -v (its
+        # version and target) goes to the same log: two process starts per
+        # name (distcc and the driver), where -dumpfullversion and then
+        # -dumpmachine for each name sent took a third.
         return StringCommand(
             "d=$(mktemp -d) || exit 0; u=' '; for n in", *(QuoteString(n) for n in names), "; do",
-            'v=$(DISTCC_DIR="$d" DISTCC_HOSTS=localhost DISTCC_VERBOSE=1 distcc "$n" -dumpfullversion 2>"$d/log");',
-            "s=; while IFS= read -r l; do case \"$l\" in *' exec on localhost: '*)",
-            "s=${l#*exec on localhost: }; s=${s%% *}; break;; esac; done <\"$d/log\";",
+            'DISTCC_DIR="$d" DISTCC_HOSTS=localhost DISTCC_VERBOSE=1 distcc "$n" -v >/dev/null 2>"$d/log";',
+            "s=; v=; m=; while IFS= read -r l; do case \"$l\" in *' exec on localhost: '*)",
+            '[ -n "$s" ] || { s=${l#*exec on localhost: }; s=${s%% *}; };;',
+            VERSION_LINES, "esac; done <\"$d/log\";",
             'printf "sent %s %s\\n" "$n" "${s:--}";',
             '[ -n "$s" ] || continue; case "$u" in *" $s "*) continue;; esac; u="$u$s ";',
-            'm=$("$s" -dumpmachine 2>/dev/null); printf "identity %s %s %s\\n" "$s" "${v:--}" "${m:--}";',
+            'printf "identity %s %s %s\\n" "$s" "${v:--}" "${m:--}";',
             'done; rm -rf "$d"',
         )
 
@@ -160,9 +172,9 @@ class CompilerTargets(ParsedFact[Targets]):
     # distccd runs a job's compiler by name through its PATH, systemd's
     # default one, where /usr/local/bin comes before /usr/bin.
     # One find for the names (each once, though both directories may have
-    # it), one readlink for every name's binary, then two runs of each
+    # it), one readlink for every name's binary, then one -v run of each
     # distinct binary; the rest is the shell's own work (this used to start
-    # ten processes more, each costly on a CM3+).
+    # ten processes more, and a second run per binary, each costly on a CM3+).
     command = (
         "n=$(find /usr/local/bin /usr/bin -maxdepth 1 -regextype posix-extended"
         f" -regex '.*/{_DRIVER_NAMES[1:-1]}' -printf '%f ' 2>/dev/null); "
@@ -170,8 +182,9 @@ class CompilerTargets(ParsedFact[Targets]):
         "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin; echo names $n; "
         "p=$(readlink -f $(for c in $n; do command -v \"$c\"; done)); printf 'path %s\\n' $p; u=' '; "
         'for t in $p; do case "$u" in *" $t "*) continue;; esac; u="$u$t "; '
-        'v=$("$t" -dumpfullversion 2>/dev/null); m=$("$t" -dumpmachine 2>/dev/null); '
-        'printf "identity %s %s %s\\n" "$t" "${v:--}" "${m:--}"; done'
+        '"$t" -v 2>&1 </dev/null | { v=; m=; while IFS= read -r l; do case "$l" in '
+        + VERSION_LINES
+        + ' esac; done; printf "identity %s %s %s\\n" "$t" "${v:--}" "${m:--}"; }; done'
     )
 
     parse = staticmethod(parse_targets)

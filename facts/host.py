@@ -96,6 +96,15 @@ class HostResources(ParsedFact[Resources]):
         {"cpus": 4, "memory_bytes": 8245223424}
     """
 
-    command = "printf 'cpus %s\\n' \"$(nproc)\"; " + meminfo_line("MemTotal", "memory ")
+    # nproc counts the CPUs this process may run on (its affinity); the
+    # shell counts the same list, Cpus_allowed_list in its own
+    # /proc/self/status (e.g. "0-3" or "0,2-3"), without a process start.
+    # nproc only where the kernel has no such line.
+    command = (
+        "n=$(c=; while IFS=': \t' read -r k v _; do [ \"$k\" = Cpus_allowed_list ] && c=$v && break; done"
+        " </proc/self/status; [ -n \"$c\" ] || exec nproc; n=0; IFS=,; for r in $c; do case \"$r\" in"
+        " *-*) n=$((n + ${r#*-} - ${r%-*} + 1));; *) n=$((n + 1));; esac; done; echo $n);"
+        " printf 'cpus %s\\n' \"$n\"; " + meminfo_line("MemTotal", "memory ")
+    )
 
     parse = staticmethod(parse_resources)

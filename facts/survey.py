@@ -296,6 +296,46 @@ def _split_units(lines: list[str]) -> tuple[list[str], list[str]]:
     return unit, k3s
 
 
+# The builder's slow sections, each mostly waiting on process starts of its
+# own (a login shell and its profile, distcc and the compilers, a TCP
+# connect to every worker, a mount namespace): on a CM4's four cores they
+# run at once, beside the rest of the survey, instead of one after another.
+# Workers' surveys are short and run in order.
+AT_ONCE = ("login", "sent", "mount", "reach", "compilers", "gcc_package")  # slowest first
+# What must be read before any of them starts (see HostSurvey.command).
+SNAPSHOTS = ("processes", "listening", "memory_available")
+DONE = "##survey-done"
+
+
+def _at_once(names: list[str], commands: dict[str, object]) -> list[object]:
+    """Start each of these sections in the background, its output to a
+    file of its own in a temporary directory (a shell function per section,
+    so that _collect can run it again in the foreground). A section's file
+    ends with DONE only if the section ran to its end and every line was
+    written; without a directory (mktemp failed) nothing starts here."""
+    bits: list[object] = ["D=$(mktemp -d 2>/dev/null) || D=;"]
+    for name in names:
+        bits += [f"_survey_{name}() {{ (", _raw(commands[name]), ") 2>/dev/null; };"]
+    bits.append('if [ -n "$D" ]; then')
+    for name in names:
+        bits.append(f"{{ _survey_{name}; echo '{DONE}'; }} >\"$D/{name}\" 2>/dev/null &")
+    bits.append("fi;")
+    return bits
+
+
+def _collect(names: list[str]) -> list[object]:
+    """After the foreground sections: wait, then print each background
+    section under its mark, in order. One whose file is missing or has no
+    DONE line (a full /tmp, say) is run again here, in the foreground, so
+    its output is whole or as it would be without the background."""
+    return [
+        "wait; for s in", *names, "; do echo \"" + MARK + "$s\"; e=;",
+        '[ -n "$D" ] && [ -f "$D/$s" ] && while IFS= read -r l; do [ "$l" = \'' + DONE + '\' ] && e=1; done <"$D/$s";',
+        'if [ -n "$e" ]; then while IFS= read -r l; do [ "$l" = \'' + DONE + '\' ] || printf \'%s\\n\' "$l"; done <"$D/$s";',
+        'else "_survey_$s"; fi; done; [ -z "$D" ] || rm -rf "$D";',
+    ]
+
+
 def _raw(command) -> object:
     return command if isinstance(command, StringCommand) else StringCommand(command)
 
@@ -333,17 +373,20 @@ class HostSurvey(ParsedFact[Survey]):
         # gcc's version and target come from the compilers section (the same
         # binary: sudo's and systemd's PATH are Debian's same list), so this
         # one only asks dpkg: two gcc starts fewer, slow ones on a CM3+.
+        # The snapshots come first: ps, the listeners and the free memory
+        # must not see the survey's own later work (its compilers and
+        # distcc runs, its login shell) as the host's.
         sections: list[tuple[str, object]] = [
+            ("processes", PS_COMMAND),
+            ("listening", DistccdListening().command(port)),
+            ("memory_available", MEMORY_AVAILABLE_COMMAND),
             ("identity", ARCH_COMMAND),
             ("names", HostNames().command(list(names))),
             ("resources", HostResources.command),
             ("builder_route", PeerRoute().command(builder_peer)),
             ("units", _units_section()),
-            ("listening", DistccdListening().command(port)),
-            ("processes", PS_COMMAND),
             ("masquerade", MASQUERADE_COMMAND),
             ("gcc_package", GCC_PACKAGE_COMMAND),
-            ("memory_available", MEMORY_AVAILABLE_COMMAND),
             ("distccd_tmp", DISTCCD_TMP_COMMAND),
             ("compilers", CompilerTargets.command),
         ]
@@ -364,8 +407,18 @@ class HostSurvey(ParsedFact[Survey]):
         bits: list[object] = ["units=$(systemctl show", QuoteString(DISTCC_UNIT)]
         bits += [QuoteString(f"{u}.service") for u in k3s_units]
         bits += [UNIT_PROPERTIES, "2>/dev/null);"]
+        present = {name for name, _ in sections}
+        background = [name for name in AT_ONCE if name in present] if build_user is not None or workers else []
+        if len(background) < 2:
+            background = []
         for name, command in sections:
+            if name in background:
+                continue
             bits += [f"echo '{MARK}{name}'; (", _raw(command), ") 2>/dev/null;"]
+            if name == SNAPSHOTS[-1] and background:
+                bits += _at_once(background, dict(sections))
+        if background:
+            bits += _collect(background)
         bits.append("true")
         return StringCommand(*bits)
 
