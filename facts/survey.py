@@ -346,7 +346,8 @@ class HostSurvey(ParsedFact[Survey]):
     compiler identity, names, resources, route to the builder, k3s units,
     distcc unit, listeners, processes and whitelist; the builder also its
     tmpfs, the build user's environment, distcc's slot count, and a TCP probe
-    of every worker.
+    of every worker. The builder's slow sections (AT_ONCE) run at once, after
+    the snapshots (SNAPSHOTS); the output is the same as in turn.
 
     .. code:: python
 

@@ -28,9 +28,12 @@ def outcomes(report: dict) -> dict[str, list[tuple[str, str]]]:
 
 def test_validation_passes_and_is_read_only(nodes):
     before = cluster_digest()
+    # The builder's survey keeps its sections' output in a temporary directory.
+    tmp_before = {node.container: sh(node.container, "ls -A /tmp") for node in nodes}
     code, failed, output = validate()
     assert code == 0 and not failed, output[-3000:]
     assert cluster_digest() == before
+    assert {node.container: sh(node.container, "ls -A /tmp") for node in nodes} == tmp_before
     assert output.isascii()
     assert "validation: " in output and " 0 FAIL" in output
 
