@@ -340,6 +340,53 @@ def _raw(command) -> object:
     return command if isinstance(command, StringCommand) else StringCommand(command)
 
 
+def survey_sections(
+    builder_peer: str,
+    names: list[str],
+    port: int = 3632,
+    tmpfs_path: str | None = None,
+    build_user: str | None = None,
+    workers: list[str] = (),  # type: ignore[assignment]
+    profile_script: str | None = None,
+    sent_names: list[str] = (),  # type: ignore[assignment]
+    cross_compilers: list[str] = (),  # type: ignore[assignment]
+) -> list[tuple[str, object]]:
+    """HostSurvey's sections for these arguments, (name, command) in the
+    order they are read."""
+    # gcc's version and target come from the compilers section (the same
+    # binary: sudo's and systemd's PATH are Debian's same list), so this
+    # one only asks dpkg: two gcc starts fewer, slow ones on a CM3+.
+    # The snapshots come first: ps, the listeners and the free memory
+    # must not see the survey's own later work (its compilers and
+    # distcc runs, its login shell) as the host's.
+    sections: list[tuple[str, object]] = [
+        ("processes", PS_COMMAND),
+        ("listening", DistccdListening().command(port)),
+        ("memory_available", MEMORY_AVAILABLE_COMMAND),
+        ("identity", ARCH_COMMAND),
+        ("names", HostNames().command(list(names))),
+        ("resources", HostResources.command),
+        ("builder_route", PeerRoute().command(builder_peer)),
+        ("units", _units_section()),
+        ("masquerade", MASQUERADE_COMMAND),
+        ("gcc_package", GCC_PACKAGE_COMMAND),
+        ("distccd_tmp", DISTCCD_TMP_COMMAND),
+        ("compilers", CompilerTargets.command),
+    ]
+    if tmpfs_path is not None:
+        sections.append(("mount", TmpfsMount().command(tmpfs_path)))
+        sections.append(("tmpfs_space", _space_command(tmpfs_path)))
+    if build_user is not None:
+        sections.append(("login", LoginEnvironment().command(build_user, list(cross_compilers))))
+    if profile_script is not None:
+        sections.append(("profile", _profile_command(profile_script)))
+    if sent_names:
+        sections.append(("sent", CompilersSent().command(list(sent_names))))
+    if workers:
+        sections.append(("reach", _reach_command(list(workers), port)))
+    return sections
+
+
 class HostSurvey(ParsedFact[Survey]):
     """
     One host's whole state for validation, in one command. Every host gets its
@@ -371,37 +418,9 @@ class HostSurvey(ParsedFact[Survey]):
         sent_names: list[str] = (),  # type: ignore[assignment]
         cross_compilers: list[str] = (),  # type: ignore[assignment]
     ) -> StringCommand:
-        # gcc's version and target come from the compilers section (the same
-        # binary: sudo's and systemd's PATH are Debian's same list), so this
-        # one only asks dpkg: two gcc starts fewer, slow ones on a CM3+.
-        # The snapshots come first: ps, the listeners and the free memory
-        # must not see the survey's own later work (its compilers and
-        # distcc runs, its login shell) as the host's.
-        sections: list[tuple[str, object]] = [
-            ("processes", PS_COMMAND),
-            ("listening", DistccdListening().command(port)),
-            ("memory_available", MEMORY_AVAILABLE_COMMAND),
-            ("identity", ARCH_COMMAND),
-            ("names", HostNames().command(list(names))),
-            ("resources", HostResources.command),
-            ("builder_route", PeerRoute().command(builder_peer)),
-            ("units", _units_section()),
-            ("masquerade", MASQUERADE_COMMAND),
-            ("gcc_package", GCC_PACKAGE_COMMAND),
-            ("distccd_tmp", DISTCCD_TMP_COMMAND),
-            ("compilers", CompilerTargets.command),
-        ]
-        if tmpfs_path is not None:
-            sections.append(("mount", TmpfsMount().command(tmpfs_path)))
-            sections.append(("tmpfs_space", _space_command(tmpfs_path)))
-        if build_user is not None:
-            sections.append(("login", LoginEnvironment().command(build_user, list(cross_compilers))))
-        if profile_script is not None:
-            sections.append(("profile", _profile_command(profile_script)))
-        if sent_names:
-            sections.append(("sent", CompilersSent().command(list(sent_names))))
-        if workers:
-            sections.append(("reach", _reach_command(list(workers), port)))
+        sections = survey_sections(
+            builder_peer, names, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
+        )
         # distcc's unit and the k3s units in one systemctl show (each start
         # of systemctl costs more than most sections), kept in $units for the
         # units section and for distccd_tmp's MainPID.
@@ -422,6 +441,12 @@ class HostSurvey(ParsedFact[Survey]):
             bits += _collect(background)
         bits.append("true")
         return StringCommand(*bits)
+
+    @staticmethod
+    def section_names(k3s_units: list[str] = (), **arguments) -> list[str]:  # type: ignore[assignment]
+        """The sections' marks the command prints for these arguments (the
+        k3s units only change its prelude), as make bench checks them."""
+        return [name for name, _ in survey_sections(**arguments)]
 
     @staticmethod
     def parse(lines: list[str]) -> Survey:
