@@ -312,8 +312,13 @@ def _at_once(names: list[str], commands: dict[str, object]) -> list[object]:
     file of its own in a temporary directory (a shell function per section,
     so that _collect can run it again in the foreground). A section's file
     ends with DONE only if the section ran to its end and every line was
-    written; without a directory (mktemp failed) nothing starts here."""
-    bits: list[object] = ["D=$(mktemp -d 2>/dev/null) || D=;"]
+    written; without a directory (mktemp failed) nothing starts here. The
+    directory goes when the survey ends, however it ends (a signal, or its
+    ssh channel closed under it)."""
+    bits: list[object] = [
+        "D=$(mktemp -d 2>/dev/null) || D=;",
+        "trap '[ -z \"$D\" ] || rm -rf \"$D\"' EXIT; trap 'exit 1' HUP INT TERM PIPE;",
+    ]
     for name in names:
         bits += [f"_survey_{name}() {{ (", _raw(commands[name]), ") 2>/dev/null; };"]
     bits.append('if [ -n "$D" ]; then')
@@ -327,12 +332,13 @@ def _collect(names: list[str]) -> list[object]:
     """After the foreground sections: wait, then print each background
     section under its mark, in order. One whose file is missing or has no
     DONE line (a full /tmp, say) is run again here, in the foreground, so
-    its output is whole or as it would be without the background."""
+    its output is whole or as it would be without the background. The
+    directory is removed on exit (see _at_once)."""
     return [
         "wait; for s in", *names, "; do echo \"" + MARK + "$s\"; e=;",
         '[ -n "$D" ] && [ -f "$D/$s" ] && while IFS= read -r l; do [ "$l" = \'' + DONE + '\' ] && e=1; done <"$D/$s";',
         'if [ -n "$e" ]; then while IFS= read -r l; do [ "$l" = \'' + DONE + '\' ] || printf \'%s\\n\' "$l"; done <"$D/$s";',
-        'else "_survey_$s"; fi; done; [ -z "$D" ] || rm -rf "$D";',
+        'else "_survey_$s"; fi; done;',
     ]
 
 

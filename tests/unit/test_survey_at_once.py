@@ -5,7 +5,9 @@ whether they overlapped, with and without a usable temporary directory."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 from pyinfra.api import StringCommand
@@ -85,3 +87,23 @@ def test_the_builder_reads_its_snapshots_before_anything_starts_at_once():
 def test_a_worker_survey_runs_in_turn():
     command = HostSurvey().command(builder_peer="builder.distcc.internal", names=["worker1.distcc.internal"])
     assert "mktemp" not in command.get_raw_value()
+
+
+def test_the_temporary_directory_goes_when_the_survey_is_stopped(tmp_path):
+    # pyinfra stopped (Ctrl-C) or its ssh channel closed: sh gets a signal
+    # while it waits for the background sections.
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    env = dict(os.environ, FLAG=str(tmp_path / "never"), TMPDIR=str(tmpdir))
+    proc = subprocess.Popen(["sh", "-c", script(["first"])], env=env, stdout=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            if any(tmpdir.iterdir()):
+                break
+            time.sleep(0.05)
+        assert any(tmpdir.iterdir())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) != 0
+    finally:
+        proc.kill()
+    assert list(tmpdir.iterdir()) == []
