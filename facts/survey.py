@@ -315,9 +315,10 @@ def _at_once(names: list[str], commands: dict[str, object]) -> list[object]:
     written; without a directory (mktemp failed) nothing starts here. The
     directory goes when the survey ends, however it ends (a signal, or its
     ssh channel closed under it)."""
+    # The traps first: a signal between mktemp and them would leave the directory.
     bits: list[object] = [
+        "D=; trap '[ -z \"$D\" ] || rm -rf \"$D\"' EXIT; trap 'exit 1' HUP INT TERM PIPE;",
         "D=$(mktemp -d 2>/dev/null) || D=;",
-        "trap '[ -z \"$D\" ] || rm -rf \"$D\"' EXIT; trap 'exit 1' HUP INT TERM PIPE;",
     ]
     for name in names:
         bits += [f"_survey_{name}() {{ (", _raw(commands[name]), ") 2>/dev/null; };"]
@@ -413,20 +414,13 @@ class HostSurvey(ParsedFact[Survey]):
 
     def command(
         self,
-        builder_peer: str,
-        names: list[str],
-        port: int = 3632,
         k3s_units: list[str] = ("k3s", "k3s-server", "k3s-agent"),  # type: ignore[assignment]
-        tmpfs_path: str | None = None,
-        build_user: str | None = None,
-        workers: list[str] = (),  # type: ignore[assignment]
-        profile_script: str | None = None,
-        sent_names: list[str] = (),  # type: ignore[assignment]
-        cross_compilers: list[str] = (),  # type: ignore[assignment]
+        **arguments,
     ) -> StringCommand:
-        sections = survey_sections(
-            builder_peer, names, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
-        )
+        """arguments: survey_sections' (builder_peer, names, port, and the
+        builder's tmpfs_path, build_user, workers, profile_script,
+        sent_names, cross_compilers)."""
+        sections = survey_sections(**arguments)
         # distcc's unit and the k3s units in one systemctl show (each start
         # of systemctl costs more than most sections), kept in $units for the
         # units section and for distccd_tmp's MainPID.
@@ -434,7 +428,8 @@ class HostSurvey(ParsedFact[Survey]):
         bits += [QuoteString(f"{u}.service") for u in k3s_units]
         bits += [UNIT_PROPERTIES, "2>/dev/null);"]
         present = {name for name, _ in sections}
-        background = [name for name in AT_ONCE if name in present] if build_user is not None or workers else []
+        # Only the builder's survey (its login and reach sections) is long.
+        background = [name for name in AT_ONCE if name in present] if present & {"login", "reach"} else []
         if len(background) < 2:
             background = []
         for name, command in sections:
