@@ -412,15 +412,25 @@ class HostSurvey(ParsedFact[Survey]):
          "reach": [{"peer": "worker1.distcc.internal", "open": True, ...}]}
     """
 
+    # Every argument by name, not **arguments: pyinfra binds a fact's
+    # arguments to the parameters of its command (inspect.getcallargs), and
+    # would pass **arguments as one argument named "arguments".
     def command(
         self,
+        builder_peer: str,
+        names: list[str],
+        port: int = 3632,
         k3s_units: list[str] = ("k3s", "k3s-server", "k3s-agent"),  # type: ignore[assignment]
-        **arguments,
+        tmpfs_path: str | None = None,
+        build_user: str | None = None,
+        workers: list[str] = (),  # type: ignore[assignment]
+        profile_script: str | None = None,
+        sent_names: list[str] = (),  # type: ignore[assignment]
+        cross_compilers: list[str] = (),  # type: ignore[assignment]
     ) -> StringCommand:
-        """arguments: survey_sections' (builder_peer, names, port, and the
-        builder's tmpfs_path, build_user, workers, profile_script,
-        sent_names, cross_compilers)."""
-        sections = survey_sections(**arguments)
+        sections = survey_sections(
+            builder_peer, names, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
+        )
         # distcc's unit and the k3s units in one systemctl show (each start
         # of systemctl costs more than most sections), kept in $units for the
         # units section and for distccd_tmp's MainPID.

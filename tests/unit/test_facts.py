@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from pyinfra.api import FactBase, ShortFactBase, StringCommand
+from pyinfra.api.facts import _make_command
 
 import facts
 
@@ -46,8 +47,11 @@ def test_fact_from_captured_output(path: Path) -> None:
     short_fact = fact_class() if issubclass(fact_class, ShortFactBase) else None
     fact = fact_class.fact() if short_fact else fact_class()
 
+    # The command as pyinfra builds it: the arguments bound to the command's
+    # parameters by name (getcallargs), then passed as keywords.
     args, kwargs = _command_arguments(fixture)
-    command = fact.command(*args, **kwargs) if callable(fact.command) else fact.command
+    host_args = inspect.getcallargs(fact.command, *args, **kwargs) if callable(fact.command) and (args or kwargs) else {}
+    command = _make_command(fact.command, host_args)
     assert _raw(command) == fixture["command"]
 
     # pyinfra calls process() only when the command printed something;
