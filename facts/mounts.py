@@ -117,9 +117,11 @@ def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
             mount["fstype"] = fstype
             mount["options"] = options.split(",") if options else []
         elif kind == "blocks":
+            # Empty when the path does not reach the mount (see mount_hidden).
             block_size, _, blocks = rest.partition(" ")
-            mount["size"] = int(block_size) * int(blocks)
-        elif kind == "mode":
+            if block_size.isdigit() and blocks.isdigit():
+                mount["size"] = int(block_size) * int(blocks)
+        elif kind == "mode" and rest.isdigit():
             mount["mode"] = rest.zfill(4)
         elif kind == "underneath":
             mount["underneath_has_files"] = None if not rest.isdigit() else int(rest) > 0
@@ -142,3 +144,26 @@ def parse_mount_point(lines: list[str], path: str = "") -> MountPointStatus:
             underneath_has_files=mount.get("underneath_has_files"),
         )
     return status
+
+
+def mount_hidden(status: MountPointStatus) -> bool:
+    """The mount table lists a mount at the path, but the path does not
+    reach it: something was mounted over a parent directory after it (on
+    Raspberry Pi OS, tmp.mount's tmpfs on /tmp). The mount still holds its
+    files and memory, and nothing can reach it by its path (umount and
+    mount -o remount fail with No such file or directory) until what lies
+    over it is unmounted."""
+    return status["mount"] is not None and not status["exists"]
+
+
+def hidden_mount_fix(status: MountPointStatus, then: str) -> str:
+    """What a hidden mount (mount_hidden) is and how to reach it again."""
+    path = status["path"]
+    parent = path.rsplit("/", 1)[0] or "/"
+    fstype = status["mount"]["fstype"] if status["mount"] else "filesystem"
+    return (
+        f"findmnt lists a {fstype} mounted at {path}, but {path} does not exist: a filesystem was mounted over "
+        f"{parent} (or a directory above it) after it and hides it, with its files (on Raspberry Pi OS, "
+        f"tmp.mount's tmpfs on /tmp). Find it with `findmnt -T {parent}`, unmount it (`sudo umount {parent}` "
+        f"when that is the one) so that {path} is reached again, then {then}"
+    )

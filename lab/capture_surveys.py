@@ -105,6 +105,10 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "worker", "systemctl enable --quiet k3s-agent", "systemctl disable --quiet k3s-agent", False, {},
     ),
     "tmpfs-unmounted": ("builder: umount /tmp/kernel-build", "builder", "umount /tmp/kernel-build", "", True, {}),
+    "tmpfs-hidden": (
+        "builder: a tmpfs mounted on /tmp after the build tmpfs (as Raspberry Pi OS's tmp.mount would), hiding it",
+        "builder", "mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp", "umount /tmp", False, {},
+    ),
     "tmpfs-wrong": (
         "builder: tmpfs remounted 1G noexec, chmod 755, its fstab line removed", "builder",
         "mount -o remount,size=1G,noexec /tmp/kernel-build && chmod 755 /tmp/kernel-build "

@@ -9,7 +9,7 @@ from pyinfra import host, logger
 from pyinfra.api import OperationError, QuoteString, StringCommand, operation
 from pyinfra.operations import files
 
-from facts.mounts import MountPointStatus, TmpfsMount
+from facts.mounts import MountPointStatus, TmpfsMount, hidden_mount_fix, mount_hidden
 from operations._observed import observed
 
 _SIZE = re.compile(r"^(?P<number>\d+)(?P<unit>[KMG]?)$")
@@ -110,7 +110,8 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     + mode: permission bits of the mount's root, e.g. ``"1777"``
 
     Refuses to mount over a directory that holds files: the mount would hide
-    them. Refuses to replace something else mounted there. Of several live
+    them. Refuses to replace something else mounted there. Refuses a mount
+    the path no longer reaches (something mounted over a parent after it). Of several live
     fstab lines for path, the first is set to the tmpfs line and the others
     are commented out (with a warning), so `mount -a` mounts one tmpfs.
     The size is compared in the host's pages (4 KiB, or 16 KiB on Raspberry
@@ -127,6 +128,8 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     mounted = status["mount"]
     options = mount_options(size, mode)
 
+    if mount_hidden(status):
+        raise OperationError(hidden_mount_fix(status, "run again") + ".")
     if mounted is None:
         refusal = mount_refusal(status)
         if refusal:
@@ -178,6 +181,8 @@ def tmpfs_unmounted(path: str, discard: bool = False):
     """
     status = observed(TmpfsMount, path=path)
     mounted = status["mount"]
+    if mount_hidden(status):
+        raise OperationError(hidden_mount_fix(status, "run again") + ".")
     if mounted is None:
         host.noop(f"nothing is mounted at {path}")
     elif mounted["fstype"] != "tmpfs":

@@ -11,7 +11,7 @@ from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_job
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
 from facts.distcc import COMPILER_NAME, MASQUERADE_DIR, DistccProcesses
 from facts.logs import BackoffMarkers, ClientLogsWithJobs
-from facts.mounts import MountPointStatus, TmpfsMount
+from facts.mounts import MountPointStatus, TmpfsMount, hidden_mount_fix, mount_hidden
 from facts.paths import PathStatus
 from facts.systemd import UnitState
 from facts.users import LoginEnv, LoginEnvironment
@@ -80,8 +80,14 @@ def profile_context(settings: Settings) -> dict:
 
 def tmpfs_status(settings: Settings) -> tuple[MountPointStatus, str]:
     """The builder's tmpfs mount point and the size it gets, refused while
-    the deploy file loads (so before any host changes) when it cannot fit."""
+    the deploy file loads (so before any host changes) when it cannot fit,
+    or when the path no longer reaches it (mounts.mount_hidden)."""
     status = observed(TmpfsMount, path=settings.tmpfs_path)
+    if mount_hidden(status):
+        raise DataSafetyRefusal(
+            f"host {host.name}: setting distcc_tmpfs_path = {settings.tmpfs_path!r}: "
+            f"{hidden_mount_fix(status, 'run the deploy again')}. Nothing was changed on any host."
+        )
     memory = status["memory_bytes"]
     size = tmpfs_size_for(settings, memory)
     if memory and mounts.parse_size(size) > memory:

@@ -39,6 +39,7 @@ from deploys.library.settings import Settings, compiler_package, jobs_for, setti
 from deploys.library.worker import builder_peer, distccd_config, override_text
 from facts.compiler import INVOKED_NAMES
 from facts.distcc import ProcessInfo
+from facts.mounts import hidden_mount_fix, mount_hidden
 from facts.survey import HostSurvey, Reach, Survey
 from operations.distcc import UNIT
 from operations.mounts import tmpfs_bytes
@@ -227,6 +228,8 @@ def builder_tmpfs(s: Subject) -> tuple[str, str]:
     settings = s.settings
     mount = s.survey["mount"]["mount"]
     path = settings.tmpfs_path
+    if mount_hidden(s.survey["mount"]):
+        return FAIL, hidden_mount_fix(s.survey["mount"], HEAL)
     if mount is None:
         return FAIL, f"nothing is mounted at {path}; {HEAL}"
     if mount["fstype"] != "tmpfs":

@@ -434,6 +434,40 @@ def test_tmpfs_refusal_is_one_message_before_any_host_changes(tmpfs_over_files):
     assert REFUSAL + " Nothing was changed on any host." in run.output
 
 
+HIDDEN = (
+    f"setting distcc_tmpfs_path = '{TMPFS}': findmnt lists a tmpfs mounted at {TMPFS}, but {TMPFS} does not "
+    "exist: a filesystem was mounted over /tmp"
+)
+
+
+def test_a_tmpfs_hidden_by_a_later_mount_on_tmp_is_named_and_refused_before_any_change(builder, tmp_path):
+    """Raspberry Pi OS's tmp.mount (a tmpfs on /tmp) started while in build
+    mode hides the build tmpfs, with its files: no deploy can reach it by its
+    path. Both deploys refuse before any host changes, validation names it
+    (no traceback), and unmounting what lies over /tmp brings it back whole."""
+    switch()
+    sh(builder.container, f"echo precious > {TMPFS}/vmlinux.o && mount -t tmpfs -o size=64m,mode=1777 tmpfs /tmp")
+    try:
+        before = settled_digest()
+        for deploy_file in ("deploys/mode_switch.py", "deploys/k3s_mode.py"):
+            run = run_pyinfra("inventories/lab.py", deploy_file)
+            assert run.returncode != 0, deploy_file
+            assert "Traceback" not in run.output and "Beginning operation run" not in run.output, run.output[-3000:]
+            assert f"host builder.distcc.internal: {HIDDEN}" in run.output, run.output[-3000:]
+            assert "`sudo umount /tmp` when that is the one" in run.output
+            assert "Nothing was changed on any host." in run.output
+        assert settled_digest() == before
+        report = tmp_path / "v.json"
+        run = deploy("cluster_distcc_validate", json_output=False, data={"distcc_report_path": str(report)})
+        assert run.returncode != 0 and "Traceback" not in run.stderr
+        assert set(json.loads(report.read_text())["failed"]) == {f"B-TMPFS@{builder.fqdn}"}, run.stderr[-3000:]
+    finally:
+        sh(builder.container, "umount /tmp", check=False)
+    assert sh(builder.container, f"cat {TMPFS}/vmlinux.o") == "precious\n"
+    sh(builder.container, f"rm -f {TMPFS}/vmlinux.o")
+    validate(tmp_path)
+
+
 def test_leaving_build_mode_keeps_tmpfs_contents_unless_discard_is_set(builder):
     switch()
     sh(builder.container, f"echo precious > {TMPFS}/vmlinux.o")

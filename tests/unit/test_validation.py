@@ -146,6 +146,9 @@ OUTCOMES = [
     # B-TMPFS
     ("healthy", BUILDER, "B-TMPFS", PASS, ["tmpfs 256M mode 1777 exec, in fstab"]),
     ("tmpfs-unmounted", BUILDER, "B-TMPFS", FAIL, ["nothing is mounted at /tmp/kernel-build", HEAL]),
+    ("tmpfs-hidden", BUILDER, "B-TMPFS", FAIL,
+     ["findmnt lists a tmpfs mounted at /tmp/kernel-build, but /tmp/kernel-build does not exist",
+      "mounted over /tmp", "`findmnt -T /tmp`", "`sudo umount /tmp` when that is the one", f"then {HEAL}"]),
     ("tmpfs-wrong", BUILDER, "B-TMPFS", FAIL,
      ["size 1073741824 bytes, want 268435456 (256M)", "mounted noexec", "mode 0755, want 1777",
       "missing from /etc/fstab", HEAL]),
@@ -390,6 +393,7 @@ BREAKAGE_FINDINGS = {
     "allow-wrong": {("W-OVERRIDE", WORKER1, FAIL), ("W-ALLOW-BUILDER", WORKER1, FAIL)},
     "whitelist-link-removed": {("W-WHITELIST", WORKER1, FAIL)},
     "tmpfs-unmounted": {("B-TMPFS", BUILDER, FAIL), ("B-TMPFS-SPACE", BUILDER, WARN)},
+    "tmpfs-hidden": {("B-TMPFS", BUILDER, FAIL), ("B-TMPFS-SPACE", BUILDER, WARN)},
     "distccd-on-builder": {("B-DISTCCD-OFF", BUILDER, FAIL)},
     "k3s-started": {("H-K3S", WORKER1, FAIL)},
     "k3s-stopped-pods-left": {("H-K3S", WORKER1, FAIL)},
