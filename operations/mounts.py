@@ -111,9 +111,10 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
 
     Refuses to mount over a directory that holds files: the mount would hide
     them. Refuses to replace something else mounted there. Refuses a mount
-    the path no longer reaches (something mounted over a parent after it). Of several live
-    fstab lines for path, the first is set to the tmpfs line and the others
-    are commented out (with a warning), so `mount -a` mounts one tmpfs.
+    the path no longer reaches (something mounted over a parent after it).
+    Of several live fstab lines for path, the first is set to the tmpfs
+    line and the others are commented out (with a warning), so `mount -a`
+    mounts one tmpfs.
     The size is compared in the host's pages (4 KiB, or 16 KiB on Raspberry
     Pi 5 kernels), as the kernel rounds it.
 
