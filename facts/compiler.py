@@ -27,29 +27,10 @@ def parse_identity(lines: list[str]) -> Identity:
     )
 
 
+# The userland's architecture, which is what matters: a 32-bit Raspberry Pi
+# OS on a CM4 runs a 64-bit kernel, so `uname -m` would mislead. gcc's
+# version and target come from CompilerTargets (one -v run per driver).
 ARCH_COMMAND = 'printf "arch %s\\n" "$(dpkg --print-architecture 2>/dev/null)"'
-
-
-class CompilerIdentity(ParsedFact[Identity]):
-    """
-    `gcc -dumpfullversion`, `gcc -dumpmachine` and `dpkg --print-architecture`
-    (the userland's architecture, which is what matters: a 32-bit Raspberry Pi
-    OS on a CM4 runs a 64-bit kernel, so `uname -m` would mislead).
-
-    .. code:: python
-
-        {"gcc_version": "12.2.0", "gcc_machine": "aarch64-linux-gnu",
-         "dpkg_architecture": "arm64"}
-
-    None for anything that is not installed.
-    """
-
-    command = (
-        'printf "version %s\\n" "$(gcc -dumpfullversion 2>/dev/null)"; '
-        'printf "machine %s\\n" "$(gcc -dumpmachine 2>/dev/null)"; ' + ARCH_COMMAND
-    )
-
-    parse = staticmethod(parse_identity)
 
 
 # A GCC driver's -v names its target and version on lines of their own:

@@ -77,8 +77,8 @@ class GccPackage(TypedDict):
 
 
 class Space(TypedDict):
-    """Free room on one filesystem, from statfs (stat -f; df -P in older
-    captures): None where it gives no number."""
+    """Free room on one filesystem, from statfs (stat -f): None where it
+    gives no number."""
 
     total_bytes: int | None
     free_bytes: int | None
@@ -224,10 +224,6 @@ DISTCCD_TMP_COMMAND = StringCommand(
 )
 
 
-def _number(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
-
-
 def parse_space(lines: list[str]) -> Space:
     space = Space(total_bytes=None, free_bytes=None, total_inodes=None, free_inodes=None)
     for line in lines:
@@ -237,13 +233,6 @@ def parse_space(lines: list[str]) -> Space:
             size, blocks, available, inodes, free_inodes = (int(f) for f in fields[1:])
             space.update(total_bytes=size * blocks, free_bytes=size * available, total_inodes=inodes,
                          free_inodes=free_inodes)
-        # df -P: filesystem, size, used, available, capacity, mounted on
-        elif len(fields) >= 7 and fields[0] == "space":
-            total, free = _number(fields[2]), _number(fields[4])
-            space["total_bytes"] = None if total is None else total * 1024
-            space["free_bytes"] = None if free is None else free * 1024
-        elif len(fields) >= 7 and fields[0] == "inodes":
-            space["total_inodes"], space["free_inodes"] = _number(fields[2]), _number(fields[4])
     return space
 
 
@@ -440,8 +429,6 @@ class HostSurvey(ParsedFact[Survey]):
         present = {name for name, _ in sections}
         # Only the builder's survey (its login and reach sections) is long.
         background = [name for name in AT_ONCE if name in present] if present & {"login", "reach"} else []
-        if len(background) < 2:
-            background = []
         for name, command in sections:
             if name in background:
                 continue
@@ -469,8 +456,6 @@ _PARSERS = {
     "names": parse_names,
     "resources": parse_resources,
     "builder_route": parse_route,
-    "k3s": parse_k3s_units,
-    "unit": parse_unit_state,
     "listening": parse_listening,
     "masquerade": parse_masquerade,
     "mount": parse_mount_point,

@@ -199,7 +199,7 @@ KILLALL_LOOP = (
 
 def parse_k3s_units(lines: list[str]) -> UnitsPresent:
     result = UnitsPresent(units={}, containerd_shims=0, k3s_processes=0, killall=None)
-    # systemctl show's blocks; captures older than them have one "Unit" line each.
+    # systemctl show's blocks, then the counts and k3s-killall.sh's path.
     for props in show_blocks(lines):
         name = props.get("Id", "").removesuffix(".service")
         if name and props.get("LoadState") == "loaded":
@@ -208,16 +208,7 @@ def parse_k3s_units(lines: list[str]) -> UnitsPresent:
             )
     for line in lines:
         fields = line.split()
-        if fields[:1] == ["Unit"] and len(fields) >= 3:
-            name, load = fields[1], fields[2]
-            if load != "loaded":
-                continue
-            result["units"][name] = UnitBrief(
-                load=load,
-                active=fields[3] if len(fields) > 3 else "unknown",
-                enabled_state=fields[4] if len(fields) > 4 else "",
-            )
-        elif fields[:1] == ["Shims"] and len(fields) == 2 and fields[1].isdigit():
+        if fields[:1] == ["Shims"] and len(fields) == 2 and fields[1].isdigit():
             result["containerd_shims"] = int(fields[1])
         elif fields[:1] == ["K3s"] and len(fields) == 2 and fields[1].isdigit():
             result["k3s_processes"] = int(fields[1])
