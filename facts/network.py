@@ -46,6 +46,14 @@ def parse_route(lines: list[str], peer: str = "") -> Route:
     return route
 
 
+# $d: the device of the route line in $r (`ip -o route get`), by the
+# shell itself; `${r##* dev }` takes the last " dev ", as sed's greedy
+# `.* dev ` did. Then $m: that device's MTU. PeerRoute and the survey's
+# reach of every worker take their routes apart alike.
+ROUTE_DEVICE = 'case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
+DEVICE_MTU = '[ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu'
+
+
 class PeerRoute(ParsedFact[Route]):
     """
     How this host reaches a peer given by name or address.
@@ -64,14 +72,12 @@ class PeerRoute(ParsedFact[Route]):
         # $a: the peer's first IPv4 address (getent's first word), $r the
         # kernel's route to it (ip -o: one line), $d that route's device and
         # $m the device's MTU; every step but getent and ip done by the shell
-        # itself, since a CM3+ pays for every process start. `${r##* dev }`
-        # takes the last " dev ", as sed's greedy `.* dev ` did.
+        # itself, since a CM3+ pays for every process start.
         return StringCommand(
             assign("n", peer), ";",
             'set -- $(getent ahostsv4 "$n" 2>/dev/null); a=${1:-}; r=; d=; m=;'
             ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
-            ' case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
-            ' [ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu', ";",
+            " " + ROUTE_DEVICE + " " + DEVICE_MTU, ";",
             'printf "peer %s\\naddress %s\\n" "$n" "$a";'
             ' if [ -n "$a" ]; then printf "route %s\\n" "$r"; [ -n "$d" ] && printf "linkmtu %s\\n" "$m"; fi', "; true",
         )

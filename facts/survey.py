@@ -39,7 +39,7 @@ from facts.distcc import (
 )
 from facts.host import HostNames, HostResources, Names, Resources, meminfo_line, parse_names, parse_resources
 from facts.mounts import MountPointStatus, TmpfsMount, parse_mount_point
-from facts.network import PeerRoute, Route, parse_route
+from facts.network import DEVICE_MTU, ROUTE_DEVICE, PeerRoute, Route, parse_route
 from facts.systemd import (
     KILLALL_LOOP,
     UNIT_EXTRAS,
@@ -138,9 +138,9 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
         # Z: "name address source mtu state" lines, state unresolved, noroute or try.
         "Z=$(printf '%s' \"$Q\" | while read -r n a; do r=; [ \"$a\" = - ] || r=$(printf '%s\\n' \"$R\" | while IFS= read -r l; do",
         "set -- $l; if [ \"$1\" = \"$a\" ] || [ \"${2:-}\" = \"$a\" ]; then printf %s \"$l\"; break; fi; done);",
-        "d=; s=; m=; case \"$r\" in *\" dev \"*) d=${r##* dev }; d=${d%% *};; esac;",
+        "d=; s=; m=; " + ROUTE_DEVICE,
         "case \"$r\" in *\" src \"*) s=${r##* src }; s=${s%% *};; esac;",
-        "[ -n \"$d\" ] && read m 2>/dev/null </sys/class/net/\"$d\"/mtu;",
+        DEVICE_MTU + ";",
         "if [ \"$a\" = - ]; then o=unresolved; elif [ -z \"$r\" ]; then o=noroute; else o=try; fi;",
         "printf '%s %s %s %s %s\\n' \"$n\" \"$a\" \"${s:--}\" \"${m:--}\" \"$o\"; done);",
         # C: "C address status message" for each connection that ended within 3 s.
@@ -200,10 +200,14 @@ def parse_gcc_package(lines: list[str]) -> GccPackage:
 MEMORY_AVAILABLE_COMMAND = meminfo_line("MemAvailable")
 
 
+# statfs(2) of a path, what df -P would print (f_frsize, f_blocks,
+# f_bavail, f_files, f_ffree) without df's mount table, tail and sed: the
+# line parse_space reads.
+STATFS = "stat -f -c 'statfs %S %b %a %c %d'"
+
+
 def _space_command(path: str) -> StringCommand:
-    # statfs(2) of the path, what df -P would print (f_frsize, f_blocks,
-    # f_bavail, f_files, f_ffree) without df's mount table, tail and sed.
-    return StringCommand("stat -f -c 'statfs %S %b %a %c %d'", QuoteString(path))
+    return StringCommand(STATFS, QuoteString(path))
 
 
 # Where distccd writes its temporary files: /tmp as distccd sees it, in its
@@ -220,7 +224,7 @@ DISTCCD_TMP_COMMAND = StringCommand(
     "*) p=$(systemctl show distcc.service -p MainPID --value 2>/dev/null);; esac;",
     'if [ "${p:-0}" -gt 0 ] 2>/dev/null && [ -d "/proc/$p/root/tmp" ]; then echo "where distccd"; t="/proc/$p/root/tmp";',
     "else echo 'where host'; t=/tmp; fi;",
-    "stat -f -c 'statfs %S %b %a %c %d' \"$t\"",
+    STATFS, '"$t"',
 )
 
 
