@@ -316,6 +316,21 @@ def probe_targets(targets: list[dict]) -> list[dict]:
     return [dict(t, remote=remote, marker=PROBE_END, sections=1) for t in targets]
 
 
+def waiter(proc: subprocess.Popen, ended: dict[int, float], key: int) -> threading.Thread:
+    """A started thread that waits for proc with a blocking waitpid and puts
+    when it ended in ended[key]: Popen.wait(timeout=) polls with sleeps of up
+    to 50 ms, which would add 0 to 50 ms (25 on average) to what it times.
+    The floor and every pyinfra run are timed so."""
+
+    def wait() -> None:
+        proc.wait()
+        ended[key] = time.monotonic()
+
+    thread = threading.Thread(target=wait, daemon=True)
+    thread.start()
+    return thread
+
+
 def measure_floor(targets: list[dict], log_dir: Path, tag: str) -> dict:
     """One parallel OpenSSH exec per host; wall from first start to last exit."""
     outs = []
@@ -330,17 +345,10 @@ def measure_floor(targets: list[dict], log_dir: Path, tag: str) -> dict:
                 ["ssh", *SSH_OPTIONS, f"{target['user']}@{target['address']}", target["remote"]],
                 stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             ))
-        # One waiter thread per ssh: each host's own elapsed time, to tell
-        # which survey bounds the floor.
+        # One waiter per ssh: each host's own end, to tell which survey
+        # bounds the floor.
         ended: dict[int, float] = {}
-
-        def waiter(i: int, proc: subprocess.Popen) -> None:
-            proc.wait()  # a blocking waitpid: wait(timeout=) polls with up to 50 ms sleeps
-            ended[i] = time.monotonic() - start
-
-        threads = [threading.Thread(target=waiter, args=(i, p), daemon=True) for i, p in enumerate(procs)]
-        for thread in threads:
-            thread.start()
+        threads = [waiter(p, ended, i) for i, p in enumerate(procs)]
         deadline = start + FLOOR_TIMEOUT
         for thread, proc in zip(threads, procs, strict=True):
             thread.join(max(0.0, deadline - time.monotonic()))
@@ -365,7 +373,7 @@ def measure_floor(targets: list[dict], log_dir: Path, tag: str) -> dict:
                 log.write(f"=== {target['name']} exit {code}\n{stdout}\n--- stderr\n{stderr}\n")
     return {
         "wall_s": wall,
-        "per_host_s": {t["name"]: ended.get(i) for i, t in enumerate(targets)},
+        "per_host_s": {t["name"]: ended[i] - start if i in ended else None for i, t in enumerate(targets)},
         "ok": not problems,
         "problems": problems,
         "commands": {t["name"]: 1 for t in targets},
@@ -414,17 +422,8 @@ def run_pyinfra(deploy: str, log_dir: Path, tag: str, extra: tuple[str, ...] = (
         if not GNU_TIME:
             poller = threading.Thread(target=_poll_vmhwm, args=(proc.pid, stop, peaks), daemon=True)
             poller.start()
-        # A blocking waitpid in a thread, as the floor's: wait(timeout=)
-        # polls with sleeps of up to 50 ms, which added 0 to 50 ms (25 on
-        # average) to every pyinfra run and none to the floor.
-        ended: list[float] = []
-
-        def waiter() -> None:
-            proc.wait()
-            ended.append(time.monotonic())
-
-        waiting = threading.Thread(target=waiter, daemon=True)
-        waiting.start()
+        ended: dict[int, float] = {}
+        waiting = waiter(proc, ended, 0)
         waiting.join(PYINFRA_TIMEOUT)
         if waiting.is_alive():
             proc.kill()
