@@ -39,6 +39,44 @@ def parse_names(lines: list[str]) -> Names:
     return names
 
 
+# The shell's newline in $nl (a command substitution drops trailing ones).
+NEWLINE = "nl=$(printf '\\n_'); nl=${nl%_};"
+
+
+def resolve_v4(names: list[str] | tuple[str, ...]) -> StringCommand:
+    """$A: each name's distinct IPv4 addresses in getent's order, a line
+    "NAME ADDRESS ... " per name (just "NAME " when it does not resolve),
+    each after a newline; read back with ADDRESSES_OF. One getent per name,
+    however many sections want it: the survey's names, route and reach
+    sections all read the builder's or the workers' addresses, and a CM3+
+    pays for every process start. getent's other words are socket types and
+    the canonical name."""
+    bits: list[object] = [NEWLINE, "A=; for n in"] + [QuoteString(n) for n in names]
+    bits += [
+        "; do r=' '; for w in $(getent ahostsv4 \"$n\" 2>/dev/null); do",
+        "case \"$w\" in *[!0-9.]*) ;; *) case \"$r\" in *\" $w \"*) ;; *) r=\"$r$w \";; esac;; esac; done;",
+        'A="$A$nl$n$r"; done;',
+    ]
+    return StringCommand(*bits)
+
+
+# $x: the addresses $A holds for the name in $n, space-separated ("" for a
+# name that does not resolve or that resolve_v4 was not given).
+ADDRESSES_OF = 'case "$A$nl" in *"$nl$n "*) x=${A#*"$nl$n "}; x=${x%%"$nl"*};; *) x=;; esac;'
+
+
+def names_lines(names: list[str] | tuple[str, ...]) -> StringCommand:
+    """HostNames' lines, the names' addresses read from resolve_v4's $A."""
+    bits: list[object] = [
+        'read h </proc/sys/kernel/hostname; printf "hostname %s\\n" "$h";',
+        'printf "fqdn %s\\n" "$(hostname -f 2>/dev/null)";',
+    ]
+    if names:
+        bits += ["for n in"] + [QuoteString(n) for n in names]
+        bits += ["; do", ADDRESSES_OF, 'printf "resolves %s %s\\n" "$n" "$x"; done']
+    return StringCommand(*bits)
+
+
 class HostNames(ParsedFact[Names]):
     """
     The short hostname, the FQDN (`hostname -f`), and the IPv4 addresses each
@@ -52,21 +90,10 @@ class HostNames(ParsedFact[Names]):
 
     def command(self, names: tuple[str, ...] | list[str] = ()) -> StringCommand:
         # Shell builtins wherever they do: a CM3+ pays for every process
-        # start, and the builder asks this about every worker. getent's words
-        # are addresses, socket types and the canonical name; the parser
-        # sorts the addresses.
-        bits: list[object] = [
-            'read h </proc/sys/kernel/hostname; printf "hostname %s\\n" "$h";',
-            'printf "fqdn %s\\n" "$(hostname -f 2>/dev/null)";',
-        ]
-        if names:
-            bits += ["for n in"] + [QuoteString(n) for n in names]
-            bits += [
-                "; do r=' '; for w in $(getent ahostsv4 \"$n\" 2>/dev/null); do",
-                "case \"$w\" in *[!0-9.]*) ;; *) case \"$r\" in *\" $w \"*) ;; *) r=\"$r$w \";; esac;; esac; done;",
-                'printf "resolves %s%s\\n" "$n" "$r"; done',
-            ]
-        return StringCommand(*bits)
+        # start, and the builder asks this about every worker.
+        if not names:
+            return names_lines(())
+        return StringCommand(resolve_v4(names), names_lines(names))
 
     parse = staticmethod(parse_names)
 

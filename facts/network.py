@@ -11,6 +11,7 @@ from pyinfra.api import StringCommand
 
 from facts._parsed import ParsedFact
 from facts._shell import assign
+from facts.host import ADDRESSES_OF, resolve_v4
 
 _ROUTE = re.compile(r"\bdev (?P<dev>\S+)|\bsrc (?P<src>\S+)|\bmtu (?P<mtu>\d+)")
 
@@ -54,6 +55,23 @@ ROUTE_DEVICE = 'case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
 DEVICE_MTU = '[ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu'
 
 
+def route_lines(peer: str) -> StringCommand:
+    """PeerRoute's lines, the peer's address read from resolve_v4's $A.
+
+    $a: the peer's first IPv4 address (getent's first), $r the kernel's
+    route to it (ip -o: one line), $d that route's device and $m the
+    device's MTU; every step but ip done by the shell itself, since a CM3+
+    pays for every process start."""
+    return StringCommand(
+        assign("n", peer), ";", ADDRESSES_OF,
+        'set -- $x; a=${1:-}; r=; d=; m=;'
+        ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
+        " " + ROUTE_DEVICE + " " + DEVICE_MTU, ";",
+        'printf "peer %s\\naddress %s\\n" "$n" "$a";'
+        ' if [ -n "$a" ]; then printf "route %s\\n" "$r"; [ -n "$d" ] && printf "linkmtu %s\\n" "$m"; fi', "; true",
+    )
+
+
 class PeerRoute(ParsedFact[Route]):
     """
     How this host reaches a peer given by name or address.
@@ -69,17 +87,6 @@ class PeerRoute(ParsedFact[Route]):
     """
 
     def command(self, peer: str) -> StringCommand:
-        # $a: the peer's first IPv4 address (getent's first word), $r the
-        # kernel's route to it (ip -o: one line), $d that route's device and
-        # $m the device's MTU; every step but getent and ip done by the shell
-        # itself, since a CM3+ pays for every process start.
-        return StringCommand(
-            assign("n", peer), ";",
-            'set -- $(getent ahostsv4 "$n" 2>/dev/null); a=${1:-}; r=; d=; m=;'
-            ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
-            " " + ROUTE_DEVICE + " " + DEVICE_MTU, ";",
-            'printf "peer %s\\naddress %s\\n" "$n" "$a";'
-            ' if [ -n "$a" ]; then printf "route %s\\n" "$r"; [ -n "$d" ] && printf "linkmtu %s\\n" "$m"; fi', "; true",
-        )
+        return StringCommand(resolve_v4([peer]), route_lines(peer))
 
     parse = staticmethod(parse_route)

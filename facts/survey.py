@@ -37,9 +37,19 @@ from facts.distcc import (
     parse_masquerade,
     parse_ps,
 )
-from facts.host import HostNames, HostResources, Names, Resources, meminfo_line, parse_names, parse_resources
+from facts.host import (
+    ADDRESSES_OF,
+    HostResources,
+    Names,
+    Resources,
+    meminfo_line,
+    names_lines,
+    parse_names,
+    parse_resources,
+    resolve_v4,
+)
 from facts.mounts import MountPointStatus, TmpfsMount, parse_mount_point
-from facts.network import DEVICE_MTU, ROUTE_DEVICE, PeerRoute, Route, parse_route
+from facts.network import DEVICE_MTU, ROUTE_DEVICE, Route, parse_route, route_lines
 from facts.systemd import (
     KILLALL_LOOP,
     UNIT_EXTRAS,
@@ -50,6 +60,7 @@ from facts.systemd import (
     parse_k3s_units,
     parse_unit_state,
     show_blocks,
+    units_with_files,
 )
 from facts.users import LoginEnv, LoginEnvironment, parse_login_environment
 
@@ -124,14 +135,17 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
     what a TCP connection to peer:port gives (bash's /dev/tcp, 3 s for all):
     a timeout means a firewall drops it, a refusal that nothing listens.
 
-    The builder asks this about every worker, so the work per peer is one
-    getent; every route comes from one ip (-batch) and every connection
-    from one bash (all at once, under one timeout), the rest from the
-    shell's own builtins: a CM3+ pays for every process start."""
-    bits: list[object] = ["nl=$(printf '\\n_'); nl=${nl%_}; Q=; for n in"] + [QuoteString(p) for p in peers]
+    The builder asks this about every worker, so no work is per peer: the
+    addresses come from the prelude's one getent a name (resolve_v4, which
+    the names section reads too), every route from one ip (-batch) and
+    every connection from one bash (all at once, under one timeout), the
+    rest from the shell's own builtins: a CM3+ pays for every process
+    start."""
+    bits: list[object] = ["Q=; for n in"] + [QuoteString(p) for p in peers]
     bits += [
-        # Q: "name address" lines (address - when it does not resolve).
-        "; do set -- $(getent ahostsv4 \"$n\" 2>/dev/null); Q=\"$Q$n ${1:--}$nl\"; done;",
+        # Q: "name address" lines (address - when it does not resolve), the
+        # first address of each from the prelude's resolve_v4.
+        "; do", ADDRESSES_OF, "set -- $x; Q=\"$Q$n ${1:--}$nl\"; done;",
         # R: ip -o's one line per route; a route's first or second word is its destination.
         "R=$(printf '%s' \"$Q\" | while read -r n a; do [ \"$a\" = - ] || printf 'route get %s\\n' \"$a\"; done",
         "| ip -o -force -batch - 2>/dev/null);",
@@ -364,9 +378,9 @@ def survey_sections(
         ("listening", DistccdListening().command(port)),
         ("memory_available", MEMORY_AVAILABLE_COMMAND),
         ("identity", ARCH_COMMAND),
-        ("names", HostNames().command(list(names))),
+        ("names", names_lines(list(names))),
         ("resources", HostResources.command),
-        ("builder_route", PeerRoute().command(builder_peer)),
+        ("builder_route", route_lines(builder_peer)),
         ("units", _units_section()),
         ("masquerade", MASQUERADE_COMMAND),
         ("gcc_package", GCC_PACKAGE_COMMAND),
@@ -424,12 +438,18 @@ class HostSurvey(ParsedFact[Survey]):
         sections = survey_sections(
             builder_peer, names, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
         )
-        # distcc's unit and the k3s units in one systemctl show (each start
-        # of systemctl costs more than most sections), kept in $units for the
-        # units section and for distccd_tmp's MainPID.
-        bits: list[object] = ["units=$(systemctl show", QuoteString(DISTCC_UNIT)]
-        bits += [QuoteString(f"{u}.service") for u in k3s_units]
-        bits += [UNIT_PROPERTIES, "2>/dev/null);"]
+        # distcc's unit and the k3s units that have a unit file in one
+        # systemctl show (each start of systemctl costs more than most
+        # sections), kept in $units for the units section and for
+        # distccd_tmp's MainPID; $k unquoted: unit names are
+        # [A-Za-z0-9@._-] (settings checks). Then every name that the names,
+        # route and reach sections look up, each looked up once.
+        bits: list[object] = [units_with_files(k3s_units), "units=$(systemctl show", QuoteString(DISTCC_UNIT)]
+        bits += ["$k", UNIT_PROPERTIES, "2>/dev/null);"]
+        bits += [resolve_v4(list(dict.fromkeys([*names, builder_peer, *workers])))]
+        # The sections are the facts' own commands, written for a shell
+        # where their variables start unset: only $units, $A and $nl stay.
+        bits += ["unset k u d n r w;"]
         present = {name for name, _ in sections}
         # Only the builder's survey (its login and reach sections) is long.
         background = [name for name in AT_ONCE if name in present] if present & {"login", "reach"} else []
