@@ -169,3 +169,50 @@ class CompilerTargets(ParsedFact[Targets]):
     )
 
     parse = staticmethod(parse_targets)
+
+
+class GccPackageInfo(TypedDict):
+    path: str | None
+    binary: str | None
+    package: str | None
+    version: str | None
+
+
+class GccPackage(ParsedFact[GccPackageInfo]):
+    """
+    Which Debian package the gcc on PATH comes from, and its version: a
+    compiler mismatch is fixed by installing the builder's package version,
+    so H-GCC's FAIL names both. Validation reads it only from the hosts
+    whose gcc differs from the builder's, and from the builder, after the
+    surveys: it starts three processes (readlink, grep, dpkg-query), slow on
+    a CM3+, that a cluster whose compilers agree never needs.
+
+    .. code:: python
+
+        {"path": "/usr/bin/gcc", "binary": "/usr/bin/x86_64-linux-gnu-gcc-12",
+         "package": "gcc-12", "version": "12.2.0-14+deb12u1"}
+    """
+
+    command = (
+        "g=$(command -v gcc); printf 'path %s\\n' \"$g\"; [ -n \"$g\" ] || exit 0;"
+        " b=$(readlink -f \"$g\"); printf 'binary %s\\n' \"$b\";"
+        # dpkg's own file lists, the gcc* packages' first (a GCC driver comes
+        # from gcc-N or gcc-N-<triplet>): one grep of a few files instead of
+        # dpkg -S, which reads every package's list; dpkg -S when none has it.
+        " k=$(grep -lxF \"$b\" /var/lib/dpkg/info/gcc*.list 2>/dev/null) && { k=${k%%.list*}; k=${k##*/}; k=${k%%:*}; }"
+        " || k=$(dpkg -S \"$b\" 2>/dev/null | head -n 1 | cut -d: -f1); printf 'package %s\\n' \"$k\";"
+        " [ -n \"$k\" ] && printf 'version %s\\n' \"$(dpkg-query -W -f '${Version}' \"$k\" 2>/dev/null)\"; true"
+    )
+
+    @staticmethod
+    def parse(lines: list[str]) -> GccPackageInfo:
+        return parse_gcc_package(lines)
+
+
+def parse_gcc_package(lines: list[str]) -> GccPackageInfo:
+    found: dict[str, str | None] = {"path": None, "binary": None, "package": None, "version": None}
+    for line in lines:
+        key, _, value = line.strip().partition(" ")
+        if key in found:
+            found[key] = value.strip() or None
+    return GccPackageInfo(path=found["path"], binary=found["binary"], package=found["package"], version=found["version"])

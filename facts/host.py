@@ -46,16 +46,37 @@ NEWLINE = "nl=$(printf '\\n_'); nl=${nl%_};"
 def resolve_v4(names: list[str] | tuple[str, ...]) -> StringCommand:
     """$A: each name's distinct IPv4 addresses in getent's order, a line
     "NAME ADDRESS ... " per name (just "NAME " when it does not resolve),
-    each after a newline; read back with ADDRESSES_OF. One getent per name,
-    however many sections want it: the survey's names, route and reach
-    sections all read the builder's or the workers' addresses, and a CM3+
-    pays for every process start. getent's other words are socket types and
-    the canonical name."""
-    bits: list[object] = [NEWLINE, "A=; for n in"] + [QuoteString(n) for n in names]
-    bits += [
+    each after a newline; read back with ADDRESSES_OF. Each name is looked
+    up once, however many sections want it: the survey's names, route and
+    reach sections all read the builder's or the workers' addresses, and a
+    CM3+ pays for every process start. getent's other words are socket
+    types and the canonical name.
+
+    Several names (the builder's survey: every worker's) go to one getent:
+    it prints each name's addresses in the order given, the first line of
+    each with the canonical name, and nothing for a name that does not
+    resolve. So when it prints as many canonical names as it was given
+    names, the blocks are the names' in turn; when not (a name missing, or
+    a canonical name that looks like an address), one getent a name."""
+    quoted = [QuoteString(n) for n in names]
+    one_each: list[object] = ["A=; for n in", *quoted]
+    one_each += [
         "; do r=' '; for w in $(getent ahostsv4 \"$n\" 2>/dev/null); do",
         "case \"$w\" in *[!0-9.]*) ;; *) case \"$r\" in *\" $w \"*) ;; *) r=\"$r$w \";; esac;; esac; done;",
         'A="$A$nl$n$r"; done;',
+    ]
+    if len(names) < 2:
+        return StringCommand(NEWLINE, *one_each)
+    bits: list[object] = [NEWLINE, "G=$(getent ahostsv4", *quoted, "2>/dev/null); B=; c=0; o=$IFS; IFS=$nl;"]
+    bits += [
+        # getent's lines "ADDRESS TYPE [CANONICAL]": a line with a canonical
+        # name starts the next name's block in $B ("\n ADDRESS ... ").
+        'for l in $G; do IFS=$o; set -- $l; if [ $# -gt 2 ]; then c=$((c + 1)); B="$B$nl "; fi;',
+        'case "$1" in ""|*[!0-9.]*) ;; *) [ $c = 0 ] || case "${B##*"$nl"}" in *" $1 "*) ;; *) B="$B$1 ";; esac;; esac;',
+        "IFS=$nl; done; IFS=$o;",
+        f"if [ $c = {len(names)} ]; then A=; for n in", *quoted,
+        '; do B=${B#"$nl"}; r=${B%%"$nl"*}; B=${B#"$r"}; A="$A$nl$n$r"; done; else', *one_each,
+        "fi; unset G B c o l;",
     ]
     return StringCommand(*bits)
 

@@ -49,8 +49,9 @@ def parse_route(lines: list[str], peer: str = "") -> Route:
 
 # $d: the device of the route line in $r (`ip -o route get`), by the
 # shell itself; `${r##* dev }` takes the last " dev ", as sed's greedy
-# `.* dev ` did. Then $m: that device's MTU. PeerRoute and the survey's
-# reach of every worker take their routes apart alike.
+# `.* dev ` did. Then $m: that device's MTU. For PeerRoute and a
+# worker's route to the builder in the survey; the builder's reach of
+# every worker prints its route lines and leaves this to parse_reach.
 ROUTE_DEVICE = 'case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
 DEVICE_MTU = '[ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu'
 

@@ -8,6 +8,7 @@ fact's own parser. Nothing here changes the host.
 
 from __future__ import annotations
 
+import re
 from typing import TypedDict
 
 from pyinfra.api import QuoteString, StringCommand
@@ -18,6 +19,7 @@ from facts.compiler import (
     ARCH_COMMAND,
     CompilersSent,
     CompilerTargets,
+    GccPackageInfo,
     Identity,
     Sent,
     Targets,
@@ -49,7 +51,7 @@ from facts.host import (
     resolve_v4,
 )
 from facts.mounts import MountPointStatus, TmpfsMount, parse_mount_point
-from facts.network import DEVICE_MTU, ROUTE_DEVICE, Route, parse_route, route_lines
+from facts.network import Route, parse_route, route_lines
 from facts.systemd import (
     KILLALL_LOOP,
     UNIT_EXTRAS,
@@ -78,13 +80,6 @@ class Reach(TypedDict):
     # unreachable: host down or rejected), noroute (this host has no route),
     # unresolved (the name does not resolve here), closed (anything else).
     status: str
-
-
-class GccPackage(TypedDict):
-    path: str | None
-    binary: str | None
-    package: str | None
-    version: str | None
 
 
 class Space(TypedDict):
@@ -121,7 +116,9 @@ class Survey(TypedDict, total=False):
     login: LoginEnv
     slots: int | None
     reach: list[Reach]
-    gcc_package: GccPackage
+    # Not a section: validation reads GccPackage after the surveys, from
+    # the hosts whose gcc differs from the builder's and the builder.
+    gcc_package: GccPackageInfo
     profile: BuildProfile
     memory_available: int | None
     tmpfs_space: Space
@@ -135,80 +132,87 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
     what a TCP connection to peer:port gives (bash's /dev/tcp, 3 s for all):
     a timeout means a firewall drops it, a refusal that nothing listens.
 
-    The builder asks this about every worker, so no work is per peer: the
-    addresses come from the prelude's one getent a name (resolve_v4, which
-    the names section reads too), every route from one ip (-batch) and
-    every connection from one bash (all at once, under one timeout), the
-    rest from the shell's own builtins: a CM3+ pays for every process
-    start."""
-    bits: list[object] = ["Q=; for n in"] + [QuoteString(p) for p in peers]
+    The builder asks this about every worker, so nothing here starts a
+    process per peer: the addresses come from the prelude's one getent a
+    name (resolve_v4, which the names section reads too), every route from
+    one ip (-batch), every interface's MTU from /sys, every connection from
+    one bash (all at once, under one timeout, one subshell each); the
+    shell prints what they gave and parse_reach matches them up, work that
+    costs a CM3+ a process start or more a peer in the shell."""
+    bits: list[object] = ["T=; for n in"] + [QuoteString(p) for p in peers]
     bits += [
-        # Q: "name address" lines (address - when it does not resolve), the
-        # first address of each from the prelude's resolve_v4.
-        "; do", ADDRESSES_OF, "set -- $x; Q=\"$Q$n ${1:--}$nl\"; done;",
-        # R: ip -o's one line per route; a route's first or second word is its destination.
-        "R=$(printf '%s' \"$Q\" | while read -r n a; do [ \"$a\" = - ] || printf 'route get %s\\n' \"$a\"; done",
-        "| ip -o -force -batch - 2>/dev/null);",
-        # Z: "name address source mtu state" lines, state unresolved, noroute or try.
-        "Z=$(printf '%s' \"$Q\" | while read -r n a; do r=; [ \"$a\" = - ] || r=$(printf '%s\\n' \"$R\" | while IFS= read -r l; do",
-        "set -- $l; if [ \"$1\" = \"$a\" ] || [ \"${2:-}\" = \"$a\" ]; then printf %s \"$l\"; break; fi; done);",
-        "d=; s=; m=; " + ROUTE_DEVICE,
-        "case \"$r\" in *\" src \"*) s=${r##* src }; s=${s%% *};; esac;",
-        DEVICE_MTU + ";",
-        "if [ \"$a\" = - ]; then o=unresolved; elif [ -z \"$r\" ]; then o=noroute; else o=try; fi;",
-        "printf '%s %s %s %s %s\\n' \"$n\" \"$a\" \"${s:--}\" \"${m:--}\" \"$o\"; done);",
-        # C: "C address status message" for each connection that ended within 3 s.
-        "T=$(printf '%s\\n' \"$Z\" | while read -r n a s m o; do [ \"$o\" = try ] && printf '%s ' \"$a\"; done);",
-        "C=; [ -n \"$T\" ] && C=$(timeout 3 bash -c 'for a; do ( e=$( { exec 3<>/dev/tcp/$a/" + str(int(port)) + "; } 2>&1 );",
-        "echo \"C $a $? ${e//$'\\n'/ }\" ) & done; wait' - $T 2>/dev/null);",
-        "printf '%s\\n' \"$Z\" | while read -r n a s m o; do [ -n \"$n\" ] || continue; if [ \"$o\" = try ]; then",
-        "case \"$nl$C\" in *\"${nl}C $a \"*) x=${C#*\"C $a \"}; x=${x%%\"$nl\"*}; c=${x%% *};",
-        "if [ \"$c\" = 0 ]; then o=open; else case \"$x\" in *refused*) o=refused;; *'No route'*|*nreachable*) o=unreachable;;",
-        "*) o=closed;; esac; fi;; *) o=timeout;; esac; fi;",
-        "printf 'reach %s %s %s %s %s\\n' \"$n\" \"$a\" \"$s\" \"$m\" \"$o\"; done",
+        # "peer NAME ADDRESS" (- when it does not resolve), the first address
+        # of each from the prelude's resolve_v4; T: the addresses.
+        "; do", ADDRESSES_OF, "set -- $x; printf 'peer %s %s\\n' \"$n\" \"${1:--}\"; [ -z \"${1:-}\" ] || T=\"$T $1\"; done;",
+        "[ -n \"$T\" ] || exit 0;",
+        # ip -o's one line per route (none for an address without one).
+        "echo routes; printf 'route get %s\\n' $T | ip -o -force -batch - 2>/dev/null;",
+        "echo mtus; for f in /sys/class/net/*/mtu; do read m <\"$f\" && d=${f%/mtu} && printf '%s %s\\n' \"${d##*/}\" \"$m\"; done;",
+        # "C ADDRESS 0|1" for each connection that ended within 3 s, after
+        # bash's own error line, which names the address ("...:
+        # /dev/tcp/ADDRESS/PORT: Connection refused").
+        "echo connects; timeout 3 bash -c 'for a; do ( exec 2>&1; exec 3<>/dev/tcp/$a/" + str(int(port)) + " && echo \"C $a 0\"",
+        "|| echo \"C $a 1\" ) & done; wait' - $T 2>/dev/null",
     ]
     return StringCommand(*bits)
 
 
+_TCP_ERROR = re.compile(r"/dev/tcp/(?P<address>[^/ ]+)/\d+: (?P<message>.*)$")
+
+
 def parse_reach(lines: list[str]) -> list[Reach]:
-    found: list[Reach] = []
+    """The reach section's blocks matched up: each peer's route (the first
+    ip line whose first or second word is its address), that route's
+    source and its device's MTU, and its connection's outcome."""
+    peers: list[tuple[str, str | None]] = []
+    routes: list[list[str]] = []
+    mtus: dict[str, int] = {}
+    ended: dict[str, bool] = {}
+    errors: dict[str, str] = {}
+    block = "peers"
     for line in lines:
         fields = line.split()
-        if len(fields) == 6 and fields[0] == "reach":
-            found.append(
-                Reach(
-                    peer=fields[1],
-                    address=None if fields[2] == "-" else fields[2],
-                    source=None if fields[3] == "-" else fields[3],
-                    mtu=int(fields[4]) if fields[4].isdigit() else None,
-                    open=fields[5] == "open",
-                    status=fields[5],
-                )
-            )
+        if line.strip() in ("routes", "mtus", "connects"):
+            block = line.strip()
+        elif block == "peers" and len(fields) == 3 and fields[0] == "peer":
+            peers.append((fields[1], None if fields[2] == "-" else fields[2]))
+        elif block == "routes" and fields:
+            routes.append(fields)
+        elif block == "mtus" and len(fields) == 2 and fields[1].isdigit():
+            mtus[fields[0]] = int(fields[1])
+        elif block == "connects" and len(fields) == 3 and fields[0] == "C":
+            ended[fields[1]] = fields[2] == "0"
+        elif block == "connects" and (error := _TCP_ERROR.search(line)):
+            errors[error.group("address")] = error.group("message")
+    found: list[Reach] = []
+    for peer, address in peers:
+        route = next((r for r in routes if address in r[:2]), None) if address else None
+        source = _word_after(route, "src")
+        mtu = mtus.get(_word_after(route, "dev") or "")
+        if address is None:
+            status = "unresolved"
+        elif route is None:
+            status = "noroute"
+        elif address not in ended:
+            status = "timeout"
+        elif ended[address]:
+            status = "open"
+        else:
+            message = errors.get(address, "")
+            if "refused" in message:
+                status = "refused"
+            elif "No route" in message or "nreachable" in message:
+                status = "unreachable"
+            else:
+                status = "closed"
+        found.append(Reach(peer=peer, address=address, source=source, mtu=mtu, open=status == "open", status=status))
     return found
 
 
-# Which package the gcc on PATH comes from: a compiler mismatch is fixed by
-# installing the builder's package version, so the message must name it.
-GCC_PACKAGE_COMMAND = (
-    "g=$(command -v gcc); printf 'path %s\\n' \"$g\"; [ -n \"$g\" ] || exit 0;"
-    " b=$(readlink -f \"$g\"); printf 'binary %s\\n' \"$b\";"
-    # dpkg's own file lists, the gcc* packages' first (a GCC driver comes
-    # from gcc-N or gcc-N-<triplet>): one grep of a few files instead of
-    # dpkg -S, which reads every package's list; dpkg -S when none has it.
-    " k=$(grep -lxF \"$b\" /var/lib/dpkg/info/gcc*.list 2>/dev/null) && { k=${k%%.list*}; k=${k##*/}; k=${k%%:*}; }"
-    " || k=$(dpkg -S \"$b\" 2>/dev/null | head -n 1 | cut -d: -f1); printf 'package %s\\n' \"$k\";"
-    " [ -n \"$k\" ] && printf 'version %s\\n' \"$(dpkg-query -W -f '${Version}' \"$k\" 2>/dev/null)\"; true"
-)
-
-
-def parse_gcc_package(lines: list[str]) -> GccPackage:
-    found: dict[str, str | None] = {"path": None, "binary": None, "package": None, "version": None}
-    for line in lines:
-        key, _, value = line.strip().partition(" ")
-        if key in found:
-            found[key] = value.strip() or None
-    return GccPackage(path=found["path"], binary=found["binary"], package=found["package"], version=found["version"])
+def _word_after(words: list[str] | None, key: str) -> str | None:
+    """The word after the last `key` (as ROUTE_DEVICE takes the last " dev ")."""
+    positions = [i for i, word in enumerate((words or [])[:-1]) if word == key]
+    return words[positions[-1] + 1] if words and positions else None
 
 
 MEMORY_AVAILABLE_COMMAND = meminfo_line("MemAvailable")
@@ -308,7 +312,7 @@ def _split_units(lines: list[str]) -> tuple[list[str], list[str]]:
 # connect to every worker, a mount namespace): on a CM4's four cores they
 # run at once, beside the rest of the survey, instead of one after another.
 # Workers' surveys are short and run in order.
-AT_ONCE = ("login", "sent", "mount", "reach", "compilers", "gcc_package")  # slowest first
+AT_ONCE = ("login", "sent", "mount", "reach", "compilers")  # slowest first
 # What must be read before any of them starts (see HostSurvey.command).
 SNAPSHOTS = ("processes", "listening", "memory_available")
 DONE = "##survey-done"
@@ -355,8 +359,8 @@ def _raw(command) -> object:
 
 
 def survey_sections(
-    builder_peer: str,
     names: list[str],
+    builder_peer: str | None = None,
     port: int = 3632,
     tmpfs_path: str | None = None,
     build_user: str | None = None,
@@ -368,8 +372,9 @@ def survey_sections(
     """HostSurvey's sections for these arguments, (name, command) in the
     order they are read."""
     # gcc's version and target come from the compilers section (the same
-    # binary: sudo's and systemd's PATH are Debian's same list), so this
-    # one only asks dpkg: two gcc starts fewer, slow ones on a CM3+.
+    # binary: sudo's and systemd's PATH are Debian's same list); which
+    # package it comes from is asked of dpkg only where H-GCC FAILs
+    # (facts.compiler.GccPackage, read by validation afterwards).
     # The snapshots come first: ps, the listeners and the free memory
     # must not see the survey's own later work (its compilers and
     # distcc runs, its login shell) as the host's.
@@ -380,10 +385,10 @@ def survey_sections(
         ("identity", ARCH_COMMAND),
         ("names", names_lines(list(names))),
         ("resources", HostResources.command),
-        ("builder_route", route_lines(builder_peer)),
+        # A worker's route to the builder (the builder's own would be to itself).
+        *([("builder_route", route_lines(builder_peer))] if builder_peer else []),
         ("units", _units_section()),
         ("masquerade", MASQUERADE_COMMAND),
-        ("gcc_package", GCC_PACKAGE_COMMAND),
         ("distccd_tmp", DISTCCD_TMP_COMMAND),
         ("compilers", CompilerTargets.command),
     ]
@@ -404,9 +409,9 @@ def survey_sections(
 class HostSurvey(ParsedFact[Survey]):
     """
     One host's whole state for validation, in one command. Every host gets its
-    compiler identity, names, resources, route to the builder, k3s units,
-    distcc unit, listeners, processes and whitelist; the builder also its
-    tmpfs, the build user's environment, distcc's slot count, and a TCP probe
+    compiler identity, names, resources, k3s units, distcc unit, listeners,
+    processes and whitelist; a worker its route to the builder (given
+    builder_peer); the builder also its tmpfs, the build user's environment, distcc's slot count, and a TCP probe
     of every worker. The builder's slow sections (AT_ONCE) run at once, after
     the snapshots (SNAPSHOTS); the output is the same as in turn.
 
@@ -424,8 +429,8 @@ class HostSurvey(ParsedFact[Survey]):
     # would pass **arguments as one argument named "arguments".
     def command(
         self,
-        builder_peer: str,
         names: list[str],
+        builder_peer: str | None = None,
         port: int = 3632,
         k3s_units: list[str] = ("k3s", "k3s-server", "k3s-agent"),  # type: ignore[assignment]
         tmpfs_path: str | None = None,
@@ -436,7 +441,7 @@ class HostSurvey(ParsedFact[Survey]):
         cross_compilers: list[str] = (),  # type: ignore[assignment]
     ) -> StringCommand:
         sections = survey_sections(
-            builder_peer, names, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
+            names, builder_peer, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
         )
         # distcc's unit and the k3s units that have a unit file in one
         # systemctl show (each start of systemctl costs more than most
@@ -446,7 +451,7 @@ class HostSurvey(ParsedFact[Survey]):
         # route and reach sections look up, each looked up once.
         bits: list[object] = [units_with_files(k3s_units), "units=$(systemctl show", QuoteString(DISTCC_UNIT)]
         bits += ["$k", UNIT_PROPERTIES, "2>/dev/null);"]
-        bits += [resolve_v4(list(dict.fromkeys([*names, builder_peer, *workers])))]
+        bits += [resolve_v4(list(dict.fromkeys([*names, *([builder_peer] if builder_peer else []), *workers])))]
         # The sections are the facts' own commands, written for a shell
         # where their variables start unset: only $units, $A and $nl stay.
         bits += ["unset k u d n r w;"]
@@ -486,7 +491,6 @@ _PARSERS = {
     "login": parse_login_environment,
     "reach": parse_reach,
     "processes": parse_compiler_processes,
-    "gcc_package": parse_gcc_package,
     "profile": parse_profile,
     "memory_available": parse_memory_available,
     "tmpfs_space": parse_space,

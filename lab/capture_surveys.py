@@ -16,7 +16,9 @@ every case of the running lab's flavor.
 The fixture holds what the unit tests need and nothing invented: the
 inventory's shape, each host's distcc_* data with ssh_user and _sudo (group
 data included), each node's survey arguments and the sha256 of the command
-sent (so a stale fixture is detected), and the lines.
+sent (so a stale fixture is detected), and the lines; where validation
+would send a second command (H-GCC's package names, gcc_package_reads), its
+lines too, under "gcc_package".
 """
 
 from __future__ import annotations
@@ -335,7 +337,7 @@ def capture(data: dict) -> dict:
 
 def child(data: dict) -> None:
     sys.path.insert(0, str(REPO))
-    from pyinfra.api import Config, State
+    from pyinfra.api import Config, State, StringCommand
     from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
     from pyinfra.api.connect import connect_all
     from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
@@ -343,8 +345,9 @@ def child(data: dict) -> None:
 
     from deploys.library.cluster import builder_host, worker_hosts
     from deploys.library.settings import settings_for
-    from deploys.library.validation import _survey_arguments
-    from facts.survey import HostSurvey
+    from deploys.library.validation import _survey_arguments, gcc_package_reads
+    from facts.compiler import GccPackage
+    from facts.survey import HostSurvey, parse_survey
 
     state = State(check_for_changes=False)
     state.cwd = str(REPO)
@@ -376,6 +379,18 @@ def child(data: dict) -> None:
             if not ok:
                 raise SystemExit(f"{node.name}: the survey command failed: {output.stderr}")
             result["outputs"][node.name] = output.stdout_lines
+    # Validation's second command, where it sends one (gcc_package_reads):
+    # GccPackage's lines from those hosts, under "gcc_package".
+    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in result["outputs"].items()}
+    for name in gcc_package_reads(surveys, result["inventory"]["builder"][0]):
+        node = inventory.get_host(name)
+        with ctx_config.use(state.config.copy()), ctx_host.use(node):
+            global_arguments, _ = pop_global_arguments(state, node, {})
+            executor = {k: v for k, v in global_arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
+            ok, output = node.run_shell_command(StringCommand(GccPackage.command), **executor)
+        if not ok:
+            raise SystemExit(f"{name}: GccPackage's command failed: {output.stderr}")
+        result.setdefault("gcc_package", {})[name] = output.stdout_lines
     print(json.dumps(result))
 
 

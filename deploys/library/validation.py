@@ -1,8 +1,9 @@
 """Read-only validation of DISTCC BUILD MODE.
 
 The first host whose deploy file loads surveys every connected host itself
-(one survey command per host, facts/survey.py), at most --parallel at once,
-then evaluates every check against the whole cluster, prints an ASCII table
+(one survey command per host, facts/survey.py), at most --parallel at once
+(where a host's gcc differs from the builder's, a second command on it and
+on the builder asks dpkg which packages the two come from), then evaluates every check against the whole cluster, prints an ASCII table
 and the details, writes the JSON report, and fails the run when a check
 FAILs; every other host finds the run under way and returns. No host ever
 waits for another host's loader, so no --parallel value can deadlock: the
@@ -37,7 +38,7 @@ from deploys.library.builder import PROFILE_SCRIPT, login_drift
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import builder_peer, distccd_config, override_text
-from facts.compiler import INVOKED_NAMES
+from facts.compiler import INVOKED_NAMES, GccPackage, Identity
 from facts.distcc import ProcessInfo
 from facts.mounts import hidden_mount_fix, mount_hidden
 from facts.survey import HostSurvey, Reach, Survey
@@ -658,8 +659,31 @@ def _gcc(identity: dict, package: dict | None) -> str:
     return text
 
 
+def gcc_differs(mine: Identity, theirs: Identity | None) -> bool:
+    """Whether H-GCC FAILs on a host: it has no gcc, or one whose version or
+    target is not the builder's (theirs: None when the builder was not
+    surveyed)."""
+    if not mine["gcc_version"]:
+        return True
+    return theirs is not None and (mine["gcc_version"], mine["gcc_machine"]) != (theirs["gcc_version"], theirs["gcc_machine"])
+
+
+def gcc_package_reads(surveys: dict[str, Survey | None], builder_name: str) -> list[str]:
+    """The hosts whose GccPackage H-GCC's FAILs name: each host whose gcc
+    differs from the builder's (when it has one), and the builder, whose
+    package is the fix. None when every gcc agrees, the usual case."""
+    builder = surveys.get(builder_name)
+    theirs = builder.get("identity") if builder else None
+    differing = [n for n, survey in surveys.items() if survey and "identity" in survey and gcc_differs(survey["identity"], theirs)]
+    reads = [n for n in differing if surveys[n]["identity"]["gcc_version"]]  # type: ignore[index]
+    if differing and theirs and theirs["gcc_version"] and builder_name not in reads:
+        reads.append(builder_name)
+    return reads
+
+
 @check("H-GCC", column="gcc", role="host", about="gcc version and target equal the builder's")
 def host_gcc(s: Subject) -> tuple[str, str]:
+    # gcc_package is there only where gcc_package_reads asked for it.
     mine, theirs = s.survey["identity"], (s.builder or {}).get("identity")
     my_package, their_package = s.survey.get("gcc_package"), (s.builder or {}).get("gcc_package")
     install = "install the builder's gcc"
@@ -977,7 +1001,6 @@ def _survey_arguments(settings: Settings) -> dict:
     }
     if role_of(host) == "builder":
         arguments.update(
-            builder_peer=peer_name(host),
             tmpfs_path=settings.tmpfs_path,
             build_user=settings.build_user,
             workers=[peer_name(w) for w in worker_hosts(inventory)],
@@ -1000,18 +1023,25 @@ SURVEY_FAILED = (
 )
 
 
-def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict[str, str]]:
-    """One survey command on each host, at most --parallel at once, from
-    greenlets of this run's own: the deploy-file loaders hold pyinfra's pool,
-    so spawning there could wait for a slot that never frees."""
+def _on_each(run_state, hosts: list, read: Callable) -> dict:
+    """read(node) on each host, at most --parallel at once, from greenlets
+    of this run's own: the deploy-file loaders hold pyinfra's pool, so
+    spawning there could wait for a slot that never frees. The greenlets,
+    finished, by host."""
     pool = Pool(max(1, run_state.config.PARALLEL or len(hosts)))
 
-    def survey_one(node) -> Survey:
+    def one(node):
         with ctx_config.use(run_state.config.copy()), ctx_host.use(node):
-            return node.get_fact(HostSurvey, **_survey_arguments(settings_for(node)))
+            return read(node)
 
-    greenlets = {node: pool.spawn(survey_one, node) for node in hosts}
+    greenlets = {node: pool.spawn(one, node) for node in hosts}
     gevent.joinall(list(greenlets.values()))
+    return greenlets
+
+
+def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict[str, str]]:
+    """One survey command on each host."""
+    greenlets = _on_each(run_state, hosts, lambda node: node.get_fact(HostSurvey, **_survey_arguments(settings_for(node))))
     surveys: dict[str, Survey | None] = {}
     unsurveyed: dict[str, str] = {}
     for node, greenlet in greenlets.items():
@@ -1021,6 +1051,20 @@ def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict
         if failed:
             unsurveyed[name] = SURVEY_FAILED
     return surveys, unsurveyed
+
+
+def read_gcc_packages(run_state, hosts: list, surveys: dict[str, Survey | None], builder_name: str) -> None:
+    """Where gcc_package_reads says H-GCC will name packages, a second
+    command on those hosts only, into their surveys; a host that fails it
+    keeps its survey, and its H-GCC FAIL names no package."""
+    wanted = set(gcc_package_reads(surveys, builder_name))
+    readers = [node for node in hosts if node.name in wanted]
+    if not readers:
+        return
+    for node, greenlet in _on_each(run_state, readers, lambda node: node.get_fact(GccPackage)).items():
+        survey = surveys[node.name]
+        if survey is not None and greenlet.successful() and greenlet.value and node not in run_state.failed_hosts:
+            survey["gcc_package"] = greenlet.value
 
 
 # One entry per pyinfra State that has started validating; weak keys, so a
@@ -1041,6 +1085,7 @@ def cluster_distcc_validate():
     cluster = Cluster.from_inventory(inventory, {})
     active = list(run_state.inventory.get_active_hosts())
     surveys, unsurveyed = survey_hosts(run_state, active)
+    read_gcc_packages(run_state, active, surveys, cluster.builder.name)
     active_names = {h.name for h in active}
     for node in cluster.nodes:
         if node.name not in active_names:

@@ -199,13 +199,19 @@ def test_smoke_test_leaves_nothing_behind(builder, nodes):
 
 
 def test_compiler_mismatch_is_a_fail(worker):
-    """A worker whose gcc is really another compiler (gcc-11 from Debian)."""
+    """A worker whose gcc is really another compiler (gcc-11 from Debian):
+    the FAIL names both packages, which validation asks dpkg for only now,
+    in a second command on that worker and on the builder."""
     sh(worker.container, "apt-get install -y -q gcc-11 >/dev/null 2>&1 && ln -sf /usr/bin/gcc-11 /usr/local/bin/gcc")
     try:
         code, failed, output = validate()
         assert code != 0
         assert f"H-GCC@{worker.fqdn}" in failed, output[-3000:]
         assert "gcc 11." in output and "objects would be silently wrong" in output
+        line = next(x for x in output.splitlines() if x.startswith(f"FAIL H-GCC {worker.fqdn}"))
+        assert "(package gcc-11 11." in line and "run as /usr/local/bin/gcc" in line, line
+        assert "but the builder has gcc 12.2.0 x86_64-linux-gnu (package gcc-12 12.2.0-" in line, line
+        assert "install gcc-12 version 12.2.0-" in line, line
     finally:
         sh(worker.container, "rm -f /usr/local/bin/gcc")
     assert deploy("mode_switch").returncode == 0

@@ -28,8 +28,10 @@ from deploys.library.validation import (
     Check,
     Cluster,
     evaluate_cluster,
+    gcc_package_reads,
     render_table,
 )
+from facts.compiler import GccPackage
 from facts.survey import HostSurvey, parse_survey
 
 SURVEYS = Path(__file__).parent / "surveys"
@@ -50,6 +52,9 @@ def evaluate_case(case: str) -> dict[str, list[Check]]:
     inventory = Inventory((names, {}), builder=(shape["builder"], {}), workers=(shape["workers"], {}))
     surveys = {n: None if lines is None else parse_survey(lines) for n, lines in fixture["outputs"].items()}
     unsurveyed = {n: NOT_CONNECTED for n, lines in fixture["outputs"].items() if lines is None}
+    # Validation's second command, as read_gcc_packages puts it in.
+    for name, lines in fixture.get("gcc_package", {}).items():
+        surveys[name]["gcc_package"] = GccPackage().process(lines)
     return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
 
 
@@ -77,6 +82,20 @@ def test_fixture_matches_the_current_survey_command(case):
     for host, arguments in fixture["arguments"].items():
         command = HostSurvey().command(**arguments).get_raw_value()
         assert hashlib.sha256(command.encode()).hexdigest() == fixture["command_sha256"][host], host
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gcc_packages_are_read_only_where_h_gcc_fails(case):
+    """The second command goes to the hosts whose gcc differs from the
+    builder's and to the builder (the fixture holds what validation's
+    gcc_package_reads chose when it was captured), never to a cluster whose
+    compilers agree: there validation sends one command a host."""
+    fixture = load(case)
+    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in fixture["outputs"].items()}
+    reads = gcc_package_reads(surveys, fixture["inventory"]["builder"][0])
+    assert sorted(reads) == sorted(fixture.get("gcc_package", {}))
+    failing = {host for host, checks in evaluate_case(case).items() for c in checks if c.id == "H-GCC" and c.result == FAIL}
+    assert set(reads) == (failing | {fixture["inventory"]["builder"][0]} if failing else set())
 
 
 @pytest.mark.parametrize("case", CASES)
