@@ -46,8 +46,8 @@ NEWLINE = "nl=$(printf '\\n_'); nl=${nl%_};"
 def resolve_v4(names: list[str] | tuple[str, ...]) -> StringCommand:
     """$A: each name's distinct IPv4 addresses in getent's order, a line
     "NAME ADDRESS ... " per name (just "NAME " when it does not resolve),
-    each after a newline; read back with ADDRESSES_OF. Each name is looked
-    up once, however many sections want it: the survey's names, route and
+    each after a newline; read back with ADDRESSES_OF. The names are looked
+    up once, however many sections want them: the survey's names, route and
     reach sections all read the builder's or the workers' addresses, and a
     CM3+ pays for every process start. getent's other words are socket
     types and the canonical name.
@@ -57,7 +57,8 @@ def resolve_v4(names: list[str] | tuple[str, ...]) -> StringCommand:
     each with the canonical name, and nothing for a name that does not
     resolve. So when it prints as many canonical names as it was given
     names, the blocks are the names' in turn; when not (a name missing, or
-    a canonical name that looks like an address), one getent a name."""
+    a canonical name that looks like an address), they are looked up
+    again, one getent a name."""
     quoted = [QuoteString(n) for n in names]
     one_each: list[object] = ["A=; for n in", *quoted]
     one_each += [

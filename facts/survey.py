@@ -136,9 +136,9 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
     process per peer: the addresses come from the prelude's one getent a
     name (resolve_v4, which the names section reads too), every route from
     one ip (-batch), every interface's MTU from /sys, every connection from
-    one bash (all at once, under one timeout, one subshell each); the
-    shell prints what they gave and parse_reach matches them up, work that
-    costs a CM3+ a process start or more a peer in the shell."""
+    one bash (all at once, under one timeout, one subshell each). The shell
+    prints what they gave and parse_reach matches them up: matching them in
+    the shell took a CM3+ several process starts a peer."""
     bits: list[object] = ["T=; for n in"] + [QuoteString(p) for p in peers]
     bits += [
         # "peer NAME ADDRESS" (- when it does not resolve), the first address
@@ -411,8 +411,8 @@ class HostSurvey(ParsedFact[Survey]):
     One host's whole state for validation, in one command. Every host gets its
     compiler identity, names, resources, k3s units, distcc unit, listeners,
     processes and whitelist; a worker its route to the builder (given
-    builder_peer); the builder also its tmpfs, the build user's environment, distcc's slot count, and a TCP probe
-    of every worker. The builder's slow sections (AT_ONCE) run at once, after
+    builder_peer); the builder also its tmpfs, the build user's
+    environment, distcc's slot count, and a TCP probe of every worker. The builder's slow sections (AT_ONCE) run at once, after
     the snapshots (SNAPSHOTS); the output is the same as in turn.
 
     .. code:: python

@@ -3,8 +3,9 @@
 The first host whose deploy file loads surveys every connected host itself
 (one survey command per host, facts/survey.py), at most --parallel at once
 (where a host's gcc differs from the builder's, a second command on it and
-on the builder asks dpkg which packages the two come from), then evaluates every check against the whole cluster, prints an ASCII table
-and the details, writes the JSON report, and fails the run when a check
+on the builder asks dpkg which packages the two come from), then evaluates
+every check against the whole cluster, prints an ASCII table and the
+details, writes the JSON report, and fails the run when a check
 FAILs; every other host finds the run under way and returns. No host ever
 waits for another host's loader, so no --parallel value can deadlock: the
 loaders sit in pyinfra's pool, the surveys in a pool of their own. No
@@ -671,7 +672,7 @@ def gcc_differs(mine: Identity, theirs: Identity | None) -> bool:
 def gcc_package_reads(surveys: dict[str, Survey | None], builder_name: str) -> list[str]:
     """The hosts whose GccPackage H-GCC's FAILs name: each host whose gcc
     differs from the builder's (when it has one), and the builder, whose
-    package is the fix. None when every gcc agrees, the usual case."""
+    package is the fix. Empty when every gcc agrees, the usual case."""
     builder = surveys.get(builder_name)
     theirs = builder.get("identity") if builder else None
     differing = [n for n, survey in surveys.items() if survey and "identity" in survey and gcc_differs(survey["identity"], theirs)]

@@ -1,4 +1,4 @@
-"""Each name is looked up once per survey (facts/host.py resolve_v4) and
+"""The names are looked up once per survey (facts/host.py resolve_v4) and
 read back by the names, route and reach sections (ADDRESSES_OF): run here
 by a real sh, with a getent that answers what the real one answered on a
 stock lab worker (stocklab-worker2, `getent ahostsv4 NAME`)."""
@@ -56,9 +56,9 @@ def test_one_name_is_looked_up_alone(tmp_path):
     assert parse_names(lines)["resolves"] == {"builder": ["172.31.240.2"]}
 
 
-def test_each_name_is_looked_up_once_and_read_back_by_every_reader(tmp_path):
-    # One name does not resolve: getent's answers cannot be told apart, so
-    # each name is looked up alone, once.
+def test_when_a_name_does_not_resolve_each_is_looked_up_alone_and_read_back_by_every_reader(tmp_path):
+    # getent's answers to the three cannot be told apart, so each name is
+    # looked up again, alone.
     names = ["worker2", "builder", "nosuch"]
     reader = StringCommand("for n in worker2 builder nosuch worker; do", ADDRESSES_OF, 'printf "%s=[%s]\\n" "$n" "$x"; done')
     lines, calls = run_sh(tmp_path, StringCommand(resolve_v4(names), reader, ";", reader))
