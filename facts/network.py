@@ -24,6 +24,20 @@ class Route(TypedDict):
     mtu: int | None
 
 
+def route_parts(line: str) -> tuple[str | None, str | None, int | None]:
+    """The device, source and own MTU of an `ip -o route get` line, each
+    the last one given (None where it names none)."""
+    device = source = mtu = None
+    for match in _ROUTE.finditer(line):
+        if match.group("dev"):
+            device = match.group("dev")
+        elif match.group("src"):
+            source = match.group("src")
+        elif match.group("mtu"):
+            mtu = int(match.group("mtu"))
+    return device, source, mtu
+
+
 def parse_route(lines: list[str], peer: str = "") -> Route:
     route = Route(peer=peer, address=None, interface=None, source=None, mtu=None)
     route_mtu = link_mtu = None
@@ -34,13 +48,9 @@ def parse_route(lines: list[str], peer: str = "") -> Route:
         elif kind == "address":
             route["address"] = rest.strip() or None
         elif kind == "route":
-            for match in _ROUTE.finditer(rest):
-                if match.group("dev"):
-                    route["interface"] = match.group("dev")
-                elif match.group("src"):
-                    route["source"] = match.group("src")
-                elif match.group("mtu"):
-                    route_mtu = int(match.group("mtu"))
+            device, source, route_mtu = route_parts(rest)
+            route["interface"] = device or route["interface"]
+            route["source"] = source or route["source"]
         elif kind == "linkmtu" and rest.strip().isdigit():
             link_mtu = int(rest)
     route["mtu"] = route_mtu or link_mtu

@@ -51,7 +51,7 @@ from facts.host import (
     resolve_v4,
 )
 from facts.mounts import MountPointStatus, TmpfsMount, parse_mount_point
-from facts.network import Route, parse_route, route_lines
+from facts.network import Route, parse_route, route_lines, route_parts
 from facts.systemd import (
     KILLALL_LOOP,
     UNIT_EXTRAS,
@@ -165,7 +165,7 @@ def parse_reach(lines: list[str]) -> list[Reach]:
     ip line whose first or second word is its address), that route's
     source and its device's MTU, and its connection's outcome."""
     peers: list[tuple[str, str | None]] = []
-    routes: list[list[str]] = []
+    routes: list[str] = []
     mtus: dict[str, int] = {}
     ended: dict[str, bool] = {}
     errors: dict[str, str] = {}
@@ -177,7 +177,7 @@ def parse_reach(lines: list[str]) -> list[Reach]:
         elif block == "peers" and len(fields) == 3 and fields[0] == "peer":
             peers.append((fields[1], None if fields[2] == "-" else fields[2]))
         elif block == "routes" and fields:
-            routes.append(fields)
+            routes.append(line)
         elif block == "mtus" and len(fields) == 2 and fields[1].isdigit():
             mtus[fields[0]] = int(fields[1])
         elif block == "connects" and len(fields) == 3 and fields[0] == "C":
@@ -186,9 +186,10 @@ def parse_reach(lines: list[str]) -> list[Reach]:
             errors[error.group("address")] = error.group("message")
     found: list[Reach] = []
     for peer, address in peers:
-        route = next((r for r in routes if address in r[:2]), None) if address else None
-        source = _word_after(route, "src")
-        mtu = mtus.get(_word_after(route, "dev") or "")
+        route = next((r for r in routes if address in r.split()[:2]), None) if address else None
+        # The link's MTU, as the shell's DEVICE_MTU read it for the reach.
+        device, source, _ = route_parts(route or "")
+        mtu = mtus.get(device or "")
         if address is None:
             status = "unresolved"
         elif route is None:
@@ -207,12 +208,6 @@ def parse_reach(lines: list[str]) -> list[Reach]:
                 status = "closed"
         found.append(Reach(peer=peer, address=address, source=source, mtu=mtu, open=status == "open", status=status))
     return found
-
-
-def _word_after(words: list[str] | None, key: str) -> str | None:
-    """The word after the last `key` (as ROUTE_DEVICE takes the last " dev ")."""
-    positions = [i for i, word in enumerate((words or [])[:-1]) if word == key]
-    return words[positions[-1] + 1] if words and positions else None
 
 
 MEMORY_AVAILABLE_COMMAND = meminfo_line("MemAvailable")
@@ -498,6 +493,12 @@ _PARSERS = {
     "compilers": parse_targets,
     "sent": parse_sent,
 }
+
+
+def parse_surveys(outputs: dict[str, list[str] | None]) -> dict[str, Survey | None]:
+    """Each host's survey from its output lines; None for a host with none
+    (not surveyed), as the captured fixtures hold them."""
+    return {name: None if lines is None else parse_survey(lines) for name, lines in outputs.items()}
 
 
 def parse_survey(lines: list[str]) -> Survey:

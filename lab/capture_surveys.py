@@ -347,7 +347,7 @@ def child(data: dict) -> None:
     from deploys.library.settings import settings_for
     from deploys.library.validation import _survey_arguments, gcc_package_reads
     from facts.compiler import GccPackage
-    from facts.survey import HostSurvey, parse_survey
+    from facts.survey import HostSurvey, parse_surveys
 
     state = State(check_for_changes=False)
     state.cwd = str(REPO)
@@ -360,6 +360,17 @@ def child(data: dict) -> None:
         "inventory": {"builder": [builder_host(inventory).name], "workers": [w.name for w in worker_hosts(inventory)]},
         "arguments": {}, "command_sha256": {}, "outputs": {}, "host_data": {},
     }
+
+    def run(node, command, what: str) -> list[str]:
+        """command on node as pyinfra sends a fact's (its connector arguments: sudo)."""
+        with ctx_config.use(state.config.copy()), ctx_host.use(node):
+            global_arguments, _ = pop_global_arguments(state, node, {})
+            executor = {k: v for k, v in global_arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
+            ok, output = node.run_shell_command(command, **executor)
+        if not ok:
+            raise SystemExit(f"{node.name}: {what} failed: {output.stderr}")
+        return output.stdout_lines
+
     for node in inventory:
         with ctx_config.use(state.config.copy()), ctx_host.use(node):
             arguments = _survey_arguments(settings_for(node))
@@ -370,27 +381,14 @@ def child(data: dict) -> None:
             }
             result["command_sha256"][node.name] = hashlib.sha256(command.get_raw_value().encode()).hexdigest()
             result.setdefault("commands", {})[node.name] = command.get_raw_value()
-            if node not in state.active_hosts:
-                result["outputs"][node.name] = None
-                continue
-            global_arguments, _ = pop_global_arguments(state, node, {})
-            executor = {k: v for k, v in global_arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
-            ok, output = node.run_shell_command(command, **executor)
-            if not ok:
-                raise SystemExit(f"{node.name}: the survey command failed: {output.stderr}")
-            result["outputs"][node.name] = output.stdout_lines
+        active = node in state.active_hosts
+        result["outputs"][node.name] = run(node, command, "the survey command") if active else None
     # Validation's second command, where it sends one (gcc_package_reads):
     # GccPackage's lines from those hosts, under "gcc_package".
-    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in result["outputs"].items()}
-    for name in gcc_package_reads(surveys, result["inventory"]["builder"][0]):
-        node = inventory.get_host(name)
-        with ctx_config.use(state.config.copy()), ctx_host.use(node):
-            global_arguments, _ = pop_global_arguments(state, node, {})
-            executor = {k: v for k, v in global_arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
-            ok, output = node.run_shell_command(StringCommand(GccPackage.command), **executor)
-        if not ok:
-            raise SystemExit(f"{name}: GccPackage's command failed: {output.stderr}")
-        result.setdefault("gcc_package", {})[name] = output.stdout_lines
+    for name in gcc_package_reads(parse_surveys(result["outputs"]), result["inventory"]["builder"][0]):
+        result.setdefault("gcc_package", {})[name] = run(
+            inventory.get_host(name), StringCommand(GccPackage.command), "GccPackage's command",
+        )
     print(json.dumps(result))
 
 

@@ -1024,11 +1024,12 @@ SURVEY_FAILED = (
 )
 
 
-def _on_each(run_state, hosts: list, read: Callable) -> dict:
+def _on_each(run_state, hosts: list, read: Callable) -> dict[str, object]:
     """read(node) on each host, at most --parallel at once, from greenlets
     of this run's own: the deploy-file loaders hold pyinfra's pool, so
-    spawning there could wait for a slot that never frees. The greenlets,
-    finished, by host."""
+    spawning there could wait for a slot that never frees. Each host's
+    answer by name; None where the read raised, gave nothing, or the host
+    failed meanwhile."""
     pool = Pool(max(1, run_state.config.PARALLEL or len(hosts)))
 
     def one(node):
@@ -1037,20 +1038,17 @@ def _on_each(run_state, hosts: list, read: Callable) -> dict:
 
     greenlets = {node: pool.spawn(one, node) for node in hosts}
     gevent.joinall(list(greenlets.values()))
-    return greenlets
+    return {
+        node.name: (greenlet.value or None) if greenlet.successful() and node not in run_state.failed_hosts else None
+        for node, greenlet in greenlets.items()
+    }
 
 
 def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict[str, str]]:
     """One survey command on each host."""
-    greenlets = _on_each(run_state, hosts, lambda node: node.get_fact(HostSurvey, **_survey_arguments(settings_for(node))))
-    surveys: dict[str, Survey | None] = {}
-    unsurveyed: dict[str, str] = {}
-    for node, greenlet in greenlets.items():
-        name = node.name
-        failed = not greenlet.successful() or not greenlet.value or node in run_state.failed_hosts
-        surveys[name] = None if failed else greenlet.value
-        if failed:
-            unsurveyed[name] = SURVEY_FAILED
+    answers = _on_each(run_state, hosts, lambda node: node.get_fact(HostSurvey, **_survey_arguments(settings_for(node))))
+    surveys: dict[str, Survey | None] = dict(answers)  # type: ignore[arg-type]
+    unsurveyed = {name: SURVEY_FAILED for name, survey in surveys.items() if survey is None}
     return surveys, unsurveyed
 
 
@@ -1062,10 +1060,10 @@ def read_gcc_packages(run_state, hosts: list, surveys: dict[str, Survey | None],
     readers = [node for node in hosts if node.name in wanted]
     if not readers:
         return
-    for node, greenlet in _on_each(run_state, readers, lambda node: node.get_fact(GccPackage)).items():
-        survey = surveys[node.name]
-        if survey is not None and greenlet.successful() and greenlet.value and node not in run_state.failed_hosts:
-            survey["gcc_package"] = greenlet.value
+    for name, package in _on_each(run_state, readers, lambda node: node.get_fact(GccPackage)).items():
+        survey = surveys[name]
+        if survey is not None and package is not None:
+            survey["gcc_package"] = package  # type: ignore[typeddict-item]
 
 
 # One entry per pyinfra State that has started validating; weak keys, so a

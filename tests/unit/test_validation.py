@@ -32,7 +32,7 @@ from deploys.library.validation import (
     render_table,
 )
 from facts.compiler import GccPackage
-from facts.survey import HostSurvey, parse_survey
+from facts.survey import HostSurvey, parse_surveys
 
 SURVEYS = Path(__file__).parent / "surveys"
 BUILDER = "builder.distcc.internal"
@@ -50,7 +50,7 @@ def evaluate_case(case: str) -> dict[str, list[Check]]:
     shape = fixture["inventory"]
     names = [(name, fixture["host_data"][name]) for name in shape["builder"] + shape["workers"]]
     inventory = Inventory((names, {}), builder=(shape["builder"], {}), workers=(shape["workers"], {}))
-    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in fixture["outputs"].items()}
+    surveys = parse_surveys(fixture["outputs"])
     unsurveyed = {n: NOT_CONNECTED for n, lines in fixture["outputs"].items() if lines is None}
     # Validation's second command, as read_gcc_packages puts it in.
     for name, lines in fixture.get("gcc_package", {}).items():
@@ -91,7 +91,7 @@ def test_gcc_packages_are_read_only_where_h_gcc_fails(case):
     gcc_package_reads chose when it was captured), never to a cluster whose
     compilers agree: there validation sends one command a host."""
     fixture = load(case)
-    surveys = {n: None if lines is None else parse_survey(lines) for n, lines in fixture["outputs"].items()}
+    surveys = parse_surveys(fixture["outputs"])
     reads = gcc_package_reads(surveys, fixture["inventory"]["builder"][0])
     assert sorted(reads) == sorted(fixture.get("gcc_package", {}))
     failing = {host for host, checks in evaluate_case(case).items() for c in checks if c.id == "H-GCC" and c.result == FAIL}
