@@ -1,6 +1,6 @@
 """The lab cluster: one builder and N workers as systemd containers on Docker.
 
-Each node is a Debian bookworm container with systemd as PID 1, sshd, a user
+Each node is a Debian container with systemd as PID 1, sshd, a user
 `pi` with passwordless sudo reached by key only, gcc/g++, and a stand-in k3s
 unit (`k3s` on the builder, `k3s-agent` on workers). distcc is not installed:
 the deploys install it for real with apt.
@@ -11,9 +11,14 @@ or armhf, the architectures Raspberry Pis run; those run under qemu-user
 emulation (lab/ensure_engine.sh registers it), from an image debootstrapped
 for that architecture.
 
+LAB_SUITE picks the Debian release of every node: trixie (the default: the
+base of the Raspberry Pi OS flashed since 2025-10-01) or bookworm (the one
+before); LAB_WORKER_SUITES sets the workers' one by one, for a cluster caught
+half-way through an upgrade. Each release has its own images.
+
 LAB_FLAVOR picks what the nodes look like: `fqdn` (the default) as above,
 with hostnames in a domain (worker1.distcc.internal); `stock` as a freshly
-flashed Raspberry Pi OS Lite (bookworm): a short hostname on Debian's
+flashed Raspberry Pi OS Lite: a short hostname on Debian's
 `127.0.1.1 NAME` line of /etc/hosts, the other nodes' names resolved by the
 network's DNS as a home router does, no `pi` user but a first user of the
 owner's choice (LAB_USER, default ada) with passwordless sudo and Debian's
@@ -99,6 +104,11 @@ FLAVORS = ("fqdn", "stock")
 # Extra recipe for stock nodes, appended like EMULATED_DIR's.
 STOCK_DIR = IMAGE_DIR / "stock"
 DEFAULT_USER = {"fqdn": "pi", "stock": "ada"}
+
+SUITE_LABEL = "distcc-lab.suite"
+# The Debian releases a node can run (LAB_SUITE), the Raspberry Pi OS of today
+# first: trixie since 2025-10-01, bookworm before it.
+SUITES = ("trixie", "bookworm")
 # Raspberry Pi OS gives its first user these groups (pi-gen); the stock
 # image makes the ones Debian lacks.
 STOCK_USER_GROUPS = "adm,dialout,cdrom,audio,users,sudo,video,games,plugdev,input,gpio,spi,i2c,netdev,render"
@@ -120,6 +130,8 @@ class Node:
     flavor: str = "fqdn"
     # The SSH user with passwordless sudo, also the default build user.
     user: str = "pi"
+    # The Debian release (LAB_SUITE).
+    suite: str = SUITES[0]
 
     @property
     def fqdn(self) -> str:
@@ -217,6 +229,27 @@ def lab_flavor() -> str:
     return value
 
 
+def _checked_suite(suite: str, setting: str) -> str:
+    if suite not in SUITES:
+        raise LabError(
+            f"{setting} names the release {suite!r}; the lab runs {' and '.join(SUITES)}. Set {setting} to one of "
+            "those (trixie is the base of today's Raspberry Pi OS), or unset it for trixie."
+        )
+    return suite
+
+
+def lab_suite() -> str:
+    """LAB_SUITE: the builder's release, and every worker's unless LAB_WORKER_SUITES says otherwise."""
+    value = os.environ.get("LAB_SUITE", "").strip()
+    return _checked_suite(value, "LAB_SUITE") if value else SUITES[0]
+
+
+def lab_worker_suites() -> list[str]:
+    """LAB_WORKER_SUITES: one release per worker, in order (worker1 first)."""
+    value = os.environ.get("LAB_WORKER_SUITES", "").strip()
+    return [_checked_suite(v.strip(), "LAB_WORKER_SUITES") for v in value.split(",") if v.strip()] if value else []
+
+
 def lab_user(flavor: str | None = None) -> str:
     """LAB_USER: the SSH and build user of stock nodes (default ada); the fqdn
     flavor's image has `pi` built in."""
@@ -238,11 +271,11 @@ def lab_user(flavor: str | None = None) -> str:
     return value
 
 
-def base_image_tag(arch: str | None = None) -> str:
+def base_image_tag(arch: str | None = None, suite: str | None = None) -> str:
     arch = arch or native_arch()
+    suite = suite or lab_suite()
     digest = _digest([IMAGE_DIR / "base-packages.txt"])
-    # The native image keeps the tag it always had, so images already built stay valid.
-    return f"{IMAGE_NAME}-base:{digest}" if not is_emulated(arch) else f"{IMAGE_NAME}-base:{digest}-{arch}"
+    return f"{IMAGE_NAME}-base:{digest}-{suite}" + (f"-{arch}" if is_emulated(arch) else "")
 
 
 def _recipe_files(arch: str, flavor: str = "fqdn") -> list[Path]:
@@ -254,11 +287,14 @@ def _recipe_files(arch: str, flavor: str = "fqdn") -> list[Path]:
     return files
 
 
-def image_tag(arch: str | None = None, flavor: str = "fqdn") -> str:
+def image_tag(arch: str | None = None, flavor: str = "fqdn", suite: str | None = None) -> str:
     arch = arch or native_arch()
+    suite = suite or lab_suite()
     digest = _digest(_recipe_files(arch, flavor))
-    # The fqdn images keep the tags they always had, so images already built stay valid.
-    return f"{IMAGE_NAME}:{digest}" + (f"-{arch}" if is_emulated(arch) else "") + ("" if flavor == "fqdn" else f"-{flavor}")
+    return (
+        f"{IMAGE_NAME}:{digest}-{suite}" + (f"-{arch}" if is_emulated(arch) else "")
+        + ("" if flavor == "fqdn" else f"-{flavor}")
+    )
 
 
 def _image_exists(tag: str) -> bool:
@@ -295,22 +331,23 @@ def ensure_emulation(arch: str) -> None:
         )
 
 
-def build_base_image(arch: str | None = None) -> None:
+def build_base_image(arch: str | None = None, suite: str | None = None) -> None:
     arch = arch or native_arch()
-    tag = base_image_tag(arch)
+    suite = suite or lab_suite()
+    tag = base_image_tag(arch, suite)
     if _image_exists(tag):
         return
     if shutil.which("debootstrap") is None:
         raise LabError(
-            "debootstrap is not installed; it builds the lab's Debian bookworm base image. "
+            f"debootstrap is not installed; it builds the lab's Debian {suite} base image. "
             "Install it (Debian: apt-get install debootstrap) and run again."
         )
     ensure_emulation(arch)
     STATE_DIR.mkdir(exist_ok=True)
     rootfs = Path(tempfile.mkdtemp(prefix="rootfs-", dir=STATE_DIR))
-    _say(f"debootstrapping Debian bookworm ({arch}) into {rootfs} (a few minutes, once per recipe)")
+    _say(f"debootstrapping Debian {suite} ({arch}) into {rootfs} (a few minutes, once per recipe)")
     command = ["debootstrap", "--variant=minbase", "--include=" + ",".join(base_packages())]
-    import_changes = ["-c", 'CMD ["/lib/systemd/systemd"]']
+    import_changes = ["-c", 'CMD ["/lib/systemd/systemd"]', "-c", f"LABEL {SUITE_LABEL}={suite}"]
     if is_emulated(arch):
         # Both debootstrap stages run here, the second through qemu-user. This
         # Docker labels an imported image with its own architecture whatever
@@ -320,11 +357,11 @@ def build_base_image(arch: str | None = None) -> None:
     try:
         started = time.monotonic()
         subprocess.run(
-            [*command, "bookworm", str(rootfs), DEBIAN_MIRROR],
+            [*command, suite, str(rootfs), DEBIAN_MIRROR],
             check=True,
             stdout=subprocess.DEVNULL,
         )
-        _say(f"debootstrap ({arch}) took {time.monotonic() - started:.0f}s; importing the root filesystem as {tag}")
+        _say(f"debootstrap ({suite}, {arch}) took {time.monotonic() - started:.0f}s; importing the root filesystem as {tag}")
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run(
             ["docker", "import", *import_changes, "-", tag],
@@ -340,12 +377,13 @@ def build_base_image(arch: str | None = None) -> None:
         shutil.rmtree(rootfs, ignore_errors=True)
 
 
-def build_image(arch: str | None = None, flavor: str = "fqdn") -> str:
+def build_image(arch: str | None = None, flavor: str = "fqdn", suite: str | None = None) -> str:
     arch = arch or native_arch()
-    tag = image_tag(arch, flavor)
+    suite = suite or lab_suite()
+    tag = image_tag(arch, flavor, suite)
     if _image_exists(tag):
         return tag
-    build_base_image(arch)
+    build_base_image(arch, suite)
     ensure_emulation(arch)
     _say(f"building {tag}")
     started = time.monotonic()
@@ -357,7 +395,7 @@ def build_image(arch: str | None = None, flavor: str = "fqdn") -> str:
         dockerfile += "\n" + (STOCK_DIR / "Dockerfile").read_text()
     proc = subprocess.run(
         [
-            "docker", "build", "-q", "--build-arg", f"BASE={base_image_tag(arch)}",
+            "docker", "build", "-q", "--build-arg", f"BASE={base_image_tag(arch, suite)}",
             *(["--build-arg", f"LAB_ARCH={arch}"] if is_emulated(arch) else []),
             "-t", tag, "-f", "-", str(IMAGE_DIR),
         ],
@@ -375,38 +413,44 @@ def build_image(arch: str | None = None, flavor: str = "fqdn") -> str:
 
 
 def wanted_nodes(
-    workers: int, arch: str | None = None, worker_archs: list[str] | None = None, flavor: str | None = None
+    workers: int, arch: str | None = None, worker_archs: list[str] | None = None, flavor: str | None = None,
+    suite: str | None = None, worker_suites: list[str] | None = None,
 ) -> list[Node]:
     """The builder and N workers; arch (default LAB_ARCH) is the builder's and
     every worker's, worker_archs (default LAB_WORKER_ARCHS) the first workers';
-    flavor (default LAB_FLAVOR) and its user (LAB_USER) every node's."""
+    suite and worker_suites (LAB_SUITE, LAB_WORKER_SUITES) the same for the
+    Debian release; flavor (default LAB_FLAVOR) and its user (LAB_USER) every node's."""
     arch = arch or lab_arch()
+    suite = suite or lab_suite()
     flavor = flavor or lab_flavor()
     user = lab_user(flavor)
     worker_archs = lab_worker_archs() if worker_archs is None else worker_archs
-    if len(worker_archs) > workers:
-        raise LabError(
-            f"LAB_WORKER_ARCHS names {len(worker_archs)} workers ({','.join(worker_archs)}) but the lab has "
-            f"{workers} (LAB_WORKERS). Give one architecture per worker, or set LAB_WORKERS={len(worker_archs)}."
-        )
+    worker_suites = lab_worker_suites() if worker_suites is None else worker_suites
+    for setting, listed in (("LAB_WORKER_ARCHS", worker_archs), ("LAB_WORKER_SUITES", worker_suites)):
+        if len(listed) > workers:
+            raise LabError(
+                f"{setting} names {len(listed)} workers ({','.join(listed)}) but the lab has {workers} (LAB_WORKERS). "
+                f"Give one entry per worker, or set LAB_WORKERS={len(listed)}."
+            )
     archs = worker_archs + [arch] * (workers - len(worker_archs))
-    nodes = [Node(f"{PREFIX}-builder", "builder", "builder", arch=arch, flavor=flavor, user=user)]
+    suites = worker_suites + [suite] * (workers - len(worker_suites))
+    nodes = [Node(f"{PREFIX}-builder", "builder", "builder", arch=arch, flavor=flavor, user=user, suite=suite)]
     nodes += [
-        Node(f"{PREFIX}-worker{i}", f"worker{i}", "worker", arch=a, flavor=flavor, user=user)
-        for i, a in enumerate(archs, start=1)
+        Node(f"{PREFIX}-worker{i}", f"worker{i}", "worker", arch=a, flavor=flavor, user=user, suite=r)
+        for i, (a, r) in enumerate(zip(archs, suites, strict=True), start=1)
     ]
     return nodes
 
 
 def default_workers() -> int:
-    """LAB_WORKERS, else one worker per LAB_WORKER_ARCHS entry, else 2."""
+    """LAB_WORKERS, else one worker per LAB_WORKER_ARCHS (or LAB_WORKER_SUITES) entry, else 2."""
     value = os.environ.get("LAB_WORKERS", "").strip()
     if value:
         try:
             return int(value)
         except ValueError:
             raise LabError(f"LAB_WORKERS={value!r} is not a number; set it to the number of workers, e.g. 2.") from None
-    return len(lab_worker_archs()) or 2
+    return max(len(lab_worker_archs()), len(lab_worker_suites())) or 2
 
 
 def known_hosts_file(running: list[Node]) -> Path:
@@ -501,6 +545,7 @@ def start_node(node: Node, image: str) -> None:
             "--label", f"{SPEC_LABEL}={spec}",
             "--label", f"{PREFIX_LABEL}={PREFIX}",
             "--label", f"{ARCH_LABEL}={node.arch or native_arch()}",
+            "--label", f"{SUITE_LABEL}={node.suite}",
             *SYSTEMD_RUN_FLAGS,
             image,
         )
@@ -675,6 +720,7 @@ def nodes_from_inspections(infos: list[dict]) -> list[Node]:
                 # ... and are of the fqdn flavor, reached as pi.
                 flavor=info["Config"]["Labels"].get(FLAVOR_LABEL) or "fqdn",
                 user=info["Config"]["Labels"].get(USER_LABEL) or "pi",
+                suite=info["Config"]["Labels"].get(SUITE_LABEL) or "bookworm",
             )
         )
     order = {"builder": 0, "worker": 1}
@@ -726,8 +772,8 @@ def up(
     wanted = wanted_nodes(workers, arch, worker_archs, flavor)
     ensure_inotify_instances()
     images = {}
-    for node_arch in dict.fromkeys(n.arch for n in wanted):
-        images[node_arch] = build_image(node_arch, wanted[0].flavor)
+    for kind in dict.fromkeys((n.arch, n.suite) for n in wanted):
+        images[kind] = build_image(kind[0], wanted[0].flavor, kind[1])
     ensure_network()
     key = ensure_ssh_key()
     wanted_names = {n.container for n in wanted}
@@ -736,9 +782,9 @@ def up(
             _say(f"removing {name} (not part of a lab with {workers} workers)")
             _docker("rm", "-f", "-v", name)
     for node in wanted:
-        remove_if_outdated(node, images[node.arch])
+        remove_if_outdated(node, images[node.arch, node.suite])
     for node in wanted:
-        start_node(node, images[node.arch])
+        start_node(node, images[node.arch, node.suite])
     public_key = key.with_suffix(".pub").read_text()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: provision_node(n, public_key), wanted))
@@ -756,12 +802,12 @@ def down() -> None:
 
 
 def status() -> str:
-    rows = [("CONTAINER", "NAME", "ROLE", "ARCH", "SSH USER", "STATE", "ADDRESS", "SYSTEMD")]
+    rows = [("CONTAINER", "NAME", "ROLE", "RELEASE", "ARCH", "SSH USER", "STATE", "ADDRESS", "SYSTEMD")]
     for node in nodes():
         systemd = "-"
         if node.state == "running":
             systemd = _exec(node.container, "systemctl is-system-running 2>/dev/null || true", check=False)
-        rows.append((node.container, node.name, node.role, node.arch or "?", node.user, node.state or "?",
+        rows.append((node.container, node.name, node.role, node.suite, node.arch or "?", node.user, node.state or "?",
                      node.address or "-", systemd))
     if len(rows) == 1:
         tag = image_tag(flavor=lab_flavor())
@@ -774,9 +820,10 @@ def main(argv: list[str]) -> int:
     command = argv[0] if argv else "status"
     try:
         if command == "image":
-            # Every architecture the lab would run (LAB_ARCH, LAB_WORKER_ARCHS), in its flavor (LAB_FLAVOR).
-            for arch in dict.fromkeys([lab_arch(), *lab_worker_archs()]):
-                _say(f"image {build_image(arch, lab_flavor())} ready")
+            # Every architecture and release the lab would run (LAB_ARCH,
+            # LAB_WORKER_ARCHS, LAB_SUITE, LAB_WORKER_SUITES), in its flavor (LAB_FLAVOR).
+            for arch, flavor, suite in dict.fromkeys((n.arch, n.flavor, n.suite) for n in wanted_nodes(default_workers())):
+                _say(f"image {build_image(arch, flavor, suite)} ready")
         elif command == "up":
             workers = default_workers()
             started = time.monotonic()

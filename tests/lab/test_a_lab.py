@@ -95,10 +95,20 @@ def test_nodes_run_this_machines_architecture_by_default(fresh):
         assert docker_host(node).check_output("dpkg --print-architecture") == native
 
 
-def test_native_image_keeps_its_tag_and_arm_images_are_tagged_by_architecture():
+def test_nodes_run_the_release_asked_for_and_lab_status_shows_it(fresh):
+    """LAB_SUITE (default trixie, the base of today's Raspberry Pi OS)."""
+    status = docker_lab.status().splitlines()
+    assert status[0].split()[:4] == ["CONTAINER", "NAME", "ROLE", "RELEASE"]
+    for node in fresh:
+        assert node.suite == docker_lab.lab_suite()
+        assert docker_host(node).check_output(". /etc/os-release; echo $VERSION_CODENAME") == node.suite
+        assert next(line for line in status if line.startswith(node.container + " ")).split()[3] == node.suite
+
+
+def test_images_are_tagged_by_release_and_arm_images_by_architecture():
     native = docker_lab.image_tag()
     assert docker_lab.image_tag(docker_lab.native_arch()) == native
-    assert not native.endswith(("-amd64", "-arm64", "-armhf"))
+    assert native.endswith(f"-{docker_lab.lab_suite()}")
     for arch in ("arm64", "armhf"):
         if arch == docker_lab.native_arch():
             continue

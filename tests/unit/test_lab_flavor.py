@@ -9,7 +9,7 @@ from lab import docker_lab
 
 @pytest.fixture
 def env(monkeypatch):
-    for key in ("LAB_FLAVOR", "LAB_USER", "LAB_ARCH", "LAB_WORKER_ARCHS"):
+    for key in ("LAB_FLAVOR", "LAB_USER", "LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_SUITE", "LAB_WORKER_SUITES"):
         monkeypatch.delenv(key, raising=False)
     return monkeypatch
 
@@ -29,9 +29,10 @@ def test_stock_nodes_have_short_names_and_the_first_user(env):
 
 
 def test_the_fqdn_image_tag_does_not_depend_on_the_stock_recipe(env):
-    """Images and labs already made keep their tags and specs."""
+    """The fqdn image's tag is its own recipe's digest and its release."""
     fqdn, stock = docker_lab.image_tag(), docker_lab.image_tag(flavor="stock")
-    assert fqdn == f"{docker_lab.IMAGE_NAME}:{docker_lab._digest(docker_lab._recipe_files(docker_lab.native_arch()))}"
+    digest = docker_lab._digest(docker_lab._recipe_files(docker_lab.native_arch()))
+    assert fqdn == f"{docker_lab.IMAGE_NAME}:{digest}-trixie"
     assert stock.endswith("-stock") and stock.split(":")[1].split("-")[0] != fqdn.split(":")[1]
     assert not any(p.parent == docker_lab.STOCK_DIR for p in docker_lab._recipe_files(docker_lab.native_arch()))
 
