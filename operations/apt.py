@@ -53,8 +53,32 @@ def dpkg_free_command(packages: list[str], wait_seconds: int) -> StringCommand:
     )
 
 
+def install_command(packages: list[str], wait_seconds: int, held_units: list[str]) -> StringCommand:
+    """apt-get install of these packages, with each of held_units masked at
+    runtime (/run/systemd/system, gone at the next boot) while it runs, so
+    that no maintainer script starts it: Debian 13's distcc ships a native
+    unit that its postinst enables and starts, with /etc/default/distcc's
+    defaults, before this package has written its override. Both
+    deb-systemd-invoke and invoke-rc.d skip a masked unit without failing
+    (bookworm's postinst fails on an init script that does not start). The
+    masks go when the install ends, whatever way it ends but SIGKILL."""
+    lock_wait = f"-o DPkg::Lock::Timeout={max(0, int(wait_seconds))}"
+    install = StringCommand(
+        "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", lock_wait, "--no-install-recommends", "install",
+        *(QuoteString(p) for p in packages),
+    )
+    if not held_units:
+        return install
+    units = [QuoteString(u) for u in held_units]
+    return StringCommand(
+        "unhold() { systemctl unmask --runtime", *units, ">/dev/null 2>&1; };",
+        "trap unhold EXIT; trap 'exit 1' HUP INT TERM;",
+        "systemctl mask --runtime", *units, ">/dev/null &&", install,
+    )
+
+
 @operation()
-def packages_installed(packages: list[str], wait_seconds: int = 120):
+def packages_installed(packages: list[str], wait_seconds: int = 120, held_units: list[str] | None = None):
     """
     The given Debian packages installed; nothing at all (not even a package
     index update) when they are. Only when one is missing: dpkg free (no
@@ -65,6 +89,9 @@ def packages_installed(packages: list[str], wait_seconds: int = 120):
 
     + packages: Debian package names
     + wait_seconds: how long another apt or dpkg run may hold the locks
+    + held_units: systemd units the packages' maintainer scripts must not
+      start (masked at runtime for the install only); the package's own
+      deploy starts them, configured
 
     Versions are never changed: an installed package stays as it is.
 
@@ -84,7 +111,4 @@ def packages_installed(packages: list[str], wait_seconds: int = 120):
     # above and this command (apt-daily starting just then) instead of failing.
     lock_wait = f"-o DPkg::Lock::Timeout={max(0, int(wait_seconds))}"
     yield StringCommand("apt-get", "-q", lock_wait, "update")
-    yield StringCommand(
-        "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", "-y", lock_wait, "--no-install-recommends", "install",
-        *(QuoteString(p) for p in missing),
-    )
+    yield install_command(missing, wait_seconds, list(held_units or []))

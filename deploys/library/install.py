@@ -64,6 +64,14 @@ def unit_drift(sources: UnitSourcesInfo, own_dropin: str) -> str | None:
             f"{unit} is masked (linked to /dev/null), so distccd cannot start. Fix: if the mask is not wanted, "
             f"run 'systemctl unmask {unit}', then run the mode switch again"
         )
+    if sources["file_state"] == "masked-runtime":
+        # What an install of distcc cut off by SIGKILL leaves (apt.install_command).
+        return (
+            f"{unit} is masked until the next boot (a link to /dev/null in /run/systemd/system, as an install "
+            f"cut off before it finished leaves it), so distccd cannot start. Fix: check that apt-get and dpkg "
+            f"are done ('sudo dpkg --configure -a'), run 'systemctl unmask --runtime {unit}', then run the mode "
+            f"switch again"
+        )
     foreign = [
         s for s in sources["settings"]
         if s["file"] != own_dropin and not s["file"].startswith(_NOT_EDITS) and s["key"] in GOVERNING_KEYS
@@ -109,7 +117,7 @@ def distcc_installed():
     if role == "builder":
         apt.packages_installed(
             name="Install the distcc client", packages=[*BUILDER_PACKAGES, *cross_packages(settings)],
-            wait_seconds=settings.apt_lock_wait,
+            wait_seconds=settings.apt_lock_wait, held_units=[distcc.UNIT],
         )
         return
     if role != "worker":
@@ -119,7 +127,8 @@ def distcc_installed():
     if drift:
         raise UnitDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
     apt.packages_installed(
-        name="Install distcc", packages=[*WORKER_PACKAGES, *cross_packages(settings)], wait_seconds=settings.apt_lock_wait
+        name="Install distcc", packages=[*WORKER_PACKAGES, *cross_packages(settings)], wait_seconds=settings.apt_lock_wait,
+        held_units=[distcc.UNIT],
     )
     distcc.masquerade_links(
         name="Whitelist the installed compilers in /usr/lib/distcc",

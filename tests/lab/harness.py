@@ -95,6 +95,17 @@ ps -eo user=,comm= | sort | uniq -c | grep -v -e ' ps$' -e ' sort$' -e ' uniq$' 
 """
 
 
+# The gcc each Debian release makes the default (`gcc-N`), and an older one it
+# also packages: the compiler-mismatch tests install that on a worker.
+DEFAULT_GCC = {"bookworm": "12", "trixie": "14"}
+OLDER_GCC = {"bookworm": "11", "trixie": "13"}
+
+
+def gcc_version(node: docker_lab.Node) -> str:
+    """The node's gcc version as H-GCC names it (gcc -dumpfullversion)."""
+    return sh(node.container, "gcc -dumpfullversion").strip()
+
+
 def state_digest(container: str) -> str:
     return sh(container, STATE_SCRIPT, check=False)
 

@@ -28,7 +28,7 @@ from pyinfra.api.operations import run_ops
 from lab import docker_lab
 from operations import distcc, k3s, mounts, paths, systemd
 from operations.templates import render_template
-from tests.lab.harness import INVENTORY, PYINFRA, REPO, by_role, deploy, docker_host, sh, state_digest
+from tests.lab.harness import DEFAULT_GCC, INVENTORY, PYINFRA, REPO, by_role, deploy, docker_host, sh, state_digest
 
 K3S_UNITS = ["k3s", "k3s-server", "k3s-agent"]
 
@@ -179,7 +179,7 @@ def test_tmpfs_refuses_to_hide_files(builder):
 
 
 def test_masquerade_links_restores_a_removed_link(worker):
-    link = "/usr/lib/distcc/gcc-12"
+    link = f"/usr/lib/distcc/gcc-{DEFAULT_GCC[worker.suite]}"
     host = docker_host(worker)
     assert host.file(link).linked_to == "/usr/bin/distcc"
     sh(worker.container, f"rm {link}")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.lab.harness import REPO, cluster_digest, deploy, pyinfra, sh
+from tests.lab.harness import DEFAULT_GCC, OLDER_GCC, REPO, cluster_digest, deploy, gcc_version, pyinfra, sh
 
 REPORT = REPO / "reports" / "validate.json"
 
@@ -198,20 +198,21 @@ def test_smoke_test_leaves_nothing_behind(builder, nodes):
     assert cluster_digest() == before
 
 
-def test_compiler_mismatch_is_a_fail(worker):
-    """A worker whose gcc is really another compiler (gcc-11 from Debian):
-    the FAIL names both packages, which validation asks dpkg for only now,
-    in a second command on that worker and on the builder."""
-    sh(worker.container, "apt-get install -y -q gcc-11 >/dev/null 2>&1 && ln -sf /usr/bin/gcc-11 /usr/local/bin/gcc")
+def test_compiler_mismatch_is_a_fail(builder, worker):
+    """A worker whose gcc is really another compiler (the release's older
+    gcc from Debian): the FAIL names both packages, which validation asks
+    dpkg for only now, in a second command on that worker and on the builder."""
+    older, default, version = OLDER_GCC[worker.suite], DEFAULT_GCC[builder.suite], gcc_version(builder)
+    sh(worker.container, f"apt-get install -y -q gcc-{older} >/dev/null 2>&1 && ln -sf /usr/bin/gcc-{older} /usr/local/bin/gcc")
     try:
         code, failed, output = validate()
         assert code != 0
         assert f"H-GCC@{worker.fqdn}" in failed, output[-3000:]
-        assert "gcc 11." in output and "objects would be silently wrong" in output
+        assert f"gcc {older}." in output and "objects would be silently wrong" in output
         line = next(x for x in output.splitlines() if x.startswith(f"FAIL H-GCC {worker.fqdn}"))
-        assert "(package gcc-11 11." in line and "run as /usr/local/bin/gcc" in line, line
-        assert "but the builder has gcc 12.2.0 x86_64-linux-gnu (package gcc-12 12.2.0-" in line, line
-        assert "install gcc-12 version 12.2.0-" in line, line
+        assert f"(package gcc-{older} {older}." in line and "run as /usr/local/bin/gcc" in line, line
+        assert f"but the builder has gcc {version} x86_64-linux-gnu (package gcc-{default} {version}-" in line, line
+        assert f"install gcc-{default} version {version}-" in line, line
     finally:
         sh(worker.container, "rm -f /usr/local/bin/gcc")
     assert deploy("mode_switch").returncode == 0
@@ -220,17 +221,18 @@ def test_compiler_mismatch_is_a_fail(worker):
 
 def test_a_sent_compiler_of_another_version_is_a_fail(builder, worker):
     """What the amd64 builder's client really sends is x86_64-linux-gnu-gcc:
-    a worker where that name runs gcc-11 compiles every job with gcc 11,
-    whatever its plain gcc is."""
-    sh(worker.container, "apt-get install -y -q gcc-11 >/dev/null 2>&1 && "
-       "ln -sf x86_64-linux-gnu-gcc-11 /usr/bin/x86_64-linux-gnu-gcc")
+    a worker where that name runs the release's older gcc compiles every job
+    with it, whatever its plain gcc is."""
+    older, default, version = OLDER_GCC[worker.suite], DEFAULT_GCC[worker.suite], gcc_version(builder)
+    sh(worker.container, f"apt-get install -y -q gcc-{older} >/dev/null 2>&1 && "
+       f"ln -sf x86_64-linux-gnu-gcc-{older} /usr/bin/x86_64-linux-gnu-gcc")
     try:
         code, failed, output = validate()
         assert code != 0
         assert f"W-COMPILERS@{worker.fqdn}" in failed and f"H-GCC@{worker.fqdn}" not in failed, output[-3000:]
         line = next(line for line in output.splitlines() if line.startswith(f"FAIL W-COMPILERS {worker.fqdn}"))
-        assert "`x86_64-linux-gnu-gcc` (what the builder sends for cc, gcc) is gcc 11." in line
-        assert "but 12.2.0 on the builder" in line and "install the builder's gcc version here" in line
+        assert f"`x86_64-linux-gnu-gcc` (what the builder sends for cc, gcc) is gcc {older}." in line
+        assert f"but {version} on the builder" in line and "install the builder's gcc version here" in line
     finally:
-        sh(worker.container, "ln -sf gcc-12 /usr/bin/x86_64-linux-gnu-gcc")
+        sh(worker.container, f"ln -sf gcc-{default} /usr/bin/x86_64-linux-gnu-gcc")
     assert validate()[0] == 0

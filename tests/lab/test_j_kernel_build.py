@@ -1,6 +1,6 @@
 """A real kernel build through the farm, judged by the build report.
 
-Debian's linux-source-6.1 is unpacked on the builder's tmpfs, configured
+Debian's linux-source (6.1 on bookworm, 6.12 on trixie) is unpacked on the builder's tmpfs, configured
 with tinyconfig, and part of it (a few hundred compile jobs) is built as the
 build user in a login shell with `make -jN`: the masquerade, the host list
 and the fallback as the guard set them. The report must then show at least
@@ -22,8 +22,9 @@ import pytest
 from tests.lab.harness import REPO, cluster_digest, deploy, sh
 
 TMPFS = "/tmp/kernel-build"
-SOURCE = f"{TMPFS}/linux-source-6.1"
-BUILD_TOOLS = "make flex bison bc libelf-dev libssl-dev xz-utils perl linux-source-6.1"
+# The kernel source each Debian release packages.
+LINUX_SOURCE = {"bookworm": "linux-source-6.1", "trixie": "linux-source-6.12"}
+BUILD_TOOLS = "make flex bison bc libelf-dev libssl-dev xz-utils perl"
 # Directories of the tinyconfig tree built after the mark: about 300 C files.
 PART = "kernel/ mm/ fs/ lib/"
 REPORT = REPO / "reports" / "build-report.json"
@@ -53,14 +54,16 @@ def nodes(lab):
 
 @pytest.fixture(scope="module")
 def kernel_tree(builder):
+    package = LINUX_SOURCE[builder.suite]
+    source = f"{TMPFS}/{package}"
     sh(builder.container,
-       f"dpkg -s {BUILD_TOOLS} >/dev/null 2>&1 || "
-       f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {BUILD_TOOLS} >/dev/null")
-    as_build_user(builder.container, f"[ -f {SOURCE}/Makefile ] || tar -C {TMPFS} -xJf /usr/src/linux-source-6.1.tar.xz")
+       f"dpkg -s {BUILD_TOOLS} {package} >/dev/null 2>&1 || "
+       f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {BUILD_TOOLS} {package} >/dev/null")
+    as_build_user(builder.container, f"[ -f {source}/Makefile ] || tar -C {TMPFS} -xJf /usr/src/{package}.tar.xz")
     # Configuration and the host tools are built before the mark: the
     # report then covers the build of the part alone.
-    as_build_user(builder.container, f"cd {SOURCE} && make -s tinyconfig && make -s -j$(distcc -j) prepare")
-    return SOURCE
+    as_build_user(builder.container, f"cd {source} && make -s tinyconfig && make -s -j$(distcc -j) prepare")
+    return source
 
 
 def worker_lines_since_mark(worker, mark: dict) -> int:
