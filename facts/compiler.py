@@ -176,25 +176,34 @@ class GccPackageInfo(TypedDict):
     binary: str | None
     package: str | None
     version: str | None
+    release: str | None
+    release_name: str | None
 
 
 class GccPackage(ParsedFact[GccPackageInfo]):
     """
-    Which Debian package the gcc on PATH comes from, and its version: a
-    compiler mismatch is fixed by installing the builder's package version,
-    so H-GCC's FAIL names both. Validation reads it only from the hosts
-    whose gcc differs from the builder's, and from the builder, after the
-    surveys: it starts three processes (readlink, grep, dpkg-query), slow on
-    a CM3+, that a cluster whose compilers agree never needs.
+    Which Debian package the gcc on PATH comes from, and its version, and
+    which OS release the host runs (/etc/os-release's VERSION_CODENAME and
+    PRETTY_NAME): a compiler mismatch is fixed by installing the builder's
+    package version, and a release mismatch (each Debian release has its own
+    gcc) by running one release on every node, so H-GCC's FAIL names both.
+    Validation reads it only from the hosts whose gcc differs from the
+    builder's, and from the builder, after the surveys: it starts three
+    processes (readlink, grep, dpkg-query), slow on a CM3+, that a cluster
+    whose compilers agree never needs.
 
     .. code:: python
 
-        {"path": "/usr/bin/gcc", "binary": "/usr/bin/x86_64-linux-gnu-gcc-12",
-         "package": "gcc-12", "version": "12.2.0-14+deb12u1"}
+        {"path": "/usr/bin/gcc", "binary": "/usr/bin/x86_64-linux-gnu-gcc-14",
+         "package": "gcc-14", "version": "14.2.0-19",
+         "release": "trixie", "release_name": "Debian GNU/Linux 13 (trixie)"}
     """
 
     command = (
-        "g=$(command -v gcc); printf 'path %s\\n' \"$g\"; [ -n \"$g\" ] || exit 0;"
+        # The shell reads os-release itself: no process for it.
+        "while IFS='=' read -r k v; do case \"$k\" in VERSION_CODENAME) printf 'release %s\\n' \"$v\";;"
+        " PRETTY_NAME) printf 'release_name %s\\n' \"$v\";; esac; done 2>/dev/null < /etc/os-release;"
+        " g=$(command -v gcc); printf 'path %s\\n' \"$g\"; [ -n \"$g\" ] || exit 0;"
         " b=$(readlink -f \"$g\"); printf 'binary %s\\n' \"$b\";"
         # dpkg's own file lists, the gcc* packages' first (a GCC driver comes
         # from gcc-N or gcc-N-<triplet>): one grep of a few files instead of
@@ -210,9 +219,13 @@ class GccPackage(ParsedFact[GccPackageInfo]):
 
 
 def parse_gcc_package(lines: list[str]) -> GccPackageInfo:
-    found: dict[str, str | None] = {"path": None, "binary": None, "package": None, "version": None}
+    """GccPackage's lines; release and release_name are None in a capture
+    made before the fact read them, and when /etc/os-release says nothing."""
+    keys = ("path", "binary", "package", "version", "release", "release_name")
+    found: dict[str, str | None] = dict.fromkeys(keys)
     for line in lines:
         key, _, value = line.strip().partition(" ")
         if key in found:
-            found[key] = value.strip() or None
-    return GccPackageInfo(path=found["path"], binary=found["binary"], package=found["package"], version=found["version"])
+            # os-release may quote its values.
+            found[key] = value.strip().strip("\"'") or None
+    return GccPackageInfo(**{k: found[k] for k in keys})  # type: ignore[typeddict-item]

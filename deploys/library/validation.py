@@ -526,10 +526,12 @@ def worker_compilers(s: Subject) -> tuple[str, str]:
                 _target_fix(builder_arch, their_machine, arch),
             )
         elif version != their_version:
+            releases = release_mismatch(s.survey.get("gcc_package"), builder.get("gcc_package"))
             found(
                 f"{_sent_by(name, invoked)} is gcc {version} here but {their_version} on the builder: objects "
                 f"would be silently different",
-                "install the builder's gcc version here (the same OS release and upgrades)",
+                f"this worker runs {releases[0]}, the builder {releases[1]}: {SAME_RELEASE_FIX}" if releases
+                else "install the builder's gcc version here (the same OS release and upgrades)",
             )
     if problems:
         return FAIL, f"{'; '.join(problems)}. Fix: {'; '.join(fixes)}"
@@ -660,6 +662,23 @@ def _gcc(identity: dict, package: dict | None) -> str:
     return text
 
 
+# Raspberry Pi advises a fresh image of the new release over an in-place
+# upgrade; either way the compilers agree only once every node is on it.
+SAME_RELEASE_FIX = (
+    "run one release on every Pi: upgrade (or reflash) the nodes together, then run deploys/mode_switch.py"
+)
+
+
+def release_mismatch(mine: dict | None, theirs: dict | None) -> tuple[str, str] | None:
+    """(this host's release, the builder's) from GccPackage's reads, when
+    both are known and differ; None otherwise."""
+    if not (mine and theirs and mine.get("release") and theirs.get("release")):
+        return None
+    if mine["release"] == theirs["release"]:
+        return None
+    return (mine.get("release_name") or mine["release"], theirs.get("release_name") or theirs["release"])
+
+
 def gcc_differs(mine: Identity, theirs: Identity | None) -> bool:
     """Whether H-GCC FAILs on a host: it has no gcc, or one whose version or
     target is not the builder's (theirs: None when the builder was not
@@ -701,6 +720,13 @@ def host_gcc(s: Subject) -> tuple[str, str]:
             f"{_target_fix(theirs['dpkg_architecture'], theirs['gcc_machine'], mine['dpkg_architecture'])}"
         )
     if (mine["gcc_version"], mine["gcc_machine"]) != (theirs["gcc_version"], theirs["gcc_machine"]):
+        releases = release_mismatch(my_package, their_package)
+        if releases:
+            return FAIL, (
+                f"{_gcc(mine, my_package)} on {releases[0]} but the builder has {_gcc(theirs, their_package)} on "
+                f"{releases[1]}: each release has its own gcc, so objects would be silently wrong; "
+                f"{SAME_RELEASE_FIX}"
+            )
         return FAIL, (
             f"{_gcc(mine, my_package)} but the builder has {_gcc(theirs, their_package)}: objects would be silently "
             f"wrong; {install} here and make it the gcc on PATH"
