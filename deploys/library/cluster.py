@@ -4,9 +4,12 @@ before anything is changed, and what one host needs to know of the others."""
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable
 
 import gevent
+from gevent.pool import Pool
 from pyinfra import logger
+from pyinfra.context import ctx_config, ctx_host
 
 from deploys.library.settings import Settings, SettingsError, jobs_for, settings_for, shown
 from facts.host import HostResources
@@ -23,6 +26,41 @@ _run_caches: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def run_cache(state, name: str) -> dict:
     """A dict shared by every host of this run, for one kind of value."""
     return _run_caches.setdefault(current(state), {}).setdefault(name, {})
+
+
+def first_loader(state, kind: str) -> bool:
+    """True for the first host whose deploy file loads in this run (for
+    this kind of cluster-wide read), False for every later one. A
+    cluster-wide read (validation's surveys, the build report's logs, the
+    mark) is done whole by that first loader, from greenlets of its own
+    (on_each): no loader ever waits for another, so no --parallel value can
+    deadlock (the loaders sit in pyinfra's pool, which --parallel 1 makes
+    one slot wide)."""
+    started = run_cache(state, "cluster-wide reads started")
+    if kind in started:
+        return False
+    started[kind] = True
+    return True
+
+
+def on_each(run_state, hosts: list, read: Callable) -> dict[str, object]:
+    """read(node) on each host, at most --parallel at once, from greenlets
+    of this run's own: the deploy-file loaders hold pyinfra's pool, so
+    spawning there could wait for a slot that never frees. Each host's
+    answer by name; None where the read raised, gave nothing, or the host
+    failed meanwhile."""
+    pool = Pool(max(1, run_state.config.PARALLEL or len(hosts)))
+
+    def one(node):
+        with ctx_config.use(run_state.config.copy()), ctx_host.use(node):
+            return read(node)
+
+    greenlets = {node: pool.spawn(one, node) for node in hosts}
+    gevent.joinall(list(greenlets.values()))
+    return {
+        node.name: (greenlet.value or None) if greenlet.successful() and node not in run_state.failed_hosts else None
+        for node, greenlet in greenlets.items()
+    }
 
 
 def _group(inventory, name: str) -> list:

@@ -23,13 +23,13 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import gevent.event
-from pyinfra import host, inventory, state
+from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
+from pyinfra.context import ctx_state
 
 from deploys.library.builder import CLIENT_LOG
-from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
+from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import settings_for
 from facts.logs import BackoffMarkers, LogPosition, LogSince
 from facts.users import LoginEnvironment
@@ -350,29 +350,8 @@ def _log_path(node) -> str:
     return f"{settings_for(node).log_dir}/distccd.log"
 
 
-class _Gather:
-    def __init__(self, expected: set[str]):
-        self.expected = expected
-        self.answers: dict[str, dict | None] = {}
-        self.done = gevent.event.Event()
-
-    def arrive(self, name: str, answer: dict | None) -> bool:
-        self.answers[name] = answer
-        if set(self.answers) >= self.expected:
-            self.done.set()
-            return True
-        return False
-
-
-_gathers: dict[tuple[int, str], _Gather] = {}
-
-
-def _gather(kind: str) -> _Gather:
-    return _gathers.setdefault((id(state), kind), _Gather({h.name for h in state.inventory.get_active_hosts()}))
-
-
-def _client_log(settings) -> str | None:
-    home = host.get_fact(LoginEnvironment, user=settings.build_user)["home"]
+def _client_log(node) -> str | None:
+    home = node.get_fact(LoginEnvironment, user=settings_for(node).build_user)["home"]
     return f"{home}/{CLIENT_LOG}" if home else None
 
 
@@ -383,56 +362,64 @@ class ReportError(PyinfraError):
 @deploy("cluster distcc mark")
 def cluster_distcc_mark():
     """Record where every log stands now, on this machine, as the start of
-    the next build's report. Read-only on every host."""
+    the next build's report. Read-only on every host. The first host to load
+    reads every host's log position (cluster.first_loader), so no host waits
+    for another."""
     check_inventory(inventory)
-    settings = settings_for(host)
-    gather = _gather("mark")
-    answer = None
-    try:
-        path = _client_log(settings) if role_of(host) == "builder" else _log_path(host)
-        if path:
-            answer = host.get_fact(LogPosition, path=path)
-    finally:
-        last = gather.arrive(host.name, answer)
-    if not last:
-        gather.done.wait()
+    settings_for(host)
+    run_state = ctx_state.get()
+    if not first_loader(run_state, "build mark"):
         return
-    missing = sorted(n for n, a in gather.answers.items() if a is None)
+
+    def position(node) -> dict | None:
+        path = _client_log(node) if role_of(node) == "builder" else _log_path(node)
+        return node.get_fact(LogPosition, path=path) if path else None
+
+    answers = _answers(run_state, position)
+    missing = sorted(n for n, a in answers.items() if a is None)
     target = mark_path(settings_for(builder_host(inventory)).report_path)
     target.parent.mkdir(parents=True, exist_ok=True)
     body = {"generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "hosts": {n: a for n, a in gather.answers.items() if a is not None}}
+            "hosts": {n: a for n, a in answers.items() if a is not None}}
     target.write_text(json.dumps(body, indent=2, sort_keys=True) + "\n", encoding="ascii")
     print(f"\nbuild mark: {target} ({len(body['hosts'])} logs)\n", file=sys.stderr, flush=True)
     if missing:
         raise ReportError(f"build mark: no answer from {', '.join(missing)}; check SSH and run the mark again")
 
 
+def _answers(run_state, read) -> dict[str, dict | None]:
+    """read(node) on every inventory host, in parallel; None for a host not
+    connected in this run, or whose read failed."""
+    active = list(run_state.inventory.get_active_hosts())
+    answers: dict[str, dict | None] = {n.name: None for n in [builder_host(inventory), *worker_hosts(inventory)]}
+    answers.update(on_each(run_state, active, read))  # type: ignore[arg-type]
+    return answers
+
+
 @deploy("cluster distcc report")
 def cluster_distcc_report():
-    """The build report since the mark (or the last mode switch)."""
+    """The build report since the mark (or the last mode switch). The first
+    host to load reads every host's log (cluster.first_loader)."""
     check_inventory(inventory)
-    settings = settings_for(host)
+    settings_for(host)
+    run_state = ctx_state.get()
+    if not first_loader(run_state, "build report"):
+        return
     builder = builder_host(inventory)
     marks_file = mark_path(settings_for(builder).report_path)
     marks = json.loads(marks_file.read_text()).get("hosts", {}) if marks_file.exists() else {}
-    gather = _gather("report")
-    answer = None
-    try:
-        mark = marks.get(host.name)
-        if role_of(host) == "builder":
-            path = _client_log(settings)
-            if path:
-                answer = {"log": host.get_fact(LogSince, path=path, mark=mark, start=""),
-                          "backoff": host.get_fact(BackoffMarkers, directory=path.rsplit("/", 1)[0])}
-        else:
-            answer = {"log": host.get_fact(LogSince, path=_log_path(host), mark=mark, start=WORKER_START)}
-    finally:
-        last = gather.arrive(host.name, answer)
-    if not last:
-        gather.done.wait()
-        return
-    answers = gather.answers
+
+    def since_mark(node) -> dict | None:
+        mark = marks.get(node.name)
+        if role_of(node) != "builder":
+            return {"log": node.get_fact(LogSince, path=_log_path(node), mark=mark, start=WORKER_START)}
+        path = _client_log(node)
+        if not path:
+            return None
+        return {"log": node.get_fact(LogSince, path=path, mark=mark, start=""),
+                "backoff": node.get_fact(BackoffMarkers, directory=path.rsplit("/", 1)[0])}
+
+    answers = _answers(run_state, since_mark)
     missing = sorted(n for n, a in answers.items() if a is None)
     window = {n: a["log"]["window"] for n, a in answers.items() if a}
     worker_lines = {peer_name(w): answers[w.name]["log"]["lines"] for w in worker_hosts(inventory) if answers.get(w.name)}

@@ -21,22 +21,19 @@ import hashlib
 import json
 import sys
 import time
-import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 
-import gevent
-from gevent.pool import Pool
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.context import ctx_config, ctx_host, ctx_state
+from pyinfra.context import ctx_state
 
 from deploys.library.builder import PROFILE_SCRIPT, login_drift
-from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, worker_hosts
+from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import builder_peer, distccd_config, override_text
 from facts.compiler import INVOKED_NAMES, GccPackage, Identity
@@ -1050,29 +1047,9 @@ SURVEY_FAILED = (
 )
 
 
-def _on_each(run_state, hosts: list, read: Callable) -> dict[str, object]:
-    """read(node) on each host, at most --parallel at once, from greenlets
-    of this run's own: the deploy-file loaders hold pyinfra's pool, so
-    spawning there could wait for a slot that never frees. Each host's
-    answer by name; None where the read raised, gave nothing, or the host
-    failed meanwhile."""
-    pool = Pool(max(1, run_state.config.PARALLEL or len(hosts)))
-
-    def one(node):
-        with ctx_config.use(run_state.config.copy()), ctx_host.use(node):
-            return read(node)
-
-    greenlets = {node: pool.spawn(one, node) for node in hosts}
-    gevent.joinall(list(greenlets.values()))
-    return {
-        node.name: (greenlet.value or None) if greenlet.successful() and node not in run_state.failed_hosts else None
-        for node, greenlet in greenlets.items()
-    }
-
-
 def survey_hosts(run_state, hosts: list) -> tuple[dict[str, Survey | None], dict[str, str]]:
     """One survey command on each host."""
-    answers = _on_each(run_state, hosts, lambda node: node.get_fact(HostSurvey, **_survey_arguments(settings_for(node))))
+    answers = on_each(run_state, hosts, lambda node: node.get_fact(HostSurvey, **_survey_arguments(settings_for(node))))
     surveys: dict[str, Survey | None] = dict(answers)  # type: ignore[arg-type]
     unsurveyed = {name: SURVEY_FAILED for name, survey in surveys.items() if survey is None}
     return surveys, unsurveyed
@@ -1086,16 +1063,10 @@ def read_gcc_packages(run_state, hosts: list, surveys: dict[str, Survey | None],
     readers = [node for node in hosts if node.name in wanted]
     if not readers:
         return
-    for name, package in _on_each(run_state, readers, lambda node: node.get_fact(GccPackage)).items():
+    for name, package in on_each(run_state, readers, lambda node: node.get_fact(GccPackage)).items():
         survey = surveys[name]
         if survey is not None and package is not None:
             survey["gcc_package"] = package  # type: ignore[typeddict-item]
-
-
-# One entry per pyinfra State that has started validating; weak keys, so a
-# finished run's entry goes with its State (an id() could be reused by a
-# later State in the same process and make it skip validation).
-_runs: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @deploy("cluster distcc validate")
@@ -1104,9 +1075,8 @@ def cluster_distcc_validate():
     check_inventory(inventory)
     settings_for(host)
     run_state = ctx_state.get()
-    if run_state in _runs:
+    if not first_loader(run_state, "validation"):
         return
-    _runs[run_state] = True
     cluster = Cluster.from_inventory(inventory, {})
     active = list(run_state.inventory.get_active_hosts())
     surveys, unsurveyed = survey_hosts(run_state, active)

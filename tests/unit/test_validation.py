@@ -429,17 +429,28 @@ def test_breakage_gives_exactly_its_findings(case):
 
 
 def test_a_finished_runs_entry_goes_with_its_state():
-    """Runs are remembered per pyinfra State, weakly: nothing accumulates in a
-    long-lived process, and a new State never inherits an old run."""
+    """Cluster-wide reads (validation, the build report, the mark) are
+    started once per pyinfra State, remembered weakly: nothing accumulates in
+    a long-lived process, and a new State never inherits an old run. Keyed
+    by the State itself, not by pyinfra's context proxy, which is one object
+    for every run (the report keyed its gathers by id() of that proxy)."""
     import gc
 
+    from pyinfra import state as context_proxy
     from pyinfra.api import State
+    from pyinfra.context import ctx_state
 
-    from deploys.library import validation
+    from deploys.library import cluster
 
-    run_state = State()
-    validation._runs[run_state] = True
-    assert run_state in validation._runs
-    del run_state
+    first, second = State(), State()
+    assert cluster.first_loader(first, "build report") and not cluster.first_loader(first, "build report")
+    assert cluster.first_loader(first, "validation")
+    assert cluster.first_loader(second, "build report")
+    with ctx_state.use(second):
+        assert not cluster.first_loader(context_proxy, "build report")
+    with ctx_state.use(first):
+        assert not cluster.first_loader(context_proxy, "validation")
+    assert len(cluster._run_caches) == 2
+    del first, second
     gc.collect()
-    assert len(validation._runs) == 0
+    assert len(cluster._run_caches) == 0
