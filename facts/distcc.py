@@ -30,8 +30,12 @@ _PS_LINE = re.compile(
 PS_COMMAND = "ps -eo pid=,ppid=,user:32=,etimes=,comm=,args= 2>/dev/null || true"
 # Under qemu-user (the emulated ARM lab) binfmt_misc puts the interpreter and
 # the program's path (with flag P also its argv[0]) before the arguments; a
-# Pi shows the program's own command line, so that is what is compared.
-_BINFMT_PREFIX = re.compile(r"^(?:/usr/libexec/qemu-binfmt/\S+-binfmt-P \S+|/usr/bin/qemu-\S+-static) (?=\S)")
+# Pi shows the program's own command line, so that is what is compared. The
+# interpreter is Debian's binfmt wrapper, its qemu-*-static, or the lab's
+# own qemu-user (lab/docker_lab.py, registered with P).
+_BINFMT_PREFIX = re.compile(
+    r"^(?:/usr/libexec/qemu-binfmt/\S+-binfmt-P \S+|/usr/bin/qemu-\S+-static|\S*/qemu-(?:aarch64|arm|x86_64) \S+) (?=\S)"
+)
 
 # The compiler names update-distcc-symlinks would link: plain, versioned and
 # target-triplet GCC drivers (clang and nvcc are deliberately not served).

@@ -89,7 +89,7 @@ SYSTEMD_RUN_FLAGS = [
 K3S_UNIT_FOR_ROLE = {"builder": "k3s", "worker": "k3s-agent"}
 
 ARCH_LABEL = "distcc-lab.arch"
-# Debian architecture -> the binfmt_misc handler that runs its binaries here.
+# Debian architecture -> the qemu-user binary that runs its binaries here.
 QEMU_HANDLERS = {"amd64": "qemu-x86_64", "arm64": "qemu-aarch64", "armhf": "qemu-arm"}
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 # Extra recipe for emulated nodes only, kept out of IMAGE_DIR's own files so
@@ -303,32 +303,125 @@ def _image_exists(tag: str) -> bool:
     ).returncode == 0
 
 
+# The qemu-user that runs the emulated nodes. Debian 13's systemd (257) starts
+# every unit through systemd-executor with clone3() and sets up a unit's
+# mount namespace (PrivateTmp=, ProtectSystem=, the distccd override's
+# TemporaryFileSystem=) with a check statx() answers: under Debian 12's
+# qemu-user 7.2 no unit starts ("Failed to spawn executor: Invalid
+# argument"), under Debian 13's 10.0 every sandboxed unit fails with
+# 226/NAMESPACE; trixie-backports' qemu-user (11.1 when this was written)
+# runs both releases' nodes. The lab fetches it with apt inside its own
+# native trixie image and registers it under handler names of its own
+# (LAB_QEMU_HANDLERS), which take precedence over Debian's qemu-* handlers
+# without touching them, until the machine reboots.
+QEMU_DIR = STATE_DIR / "qemu"
+QEMU_SUITE = "trixie-backports"
+LAB_QEMU_HANDLERS = {arch: f"distcc-lab-{binary}" for arch, binary in QEMU_HANDLERS.items()}
+# The ELF headers each handler matches (as Debian's qemu-user-binfmt registers them).
+QEMU_MAGIC = {
+    "arm64": ("7f454c460201010000000000000000000200b700", "ffffffffffffff00fffffffffffffffffeffffff"),
+    "armhf": ("7f454c4601010100000000000000000002002800", "ffffffffffffff00fffffffffffffffffeffffff"),
+    "amd64": ("7f454c4602010100000000000000000002003e00", "fffffffffffefe00fffffffffffffffffeffffff"),
+}
+# P: argv[0] as the program gave it; O: the binary handed over open; C:
+# setuid programs (sudo) get their owner's uid; F: the interpreter is opened
+# now, so it is found inside containers.
+QEMU_FLAGS = "POCF"
+
+
+def lab_qemu(arch: str) -> Path:
+    """The lab's qemu-user binary for an emulated architecture, fetched once
+    (QEMU_SUITE's qemu-user, unpacked from its .deb in the lab's native
+    trixie image; no package is installed on this machine)."""
+    binary = QEMU_DIR / QEMU_HANDLERS[arch]
+    if binary.exists():
+        return binary
+    build_base_image(native_arch(), "trixie")
+    QEMU_DIR.mkdir(parents=True, exist_ok=True)
+    _say(f"fetching qemu-user from Debian {QEMU_SUITE} for the emulated nodes (once)")
+    script = (
+        f"set -e; echo 'deb {DEBIAN_MIRROR} {QEMU_SUITE} main' > /etc/apt/sources.list.d/lab-qemu.list;"
+        " apt-get update -qq >/dev/null; cd /tmp; apt-get download -qq -t " + QEMU_SUITE + " qemu-user 2>/dev/null;"
+        " dpkg-deb -x qemu-user_*.deb x; dpkg-deb -f qemu-user_*.deb Version > /out/VERSION;"
+        " for b in " + " ".join(sorted(set(QEMU_HANDLERS.values()))) + "; do cp x/usr/bin/$b /out/$b.new; done"
+    )
+    proc = subprocess.run(
+        ["docker", "run", "--rm", "-v", f"{QEMU_DIR}:/out", base_image_tag(native_arch(), "trixie"), "sh", "-c", script],
+        text=True, capture_output=True,
+    )
+    if proc.returncode != 0:
+        raise LabError(f"fetching qemu-user from Debian {QEMU_SUITE} failed: {proc.stderr.strip()[-1500:]}")
+    for name in set(QEMU_HANDLERS.values()):
+        (QEMU_DIR / f"{name}.new").rename(QEMU_DIR / name)
+    _say(f"qemu-user {(QEMU_DIR / 'VERSION').read_text().strip()} in {QEMU_DIR}")
+    return binary
+
+
+def _binfmt_entry(name: str) -> dict[str, str]:
+    try:
+        lines = (BINFMT_DIR / name).read_text().splitlines()
+    except OSError:
+        return {}
+    entry = {"state": lines[0] if lines else ""}
+    for line in lines[1:]:
+        key, _, value = line.partition(" ")
+        entry[key.rstrip(":")] = value
+    return entry
+
+
+def register_lab_qemu(arch: str, interpreter: Path) -> None:
+    """(Re)register the lab's handler for arch, ahead of any other."""
+    name = LAB_QEMU_HANDLERS[arch]
+    if os.geteuid() != 0:
+        raise LabError(
+            f"{arch} nodes run under the lab's qemu-user ({interpreter}), which must be registered with the "
+            f"kernel's binfmt_misc as {name}; that takes root. Run LAB_ARCH={arch} make lab-up as root once "
+            "(the registration lasts until the machine reboots), and run again."
+        )
+    if not (BINFMT_DIR / "register").exists():
+        raise LabError(
+            f"binfmt_misc is not mounted at {BINFMT_DIR}, so {arch} nodes cannot run. Run LAB_ARCH={arch} "
+            "lab/ensure_engine.sh as root (it mounts it), and run again."
+        )
+    if (BINFMT_DIR / name).exists():
+        (BINFMT_DIR / name).write_text("-1\n")
+    magic, mask = (("\\x" + "\\x".join(h[i:i + 2] for i in range(0, len(h), 2))) for h in QEMU_MAGIC[arch])
+    (BINFMT_DIR / "register").write_text(f":{name}:M:0:{magic}:{mask}:{interpreter}:{QEMU_FLAGS}\n")
+
+
 def ensure_emulation(arch: str) -> None:
-    """An emulated architecture needs its qemu handler registered (with flag F,
-    so that the interpreter is found inside containers)."""
+    """An emulated architecture runs under the lab's qemu-user (lab_qemu),
+    registered with binfmt_misc under the lab's own handler name."""
     if not is_emulated(arch):
         return
-    handler = BINFMT_DIR / QEMU_HANDLERS[arch]
-    try:
-        text = handler.read_text()
-    except OSError:
-        text = ""
-    flags = next((line.split(":", 1)[1] for line in text.splitlines() if line.startswith("flags:")), "")
-    # F: the interpreter is found inside containers; C: setuid programs (sudo)
-    # get their owner's uid, as natively.
-    problem = (
-        "missing" if not text else "disabled" if not text.startswith("enabled")
-        else "without flag F (fix binary)" if "F" not in flags
-        else "without flag C (credentials), so sudo fails in the nodes" if "C" not in flags
-        else ""
-    )
-    if problem:
-        raise LabError(
-            f"{arch} nodes run under qemu-user emulation, but the binfmt handler {handler} is {problem}. "
-            f"Run LAB_ARCH={arch} lab/ensure_engine.sh as root (it installs Debian's qemu-user-static and "
-            "binfmt-support, mounts binfmt_misc and registers the handler with flags F and C), or make lab-up, "
-            "and run again."
-        )
+    interpreter = lab_qemu(arch)
+    entry = _binfmt_entry(LAB_QEMU_HANDLERS[arch])
+    if (
+        entry.get("state") != "enabled" or entry.get("interpreter") != str(interpreter)
+        or not set(QEMU_FLAGS) <= set(entry.get("flags", ""))
+    ):
+        _say(f"registering {interpreter} as the binfmt handler {LAB_QEMU_HANDLERS[arch]} (flags {QEMU_FLAGS})")
+        register_lab_qemu(arch, interpreter)
+
+
+def emulation_in_use(image: str, arch: str) -> str:
+    """Which interpreter the kernel really runs for this image's binaries
+    (another handler registered later for the same ELF header comes first);
+    registers the lab's again when it is not the lab's."""
+    probe = ["docker", "run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "sleep 2 & readlink /proc/$!/exe"]
+    found = subprocess.run(probe, text=True, capture_output=True).stdout.strip()
+    interpreter = str(lab_qemu(arch))
+    if found != interpreter:
+        _say(f"{arch} binaries ran under {found or 'an unknown interpreter'}, not the lab's qemu: registering it again")
+        register_lab_qemu(arch, Path(interpreter))
+        found = subprocess.run(probe, text=True, capture_output=True).stdout.strip()
+        if found != interpreter:
+            raise LabError(
+                f"{arch} binaries still run under {found or 'an unknown interpreter'}, not the lab's qemu-user "
+                f"{interpreter}. Look for another binfmt handler for them in {BINFMT_DIR} and disable it "
+                f"(echo 0 > {BINFMT_DIR}/NAME), then run again."
+            )
+    return found
 
 
 def build_base_image(arch: str | None = None, suite: str | None = None) -> None:
@@ -785,6 +878,9 @@ def up(
         remove_if_outdated(node, images[node.arch, node.suite])
     for node in wanted:
         start_node(node, images[node.arch, node.suite])
+    for (node_arch, _suite), image in images.items():
+        if is_emulated(node_arch):
+            emulation_in_use(image, node_arch)
     public_key = key.with_suffix(".pub").read_text()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: provision_node(n, public_key), wanted))

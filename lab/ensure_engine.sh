@@ -4,7 +4,8 @@
 # Anywhere else: say exactly what is missing and stop.
 # When LAB_ARCH or LAB_WORKER_ARCHS asks for an architecture this machine does
 # not run natively (arm64, armhf: what Raspberry Pis run), also make sure
-# qemu-user-static's binfmt handlers are registered; amd64-only labs skip it.
+# binfmt_misc is mounted (the lab registers its own qemu-user there); amd64-only
+# labs skip it.
 set -eu
 
 native_arch() {
@@ -59,15 +60,19 @@ if [ -n "$need_apt" ]; then
 fi
 
 # --- emulated architectures ------------------------------------------------------
+# The lab runs emulated nodes under a qemu-user of its own, which python -m
+# lab fetches and registers with binfmt_misc (lab/docker_lab.py, lab_qemu):
+# Debian 12's qemu-user-static cannot run trixie's systemd. Here binfmt_misc
+# is only made sure of.
 native=$(native_arch)
-handlers=""
+emulated=""
 for arch in ${LAB_ARCH:-} $(echo "${LAB_WORKER_ARCHS:-}" | tr ',' ' '); do
     [ "$arch" = "$native" ] && continue
-    h=$(qemu_handler "$arch")
-    case " $handlers " in *" $h "*) ;; *) handlers="$handlers $h" ;; esac
+    qemu_handler "$arch" >/dev/null
+    emulated=yes
 done
 
-if [ -n "$handlers" ]; then
+if [ -n "$emulated" ]; then
     binfmt=/proc/sys/fs/binfmt_misc
     # The handlers live in the kernel's binfmt_misc file system; a machine
     # without systemd (a container, a CI runner) may not have it mounted, and
@@ -82,55 +87,6 @@ if [ -n "$handlers" ]; then
             exit 1
         fi
     fi
-    need_apt=""
-    [ -e /usr/bin/qemu-aarch64-static ] || need_apt="$need_apt qemu-user-static"
-    command -v update-binfmts >/dev/null 2>&1 || need_apt="$need_apt binfmt-support"
-    if [ -n "$need_apt" ]; then
-        apt_install "$need_apt" ""
-    fi
-    for h in $handlers; do
-        if [ ! -e "$binfmt/$h" ] && [ "$(id -u)" = 0 ]; then
-            # Installed while binfmt_misc was not mounted: register now.
-            update-binfmts --import "$h" >/dev/null 2>&1 || true
-            update-binfmts --enable "$h" >/dev/null 2>&1 || true
-        fi
-        if ! grep -qx enabled "$binfmt/$h" 2>/dev/null; then
-            echo "engine: ERROR: the binfmt handler $h is not registered ($binfmt/$h missing or" \
-                 "disabled), so containers of that architecture cannot run. Run: sudo update-binfmts" \
-                 "--enable $h (from Debian's qemu-user-static and binfmt-support), and run make again." >&2
-            exit 1
-        fi
-        # Containers run the interpreter from the host: only a handler that
-        # opened it at registration (flag F) works inside them.
-        if ! grep -q '^flags:.*F' "$binfmt/$h"; then
-            echo "engine: ERROR: the binfmt handler $h lacks flag F (fix binary), so containers cannot" \
-                 "find its interpreter. Install Debian's qemu-user-static (it registers with F), or" \
-                 "re-register $h with flag F, and run make again." >&2
-            exit 1
-        fi
-        # Debian registers the handlers without flag C ("credentials no"):
-        # then a setuid program run through qemu keeps the caller's uid, and
-        # sudo, which is how the deploys reach root on a node, refuses with
-        # "effective uid is not 0". Registered again with O and C (not kept
-        # over a reboot; binfmt-support imports Debian's flags at boot).
-        if ! grep -q '^flags:.*C' "$binfmt/$h"; then
-            if [ "$(id -u)" != 0 ]; then
-                echo "engine: ERROR: the binfmt handler $h lacks flag C (credentials), so sudo cannot" \
-                     "work in emulated nodes. As root, run this script again (it registers $h with" \
-                     "flags OC added), and run make again." >&2
-                exit 1
-            fi
-            interpreter=$(sed -n 's/^interpreter //p' "$binfmt/$h")
-            flags=$(sed -n 's/^flags: //p' "$binfmt/$h")
-            offset=$(sed -n 's/^offset //p' "$binfmt/$h")
-            magic=$(sed -n 's/^magic //p' "$binfmt/$h" | sed 's/../\\x&/g')
-            mask=$(sed -n 's/^mask //p' "$binfmt/$h" | sed 's/../\\x&/g')
-            echo "engine: registering the binfmt handler $h again with flags ${flags}OC (sudo in emulated nodes)"
-            echo -1 >"$binfmt/$h"
-            printf ':%s:M:%s:%s:%s:%s:%s\n' "$h" "$offset" "$magic" "$mask" "$interpreter" "${flags}OC" \
-                >"$binfmt/register"
-        fi
-    done
 fi
 
 if docker info >/dev/null 2>&1; then

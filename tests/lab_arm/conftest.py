@@ -31,7 +31,7 @@ def pytest_collection_modifyitems(config, items):
 class ArmLab(PrivateLab):
     """A lab of its own prefix, started with the architectures asked for."""
 
-    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKERS")
+    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKERS", "LAB_WORKER_SUITES")
     # Emulated nodes start every process several times slower than native ones.
     TIMEOUT = 1800
 

@@ -88,3 +88,13 @@ def test_fixture_says_where_it_was_captured(path: Path) -> None:
     fixture = json.loads(text)
     assert fixture["captured_from"].strip()
     assert set(fixture) <= {"arg", "args", "kwargs", "command", "output", "fact", "captured_from"}
+
+
+def test_an_emulated_nodes_processes_read_as_on_a_pi() -> None:
+    """ps on a node under the lab's qemu-user shows the interpreter and the
+    program's path before argv[0]; DistccProcesses gives distccd's own
+    command line, as a Pi's ps shows it, so the reset judges that."""
+    fixture = json.loads((FIXTURES / "distcc.DistccProcesses" / "emulated_lab_qemu.json").read_text())
+    assert all("/qemu-aarch64 /usr/bin/distccd /usr/bin/distccd --daemon" in line for line in fixture["output"] if "distccd" in line)
+    processes = _fact_class("distcc.DistccProcesses")().process(fixture["output"])["distccd"]
+    assert processes and all(p["args"].startswith("/usr/bin/distccd --daemon --no-detach ") for p in processes)
