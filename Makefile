@@ -1,7 +1,9 @@
 # The two commands a newcomer needs:
 #   make demo  - set up, start the lab cluster and switch it into DISTCC BUILD MODE
 #   make test  - set up, start the lab cluster and run the whole test suite
-# Also: make lab-up / lab-down / lab-status, make bench, make test-arm, make test-stock.
+# Also: make lab-up / lab-down / lab-status, make bench, make test-arm, make test-stock,
+# make test-bookworm. LAB_SUITE=bookworm makes the lab's nodes Debian bookworm
+# (default trixie, the base of today's Raspberry Pi OS).
 # LAB_ARCH=arm64 (or armhf) runs every lab node under qemu-user emulation;
 # LAB_WORKER_ARCHS=arm64,armhf sets the workers one by one.
 # LAB_FLAVOR=stock makes the nodes look like stock Raspberry Pi OS Lite (short
@@ -18,7 +20,7 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test test-amd64 test-arm test-stock unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
+.PHONY: demo test test-amd64 test-arm test-stock test-bookworm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
 
 venv: $(VENV)/.installed
 
@@ -62,14 +64,18 @@ demo: venv lab-up
 	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_validate.py
 	$(PYINFRA) $(LAB_INVENTORY) deploys/cluster_distcc_smoketest.py
 
-# The whole suite: unit and amd64 lab tests, the emulated ARM suite, then the
-# stock Raspberry Pi OS suite.
-test: test-amd64 test-arm test-stock
+# The whole suite, on the lab's default release (trixie): unit and amd64 lab
+# tests, the emulated ARM suite, the stock Raspberry Pi OS suite; then the
+# bookworm compatibility suite (with a cluster of mixed releases).
+test: test-amd64 test-arm test-stock test-bookworm
 
 # tests/lab and tests/lab_arm drive labs of the usual (fqdn) flavor with user
-# pi, whatever LAB_FLAVOR or LAB_USER a demo left set.
+# pi, whatever LAB_FLAVOR or LAB_USER a demo left set; and every suite but the
+# bookworm one runs the default release, whatever LAB_SUITE a demo left set.
 test-amd64 test-arm: export LAB_FLAVOR := fqdn
 test-amd64 test-arm: export LAB_USER :=
+test-amd64 test-arm test-stock: export LAB_SUITE :=
+test-amd64 test-arm test-stock: export LAB_WORKER_SUITES :=
 
 # Unit tests and the amd64 lab suite (the faster subset without emulation).
 test-amd64: venv lab-up
@@ -87,6 +93,12 @@ test-arm: venv
 # 2 workers, from k3s mode with pods through build mode, reboots and back.
 test-stock: venv engine
 	$(BIN)/pytest -m stock tests/lab_stock
+
+# The release before trixie (tests/lab_bookworm): its own lab (LAB_BOOKWORM_PREFIX,
+# LAB_BOOKWORM_SUBNET) of bookworm nodes through build mode, a reboot and k3s
+# mode, then with one worker on trixie.
+test-bookworm: venv engine
+	$(BIN)/pytest -m bookworm tests/lab_bookworm
 
 unit: venv
 	$(BIN)/pytest tests/unit

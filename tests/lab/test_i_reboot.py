@@ -43,6 +43,13 @@ def test_build_mode_survives_a_reboot(builder, workers):
     b = docker_host(builder)
     mount = b.mount_point(TMPFS)
     assert mount.filesystem == "tmpfs" and "size=262144k" in mount.options
+    # On trixie /tmp is itself a tmpfs (Debian 13's tmp.mount), mounted first
+    # at boot: the build tmpfs is a mount of its own on top of it, not hidden.
+    mounts = sh(builder.container, "findmnt -rn -o TARGET,FSTYPE,SIZE --submounts --target /tmp").splitlines()
+    if builder.suite == "trixie":
+        assert [m.split()[:2] for m in mounts] == [["/tmp", "tmpfs"], [TMPFS, "tmpfs"]], mounts
+    else:
+        assert [m.split()[:2] for m in mounts if m.startswith("/tmp")] == [[TMPFS, "tmpfs"]], mounts
     assert not b.file(f"{TMPFS}/object-of-the-last-build.o").exists
     assert not b.service("distcc").is_running and not b.service("k3s").is_running
     for node in [builder, *workers]:

@@ -1,5 +1,5 @@
 """The stock Raspberry Pi OS suite: nodes that look like a freshly flashed
-Raspberry Pi OS Lite (bookworm) where the deploys can tell (LAB_FLAVOR=stock:
+Raspberry Pi OS Lite (trixie, unless LAB_SUITE says bookworm) where the deploys can tell (LAB_FLAVOR=stock:
 short hostnames on Debian's 127.0.1.1 line, names resolved by the network's
 DNS, a first user that is not `pi`, Debian's ~/.profile with ~/.local/bin,
 python3, the apt-daily timers), in a lab of its own.
