@@ -312,6 +312,17 @@ def _worker_lines(report: BuildReport, wide: bool) -> list[str]:
     return lines
 
 
+def window_line(window: dict[str, str], wide: bool = False) -> str:
+    """How each host's window was found. By default the hosts are counted
+    per kind ("mark on 16 hosts; lost on 1 host"), one line at any cluster
+    size (a lost window also gets a note naming its host); `wide` names
+    every host, as the JSON report does."""
+    if wide:
+        return "window: " + ", ".join(f"{n} {w}" for n, w in window.items())
+    kinds = Counter(window.values()).most_common()
+    return "window: " + "; ".join(f"{kind} on {count} host{'s' if count > 1 else ''}" for kind, count in kinds)
+
+
 def render(report: BuildReport, wide: bool = False) -> str:
     lines = ["", "build report: jobs per worker (from each worker's distccd log)", *_worker_lines(report, wide)]
     b = report.builder
@@ -334,7 +345,7 @@ def render(report: BuildReport, wide: bool = False) -> str:
             lines.append(f"  {marker['host']}: {fresh}, set {marker['age_seconds']} s ago ({marker['file']})")
     else:
         lines += ["", "backoff markers: none"]
-    lines += ["", "window: " + ", ".join(f"{n} {w}" for n, w in report.window.items())]
+    lines += ["", window_line(report.window, wide)]
     for note in report.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from deploys.library.report import (
     parse_worker_log,
     render,
     report_json,
+    window_line,
 )
 
 LOGS = Path(__file__).parent / "report"
@@ -156,3 +157,13 @@ def test_a_long_worker_name_does_not_push_the_table_past_100_columns():
     table = worker_table(render(sixteen_worker_report(name)))
     assert max(len(line) for line in table) <= 100
     assert table[3].endswith("...") and "  whitelist 1, access" in table[3]
+
+
+def test_the_window_line_counts_hosts_per_kind_unless_wide():
+    report = sixteen_worker_report()
+    assert "\nwindow: mark on 17 hosts\n" in render(report)
+    window = {**report.window, "worker3.distcc.internal": "lost", "worker4.distcc.internal": "mark, then rotated"}
+    assert window_line(window) == "window: mark on 15 hosts; lost on 1 host; mark, then rotated on 1 host"
+    wide = window_line(window, wide=True)
+    assert wide.startswith("window: builder.distcc.internal mark, worker1.distcc.internal mark, ")
+    assert "worker3.distcc.internal lost" in wide
