@@ -31,6 +31,7 @@ from pyinfra.context import ctx_state
 from deploys.library.builder import CLIENT_LOG
 from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import settings_for
+from deploys.library.tables import narrow_table
 from facts.logs import BackoffMarkers, LogPosition, LogSince
 from facts.users import LoginEnvironment
 
@@ -287,15 +288,43 @@ def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def render(report: BuildReport) -> str:
-    lines = ["", "build report: jobs per worker (from each worker's distccd log)"]
+def failure_reasons(jobs: WorkerJobs) -> str:
+    """A worker's failed jobs by reason, the commonest first: "timeout 3, whitelist 1"."""
+    order = sorted(jobs.failed.items(), key=lambda item: (-item[1], FAILURE_REASONS.index(item[0])))
+    return ", ".join(f"{reason} {count}" for reason, count in order) or "-"
+
+
+def _worker_lines(report: BuildReport, wide: bool) -> list[str]:
+    """By default one line per worker within tables.WIDTH columns: jobs OK,
+    failed, and the failures' reasons; `wide` (distcc_wide_tables) gives a
+    column per reason instead."""
+    if not wide:
+        rows = [(name, str(jobs.ok), str(sum(jobs.failed.values())), failure_reasons(jobs))
+                for name, jobs in report.workers.items()]
+        return narrow_table(("worker", "ok", "failed", "failed because"), rows, right=(1, 2))
     width = max([len("worker"), *(len(n) for n in report.workers)])
     header = "worker".ljust(width) + " |    ok | failed | " + " ".join(r.replace(" ", "-")[:9].rjust(9) for r in FAILURE_REASONS)
-    lines += [header, "-" * len(header)]
+    lines = [header, "-" * len(header)]
     for name, jobs in report.workers.items():
         failed = sum(jobs.failed.values())
         cells = " ".join(str(jobs.failed.get(r, 0)).rjust(9) for r in FAILURE_REASONS)
         lines.append(f"{name.ljust(width)} | {str(jobs.ok).rjust(5)} | {str(failed).rjust(6)} | {cells}")
+    return lines
+
+
+def window_line(window: dict[str, str], wide: bool = False) -> str:
+    """How each host's window was found. By default the hosts are counted
+    per kind ("mark on 16 hosts; lost on 1 host"), one line at any cluster
+    size (a lost window also gets a note naming its host); `wide` names
+    every host, as the JSON report does."""
+    if wide:
+        return "window: " + ", ".join(f"{n} {w}" for n, w in window.items())
+    kinds = Counter(window.values()).most_common()
+    return "window: " + "; ".join(f"{kind} on {count} host{'s' if count > 1 else ''}" for kind, count in kinds)
+
+
+def render(report: BuildReport, wide: bool = False) -> str:
+    lines = ["", "build report: jobs per worker (from each worker's distccd log)", *_worker_lines(report, wide)]
     b = report.builder
     lines += ["", "builder (from the build user's client log):",
               f"  C/C++ compile jobs {b.compile_jobs}, on workers {b.remote_total} ({_pct(b.remote_share)})"]
@@ -316,7 +345,7 @@ def render(report: BuildReport) -> str:
             lines.append(f"  {marker['host']}: {fresh}, set {marker['age_seconds']} s ago ({marker['file']})")
     else:
         lines += ["", "backoff markers: none"]
-    lines += ["", "window: " + ", ".join(f"{n} {w}" for n, w in report.window.items())]
+    lines += ["", window_line(report.window, wide)]
     for note in report.notes:
         lines.append(f"note: {note}")
     return "\n".join(lines)
@@ -431,4 +460,5 @@ def cluster_distcc_report():
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(report_json(result), indent=2, sort_keys=True) + "\n", encoding="ascii")
     since = f"the mark of {marks_file}" if marks else "the last mode switch (no mark)"
-    print(render(result) + f"\nsince: {since}\nreport: {target}\n", file=sys.stderr, flush=True)
+    text = render(result, wide=settings_for(builder).wide_tables)
+    print(text + f"\nsince: {since}\nreport: {target}\n", file=sys.stderr, flush=True)

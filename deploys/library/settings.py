@@ -55,6 +55,13 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     "distcc_k3s_units": (["k3s", "k3s-server", "k3s-agent"], "k3s units stopped in build mode and started in k3s mode"),
     "distcc_mtu": (1500, "MTU every node must have on the path between builder and workers"),
     "distcc_report_path": ("reports/validate.json", "where validation writes its JSON report (on this machine)"),
+    # Read from the builder's data. The narrow default fits a 100-column
+    # terminal at any cluster size; the full tables (24 check columns, 220
+    # and more characters a row) wrap on most terminals.
+    "distcc_wide_tables": (
+        False, "validation and the build report print their full tables (one column per check, per failure "
+        "reason) instead of one narrow line per host",
+    ),
     "distcc_apt_lock_wait": (120, "seconds to wait for another apt or dpkg run (unattended-upgrades) to let go of the dpkg lock"),
 }
 
@@ -100,6 +107,7 @@ class Settings:
     k3s_units: tuple[str, ...]
     mtu: int
     report_path: str
+    wide_tables: bool
     apt_lock_wait: int
 
 
@@ -318,6 +326,7 @@ def settings_for(host) -> Settings:
         k3s_units=tuple(units),
         mtu=_int(name, "distcc_mtu", get("distcc_mtu"), 576, 9216),
         report_path=report_path,
+        wide_tables=_bool(name, "distcc_wide_tables", get("distcc_wide_tables")),
         apt_lock_wait=_int(name, "distcc_apt_lock_wait", get("distcc_apt_lock_wait"), 0, 3600),
     )
 

@@ -11,8 +11,8 @@ waits for another host's loader, so no --parallel value can deadlock: the
 loaders sit in pyinfra's pool, the surveys in a pool of their own. No
 operation is added, so validation can change nothing, with or without --dry.
 
-Each check is one small function registered with @check: its ID, its table
-column, what it looks at and which role it applies to live together.
+Each check is one small function registered with @check: its ID, its wide
+table column, what it looks at and which role it applies to live together.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from pyinfra.context import ctx_state
 from deploys.library.builder import PROFILE_SCRIPT, login_drift
 from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
+from deploys.library.tables import narrow_table
 from deploys.library.worker import builder_peer, distccd_config, override_text
 from facts.compiler import INVOKED_NAMES, GccPackage, Identity
 from facts.distcc import ProcessInfo
@@ -189,7 +190,8 @@ REGISTRY: list[CheckSpec] = []
 
 def check(check_id: str, *, column: str, about: str, role: str) -> Callable:
     """Register a check: a function of a Subject giving (result, detail).
-    Registration order is the table's column order."""
+    Registration order is the wide table's column order, and the order in
+    which a host's first problem is chosen."""
 
     def register(function: Callable[[Subject], tuple[str, str]]) -> Callable[[Subject], tuple[str, str]]:
         if any(spec.id == check_id or spec.column == column for spec in REGISTRY):
@@ -970,8 +972,48 @@ def evaluate(surveys: dict[str, Survey | None], unsurveyed: dict[str, str] | Non
     return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
 
 
-def render_table(results: dict[str, list[Check]]) -> str:
-    """Hosts by checks, ASCII: ok / FAIL / warn, '.' where a check does not apply."""
+WIDE_HINT = "full table, one column per check: --data distcc_wide_tables=True"
+
+
+def render_table(results: dict[str, list[Check]], roles: dict[str, str], wide: bool = False) -> str:
+    """What validation prints, ASCII: by default one line per host (its role,
+    how many checks gave ok, warn and FAIL, and its first problem) within
+    tables.WIDTH columns at any cluster size; `wide` (distcc_wide_tables)
+    gives the matrix of hosts by checks instead. Then one line per non-PASS
+    check with its cause and fix, unwrapped, and the counts."""
+    lines = _matrix(results) if wide else [*_host_lines(results, roles), WIDE_HINT]
+    problems = [(n, c) for n, checks in results.items() for c in checks if c.result != PASS]
+    if problems:
+        lines.append("")
+        for name, item in problems:
+            lines.append(f"{item.result} {item.id} {name}: {item.detail}")
+    counts = {r: sum(1 for checks in results.values() for c in checks if c.result == r) for r in (PASS, WARN, FAIL)}
+    lines.append("")
+    lines.append(f"validation: {counts[PASS]} PASS, {counts[WARN]} WARN, {counts[FAIL]} FAIL")
+    return "\n".join(lines)
+
+
+def first_problem(checks: list[Check]) -> Check | None:
+    """The check a host's line names: its first FAIL in check order, else its
+    first WARN (a FAIL is what stops the build, so it is named even after a WARN)."""
+    return next((c for c in checks if c.result == FAIL), None) or next((c for c in checks if c.result == WARN), None)
+
+
+def _host_lines(results: dict[str, list[Check]], roles: dict[str, str]) -> list[str]:
+    rows = []
+    for name, checks in results.items():
+        count = {r: str(sum(1 for c in checks if c.result == r)) for r in (PASS, WARN, FAIL)}
+        problem = first_problem(checks)
+        rows.append((
+            name, roles[name], count[PASS], count[WARN], count[FAIL],
+            f"{problem.id}: {problem.detail}" if problem else "-",
+        ))
+    return narrow_table(("host", "role", "ok", "warn", "FAIL", "first problem"), rows, right=(2, 3, 4))
+
+
+def _matrix(results: dict[str, list[Check]]) -> list[str]:
+    """Hosts by checks: ok / FAIL / warn, '.' where a check does not apply,
+    and the legend of the columns."""
     ids = [c for c in CHECKS if any(ch.id == c for checks in results.values() for ch in checks)]
     widths = {c: max(len(COLUMNS[c]), 4) for c in ids}
     width = max(len(h) for h in results)
@@ -984,15 +1026,7 @@ def render_table(results: dict[str, list[Check]]) -> str:
         lines.append((name.ljust(width) + " | " + row).rstrip())
     lines.append("")
     lines.append("columns: " + ", ".join(f"{COLUMNS[c]}={c}" for c in ids))
-    problems = [(n, c) for n, checks in results.items() for c in checks if c.result != PASS]
-    if problems:
-        lines.append("")
-        for name, item in problems:
-            lines.append(f"{item.result} {item.id} {name}: {item.detail}")
-    counts = {r: sum(1 for checks in results.values() for c in checks if c.result == r) for r in (PASS, WARN, FAIL)}
-    lines.append("")
-    lines.append(f"validation: {counts[PASS]} PASS, {counts[WARN]} WARN, {counts[FAIL]} FAIL")
-    return "\n".join(lines)
+    return lines
 
 
 def write_report(path: str, results: dict[str, list[Check]]) -> Path:
@@ -1088,7 +1122,9 @@ def cluster_distcc_validate():
     cluster.surveys, cluster.unsurveyed = surveys, unsurveyed
     results = evaluate_cluster(cluster)
     report = write_report(cluster.builder.settings.report_path, results)
-    print("\n" + render_table(results) + f"\nreport: {report}\n", file=sys.stderr, flush=True)
+    roles = {node.name: node.role for node in cluster.nodes}
+    table = render_table(results, roles, wide=cluster.builder.settings.wide_tables)
+    print("\n" + table + f"\nreport: {report}\n", file=sys.stderr, flush=True)
     failed = [f"{c.id} on {n}" for n, checks in results.items() for c in checks if c.result == FAIL]
     if failed:
         raise ValidationFailed(

@@ -12,3 +12,4 @@ _sudo = True
 # distcc_log_level = "info"         # workers: distccd --log-level
 # distcc_k3s_units = ["k3s", "k3s-server", "k3s-agent"]
 # distcc_mtu = 1500                 # the MTU every node should have on the cluster network
+# distcc_wide_tables = True         # validation and the build report: full tables (220+ columns)

@@ -10,16 +10,19 @@ from deploys.library.report import (
     COMPILER_ERROR,
     DENIED,
     DISCONNECT,
+    FAILURE_REASONS,
     FALLBACK,
     NO_HOSTS,
     NOT_DISTRIBUTABLE,
     TIMEOUT,
     WHITELIST,
     build_report,
+    failure_reasons,
     parse_client_log,
     parse_worker_log,
     render,
     report_json,
+    window_line,
 )
 
 LOGS = Path(__file__).parent / "report"
@@ -106,3 +109,61 @@ def test_report_cross_checks_and_renders_ascii():
     body = report_json(report)
     assert body["builder"]["remote_share"] == 0.9
     assert body["workers"]["worker1.distcc.internal"]["total"] == 8
+
+
+def sixteen_worker_report(worker_name=lambda i: f"worker{i}.distcc.internal"):
+    """Sixteen workers: most with the make -j8 log (6 OK, 2 compiler errors),
+    every third with the failures captured on worker3 (one of each reason)."""
+    logs = {worker_name(i): lines("worker1-make-j8.log" if i % 3 else "worker-failures.log") for i in range(1, 17)}
+    window = {"builder.distcc.internal": "mark", **{name: "mark" for name in logs}}
+    return build_report(window, logs, lines("client-make-j8.log"), [])
+
+
+def worker_table(text: str) -> list[str]:
+    """The header and the line of each worker."""
+    lines = text.splitlines()
+    start = lines.index("build report: jobs per worker (from each worker's distccd log)") + 1
+    return lines[start: lines.index("", start)]
+
+
+def test_failure_reasons_commonest_first():
+    jobs = parse_worker_log(lines("worker-failures.log") + lines("worker1-make-j8.log"))
+    assert failure_reasons(jobs) == "compiler error 2, whitelist 1, access denied 1, timeout 1, disconnect 1"
+    assert failure_reasons(parse_worker_log([])) == "-"
+
+
+def test_at_16_workers_the_default_table_fits_100_columns():
+    report = sixteen_worker_report()
+    table = worker_table(render(report))
+    assert table[0] == "worker                    ok  failed  failed because"
+    assert len(table) == 17 and max(len(line) for line in table) <= 100
+    assert table[1] == "worker1.distcc.internal    6       2  compiler error 2"
+    assert table[3] == "worker3.distcc.internal    0       4  whitelist 1, access denied 1, timeout 1, disconnect 1"
+
+
+def test_at_16_workers_the_wide_setting_gives_a_column_per_reason():
+    text = render(sixteen_worker_report(), wide=True)
+    table = worker_table(text)
+    assert table[0].split(" | ")[3].split() == [r.replace(" ", "-")[:9] for r in FAILURE_REASONS]
+    assert len(table) == 18  # header, rule, a line per worker
+    assert table[4].split() == ["worker3.distcc.internal", "|", "0", "|", "4", "|", "1", "1", "1", "0", "1", "0"]
+    assert len(table[0]) > 100  # why it is not the default
+
+
+def test_a_long_worker_name_does_not_push_the_table_past_100_columns():
+    def name(i: int) -> str:
+        return f"worker{i}.".ljust(70 - len(".example.internal"), "x") + ".example.internal"
+
+    table = worker_table(render(sixteen_worker_report(name)))
+    assert max(len(line) for line in table) <= 100
+    assert table[3].endswith("...") and "  whitelist 1, access" in table[3]
+
+
+def test_the_window_line_counts_hosts_per_kind_unless_wide():
+    report = sixteen_worker_report()
+    assert "\nwindow: mark on 17 hosts\n" in render(report)
+    window = {**report.window, "worker3.distcc.internal": "lost", "worker4.distcc.internal": "mark, then rotated"}
+    assert window_line(window) == "window: mark on 15 hosts; lost on 1 host; mark, then rotated on 1 host"
+    wide = window_line(window, wide=True)
+    assert wide.startswith("window: builder.distcc.internal mark, worker1.distcc.internal mark, ")
+    assert "worker3.distcc.internal lost" in wide

@@ -71,6 +71,8 @@ def test_no_data_gives_the_documented_defaults():
     assert settings.tmpfs_path == "/tmp/kernel-build" and settings.tmpfs_size is None
     assert settings.tmpfs_mode == "1777" and settings.discard_tmpfs is False
     assert settings.allow_open_ok is False and settings.apt_lock_wait == 120
+    # Narrow tables unless asked: one line per host fits a 100-column terminal.
+    assert settings.wide_tables is False
 
 
 def test_a_refusal_is_a_pyinfra_error_so_the_cli_exits_non_zero():
@@ -251,6 +253,7 @@ def test_tmpfs_size_forms_that_parse(value, shown):
         ("distcc_nice", True, "is not a whole number from 0 to 20"),
         ("distcc_apt_lock_wait", -1, "is not a whole number from 0 to 3600"),
         ("distcc_discard_tmpfs", "True", "is not True or False"),
+        ("distcc_wide_tables", "yes", "is not True or False"),
         ("distcc_log_level", "verbose", "is not a distccd log level"),
         ("distcc_log_level", "warning", "is below notice"),
         ("distcc_log_level", "critical", "is below notice"),

@@ -25,9 +25,11 @@ from deploys.library.validation import (
     PASS,
     REGISTRY,
     WARN,
+    WIDE_HINT,
     Check,
     Cluster,
     evaluate_cluster,
+    first_problem,
     gcc_package_reads,
     render_table,
 )
@@ -146,13 +148,133 @@ def test_healthy_lab_passes_every_check_that_applies():
     assert not_passing("healthy") == set()
 
 
-def test_table_names_columns_in_words_and_always_prints_the_legend():
-    table = render_table(evaluate_case("healthy"))
+def roles_of(case: str) -> dict[str, str]:
+    shape = load(case)["inventory"]
+    return {**{name: "builder" for name in shape["builder"]}, **{name: "worker" for name in shape["workers"]}}
+
+
+def table_part(text: str) -> list[str]:
+    """The lines before the problem lines and the counts."""
+    lines = text.splitlines()
+    return lines[: lines.index("")]
+
+
+def after_the_table(results: dict[str, list[Check]]) -> list[str]:
+    """The problem lines and the counts, as validation has always printed
+    them: users and the lab tests grep `FAIL H-GCC worker2...` and the counts."""
+    problems = [f"{c.result} {c.id} {host}: {c.detail}" for host, checks in results.items() for c in checks if c.result != PASS]
+    counts = [sum(c.result == r for checks in results.values() for c in checks) for r in (PASS, WARN, FAIL)]
+    return [*([""] + problems if problems else []), "", "validation: {} PASS, {} WARN, {} FAIL".format(*counts)]
+
+
+def test_default_table_is_one_line_per_host():
+    table = render_table(evaluate_case("healthy"), roles_of("healthy"))
+    assert table_part(table) == [
+        "host                     role     ok  warn  FAIL  first problem",
+        "builder.distcc.internal  builder  13     0     0  -",
+        "worker1.distcc.internal  worker   17     0     0  -",
+        "worker2.distcc.internal  worker   17     0     0  -",
+        WIDE_HINT,
+    ]
+    assert table.endswith("\n\nvalidation: 47 PASS, 0 WARN, 0 FAIL") and table.isascii()
+
+
+def test_readme_shows_what_validation_prints():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = render_table(evaluate_case("distccd-stopped"), roles_of("distccd-stopped"))
+    assert f"```text\n{table}\n```" in readme
+
+
+def test_wide_table_names_columns_in_words_and_prints_the_legend():
+    table = render_table(evaluate_case("healthy"), roles_of("healthy"), wide=True)
     header = table.splitlines()[0]
     assert header.split(" | ")[1].split() == [COLUMNS[c] for c in CHECKS]
     assert "columns: reachable=H-REACHABLE, tmpfs=B-TMPFS," in table
     assert f"{BUILDER} | ok " in table and table.isascii()
+    assert WIDE_HINT not in table
     assert table.endswith("validation: 47 PASS, 0 WARN, 0 FAIL")
+
+
+def test_a_host_line_names_its_first_fail_before_any_warn():
+    checks = [Check("H-REACHABLE", PASS, "surveyed"), Check("W-ALLOW", WARN, "distccd is not running"),
+              Check("W-REACH", FAIL, "refused"), Check("H-K3S", FAIL, "k3s-agent still active")]
+    assert first_problem(checks) == checks[2]
+    assert first_problem(checks[:2]) == checks[1]
+    assert first_problem(checks[:1]) is None
+
+
+# Sixteen workers, each with the checks one captured case gave its worker:
+# healthy ones, and one broken way each, as a real farm half-way through a
+# bad day looks. The builder's tmpfs is hidden under another mount.
+SIXTEEN_WORKERS = [
+    ("healthy", WORKER1), ("gcc-mismatch", WORKER1), ("distccd-stopped", WORKER1), ("open-insecure-wildcard", WORKER1),
+    ("worker-distcc-removed", WORKER1), ("dns-worker", WORKER1), ("noroute-worker", WORKER1), ("firewall-drop", WORKER1),
+    ("k3s-enabled", WORKER1), ("distccd-tmp-small", WORKER1), ("allow-wrong", WORKER1),
+    ("hosts-loopback-builder", WORKER1), ("jobs-200", WORKER1), ("mtu-worker", WORKER1), ("healthy", WORKER2),
+    ("worker-unreachable", WORKER2),
+]
+
+
+def sixteen_worker_cluster(worker_name=lambda i: f"worker{i}.distcc.internal") -> tuple[dict, dict]:
+    results = {BUILDER: evaluate_case("tmpfs-hidden")[BUILDER]}
+    for i, (case, host) in enumerate(SIXTEEN_WORKERS, start=1):
+        results[worker_name(i)] = evaluate_case(case)[host]
+    roles = {name: "worker" for name in results} | {BUILDER: "builder"}
+    return results, roles
+
+
+def test_at_16_workers_the_default_table_fits_100_columns_and_the_problem_lines_stay():
+    results, roles = sixteen_worker_cluster()
+    text = render_table(results, roles)
+    table = table_part(text)
+    assert len(table) == 1 + 17 + 1  # header, a line per host, the hint
+    assert max(len(line) for line in table) <= 100
+    assert text.isascii()
+    rows = {line.split()[0]: line for line in table[1:-1]}
+    assert list(rows) == list(results)
+    assert rows["worker2.distcc.internal"].split()[1:5] == ["worker", "16", "0", "1"]
+    assert "  H-GCC: gcc 11.3.0 x86_64-linux-gnu" in rows["worker2.distcc.internal"]
+    assert rows["worker2.distcc.internal"].endswith("...")
+    assert rows["worker1.distcc.internal"].endswith("  -")
+    assert "  H-REACHABLE: pyinfra could not connect" in rows["worker16.distcc.internal"]
+    assert "  B-TMPFS: findmnt lists a tmpfs mounted at" in rows[BUILDER]
+    # Then the causes and fixes, one unwrapped line each, and the counts, as before.
+    assert text.splitlines()[len(table):] == after_the_table(results)
+    assert "FAIL H-GCC worker2.distcc.internal: gcc 11.3.0" in text
+    assert max(len(line) for line in text.splitlines()) > 200
+
+
+def test_at_16_workers_the_wide_setting_gives_the_full_matrix():
+    results, roles = sixteen_worker_cluster()
+    text = render_table(results, roles, wide=True)
+    lines = text.splitlines()
+    assert lines[0].split(" | ")[1].split() == [COLUMNS[c] for c in CHECKS]
+    assert len(lines[0]) > 200  # why it is not the default
+    assert [line.split(" | ")[0].strip() for line in lines[2:19]] == list(results)
+    assert lines[20].startswith("columns: reachable=H-REACHABLE, ")
+    assert lines[21:] == after_the_table(results)
+
+
+@pytest.mark.parametrize("length", [40, 44, 70])
+def test_a_long_host_name_does_not_push_a_line_past_100_columns(length):
+    """The problem is cut more first; only a name so long that under 30
+    characters of problem would be left is cut itself. The problem lines
+    below always carry the whole name."""
+    def name(i: int) -> str:
+        return f"worker{i}.".ljust(length - len(".example.internal"), "x") + ".example.internal"
+
+    results, roles = sixteen_worker_cluster(name)
+    assert len(name(16)) == length
+    text = render_table(results, roles)
+    table = table_part(text)
+    assert max(len(line) for line in table) <= 100
+    row = next(line for line in table if line.startswith(name(2)[:20]))
+    if length <= 40:
+        assert row.startswith(name(2) + "  worker ")
+    else:
+        assert name(2) not in row and "... worker " in row.replace("  ", " ")
+    assert len(row[row.index("H-GCC: "):]) >= 30
+    assert f"FAIL H-GCC {name(2)}: gcc 11.3.0" in text
 
 
 # --- one test per check and outcome ------------------------------------------------------
