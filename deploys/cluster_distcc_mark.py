@@ -5,6 +5,8 @@ Changes nothing on any host.
 Run: pyinfra INVENTORY deploys/cluster_distcc_mark.py
 """
 
+from deploys.library import start_run
 from deploys.library.report import cluster_distcc_mark
 
+start_run()
 cluster_distcc_mark()

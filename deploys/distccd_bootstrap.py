@@ -3,6 +3,8 @@
 Run: pyinfra INVENTORY deploys/distccd_bootstrap.py  (preview with --dry)
 """
 
+from deploys.library import start_run
 from deploys.library.playbooks import distccd_bootstrap
 
+start_run()
 distccd_bootstrap()

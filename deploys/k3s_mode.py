@@ -3,6 +3,8 @@
 Run: pyinfra INVENTORY deploys/k3s_mode.py  (preview with --dry)
 """
 
+from deploys.library import start_run
 from deploys.library.playbooks import k3s_mode
 
+start_run()
 k3s_mode()

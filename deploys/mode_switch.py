@@ -3,6 +3,8 @@
 Run: pyinfra INVENTORY deploys/mode_switch.py  (preview with --dry)
 """
 
+from deploys.library import start_run
 from deploys.library.playbooks import mode_switch
 
+start_run()
 mode_switch()

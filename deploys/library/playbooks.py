@@ -27,11 +27,11 @@ from deploys.library.worker import config_reads, serving_reads, stopped_reads, w
 from operations._observed import plan_reads
 
 
-def plan(settings: Settings, *parts: str) -> None:
-    """Declare what the small deploys this playbook runs will read on this
-    host, so that it is read in one round trip while nothing changes (see
-    operations/_observed.py). Each name is one small deploy."""
-    role = role_of(host)
+def planned_reads(settings: Settings, role: str | None, *parts: str) -> list:
+    """What the named small deploys read on a host of this role: plan()'s
+    mapping, which needs no host (only the inventory, for a worker's route
+    to the builder), so that tests/unit/test_planned_reads.py can hold it
+    against every read the playbooks make."""
     reads = {
         "k3s": lambda: k3s_reads(settings),
         "installed": lambda: installed_reads(settings, role) + (config_reads(settings) if role == "worker" else []),
@@ -40,7 +40,14 @@ def plan(settings: Settings, *parts: str) -> None:
         "worker stopped": lambda: stopped_reads(settings) if role == "worker" else [],
         "tmpfs released": lambda: tmpfs_released_reads(settings) if role == "builder" else [],
     }
-    plan_reads(host, [read for part in parts for read in reads[part]()])
+    return [read for part in parts for read in reads[part]()]
+
+
+def plan(settings: Settings, *parts: str) -> None:
+    """Declare what the small deploys this playbook runs will read on this
+    host, so that it is read in one round trip while nothing changes (see
+    operations/_observed.py). Each name is one small deploy."""
+    plan_reads(host, planned_reads(settings, role_of(host), *parts))
 
 
 @deploy("distccd bootstrap")
