@@ -10,7 +10,7 @@ while the deploy file loads, so bad input is refused before any host changes.
 
 from __future__ import annotations
 
-from pyinfra import host, inventory
+from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 
 from deploys.library.builder import (
@@ -22,6 +22,7 @@ from deploys.library.builder import (
 from deploys.library.cluster import role_of, settings_for_role
 from deploys.library.install import distcc_installed, installed_reads
 from deploys.library.k3s import k3s_reads, k3s_started, k3s_stopped
+from deploys.library.run_lock import hold_run_lock
 from deploys.library.settings import Settings
 from deploys.library.worker import config_reads, serving_reads, stopped_reads, worker_serving, worker_stopped
 from operations._observed import plan_reads
@@ -56,6 +57,7 @@ def distccd_bootstrap():
     the hardened override in place, the unit enabled; the daemon is not
     started (the reset starts it)."""
     settings = settings_for_role(host, inventory, "distccd bootstrap", "worker")
+    hold_run_lock(state, inventory, "distccd bootstrap")
     if settings is not None:
         plan(settings, "installed")
         distcc_installed()
@@ -67,6 +69,7 @@ def builder_distccd_guard():
     client), no distccd, the tmpfs at its integrity, and the build user's
     client environment."""
     settings = settings_for_role(host, inventory, "builder distccd guard", "builder")
+    hold_run_lock(state, inventory, "builder distccd guard")
     if settings is not None:
         plan(settings, "k3s", "installed", "client only")
         k3s_stopped()
@@ -80,6 +83,7 @@ def worker_distccd_reset():
     killed, and distccd serving with exactly the configured command line. A
     healthy distccd with the right configuration is left alone."""
     settings = settings_for_role(host, inventory, "worker distccd reset", "worker")
+    hold_run_lock(state, inventory, "worker distccd reset")
     if settings is not None:
         plan(settings, "k3s", "installed", "serving")
         k3s_stopped()
@@ -91,6 +95,7 @@ def worker_distccd_reset():
 def mode_switch():
     """Enter DISTCC BUILD MODE from any state."""
     settings = settings_for_role(host, inventory, "mode switch", "builder", "worker")
+    hold_run_lock(state, inventory, "mode switch")
     if settings is not None:
         plan(settings, "k3s", "installed", "client only", "serving")
         k3s_stopped()
@@ -104,6 +109,7 @@ def k3s_mode():
     """Leave build mode: distccd stopped on the workers, the builder's tmpfs
     unmounted only when empty, the k3s units started again."""
     settings = settings_for_role(host, inventory, "k3s mode", "builder", "worker")
+    hold_run_lock(state, inventory, "k3s mode")
     if settings is not None:
         plan(settings, "worker stopped", "tmpfs released", "k3s")
         worker_stopped()
