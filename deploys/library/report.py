@@ -127,6 +127,10 @@ class ClientJobs:
     local_files: dict[str, list[str]] = field(default_factory=dict)
     failed_no_fallback: int = 0
     interrupted: int = 0
+    # Jobs distcc sent to another worker after one failed them (distcc 3.4
+    # retries a refused or timed-out connect elsewhere), by the failed
+    # worker and cause: they ran on workers, and the failed one is backed off.
+    retried: dict[str, int] = field(default_factory=dict)
 
     @property
     def remote_total(self) -> int:
@@ -152,6 +156,9 @@ def _fallback_cause(messages: list[str]) -> str:
     if "timeout while connecting" in text or "timed out" in text:
         return "connect timeout (worker down or filtered)"
     return "other failure"
+
+
+_EXEC_ON = re.compile(r"^exec on (\S+?)(?::\d+)?(?:/\d+)?(?:,\S+)?: ")
 
 
 def _classify(job: list[str], out: ClientJobs, local: Counter, detail: Counter, files: dict) -> None:
@@ -187,6 +194,11 @@ def _classify(job: list[str], out: ClientJobs, local: Counter, detail: Counter, 
             local_exec = True
         elif "failed to distribute and fallbacks are disabled" in message:
             out.failed_no_fallback += 1
+    # A job that ran on a worker was distributable whatever dcc_scan_args
+    # noted on the way ("no visible output file, going to add -o"): only a
+    # job that stayed here is not distributable for what it says.
+    if source is not None and remote_host:
+        scan = None
     if source is None and scan is None:
         if local_exec:
             # distcc logs the reason for -E (and a nested `distcc gcc` run
@@ -198,6 +210,10 @@ def _classify(job: list[str], out: ClientJobs, local: Counter, detail: Counter, 
         out.compile_jobs += 1
     if remote_host:
         out.remote_ok[remote_host] = out.remote_ok.get(remote_host, 0) + 1
+        tried = [m[1] for m in map(_EXEC_ON.match, job) if m]
+        for failed in dict.fromkeys(h for h in tried if h != remote_host):
+            cause = f"{failed}: {_fallback_cause(job)}"
+            out.retried[cause] = out.retried.get(cause, 0) + 1
         return
     if not local_exec and not fallback_host and not fallback_plain:
         if source is not None and scan is None:
@@ -334,6 +350,8 @@ def render(report: BuildReport, wide: bool = False) -> str:
         lines.append(f"    {count:6d}  {text}")
     for reason, names in sorted(b.local_files.items()):
         lines.append(f"    {reason}, e.g.: {' '.join(names)}")
+    for cause, count in sorted(b.retried.items()):
+        lines.append(f"  on another worker after a failure: {count} ({cause})")
     if b.failed_no_fallback:
         lines.append(f"  failed, fallback off: {b.failed_no_fallback}")
     if b.interrupted:

@@ -52,6 +52,25 @@ def test_make_j8_through_the_masquerade():
     assert jobs.local_files == {FALLBACK: ["bad.c"]}
 
 
+def test_parallel_compiles_without_o_are_compile_jobs_on_workers():
+    """`for f in *.c; do cc -c $f & done` from the build user's login shell,
+    worker2's distccd stopped: distcc notes that it adds -o (a dcc_scan_args
+    line, which is no reason to compile locally), and a job whose first
+    worker refused the connection was sent to worker1 (12 had picked worker2
+    before the first refusal backed it off). The builder's section
+    agrees with worker1's (24 jobs); the report said 0 C/C++ compile jobs."""
+    jobs = parse_client_log(lines("client-parallel-no-o.log"))
+    assert jobs.compile_jobs == 24
+    assert jobs.remote_ok == {"worker1.distcc.internal": 24}
+    assert jobs.remote_share == 1.0
+    assert jobs.local == {}
+    # The jobs started before the first refusal left a backoff marker.
+    assert jobs.retried == {"worker2.distcc.internal: connection refused (no distccd listening)": 12}
+    text = render(build_report({}, {"worker1.distcc.internal": []}, lines("client-parallel-no-o.log"), []))
+    assert "C/C++ compile jobs 24, on workers 24 (100.0%)" in text
+    assert "on another worker after a failure: 12 (worker2.distcc.internal: connection refused" in text
+
+
 def test_client_failures_each_get_their_reason():
     jobs = parse_client_log(lines("client-failures.log"))
     detail = jobs.local_detail
