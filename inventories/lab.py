@@ -1,5 +1,8 @@
 """The local Docker lab (make lab-up), reached like a real Pi cluster.
 
+A stopped node stays in the inventory, unreachable, as a Pi that is off
+stays in a real one; LAB_LEAVE_OUT names nodes to leave out instead.
+
 Every node is reached over SSH as the lab's user (`pi`; on stock nodes,
 LAB_FLAVOR=stock, the first user LAB_USER made, default ada) with
 passwordless sudo; addresses, users and names are read from Docker each time
@@ -7,14 +10,19 @@ this inventory is loaded. Host names are the names every node resolves: the
 FQDNs, or on stock nodes the short hostnames.
 """
 
+import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.docker_lab import SSH_KEY, is_emulated, known_hosts_file, nodes  # noqa: E402
+from lab.docker_lab import SSH_KEY, is_emulated, known_hosts_file, nodes, static_address  # noqa: E402
 
-_running = [n for n in nodes() if n.state == "running" and n.role in ("builder", "worker")]
+# LAB_LEAVE_OUT=worker2 (hostnames, comma-separated): nodes left out of the
+# inventory, as a user deletes a Pi from theirs.
+_left_out = {name.strip() for name in os.environ.get("LAB_LEAVE_OUT", "").split(",") if name.strip()}
+_listed = [n for n in nodes() if n.role in ("builder", "worker") and n.hostname not in _left_out]
+_running = [n for n in _listed if n.state == "running"]
 if not _running:
     raise SystemExit("inventories/lab.py: the lab is not running. Start it with: make lab-up")
 
@@ -32,9 +40,12 @@ _slow = {"distcc_smoke_timeout": 600} if _emulated else {}
 
 
 def _data(node) -> dict:
-    # The SSH user is also the build user (distcc_build_user's default).
-    return {"ssh_hostname": node.address, "ssh_user": node.user, **_ssh, **_slow}
+    # The SSH user is also the build user (distcc_build_user's default). A
+    # stopped node stays listed at its fixed address, as a Pi that is off
+    # stays in a real inventory: it does not answer, and the run says so.
+    address = node.address or static_address(node)
+    return {"ssh_hostname": address, "ssh_user": node.user, **_ssh, **_slow}
 
 
-builder = [(n.name, _data(n)) for n in _running if n.role == "builder"]
-workers = [(n.name, _data(n)) for n in _running if n.role == "worker"]
+builder = [(n.name, _data(n)) for n in _listed if n.role == "builder"]
+workers = [(n.name, _data(n)) for n in _listed if n.role == "worker"]

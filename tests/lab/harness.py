@@ -185,7 +185,7 @@ class PrivateLab:
     suite's subclass says what else its lab's environment holds (lab_settings)."""
 
     # Inherited settings that would reshape this lab; it sets its own.
-    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKER_SUITES")
+    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKER_SUITES", "LAB_LEAVE_OUT")
     TIMEOUT = 600
 
     def __init__(self, prefix: str, subnet: str) -> None:

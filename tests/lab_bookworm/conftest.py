@@ -37,7 +37,7 @@ class BookwormLab(PrivateLab):
     """A bookworm lab of its own prefix: a builder and WORKERS workers; the
     workers' releases can be set one by one (worker_suites)."""
 
-    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKERS", "LAB_SUITE", "LAB_WORKER_SUITES", "LAB_FLAVOR", "LAB_USER")
+    DROPPED = ("LAB_ARCH", "LAB_WORKER_ARCHS", "LAB_WORKERS", "LAB_SUITE", "LAB_WORKER_SUITES", "LAB_FLAVOR", "LAB_USER", "LAB_LEAVE_OUT")
 
     def __init__(self) -> None:
         base = os.environ.get("LAB_PREFIX", "distcc-lab")
