@@ -14,23 +14,31 @@ class Identity(TypedDict):
     gcc_version: str | None
     gcc_machine: str | None
     dpkg_architecture: str | None
+    # The running kernel's machine (uname -m): what kbuild builds for unless
+    # told ARCH=; not what the node compiles for (see ARCH_COMMAND).
+    kernel_machine: str | None
 
 
 def parse_identity(lines: list[str]) -> Identity:
-    values: dict[str, str | None] = {"version": None, "machine": None, "arch": None}
+    values: dict[str, str | None] = {"version": None, "machine": None, "arch": None, "kernel": None}
     for line in lines:
         key, _, value = line.strip().partition(" ")
         if key in values:
             values[key] = value.strip() or None
     return Identity(
-        gcc_version=values["version"], gcc_machine=values["machine"], dpkg_architecture=values["arch"]
+        gcc_version=values["version"], gcc_machine=values["machine"], dpkg_architecture=values["arch"],
+        kernel_machine=values["kernel"],
     )
 
 
-# The userland's architecture, which is what matters: a 32-bit Raspberry Pi
-# OS on a CM4 runs a 64-bit kernel, so `uname -m` would mislead. gcc's
-# version and target come from CompilerTargets (one -v run per driver).
-ARCH_COMMAND = 'printf "arch %s\\n" "$(dpkg --print-architecture 2>/dev/null)"'
+# The userland's architecture, which is what matters for what a node
+# compiles: a 32-bit Raspberry Pi OS on a CM4 runs a 64-bit kernel, so
+# `uname -m` would mislead. The kernel's machine is read too, for the kernel
+# build: kbuild takes ARCH from it (B-KERNEL-ARCH). gcc's version and target
+# come from CompilerTargets (one -v run per driver).
+ARCH_COMMAND = (
+    'printf "arch %s\\n" "$(dpkg --print-architecture 2>/dev/null)"; printf "kernel %s\\n" "$(uname -m 2>/dev/null)"'
+)
 
 
 # A GCC driver's -v names its target and version on lines of their own:

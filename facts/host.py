@@ -123,26 +123,35 @@ class HostNames(ParsedFact[Names]):
 class Resources(TypedDict):
     cpus: int
     memory_bytes: int
+    # The host's own global IPv4 addresses: what a peer's name for it must
+    # resolve to (a worker derives distccd's --allow from the builder's name).
+    addresses: list[str]
 
 
 def parse_resources(lines: list[str]) -> Resources:
-    resources = Resources(cpus=1, memory_bytes=0)
+    resources = Resources(cpus=1, memory_bytes=0, addresses=[])
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
         if kind == "cpus" and rest.isdigit():
             resources["cpus"] = int(rest)
         elif kind == "memory" and rest.isdigit():
             resources["memory_bytes"] = int(rest)
+        elif kind == "address" and rest.split()[1:]:
+            address = rest.split()[1].partition("/")[0]
+            if address not in resources["addresses"]:
+                resources["addresses"].append(address)
     return resources
 
 
 class HostResources(ParsedFact[Resources]):
     """
-    CPU count and memory: distccd's default --jobs and the tmpfs size limit.
+    CPU count and memory (distccd's default --jobs and the tmpfs size limit),
+    and the host's global IPv4 addresses (what its peers' names for it must
+    resolve to).
 
     .. code:: python
 
-        {"cpus": 4, "memory_bytes": 8245223424}
+        {"cpus": 4, "memory_bytes": 8245223424, "addresses": ["10.0.0.11"]}
     """
 
     # nproc counts the CPUs this process may run on (its affinity); the
@@ -153,7 +162,10 @@ class HostResources(ParsedFact[Resources]):
         "n=$(c=; while IFS=': \t' read -r k v _; do [ \"$k\" = Cpus_allowed_list ] && c=$v && break; done"
         " </proc/self/status; [ -n \"$c\" ] || exec nproc; n=0; IFS=,; for r in $c; do case \"$r\" in"
         " *-*) n=$((n + ${r#*-} - ${r%-*} + 1));; *) n=$((n + 1));; esac; done; echo $n);"
-        " printf 'cpus %s\\n' \"$n\"; " + meminfo_line("MemTotal", "memory ")
+        " printf 'cpus %s\\n' \"$n\"; " + meminfo_line("MemTotal", "memory ") + ";"
+        # ip -o: "2: eth0    inet 10.0.0.11/24 brd ... scope global eth0 ..."
+        " ip -4 -o addr show scope global 2>/dev/null | while read -r _ d _ a _; do printf 'address %s %s\\n' \"$d\" \"$a\";"
+        " done; true"
     )
 
     parse = staticmethod(parse_resources)

@@ -64,7 +64,7 @@ from facts.systemd import (
     show_blocks,
     units_with_files,
 )
-from facts.users import LoginEnv, LoginEnvironment, parse_login_environment
+from facts.users import Denied, LoginEnv, LoginEnvironment, parse_denied, parse_login_environment
 
 MARK = "##survey "
 
@@ -125,6 +125,7 @@ class Survey(TypedDict, total=False):
     distccd_tmp: DistccdTmp
     compilers: Targets
     sent: Sent
+    distccd_access: list[Denied]
 
 
 def _reach_command(peers: list[str], port: int) -> StringCommand:
@@ -263,6 +264,20 @@ def parse_memory_available(lines: list[str]) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _distccd_access_command(log_dir: str) -> StringCommand:
+    """What distccd needs, tried as its user: its whitelist (a directory it
+    cannot read is an empty whitelist: every job refused) and its log (it
+    exits when it cannot open it); the lines LoginEnvironment's denied
+    lines are, for the same parser."""
+    return StringCommand(
+        "runuser -u distccd -- sh -c '",
+        '[ -d /usr/lib/distcc ] && ! { [ -r /usr/lib/distcc ] && [ -x /usr/lib/distcc ]; } &&',
+        'printf "denied read %s %s\\n" /usr/lib/distcc "$(stat -c "%U %a" /usr/lib/distcc)";',
+        'for f in "$1" "$1/distccd.log"; do [ -e "$f" ] && ! [ -w "$f" ] && printf "denied write %s %s\\n" "$f"',
+        '"$(stat -c "%U %a" "$f")"; done; true\' -', QuoteString(log_dir), "</dev/null",
+    )
+
+
 def _profile_command(path: str) -> StringCommand:
     return StringCommand(
         assign("p", path), "; [ -f \"$p\" ] && echo present && while IFS= read -r l || [ -n \"$l\" ]; do",
@@ -363,6 +378,7 @@ def survey_sections(
     profile_script: str | None = None,
     sent_names: list[str] = (),  # type: ignore[assignment]
     cross_compilers: list[str] = (),  # type: ignore[assignment]
+    log_dir: str | None = None,
 ) -> list[tuple[str, object]]:
     """HostSurvey's sections for these arguments, (name, command) in the
     order they are read."""
@@ -382,6 +398,8 @@ def survey_sections(
         ("resources", HostResources.command),
         # A worker's route to the builder (the builder's own would be to itself).
         *([("builder_route", route_lines(builder_peer))] if builder_peer else []),
+        # A worker's distccd, as its own user sees what it needs.
+        *([("distccd_access", _distccd_access_command(log_dir))] if log_dir else []),
         ("units", _units_section()),
         ("masquerade", MASQUERADE_COMMAND),
         ("distccd_tmp", DISTCCD_TMP_COMMAND),
@@ -434,9 +452,11 @@ class HostSurvey(ParsedFact[Survey]):
         profile_script: str | None = None,
         sent_names: list[str] = (),  # type: ignore[assignment]
         cross_compilers: list[str] = (),  # type: ignore[assignment]
+        log_dir: str | None = None,
     ) -> StringCommand:
         sections = survey_sections(
             names, builder_peer, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
+            log_dir,
         )
         # distcc's unit and the k3s units that have a unit file in one
         # systemctl show (each start of systemctl costs more than most
@@ -492,6 +512,7 @@ _PARSERS = {
     "distccd_tmp": parse_distccd_tmp,
     "compilers": parse_targets,
     "sent": parse_sent,
+    "distccd_access": parse_denied,
 }
 
 

@@ -18,6 +18,15 @@ class Override(TypedDict):
     text: str
 
 
+class Denied(TypedDict):
+    """A path the build user cannot use as distcc or the login shell needs."""
+
+    access: str  # read, write, search
+    path: str
+    owner: str
+    mode: str
+
+
 class LoginEnv(TypedDict):
     user: str
     exists: bool
@@ -30,6 +39,7 @@ class LoginEnv(TypedDict):
     # `distcc -j` there: the slots distcc counts from that host list without
     # contacting anyone (None when distcc is missing or says nothing).
     slots: int | None
+    denied: list[Denied]
 
 
 # What a kernel build invokes by these names (the kernel's CC, HOSTCC, and
@@ -42,10 +52,20 @@ OVERRIDDEN = ("DISTCC_HOSTS", "DISTCC_DIR", "CC", "CXX")
 _COMMAND_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")
 
 
+def parse_denied(lines: list[str]) -> list[Denied]:
+    """"denied ACCESS PATH OWNER MODE" lines, as a user's own test of a path printed them."""
+    found = []
+    for line in lines:
+        fields = line.split()
+        if len(fields) == 5 and fields[0] == "denied":
+            found.append(Denied(access=fields[1], path=fields[2], owner=fields[3], mode=fields[4]))
+    return found
+
+
 def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
     env = LoginEnv(
         user=user, exists=False, home=None, path=[], build_env={}, distcc_hosts=None, compilers={}, overrides=[],
-        slots=None,
+        slots=None, denied=[],
     )
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
@@ -69,6 +89,8 @@ def parse_login_environment(lines: list[str], user: str = "") -> LoginEnv:
         elif kind == "resolve":
             name, _, found = rest.partition(" ")
             env["compilers"][name] = found.strip() or None
+        elif kind == "denied":
+            env["denied"] += parse_denied([line])
         elif kind == "setby":
             path, _, numbered = rest.partition(":")
             number, _, text = numbered.partition(":")
@@ -117,7 +139,19 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
             f'for c in {" ".join(names)}; do printf "resolve %s %s\\n" "$c" "$(command -v "$c")"; done;',
             'if command -v distcc >/dev/null 2>&1; then echo hosts;',
             'distcc --show-hosts 2>/dev/null | while IFS= read -r l; do printf "host %s\\n" "$l"; done;',
-            'printf "slots %s\\n" "$(distcc -j 2>/dev/null)"; fi\'',
+            'printf "slots %s\\n" "$(distcc -j 2>/dev/null)"; fi;',
+            # What distcc and the login shell need, tried as the user: a file
+            # they cannot read or a directory they cannot write is skipped
+            # in silence (distcc falls back to /etc/distcc/hosts or
+            # localhost, a login shell to the PATH it had), so its owner and
+            # mode are named.
+            'd=${DISTCC_DIR:-$HOME/.distcc};',
+            'for f in "$d/hosts" /etc/profile.d/*.sh; do [ -e "$f" ] && ! [ -r "$f" ] &&',
+            'printf "denied read %s %s\\n" "$f" "$(stat -c "%U %a" "$f")"; done;',
+            'for f in "$d" "$d/lock" "$d/state" ${DISTCC_LOG:+"$DISTCC_LOG"}; do [ -e "$f" ] && ! [ -w "$f" ] &&',
+            'printf "denied write %s %s\\n" "$f" "$(stat -c "%U %a" "$f")"; done;',
+            'm=/usr/lib/distcc; [ -d $m ] && ! [ -x $m ] && printf "denied search %s %s\\n" $m "$(stat -c "%U %a" $m)";',
+            "true'",
             "</dev/null 2>/dev/null;",
             'h=${h#*:*:*:*:*:}; h=${h%%:*}; set --;',
             'for f in /etc/environment /etc/profile /etc/profile.d/*.sh /etc/bash.bashrc',

@@ -66,6 +66,12 @@ def mount_options(size: str, mode: str) -> str:
     return f"size={size},mode={mode},nosuid,nodev"
 
 
+def fstab_entry(path: str, size: str, mode: str) -> list[str]:
+    """The /etc/fstab line tmpfs_mounted writes for the tmpfs, as its six
+    fields: what the next boot mounts, so validation judges the line as this."""
+    return ["tmpfs", path, "tmpfs", mount_options(size, str(mode).zfill(4)), "0", "0"]
+
+
 def remount_command(path: str, options: str, size: str) -> StringCommand:
     """Remount with the new options, keeping the contents. The kernel
     refuses to shrink a tmpfs below what it holds, with only "mount point
@@ -148,7 +154,7 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     else:
         host.noop(f"tmpfs at {path} already {size} with mode {mode}, exec allowed")
 
-    wanted = ["tmpfs", path, "tmpfs", options, "0", "0"]
+    wanted = fstab_entry(path, size, mode)
     if status["fstab_duplicates"]:
         logger.warning(
             f"{host.print_prefix}/etc/fstab has {1 + len(status['fstab_duplicates'])} live lines for {path}; "

@@ -7,9 +7,10 @@ from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys.library.cluster import peer_name, role_of, worker_hosts, worker_jobs
+from deploys.library.cluster import host_resources, peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
 from facts.distcc import COMPILER_NAME, MASQUERADE_DIR, DistccProcesses
+from facts.host import HostNames
 from facts.logs import BackoffMarkers, ClientLogsWithJobs
 from facts.mounts import MountPointStatus, TmpfsMount, hidden_mount_fix, mount_hidden
 from facts.paths import PathStatus
@@ -100,10 +101,35 @@ def tmpfs_status(settings: Settings) -> tuple[MountPointStatus, str]:
     return status, size
 
 
+def misnamed_workers(workers: list) -> list[str]:
+    """The workers whose names resolve here to an address that is none of
+    theirs (read once per run, host_resources), each with both: distcc
+    would send that worker's jobs to whoever holds the address. A worker
+    not connected in this run is not judged (its addresses are unknown)."""
+    names = observed(HostNames, names=[peer_name(w) for w in workers])["resolves"]
+    theirs = host_resources(state, workers)
+    wrong = []
+    for worker in workers:
+        addresses = names.get(peer_name(worker)) or []
+        own = (theirs.get(worker.name) or {}).get("addresses") or []
+        if addresses and own and not set(addresses) & set(own):
+            wrong.append(f"{peer_name(worker)} to {', '.join(addresses)} (its addresses are {', '.join(own)})")
+    return wrong
+
+
 def host_list(settings: Settings) -> list[str]:
-    """HOST:PORT/LIMIT for every worker the builder can send jobs to."""
+    """HOST:PORT/LIMIT for every worker the builder can send jobs to,
+    refused while loading when a worker's name resolves here to another
+    host."""
     workers = worker_hosts(inventory)
     jobs = worker_jobs(state, workers)
+    wrong = misnamed_workers(workers)
+    if wrong:
+        raise SettingsError(
+            f"host {host.name}: the builder resolves {'; '.join(wrong)}, so distcc would send those workers' jobs "
+            f"to other hosts. Fix: correct the builder's /etc/hosts or the DNS records so each worker's name "
+            f"resolves to its own address, then run the mode switch again. Nothing was changed on any host."
+        )
     entries = []
     for worker in workers:
         limit = jobs[worker.name]
@@ -135,6 +161,7 @@ def client_only_reads(settings: Settings) -> list:
     """What builder_client_only reads before the build user's home is known."""
     return [
         (TmpfsMount, {"path": settings.tmpfs_path}, BOTH),
+        (HostNames, {"names": [peer_name(w) for w in worker_hosts(inventory)]}, BODY),
         (DistccProcesses, {}),
         (UnitState, {"unit": distcc.UNIT}),
         (LoginEnvironment, {"user": settings.build_user}, BODY),

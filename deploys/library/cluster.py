@@ -133,28 +133,40 @@ def settings_for_role(host, inventory, deploy_name: str, *roles: str) -> Setting
     return settings
 
 
+def host_resources(state, hosts: list) -> dict[str, dict | None]:
+    """Each host's HostResources (CPUs, memory, its own addresses), read once
+    per run by whichever host asks first, from a greenlet of its own (never
+    a pool slot: no host waits for another's loader); a host asking
+    meanwhile waits for that read. None for a host not connected in this
+    run, or whose read failed."""
+    active = set(state.inventory.get_active_hosts())
+    reads = run_cache(state, "host resources")
+    for other in hosts:
+        if other.name not in reads and other in active:
+            reads[other.name] = gevent.spawn(other.get_fact, HostResources)
+    pending = [reads[h.name] for h in hosts if h.name in reads]
+    gevent.joinall(pending)
+    found: dict[str, dict | None] = {}
+    for other in hosts:
+        greenlet = reads.get(other.name)
+        found[other.name] = greenlet.value if greenlet is not None and greenlet.successful() and greenlet.value else None
+    return found
+
+
 def worker_jobs(state, workers: list) -> dict[str, int | None]:
     """Jobs each worker takes (settings.jobs_for: distcc_jobs, else from its
     CPUs and memory). None for a worker that is not connected in this run
-    (it cannot be asked). Each worker's resources are read once per run,
-    by whichever host asks first (the builder for its host list, or the
-    worker for its --jobs); a host asking meanwhile waits for that read."""
-    active = set(state.inventory.get_active_hosts())
-    reads = run_cache(state, "worker resources")
+    (it cannot be asked). Each worker's resources are read once per run
+    (host_resources), by whichever host asks first (the builder for its host
+    list, or the worker for its --jobs)."""
+    unconfigured = [w for w in workers if settings_for(w).jobs is None]
+    resources = host_resources(state, unconfigured)
     jobs: dict[str, int | None] = {}
     for worker in workers:
-        configured = settings_for(worker).jobs
-        if configured is not None:
-            jobs[worker.name] = configured
-        elif worker.name not in reads and worker not in active:
-            jobs[worker.name] = None
-        elif worker.name not in reads:
-            reads[worker.name] = gevent.spawn(worker.get_fact, HostResources)
-    pending = {w.name: reads[w.name] for w in workers if w.name not in jobs}
-    gevent.joinall(list(pending.values()))
-    for worker in workers:
-        if worker.name in pending:
-            greenlet = pending[worker.name]
-            resources = greenlet.value if greenlet.successful() and greenlet.value else None
-            jobs[worker.name] = jobs_for(settings_for(worker), **resources) if resources else None
+        settings = settings_for(worker)
+        found = resources.get(worker.name)
+        if settings.jobs is not None:
+            jobs[worker.name] = settings.jobs
+        else:
+            jobs[worker.name] = jobs_for(settings, found["cpus"], found["memory_bytes"]) if found else None
     return jobs

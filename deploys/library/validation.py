@@ -42,7 +42,7 @@ from facts.distcc import ProcessInfo
 from facts.mounts import hidden_mount_fix, mount_hidden
 from facts.survey import HostSurvey, Reach, Survey
 from operations.distcc import UNIT
-from operations.mounts import tmpfs_bytes
+from operations.mounts import fstab_entry, tmpfs_bytes
 from operations.systemd import dropin_path
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
@@ -108,7 +108,7 @@ class Cluster:
         worker was not surveyed."""
         survey = self.surveys.get(worker.name)
         if survey and "resources" in survey:
-            return jobs_for(worker.settings, **survey["resources"])
+            return jobs_for(worker.settings, survey["resources"]["cpus"], survey["resources"]["memory_bytes"])
         return worker.settings.jobs
 
 
@@ -147,9 +147,10 @@ class Subject:
         """What this package renders for this worker; None when it cannot
         (the builder does not resolve or has no route from here)."""
         route = self.survey["builder_route"]
-        if not (route["address"] and route["source"]):
+        if not (route["address"] and route["source"]) or self.builder_name_problem():
             return None
-        return distccd_config(self.settings, route, jobs_for(self.settings, **self.survey["resources"]))
+        resources = self.survey["resources"]
+        return distccd_config(self.settings, route, jobs_for(self.settings, resources["cpus"], resources["memory_bytes"]))
 
     @cached_property
     def reach(self) -> Reach | None:
@@ -170,7 +171,26 @@ class Subject:
                 f"this worker has no route to the builder {peer} ({route['address']}): add one (ip route) or fix "
                 f"this worker's network configuration"
             )
-        return None
+        return self.builder_name_problem()
+
+    def builder_name_problem(self) -> str | None:
+        """Why the address this worker has for the builder is not the
+        builder's (a stale /etc/hosts line, a wrong DNS record, a wrong
+        distcc_builder_address), with the fix; None when it is one of the
+        builder's own addresses, or when the builder's are not known. The
+        worker's --allow is derived from it, so every job would be denied."""
+        route = self.survey["builder_route"]
+        theirs = ((self.builder or {}).get("resources") or {}).get("addresses") or []
+        if not (route["address"] and theirs) or route["address"] in theirs:
+            return None
+        peer = route["peer"] or self.cluster.builder.peer
+        if self.settings.builder_address:
+            found = f"setting distcc_builder_address = {self.settings.builder_address!r} gives {route['address']}"
+            fix = "set it to one of those"
+        else:
+            found = f"{self.node.peer} resolves the builder's name {peer} to {route['address']}"
+            fix = f"make {peer} resolve to one of those on {self.node.peer} (its /etc/hosts or DNS)"
+        return f"{found}, but the builder's addresses are {', '.join(theirs)}; {fix}, then {HEAL}"
 
 
 # --- the registry --------------------------------------------------------------
@@ -244,11 +264,25 @@ def builder_tmpfs(s: Subject) -> tuple[str, str]:
         problems.append("mounted noexec (kernel builds run the tools they compile)")
     if mount["mode"] != settings.tmpfs_mode:
         problems.append(f"mode {mount['mode']}, want {settings.tmpfs_mode}")
-    if s.survey["mount"]["fstab"] is None:
-        problems.append("missing from /etc/fstab")
+    # What the next boot mounts is judged as the mode switch writes it: a
+    # line edited by hand (noexec, another size) passes today's mount but
+    # not the next boot's.
+    fstab, wanted = s.survey["mount"]["fstab"], fstab_entry(path, size, settings.tmpfs_mode)
+    if fstab is None:
+        problems.append("missing from /etc/fstab, so the next boot does not mount it")
+    elif fstab != wanted:
+        problems.append(
+            f"its /etc/fstab line is '{' '.join(fstab)}', not '{' '.join(wanted)}', so the next boot mounts it wrong"
+        )
+    duplicates = s.survey["mount"]["fstab_duplicates"]
+    if duplicates:
+        problems.append(
+            f"/etc/fstab has {1 + len(duplicates)} live lines for {path} (systemd mounts the first and refuses the "
+            f"others: {'; '.join(' '.join(d) for d in duplicates)})"
+        )
     if problems:
         return FAIL, "; ".join(problems) + f"; {HEAL}"
-    return PASS, f"tmpfs {size} mode {mount['mode']} exec, in fstab"
+    return PASS, f"tmpfs {size} mode {mount['mode']} exec, in fstab as written"
 
 
 @check("B-DISTCCD-OFF", column="distccd-off", role="builder",
@@ -271,9 +305,27 @@ def builder_distccd_off(s: Subject) -> tuple[str, str]:
 
 @check("B-CLIENT", column="client", role="builder", about="builder: distcc client installed")
 def builder_client(s: Subject) -> tuple[str, str]:
-    if s.survey["masquerade"]["distcc_installed"]:
-        return PASS, "distcc installed"
-    return FAIL, f"distcc is not installed; {HEAL}"
+    if not s.survey["masquerade"]["distcc_installed"]:
+        return FAIL, f"distcc is not installed; {HEAL}"
+    login = s.survey.get("login") or {}
+    log = (login.get("build_env") or {}).get("DISTCC_LOG")
+    unwritable = _denied(login.get("denied") or [], "write", (log,)) if log else []
+    if unwritable:
+        return WARN, (
+            f"distcc installed, but the build user {s.settings.build_user} cannot write its client log "
+            f"{unwritable[0]}: the build report cannot count the builder's jobs; remove the file (the next "
+            f"build starts it anew) or give it to {s.settings.build_user}"
+        )
+    return PASS, "distcc installed"
+
+
+def _denied(denied: list, access: str, paths: tuple[str, ...] = (), prefix: str = "") -> list[str]:
+    """The denied paths of this access (read, write, search), among paths or
+    under prefix, each named with its owner and mode."""
+    return [
+        f"{d['path']} (owner {d['owner']}, mode {d['mode']})" for d in denied
+        if d["access"] == access and (d["path"] in paths or (prefix and d["path"].startswith(prefix)))
+    ]
 
 
 @check("B-HOSTS", column="host-list", role="builder",
@@ -295,6 +347,24 @@ def builder_host_list(s: Subject) -> tuple[str, str]:
             expected.append(f"{worker.peer}:{worker.settings.port}/{jobs}")
     if unknown:
         return WARN, f"cannot compare: no survey from {_list(unknown)}"
+    # What distcc needs under its directory, tried as the build user: a host
+    # list it cannot read is skipped in silence (distcc then uses
+    # /etc/distcc/hosts, or localhost), and without its lock and state
+    # directories it cannot keep its slots and backoff.
+    state = login["build_env"].get("DISTCC_DIR") or f"{login['home']}/.distcc"
+    unreadable = _denied(login["denied"], "read", (f"{state}/hosts",))
+    unwritable = _denied(login["denied"], "write", (state, f"{state}/lock", f"{state}/state"))
+    if unreadable:
+        return FAIL, (
+            f"the build user {user} cannot read {unreadable[0]}, so distcc skips it and uses its default host "
+            f"list ({' '.join(shown) or 'none'}); the mode switch writes it owned by {user}, mode 644: {HEAL}"
+        )
+    if unwritable:
+        return FAIL, (
+            f"the build user {user} cannot write {_list(unwritable)}, where distcc keeps its locks and backoff "
+            f"state, so its jobs do not go to the workers as set; give {user} the directory back (chown -R "
+            f"{user} {state}), then {HEAL}"
+        )
     if sorted(shown) == sorted(expected):
         return PASS, f"{len(shown)} workers: {' '.join(shown)}"
     found = f"host list is {' '.join(shown) or 'empty'}, want {' '.join(expected)}"
@@ -342,6 +412,17 @@ def builder_path(s: Subject) -> tuple[str, str]:
     drift = login_drift(login)
     if drift:
         return FAIL, drift
+    # A login shell skips a profile script it cannot read, and a PATH
+    # lookup a directory it cannot search, in silence: named first.
+    unreadable = _denied(login["denied"], "read", prefix="/etc/profile.d/")
+    unsearchable = _denied(login["denied"], "search", (DISTCC_DIR,))
+    if unreadable or unsearchable:
+        found = [f"cannot read {_list(unreadable)}, which the login shell then skips"] if unreadable else []
+        found += [f"cannot search {_list(unsearchable)}, so no compiler name finds the masquerade"] if unsearchable else []
+        return FAIL, (
+            f"the build user {user} {'; and '.join(found)}; make them readable for everyone (chmod 644 for a "
+            f"profile script, 755 for {DISTCC_DIR}), then {HEAL}"
+        )
     path = login["path"]
     wrong = {name: found for name, found in login["compilers"].items() if found != f"{DISTCC_DIR}/{name}"}
     if not wrong and login["compilers"]:
@@ -379,6 +460,39 @@ def _path_problem(s: Subject, wrong: dict[str, str | None]) -> str:
     return f"{user}'s login shell runs {resolved}, not {DISTCC_DIR}; {HEAL}"
 
 
+# kbuild's ARCH for a Debian architecture (what the node's gcc builds for)
+# and for a kernel machine (what `uname -m` says: kbuild's SUBARCH).
+KBUILD_ARCH_OF_DPKG = {"amd64": "x86", "i386": "x86", "arm64": "arm64", "armhf": "arm", "armel": "arm"}
+KBUILD_ARCH_OF_MACHINE = {"x86_64": "x86", "i686": "x86", "aarch64": "arm64", "armv8l": "arm", "armv7l": "arm",
+                          "armv6l": "arm"}
+
+
+@check("B-KERNEL-ARCH", column="kernel-arch", role="builder",
+       about="builder: kbuild's ARCH from the running kernel matches the userland's gcc")
+def builder_kernel_arch(s: Subject) -> tuple[str, str]:
+    identity = s.survey["identity"]
+    userland, machine = identity["dpkg_architecture"], identity.get("kernel_machine")
+    theirs, ours = KBUILD_ARCH_OF_MACHINE.get(machine or ""), KBUILD_ARCH_OF_DPKG.get(userland or "")
+    if not (theirs and ours):
+        return PASS, f"kernel {machine or 'unknown'}, userland {userland or 'unknown'}: nothing to compare"
+    if theirs == ours:
+        return PASS, f"make without ARCH= builds for {ours}: kernel {machine}, userland {userland}"
+    # 32-bit Raspberry Pi OS on a Pi 4, CM4 or Pi 5 boots a 64-bit kernel
+    # (arm_64bit=1 is the firmware's default there): kbuild then picks
+    # ARCH=arm64 from uname and fails with the armhf gcc (raspberrypi/linux#3487).
+    cross = (
+        "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu- for a 64-bit one, with an aarch64 cross gcc (Debian builds "
+        "none for armhf: build that kernel on a 64-bit Raspberry Pi OS builder instead)"
+        if ours == "arm" and theirs == "arm64" else f"ARCH={theirs} with a cross compiler for it"
+    )
+    return WARN, (
+        f"the running kernel is {machine} but the userland and its gcc are {userland}: make without ARCH= would "
+        f"build for ARCH={theirs} and fail with this gcc. Pass ARCH={ours} for a kernel this gcc builds"
+        f"{' (a 32-bit kernel: kernel7l.img, booted with arm_64bit=0 in config.txt)' if ours == 'arm' else ''}, or "
+        f"{cross}; see docs/kernel-build.md"
+    )
+
+
 @check("B-DRYRUN", column="slots", role="builder",
        about="builder: distcc -j (parses the host list, contacts nobody) gives the workers' slots")
 def builder_slots(s: Subject) -> tuple[str, str]:
@@ -409,6 +523,13 @@ def worker_distccd(s: Subject) -> tuple[str, str]:
     if unit["load"] != "loaded" or not s.survey["masquerade"]["distcc_installed"]:
         return FAIL, f"distcc is not installed; {HEAL}"
     if unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
+        unwritable = _denied(s.survey.get("distccd_access", []), "write", prefix=s.settings.log_dir)
+        if unwritable:
+            return FAIL, (
+                f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon: user distccd cannot write "
+                f"{_list(unwritable)}, and distccd exits when it cannot open its log; give them to distccd "
+                f"(chown distccd:adm), then {HEAL}"
+            )
         return FAIL, f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon; {HEAL}"
     if address is None:
         return FAIL, f"distccd runs, but its listen address cannot be worked out: {s.builder_route_problem()}"
@@ -460,6 +581,12 @@ def worker_whitelist(s: Subject) -> tuple[str, str]:
         wanted = set(builder["masquerade"]["compilers"]) if builder and "masquerade" in builder else set()
         if s.settings.compilers:
             wanted &= set(s.settings.compilers)
+    unreadable = _denied(s.survey.get("distccd_access", []), "read", (DISTCC_DIR,))
+    if unreadable:
+        return FAIL, (
+            f"user distccd cannot read {unreadable[0]}, so distccd finds no compiler it may run and refuses every "
+            f"job; make it readable (chmod 755 {DISTCC_DIR}), then {HEAL}"
+        )
     missing = sorted(n for n in wanted if n not in links)
     others = s.survey["masquerade"]["other_entries"]
     if missing:
@@ -648,6 +775,9 @@ def worker_allows_builder(s: Subject) -> tuple[str, str]:
     configured = s.config["allow"] if s.config else ()
     if any(source in IPv4Network(a, strict=False) for a in configured):
         return FAIL, f"{denied}: the running distccd's --allow is not the configured {' '.join(configured)}; {HEAL}"
+    name_problem = s.builder_name_problem()
+    if name_problem:
+        return FAIL, f"{denied}: {name_problem}"
     return FAIL, f"{denied}; set distcc_allow or distcc_builder_address, then {HEAL}"
 
 
@@ -803,6 +933,21 @@ def host_names(s: Subject) -> tuple[str, str]:
             f"{me}: {_list(loopback)} resolve to a loopback address here (a 127.0.1.1 line in /etc/hosts names them); "
             f"remove them from that line so they resolve to their LAN addresses"
         )
+    # A name that resolves, but to another host: its own addresses (the
+    # resources section) are compared. The builder's jobs would go to
+    # whoever holds that address; a worker would allow only that address.
+    owners = {s.cluster.builder.peer: s.cluster.builder.name} | {w.peer: w.name for w in s.cluster.workers}
+    wrong = []
+    for name, addresses in sorted(peers.items()):
+        other = s.cluster.surveys.get(owners.get(name, ""))
+        theirs = ((other or {}).get("resources") or {}).get("addresses") or []
+        if theirs and not set(addresses) & set(theirs):
+            wrong.append(f"{name} to {', '.join(addresses)} but its addresses are {', '.join(theirs)}")
+    if wrong:
+        return FAIL, (
+            f"{me} resolves {'; '.join(wrong)}: a stale or wrong line in this host's /etc/hosts, or a wrong DNS "
+            f"record; fix it so each name resolves to that host's own address, then {HEAL}"
+        )
     fqdn = names["fqdn"] if names["fqdn"] and "." in names["fqdn"] else "no domain"
     if s.node.role == "worker":
         return PASS, f"{me} ({fqdn}), resolves the builder's name {_list(peers)}"
@@ -829,7 +974,9 @@ def host_k3s(s: Subject) -> tuple[str, str]:
             f"processes (pods) still run, holding CPU and memory the build needs; {fix}"
         )
     if enabled:
-        return WARN, f"{_list(enabled)} stopped but still enabled: a reboot starts k3s in build mode; {HEAL}"
+        # The mode switch disables them: judged as it leaves them, since a
+        # reboot would bring k3s and its pods back in the middle of build mode.
+        return FAIL, f"{_list(enabled)} stopped but still enabled: a reboot starts k3s in build mode; {HEAL}"
     return PASS, f"stopped and disabled, no pod: {_list(units) or 'no k3s unit installed'}"
 
 
@@ -1068,6 +1215,7 @@ def _survey_arguments(settings: Settings) -> dict:
         )
     else:
         arguments["builder_peer"] = builder_peer(settings)
+        arguments["log_dir"] = settings.log_dir
     return arguments
 
 

@@ -3,12 +3,12 @@ and stopped again on the way back to k3s mode."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 
-from deploys.library.cluster import builder_host, peer_name, role_of, run_cache, worker_jobs
+from deploys.library.cluster import builder_host, host_resources, peer_name, role_of, run_cache, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for
 from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAge
 from facts.network import PeerRoute, Route
@@ -75,6 +75,47 @@ def loopback_derivation(settings: Settings, peer: str, route: Route) -> str | No
     )
 
 
+def foreign_builder_address(settings: Settings, peer: str, route: Route) -> str | None:
+    """Why the builder's address as this worker has it is not the builder's,
+    with the fix; None when it is one of the builder's own (read once per
+    run, host_resources). The derived --allow is that address: a stale
+    /etc/hosts line or DNS record would make distccd deny every job from
+    the real builder and accept another host's. A derived address is never
+    written unchecked: with the builder not connected in this run it is
+    refused; an explicit distcc_allow is taken as given then."""
+    builder = builder_host(inventory)
+    theirs = (host_resources(state, [builder])[builder.name] or {}).get("addresses")
+    if settings.builder_address:
+        source = f"setting distcc_builder_address = {settings.builder_address!r} is {route['address']}"
+        fix = "set distcc_builder_address to one of the builder's addresses"
+    else:
+        source = f"the builder's name {peer} resolves on this worker to {route['address']}"
+        fix = f"make {peer} resolve to the builder's address on this worker (its /etc/hosts or DNS)"
+    if not theirs:
+        if settings.allow is not None:
+            return None
+        return (
+            f"{source}, and the builder is not connected in this run, so that address cannot be checked against "
+            f"the builder's own before distccd is told to allow it (setting distcc_allow). Fix: make the builder "
+            f"reachable and run the mode switch again, or set distcc_allow on this worker"
+        )
+    if settings.allow is not None:
+        covered = any(IPv4Address(a) in IPv4Network(n, strict=False) for a in theirs for n in settings.allow)
+        if covered:
+            return None
+        return (
+            f"setting distcc_allow = {list(settings.allow)} covers none of the builder's addresses "
+            f"({', '.join(theirs)}), so distccd would deny every job from it. Fix: allow the builder's address, "
+            f"e.g. distcc_allow = ['{theirs[0]}/32']"
+        )
+    if route["address"] in theirs:
+        return None
+    return (
+        f"{source}, but the builder's addresses are {', '.join(theirs)}: distccd would allow "
+        f"{route['address']}/32 and deny every job from the builder. Fix: {fix}, then run the mode switch again"
+    )
+
+
 def unroutable_builder(peer: str) -> SettingsError:
     return SettingsError(
         f"host {host.name}: cannot work out distccd's addresses: the builder {peer} does not "
@@ -100,6 +141,9 @@ def daemon_config(settings: Settings) -> dict:
                 f"worker (remove it from the 127.0.1.1 line of /etc/hosts, or fix DNS), or set "
                 f"distcc_builder_address to that address. Nothing was changed on any host."
             )
+        wrong = foreign_builder_address(settings, peer, route)
+        if wrong:
+            raise SettingsError(f"host {host.name}: {wrong}. Nothing was changed on any host.")
         # The builder's host list read this worker's CPUs and memory already
         # (once per run; worker_jobs keeps it).
         jobs = worker_jobs(state, [host])[host.name]

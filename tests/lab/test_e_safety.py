@@ -18,6 +18,7 @@ import re
 import runpy
 import shlex
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +30,7 @@ from facts.mounts import TmpfsMount, parse_mount_point
 from lab import docker_lab
 from operations import distcc, mounts
 from tests.lab.harness import (
+    INVENTORY,
     PYINFRA,
     REPO,
     Run,
@@ -705,34 +707,143 @@ def test_files_the_package_does_not_own_are_left_alone(workers, tmp_path):
 # --- 3. faults -----------------------------------------------------------------------
 
 
+RUN_LOCK = "/run/lock/pyinfra-distcc-farm"
+
+# Docker bind-mounts /etc/hosts into the container: rewritten in place.
+HOSTS_MISNAME = (
+    "cp /etc/hosts /root/hosts.test && grep -v {name} /root/hosts.test > /etc/hosts && "
+    "echo '172.31.250.99 {name}.distcc.internal {name}' >> /etc/hosts"
+)
+HOSTS_RESTORE = "cat /root/hosts.test > /etc/hosts && rm /root/hosts.test"
+
+
+@pytest.mark.parametrize("where", ["on a worker, the builder's name", "on the builder, a worker's name"])
+def test_a_name_that_resolves_to_another_host_is_refused_before_any_change(builder, workers, where):
+    """A stale /etc/hosts line: the name resolves, but to 172.31.250.99,
+    which is no node. The mode switch is refused while loading, naming the
+    name, the address and the host's own addresses, before any host changes:
+    it no longer writes --allow 172.31.250.99/32 on the worker, nor a host
+    list that sends a worker's jobs elsewhere."""
+    switch()
+    worker = workers[0]
+    node, name, owner = (worker, "builder", builder) if where.startswith("on a worker") else (builder, "worker1", worker)
+    sh(node.container, HOSTS_MISNAME.format(name=name))
+    try:
+        before = cluster_digest()
+        run = deploy("mode_switch", json_output=False)
+        assert run.returncode != 0
+        if node is worker:
+            expected = (f"host {worker.fqdn}: the builder's name builder.distcc.internal resolves on this worker to "
+                        f"172.31.250.99, but the builder's addresses are {builder.address}: distccd would allow "
+                        f"172.31.250.99/32 and deny every job from the builder.")
+        else:
+            expected = (f"host {builder.fqdn}: the builder resolves worker1.distcc.internal to 172.31.250.99 (its "
+                        f"addresses are {owner.address}), so distcc would send those workers' jobs to other hosts.")
+        assert expected in run.stderr, run.stderr[-3000:]
+        assert "Nothing was changed on any host." in run.stderr and "--> Beginning operation run" not in run.stderr
+        assert cluster_digest() == before
+    finally:
+        sh(node.container, HOSTS_RESTORE)
+    switch()
+
+
+def test_two_mode_switches_at_once_one_runs_the_other_is_refused(builder, tmp_path):
+    """From k3s mode, two mode switches started together (two terminals):
+    one takes the cluster's run lock and switches, the other is refused
+    while loading, naming the first, before any host changes. fstab ends
+    with one live tmpfs line, the lock is given back, and a third run
+    changes nothing. Before the lock, both exited 0 and left two live
+    tmpfs lines."""
+    switch()
+    k3s_mode(distcc_discard_tmpfs=True)
+    command = [PYINFRA, "-y", INVENTORY, "deploys/mode_switch.py"]
+    runs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             stdin=subprocess.DEVNULL) for _ in range(2)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    codes = [run.returncode for run in runs]
+    assert sorted(codes)[0] == 0 and sorted(codes)[1] != 0, outputs
+    refused = outputs[codes.index(max(codes))][1]
+    assert "another run holds this cluster's run lock (/run/lock/pyinfra-distcc-farm on the builder): " \
+           "mode_switch run by" in refused, refused[-3000:]
+    assert "Nothing was changed on any host." in refused and "--> Beginning operation run" not in refused
+    assert refused.isascii()
+    live = [line for line in sh(builder.container, "cat /etc/fstab").splitlines()
+            if not line.lstrip().startswith("#") and f" {TMPFS} " in f" {line} "]
+    assert len(live) == 1, live
+    assert sh(builder.container, f"test -e {RUN_LOCK} || echo given back").strip() == "given back"
+    assert ok(deploy("mode_switch")).totals["success"] == 0
+    validate(tmp_path)
+
+
+@pytest.mark.parametrize("machine", ["this machine, the run gone", "another machine"])
+def test_a_lock_left_by_a_run_that_died(builder, machine):
+    """A lock left behind (the run killed before it could give it back):
+    one from this machine whose pid is gone is taken over with a warning;
+    one from another machine cannot be judged from here, so the run is
+    refused with the way to clear it."""
+    here = socket.gethostname() if machine.startswith("this") else "laptop-of-someone-else"
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    record = (f"run=deadbeef0001 controller={here} boot={boot} pid={2**22 + 7} pid_start=1 user=ada "
+              f"deploy=mode_switch since=2026-12-06T20:00:00Z")
+    sh(builder.container, f"mkdir -p {RUN_LOCK} && echo '{record}' > {RUN_LOCK}/owner")
+    try:
+        run = deploy("mode_switch", json_output=False)
+        if machine.startswith("this"):
+            assert run.returncode == 0, run.stderr[-3000:]
+            assert "taking over the run lock of a run that is over: mode_switch run by ada@" in run.stderr
+            assert sh(builder.container, f"test -e {RUN_LOCK} || echo given back").strip() == "given back"
+        else:
+            assert run.returncode != 0
+            assert ("mode_switch run by ada@laptop-of-someone-else (pid 4194311), holding it since "
+                    "2026-12-06T20:00:00Z") in run.stderr
+            assert f"remove the lock on the builder (sudo rm -r {RUN_LOCK}) and run again" in run.stderr
+            assert "--> Beginning operation run" not in run.stderr
+    finally:
+        sh(builder.container, f"rm -rf {RUN_LOCK}")
+
+
 @pytest.fixture(scope="module")
 def unreachable_worker_run(builder, workers, tmp_path_factory):
-    """A mode switch from k3s mode with the last worker's container stopped;
-    the inventory still lists it (inventories/lab.py would leave it out)."""
+    """A mode switch from k3s mode with the last worker's container stopped,
+    then validation: the lab's own inventory still lists it, at its address,
+    as a real inventory lists a Pi that is off."""
     switch()
     k3s_mode(distcc_discard_tmpfs=True)
     target = workers[-1]
-    inventory = write_inventory(tmp_path_factory.mktemp("unreachable"), [builder], workers)
     subprocess.run(["docker", "stop", target.container], check=True, capture_output=True)
+    report = tmp_path_factory.mktemp("unreachable") / "validate.json"
     try:
         started = time.monotonic()
-        run = run_pyinfra(inventory, "deploys/mode_switch.py")
+        run = deploy("mode_switch", json_output=False)
         took = time.monotonic() - started
         hosts_file = sh(builder.container, "cat /home/pi/.distcc/hosts", check=False)
+        validation = deploy("cluster_distcc_validate", json_output=False, data={"distcc_report_path": str(report)})
+        results = json.loads(report.read_text())["hosts"]
     finally:
         docker_lab.up(len(workers))
-    return run, target, hosts_file, took
+    return run, target, hosts_file, took, (validation, results)
 
 
 def test_unreachable_worker_is_named_and_fails_the_run(unreachable_worker_run):
-    run, target, _, took = unreachable_worker_run
+    run, target, _, took, _ = unreachable_worker_run
     assert run.returncode != 0
     assert "Could not connect" in "\n".join(host_lines(run, target))
     assert took < 120
 
 
+def test_validation_fails_the_unreachable_worker_with_the_fix(unreachable_worker_run):
+    _, target, _, _, (validation, results) = unreachable_worker_run
+    assert validation.returncode != 0
+    assert results[target.fqdn] == [{
+        "id": "H-REACHABLE", "result": "FAIL",
+        "detail": "pyinfra could not connect (its error is above); check that the host is up and sshd runs on it, "
+                  "and its address, SSH user and key in the inventory",
+    }]
+    assert f"FAIL H-REACHABLE {target.fqdn}: pyinfra could not connect" in validation.stderr
+
+
 def test_unreachable_worker_does_not_stop_the_others(unreachable_worker_run, builder, workers):
-    run, target, hosts_file, _ = unreachable_worker_run
+    run, target, hosts_file, _, _ = unreachable_worker_run
     others = [w for w in workers if w != target]
     assert (
         f"worker {target.fqdn} is not reachable in this run and has no distcc_jobs; it is left out of the host "
@@ -749,7 +860,7 @@ def test_unreachable_worker_does_not_stop_the_others(unreachable_worker_run, bui
 
 
 def test_after_the_unreachable_worker_is_back_a_rerun_converges(unreachable_worker_run, builder, workers, tmp_path):
-    _, target, _, _ = unreachable_worker_run
+    _, target, _, _, _ = unreachable_worker_run
     switch()
     validate(tmp_path)
     assert target.fqdn in sh(builder.container, "cat /home/pi/.distcc/hosts")

@@ -82,6 +82,21 @@ BREAKAGES = {
         {"W-ALLOW-BUILDER", "W-OVERRIDE"},
     ),
     "k3s started again": ("worker", "systemctl start k3s-agent", {"H-K3S"}),
+    # What the next boot brings back is judged as the mode switch writes it.
+    "the tmpfs line in fstab edited": (
+        "builder", "sed -i 's#size=256M,mode=1777,nosuid,nodev#size=64M,noexec#' /etc/fstab", {"B-TMPFS"},
+    ),
+    "k3s enabled again (a reboot starts it)": ("worker", "systemctl enable --quiet k3s-agent", {"H-K3S"}),
+    # A cause distcc's defaults hide: it skips what it cannot read or write.
+    "the host list unreadable for the build user": (
+        "builder", "chown root:root /home/pi/.distcc/hosts && chmod 600 /home/pi/.distcc/hosts", {"B-HOSTS", "B-DRYRUN"},
+    ),
+    "the build user's distcc directory owned by root": (
+        "builder", "chown root:root /home/pi/.distcc && chmod 755 /home/pi/.distcc", {"B-HOSTS"},
+    ),
+    "the masquerade profile script unreadable for the build user": (
+        "builder", "chmod 600 /etc/profile.d/distcc-build.sh", {"B-PATH"},
+    ),
 }
 
 
@@ -118,6 +133,29 @@ UNHEALED = {
         "mv /root/nsswitch.test /etc/nsswitch.conf", None,
         {"H-NAMES@{worker}", "H-MTU@{worker}", "W-DISTCCD@{worker}", "W-OVERRIDE@{worker}"},
         "does not resolve on this worker",
+    ),
+    # A name that resolves, but to another host: the root cause named, not
+    # the override it breaks (docker bind-mounts /etc/hosts: rewritten in place).
+    "the builder's name resolves to another host on the worker": (
+        "worker", "cp /etc/hosts /root/hosts.test && grep -v builder /root/hosts.test > /etc/hosts && "
+        "echo '172.31.250.99 builder.distcc.internal builder' >> /etc/hosts",
+        "cat /root/hosts.test > /etc/hosts && rm /root/hosts.test", None,
+        {"H-NAMES@{worker}", "W-OVERRIDE@{worker}", "W-DISTCCD@{worker}"},
+        "{worker_fqdn} resolves builder.distcc.internal to 172.31.250.99 but its addresses are {builder}",
+    ),
+    # distccd cannot use what it needs as its own user: named, not the
+    # empty whitelist or the dead daemon distcc shows for it.
+    "the whitelist unreadable for distccd": (
+        "worker", "chmod 700 /usr/lib/distcc", "chmod 755 /usr/lib/distcc", None,
+        {"W-WHITELIST@{worker}"}, "user distccd cannot read /usr/lib/distcc (owner root, mode 700)",
+    ),
+    "distccd's log not writable for distccd": (
+        "worker", "chown root:root /var/log/distccd/distccd.log && chmod 600 /var/log/distccd/distccd.log && "
+        "systemctl restart distcc; sleep 2",
+        "chown distccd:adm /var/log/distccd/distccd.log && chmod 640 /var/log/distccd/distccd.log && "
+        "systemctl restart distcc && sleep 1", None,
+        {"W-DISTCCD@{worker}", "W-REACH@{worker}"},
+        "user distccd cannot write /var/log/distccd/distccd.log (owner root, mode 600)",
     ),
     # Resource exhaustion: caught before it fails a build, named with its fix.
     "the build tmpfs is full": (

@@ -47,8 +47,9 @@ UNPLANNED = {
     ("operations/paths.py", "show_diff", "FileContents"): (
         "only with --diff, and only for a file about to change: its old text, to show the diff"
     ),
-    ("deploys/library/cluster.py", "worker_jobs", "HostResources"): (
-        "a worker's CPUs and memory, read on that worker (not this host) once per run, by whichever host asks first"
+    ("deploys/library/cluster.py", "host_resources", "HostResources"): (
+        "another host's CPUs, memory and addresses (a worker's for its jobs and its name, the builder's for the "
+        "--allow a worker derives), read on that host, not this one, once per run, by whichever host asks first"
     ),
 }
 

@@ -462,7 +462,7 @@ OUTCOMES = [
     ("k3s-stopped-pods-left", WORKER1, "H-K3S", FAIL,
      ["k3s is stopped but 0 k3s processes and 2 containerd-shim processes (pods) still run", HEAL]),
     ("containerd-shims", WORKER1, "H-K3S", FAIL, ["1 containerd-shim processes (pods) still run", HEAL]),
-    ("k3s-enabled", WORKER1, "H-K3S", WARN, ["k3s-agent stopped but still enabled: a reboot starts k3s", HEAL]),
+    ("k3s-enabled", WORKER1, "H-K3S", FAIL, ["k3s-agent stopped but still enabled: a reboot starts k3s", HEAL]),
     # B-TMPFS-SPACE
     ("healthy", BUILDER, "B-TMPFS-SPACE", PASS, ["/tmp/kernel-build has 256 MiB of 256 MiB free"]),
     ("tmpfs-filling", BUILDER, "B-TMPFS-SPACE", WARN,
