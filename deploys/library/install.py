@@ -25,7 +25,8 @@ from operations.templates import render_template
 WORKER_PACKAGES = ["distcc", "gcc", "g++", "logrotate"]
 LOGROTATE_CONFIG = "/etc/logrotate.d/distccd-farm"
 # The builder runs the build: the client, and make, which drives it (the
-# smoke test proves the real path with `make -j`).
+# smoke test proves the real path with `make -j`); the kernel's own build
+# tools come from distcc_build_packages.
 BUILDER_PACKAGES = ["distcc", "make"]
 
 # What a unit runs, as whom, with which environment and sandbox. Set by a
@@ -116,7 +117,8 @@ def distcc_installed():
     role = role_of(host)
     if role == "builder":
         apt.packages_installed(
-            name="Install the distcc client", packages=[*BUILDER_PACKAGES, *cross_packages(settings)],
+            name="Install the distcc client and the kernel's build tools",
+            packages=list(dict.fromkeys([*BUILDER_PACKAGES, *settings.build_packages, *cross_packages(settings)])),
             wait_seconds=settings.apt_lock_wait, held_units=[distcc.UNIT],
         )
         return

@@ -44,6 +44,13 @@ DEFAULTS: dict[str, tuple[object, str]] = {
         [], "cross compilers the build runs, e.g. ['aarch64-linux-gnu-gcc']: installed on every node from Debian, "
         "whitelisted, compared with the builder's and smoke-tested",
     ),
+    # What Raspberry Pi's kernel guide installs before a build (libelf-dev
+    # for configs with BTF or objtool); the cross compilers come with
+    # distcc_cross_compilers. An empty list installs none of them.
+    "distcc_build_packages": (
+        ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "make"],
+        "builder: Debian packages a kernel build needs, installed in build mode (an empty list installs none)",
+    ),
     "distcc_smoke_timeout": (60, "smoke test: seconds one compile may take (timeout), raised for slow or emulated workers"),
     "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
     "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
@@ -73,6 +80,7 @@ _QUIET_LOG_LEVELS = ("critical", "error", "warning")
 _PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._-]+$")
+_PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 _COMPILER = re.compile(r"^[A-Za-z0-9._+-]+$")
 CROSS_COMPILER = re.compile(r"^(?P<triplet>[a-z0-9_]+-linux-gnu[a-z]*)-(?P<driver>gcc|g\+\+)(?:-(?P<version>\d+))?$")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
@@ -95,6 +103,7 @@ class Settings:
     log_dir: str
     compilers: tuple[str, ...] | None
     cross_compilers: tuple[str, ...]
+    build_packages: tuple[str, ...]
     worker_tmp_size: str
     force_restart: bool
     smoke_timeout: int
@@ -259,6 +268,14 @@ def settings_for(host) -> Settings:
             name, "distcc_cross_compilers", cross, "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)",
             "set e.g. ['aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-g++'], the names CROSS_COMPILE makes the build run",
         )
+    build_packages = get("distcc_build_packages")
+    if isinstance(build_packages, str) or not isinstance(build_packages, list | tuple) or not all(
+        isinstance(p, str) and _PACKAGE.match(p) for p in build_packages
+    ):
+        raise _fail(
+            name, "distcc_build_packages", build_packages, "is not a list of Debian package names",
+            "set e.g. ['bc', 'bison', 'flex', 'libssl-dev', 'libelf-dev', 'make'], or [] to install none",
+        )
     log_level = get("distcc_log_level")
     if log_level not in _LOG_LEVELS:
         raise _fail(name, "distcc_log_level", log_level, "is not a distccd log level", f"use one of {', '.join(_LOG_LEVELS)}")
@@ -314,6 +331,7 @@ def settings_for(host) -> Settings:
         log_dir=get("distcc_log_dir").rstrip("/"),
         compilers=None if compilers is None else tuple(compilers),
         cross_compilers=tuple(cross),
+        build_packages=tuple(build_packages),
         worker_tmp_size=str(get("distcc_worker_tmp_size")).upper(),
         force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
         smoke_timeout=_int(name, "distcc_smoke_timeout", get("distcc_smoke_timeout"), 5, 3600),

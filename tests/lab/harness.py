@@ -99,6 +99,9 @@ ps -eo user=,comm= | sort | uniq -c | grep -v -e ' ps$' -e ' sort$' -e ' uniq$' 
 # also packages: the compiler-mismatch tests install that on a worker.
 DEFAULT_GCC = {"bookworm": "12", "trixie": "14"}
 OLDER_GCC = {"bookworm": "11", "trixie": "13"}
+# The package that holds an amd64 node's gcc-N driver: trixie splits it out
+# by architecture.
+GCC_DRIVER_PACKAGE = {"bookworm": "gcc-{}", "trixie": "gcc-{}-x86-64-linux-gnu"}
 
 
 def gcc_version(node: docker_lab.Node) -> str:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tests.lab.harness import DEFAULT_GCC, OLDER_GCC, REPO, cluster_digest, deploy, gcc_version, pyinfra, sh
+from tests.lab.harness import DEFAULT_GCC, GCC_DRIVER_PACKAGE, OLDER_GCC, REPO, cluster_digest, deploy, gcc_version, pyinfra, sh
 
 REPORT = REPO / "reports" / "validate.json"
 
@@ -248,9 +248,10 @@ def test_compiler_mismatch_is_a_fail(builder, worker):
         assert f"H-GCC@{worker.fqdn}" in failed, output[-3000:]
         assert f"gcc {older}." in output and "objects would be silently wrong" in output
         line = next(x for x in output.splitlines() if x.startswith(f"FAIL H-GCC {worker.fqdn}"))
-        assert f"(package gcc-{older} {older}." in line and "run as /usr/local/bin/gcc" in line, line
-        assert f"but the builder has gcc {version} x86_64-linux-gnu (package gcc-{default} {version}-" in line, line
-        assert f"install gcc-{default} version {version}-" in line, line
+        mine, theirs = (GCC_DRIVER_PACKAGE[n.suite].format(v) for n, v in ((worker, older), (builder, default)))
+        assert f"(package {mine} {older}." in line and "run as /usr/local/bin/gcc" in line, line
+        assert f"but the builder has gcc {version} x86_64-linux-gnu (package {theirs} {version}-" in line, line
+        assert f"install {theirs} version {version}-" in line, line
     finally:
         sh(worker.container, "rm -f /usr/local/bin/gcc")
     assert deploy("mode_switch").returncode == 0

@@ -263,6 +263,9 @@ def test_tmpfs_size_forms_that_parse(value, shown):
         ("distcc_k3s_units", "k3s", "is not a list of unit names"),
         ("distcc_compilers", "gcc", "is not a list of compiler names"),
         ("distcc_build_user", "Pi User", "is not a user name"),
+        ("distcc_build_packages", "bc bison", "is not a list of Debian package names"),
+        ("distcc_build_packages", ["bc", "Bison"], "is not a list of Debian package names"),
+        ("distcc_build_packages", ["bc", "flex; rm -rf /"], "is not a list of Debian package names"),
     ],
 )
 def test_other_bad_values_are_refused(key, value, why):
@@ -455,3 +458,11 @@ def test_cross_compilers_must_be_triplet_names():
     message = refusal({"distcc_cross_compilers": ["clang"]})
     assert_one_clear_paragraph(message, WORKER, "distcc_cross_compilers")
     assert "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)" in message
+
+
+def test_build_packages_default_to_the_kernel_guides_and_can_be_emptied():
+    assert settings_for(FakeHost(WORKER)).build_packages == ("bc", "bison", "flex", "libssl-dev", "libelf-dev", "make")
+    assert settings_for(FakeHost(WORKER, {"distcc_build_packages": []})).build_packages == ()
+    assert settings_for(FakeHost(WORKER, {"distcc_build_packages": ["git", "libncurses-dev"]})).build_packages == (
+        "git", "libncurses-dev",
+    )
