@@ -523,19 +523,21 @@ def worker_distccd(s: Subject) -> tuple[str, str]:
     if unit["load"] != "loaded" or not s.survey["masquerade"]["distcc_installed"]:
         return FAIL, f"distcc is not installed; {HEAL}"
     if unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
-        unwritable = _denied(s.survey.get("distccd_access", []), "write", prefix=s.settings.log_dir)
-        if unwritable:
-            return FAIL, (
-                f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon: user distccd cannot write "
-                f"{_list(unwritable)}, and distccd exits when it cannot open its log; give them to distccd "
-                f"(chown distccd:adm), then {HEAL}"
-            )
         return FAIL, f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon; {HEAL}"
     if address is None:
         return FAIL, f"distccd runs, but its listen address cannot be worked out: {s.builder_route_problem()}"
     if not any(sock["address"] == address and sock["port"] == port for sock in listening):
         found = _list(f"{sock['address']}:{sock['port']}" for sock in listening) or "nothing"
         return FAIL, f"active but not listening on {address}:{port} (found {found}); {HEAL}"
+    unwritable = _denied(s.survey.get("distccd_access", []), "write", prefix=s.settings.log_dir)
+    if unwritable:
+        # distccd then logs to stderr (the journal) and serves on: its job
+        # lines are not where the smoke test and the build report read them.
+        return FAIL, (
+            f"pid {unit['main_pid']} listening on {address}:{port}, but user distccd cannot write "
+            f"{_list(unwritable)}: distccd logs to the journal instead, where the smoke test and the build report "
+            f"cannot count its jobs; give them to distccd (chown distccd:adm), then {HEAL}"
+        )
     return PASS, f"pid {unit['main_pid']} listening on {address}:{port}"
 
 

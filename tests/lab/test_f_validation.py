@@ -89,7 +89,7 @@ BREAKAGES = {
     "k3s enabled again (a reboot starts it)": ("worker", "systemctl enable --quiet k3s-agent", {"H-K3S"}),
     # A cause distcc's defaults hide: it skips what it cannot read or write.
     "the host list unreadable for the build user": (
-        "builder", "chown root:root /home/pi/.distcc/hosts && chmod 600 /home/pi/.distcc/hosts", {"B-HOSTS", "B-DRYRUN"},
+        "builder", "chown root:root /home/pi/.distcc/hosts && chmod 600 /home/pi/.distcc/hosts", {"B-HOSTS"},
     ),
     "the build user's distcc directory owned by root": (
         "builder", "chown root:root /home/pi/.distcc && chmod 755 /home/pi/.distcc", {"B-HOSTS"},
@@ -140,8 +140,8 @@ UNHEALED = {
         "worker", "cp /etc/hosts /root/hosts.test && grep -v builder /root/hosts.test > /etc/hosts && "
         "echo '172.31.250.99 builder.distcc.internal builder' >> /etc/hosts",
         "cat /root/hosts.test > /etc/hosts && rm /root/hosts.test", None,
-        {"H-NAMES@{worker}", "W-OVERRIDE@{worker}", "W-DISTCCD@{worker}"},
-        "{worker_fqdn} resolves builder.distcc.internal to 172.31.250.99 but its addresses are {builder}",
+        {"H-NAMES@{worker}", "W-OVERRIDE@{worker}", "W-DISTCCD@{worker}", "H-MTU@{worker}"},
+        "worker1 resolves builder.distcc.internal to 172.31.250.99 but its addresses are 172.31.250.2",
     ),
     # distccd cannot use what it needs as its own user: named, not the
     # empty whitelist or the dead daemon distcc shows for it.
@@ -149,13 +149,14 @@ UNHEALED = {
         "worker", "chmod 700 /usr/lib/distcc", "chmod 755 /usr/lib/distcc", None,
         {"W-WHITELIST@{worker}"}, "user distccd cannot read /usr/lib/distcc (owner root, mode 700)",
     ),
+    # distccd serves on, logging to the journal: its jobs would go uncounted.
     "distccd's log not writable for distccd": (
         "worker", "chown root:root /var/log/distccd/distccd.log && chmod 600 /var/log/distccd/distccd.log && "
-        "systemctl restart distcc; sleep 2",
+        "systemctl restart distcc && sleep 1",
         "chown distccd:adm /var/log/distccd/distccd.log && chmod 640 /var/log/distccd/distccd.log && "
         "systemctl restart distcc && sleep 1", None,
-        {"W-DISTCCD@{worker}", "W-REACH@{worker}"},
-        "user distccd cannot write /var/log/distccd/distccd.log (owner root, mode 600)",
+        {"W-DISTCCD@{worker}"},
+        "user distccd cannot write /var/log/distccd/distccd.log (owner root, mode 600): distccd logs to the journal",
     ),
     # Resource exhaustion: caught before it fails a build, named with its fix.
     "the build tmpfs is full": (
