@@ -20,7 +20,7 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test test-amd64 test-arm test-stock test-bookworm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
+.PHONY: demo test test-amd64 test-arm test-stock test-bookworm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint survey-docs
 
 venv: $(VENV)/.installed
 
@@ -105,6 +105,12 @@ unit: venv
 
 lint: venv
 	$(BIN)/ruff check .
+
+# The survey that validation sends every host, laid out to be read
+# (docs/survey-builder.sh, docs/survey-worker.sh); a unit test fails until
+# they are regenerated after a section's command changes.
+survey-docs: venv
+	$(BIN)/python -m deploys.library.survey_docs
 
 # BENCH_ARCH=arm64 benchmarks an emulated arm64 lab (bench/results-arm64.*);
 # the engine step then registers qemu-user for it.
