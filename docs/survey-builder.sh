@@ -3,7 +3,7 @@
 # deploys/library/validation.py): everything it reads from builder.distcc.internal, here in a lab
 # cluster of a builder and two workers with default settings.
 #
-# Validation sends it as ONE command line of 9737 characters (run by sudo sh -c). This file is that
+# Validation sends it as ONE command line of 9752 characters (run by sudo sh -c). This file is that
 # command laid out to be read: only spaces became line breaks, where a newline means what the space
 # did (inside the sh -c '...' scripts too), and the indentation and the # lines are added. Take
 # those out and join the lines with one space each, and it is the command, character for character.
@@ -88,7 +88,7 @@ echo '##survey listening';
 # memory_available: MemAvailable in /proc/meminfo, in bytes
 echo '##survey memory_available';
 (
-  while read k v _; do
+  while read -r k v _; do
     [ "$k" = MemAvailable: ] && printf '%s\n' $((v * 1024)) && break;
   done </proc/meminfo;
   true
@@ -191,7 +191,7 @@ _survey_mount() { (
     case "$d" in "#"*) continue;; esac;
     [ "$t" = "$p" ] && printf "fstab %s %s %s\n" "$d" "$t" "$r";
   done 2>/dev/null </etc/fstab;
-  while read k v _; do
+  while read -r k v _; do
     [ "$k" = MemTotal: ] && printf 'memory %s\n' $((v * 1024)) && break;
   done </proc/meminfo;
   true ;
@@ -212,7 +212,7 @@ _survey_reach() { (
   printf 'route get %s\n' $T | ip -o -force -batch - 2>/dev/null;
   echo mtus;
   for f in /sys/class/net/*/mtu; do
-    read m <"$f" && d=${f%/mtu} && printf '%s %s\n' "${d##*/}" "$m";
+    read -r m <"$f" && d=${f%/mtu} && printf '%s %s\n' "${d##*/}" "$m";
   done;
   echo connects;
   timeout 3 bash -c 'for a; do
@@ -269,7 +269,7 @@ echo '##survey identity';
 # names: the hostname, the FQDN (hostname -f), and the addresses each peer's name resolves to ($A)
 echo '##survey names';
 (
-  read h </proc/sys/kernel/hostname;
+  read -r h </proc/sys/kernel/hostname;
   printf "hostname %s\n" "$h";
   printf "fqdn %s\n" "$(hostname -f 2>/dev/null)";
   for n in worker1.distcc.internal worker2.distcc.internal ; do
@@ -293,7 +293,7 @@ echo '##survey resources';
     done;
     echo $n);
   printf 'cpus %s\n' "$n";
-  while read k v _; do
+  while read -r k v _; do
     [ "$k" = MemTotal: ] && printf 'memory %s\n' $((v * 1024)) && break;
   done </proc/meminfo;
   true;

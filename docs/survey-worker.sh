@@ -3,7 +3,7 @@
 # deploys/library/validation.py): everything it reads from worker1.distcc.internal, here in a lab
 # cluster of a builder and two workers with default settings.
 #
-# Validation sends it as ONE command line of 5229 characters (run by sudo sh -c). This file is that
+# Validation sends it as ONE command line of 5241 characters (run by sudo sh -c). This file is that
 # command laid out to be read: only spaces became line breaks, where a newline means what the space
 # did (inside the sh -c '...' scripts too), and the indentation and the # lines are added. Take
 # those out and join the lines with one space each, and it is the command, character for character.
@@ -57,7 +57,7 @@ echo '##survey listening';
 # memory_available: MemAvailable in /proc/meminfo, in bytes
 echo '##survey memory_available';
 (
-  while read k v _; do
+  while read -r k v _; do
     [ "$k" = MemAvailable: ] && printf '%s\n' $((v * 1024)) && break;
   done </proc/meminfo;
   true
@@ -73,7 +73,7 @@ echo '##survey identity';
 # names: the hostname, the FQDN (hostname -f), and the addresses each peer's name resolves to ($A)
 echo '##survey names';
 (
-  read h </proc/sys/kernel/hostname;
+  read -r h </proc/sys/kernel/hostname;
   printf "hostname %s\n" "$h";
   printf "fqdn %s\n" "$(hostname -f 2>/dev/null)";
   for n in builder.distcc.internal ; do
@@ -97,7 +97,7 @@ echo '##survey resources';
     done;
     echo $n);
   printf 'cpus %s\n' "$n";
-  while read k v _; do
+  while read -r k v _; do
     [ "$k" = MemTotal: ] && printf 'memory %s\n' $((v * 1024)) && break;
   done </proc/meminfo;
   true;
@@ -118,7 +118,7 @@ echo '##survey builder_route';
   m=;
   [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });
   case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;
-  [ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu ;
+  [ -n "$d" ] && read -r m 2>/dev/null </sys/class/net/"$d"/mtu ;
   printf "peer %s\naddress %s\n" "$n" "$a";
   if [ -n "$a" ]; then printf "route %s\n" "$r"; [ -n "$d" ] && printf "linkmtu %s\n" "$m"; fi ;
   true

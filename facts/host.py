@@ -14,7 +14,7 @@ def meminfo_line(key: str, prefix: str = "") -> str:
     """PREFIX and one /proc/meminfo value in bytes, read by the shell itself
     (dash's arithmetic is 64-bit on armhf too): no awk to start."""
     return (
-        f"while read k v _; do [ \"$k\" = {key}: ] && printf '{prefix}%s\\n' $((v * 1024)) && break; done"
+        f"while read -r k v _; do [ \"$k\" = {key}: ] && printf '{prefix}%s\\n' $((v * 1024)) && break; done"
         " </proc/meminfo; true"
     )
 
@@ -90,7 +90,7 @@ ADDRESSES_OF = 'case "$A$nl" in *"$nl$n "*) x=${A#*"$nl$n "}; x=${x%%"$nl"*};; *
 def names_lines(names: list[str] | tuple[str, ...]) -> StringCommand:
     """HostNames' lines, the names' addresses read from resolve_v4's $A."""
     bits: list[object] = [
-        'read h </proc/sys/kernel/hostname; printf "hostname %s\\n" "$h";',
+        'read -r h </proc/sys/kernel/hostname; printf "hostname %s\\n" "$h";',
         'printf "fqdn %s\\n" "$(hostname -f 2>/dev/null)";',
     ]
     if names:

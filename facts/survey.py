@@ -150,7 +150,7 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
         "[ -n \"$T\" ] || exit 0;",
         # ip -o's one line per route (none for an address without one).
         "echo routes; printf 'route get %s\\n' $T | ip -o -force -batch - 2>/dev/null;",
-        "echo mtus; for f in /sys/class/net/*/mtu; do read m <\"$f\" && d=${f%/mtu} && printf '%s %s\\n' \"${d##*/}\" \"$m\"; done;",
+        "echo mtus; for f in /sys/class/net/*/mtu; do read -r m <\"$f\" && d=${f%/mtu} && printf '%s %s\\n' \"${d##*/}\" \"$m\"; done;",
         # "C ADDRESS 0|1" for each connection that ended within 3 s, after
         # bash's own error line, which names the address ("...:
         # /dev/tcp/ADDRESS/PORT: Connection refused").
