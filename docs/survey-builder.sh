@@ -3,7 +3,7 @@
 # deploys/library/validation.py): everything it reads from builder.distcc.internal, here in a lab
 # cluster of a builder and two workers with default settings.
 #
-# Validation sends it as ONE command line of 9752 characters (run by sudo sh -c). This file is that
+# Validation sends it as ONE command line of 9749 characters (run by sudo sh -c). This file is that
 # command laid out to be read: only spaces became line breaks, where a newline means what the space
 # did (inside the sh -c '...' scripts too), and the indentation and the # lines are added. Take
 # those out and join the lines with one space each, and it is the command, character for character.
@@ -203,9 +203,9 @@ _survey_reach() { (
   T=;
   for n in worker1.distcc.internal worker2.distcc.internal ; do
     case "$A$nl" in *"$nl$n "*) x=${A#*"$nl$n "}; x=${x%%"$nl"*};; *) x=;; esac;
-    set -- $x;
-    printf 'peer %s %s\n' "$n" "${1:--}";
-    [ -z "${1:-}" ] || T="$T $1";
+    a=${x%% *};
+    printf 'peer %s %s\n' "$n" "${a:--}";
+    [ -z "$a" ] || T="$T $a";
   done;
   [ -n "$T" ] || exit 0;
   echo routes;

@@ -3,7 +3,7 @@
 # deploys/library/validation.py): everything it reads from worker1.distcc.internal, here in a lab
 # cluster of a builder and two workers with default settings.
 #
-# Validation sends it as ONE command line of 5241 characters (run by sudo sh -c). This file is that
+# Validation sends it as ONE command line of 5232 characters (run by sudo sh -c). This file is that
 # command laid out to be read: only spaces became line breaks, where a newline means what the space
 # did (inside the sh -c '...' scripts too), and the indentation and the # lines are added. Take
 # those out and join the lines with one space each, and it is the command, character for character.
@@ -111,8 +111,7 @@ echo '##survey builder_route';
 (
   n=builder.distcc.internal ;
   case "$A$nl" in *"$nl$n "*) x=${A#*"$nl$n "}; x=${x%%"$nl"*};; *) x=;; esac;
-  set -- $x;
-  a=${1:-};
+  a=${x%% *};
   r=;
   d=;
   m=;

@@ -75,7 +75,7 @@ def route_lines(peer: str) -> StringCommand:
     pays for every process start."""
     return StringCommand(
         assign("n", peer), ";", ADDRESSES_OF,
-        'set -- $x; a=${1:-}; r=; d=; m=;'
+        'a=${x%% *}; r=; d=; m=;'
         ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
         " " + ROUTE_DEVICE + " " + DEVICE_MTU, ";",
         'printf "peer %s\\naddress %s\\n" "$n" "$a";'

@@ -146,7 +146,7 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
     bits += [
         # "peer NAME ADDRESS" (- when it does not resolve), the first address
         # of each from the prelude's resolve_v4; T: the addresses.
-        "; do", ADDRESSES_OF, "set -- $x; printf 'peer %s %s\\n' \"$n\" \"${1:--}\"; [ -z \"${1:-}\" ] || T=\"$T $1\"; done;",
+        "; do", ADDRESSES_OF, "a=${x%% *}; printf 'peer %s %s\\n' \"$n\" \"${a:--}\"; [ -z \"$a\" ] || T=\"$T $a\"; done;",
         "[ -n \"$T\" ] || exit 0;",
         # ip -o's one line per route (none for an address without one).
         "echo routes; printf 'route get %s\\n' $T | ip -o -force -batch - 2>/dev/null;",
