@@ -33,6 +33,7 @@ for u in k3s.service k3s-server.service k3s-agent.service ; do
     if [ -e "$d/$u" ] || [ -L "$d/$u" ]; then k="$k $u"; break; fi;
   done;
 done;
+# shellcheck disable=SC2086 # unit names, one word each: settings allow only [A-Za-z0-9@._-]
 units=$(systemctl show distcc.service $k -p Id -p LoadState -p ActiveState -p SubState -p MainPID -p User -p ExecStart -p UnitFileState -p SourcePath 2>/dev/null);
 
 # Prelude: the IPv4 addresses of every name the sections look up, each looked up once, into $A
@@ -45,6 +46,7 @@ o=$IFS;
 IFS=$nl;
 for l in $G; do
   IFS=$o;
+  # shellcheck disable=SC2086 # getent's line, split into its fields
   set -- $l;
   if [ $# -gt 2 ]; then c=$((c + 1)); B="$B$nl "; fi;
   case "$1" in
@@ -107,6 +109,7 @@ _survey_login() { (
   h=$(getent passwd "$u");
   if [ -n "$h" ]; then
     echo exists;
+    # shellcheck disable=SC2016 # for the build user's login shell: $HOME and $PATH are theirs
     runuser -l "$u" -c 'printf "HOME %s\nPATH %s\n" "$HOME" "$PATH";
       env | while IFS= read -r l; do
         case "$l" in DISTCC_*|CC=*|CXX=*) printf "env %s\n" "$l";; esac;
@@ -180,6 +183,7 @@ _survey_mount() { (
     printf "mount %s\n" "$m";
     printf "blocks %s\n" "$(stat -f -c "%S %b" "$p")";
     printf "mode %s\n" "$(stat -c %a "$p")";
+    # shellcheck disable=SC2016 # for the sh in the new mount namespace: $1 is the mount point
     u=$(unshare -m sh -c 'umount -l "$1" && {
       c=0;
       for f in "$1"/* "$1"/.[!.]* "$1"/..?*; do [ -e "$f" ] || [ -L "$f" ] && c=$((c + 1)); done;
@@ -209,12 +213,15 @@ _survey_reach() { (
   done;
   [ -n "$T" ] || exit 0;
   echo routes;
+  # shellcheck disable=SC2086 # $T: the addresses, one word each (dotted IPv4)
   printf 'route get %s\n' $T | ip -o -force -batch - 2>/dev/null;
   echo mtus;
   for f in /sys/class/net/*/mtu; do
     read -r m <"$f" && d=${f%/mtu} && printf '%s %s\n' "${d##*/}" "$m";
   done;
   echo connects;
+  # shellcheck disable=SC2086 # $T: the addresses, one word each (dotted IPv4)
+  # shellcheck disable=SC2016 # for bash (its /dev/tcp): $a is each address it is given
   timeout 3 bash -c 'for a; do
       ( exec 2>&1; exec 3<>/dev/tcp/$a/3632 && echo "C $a 0" || echo "C $a 1" ) &
     done;
@@ -229,8 +236,11 @@ _survey_compilers() { (
   n=$u;
   [ -n "${n# }" ] || exit 0;
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin;
+  # shellcheck disable=SC2086 # driver names ([a-z0-9_+-]), one word each; echo joins them
   echo names $n;
+  # shellcheck disable=SC2046 # command -v's paths, one word each: none has a space
   p=$(readlink -f $(for c in $n; do command -v "$c"; done));
+  # shellcheck disable=SC2086 # readlink's paths, one a line: none has a space
   printf 'path %s\n' $p;
   u=' ';
   for t in $p; do

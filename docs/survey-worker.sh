@@ -29,12 +29,14 @@ for u in k3s.service k3s-server.service k3s-agent.service ; do
     if [ -e "$d/$u" ] || [ -L "$d/$u" ]; then k="$k $u"; break; fi;
   done;
 done;
+# shellcheck disable=SC2086 # unit names, one word each: settings allow only [A-Za-z0-9@._-]
 units=$(systemctl show distcc.service $k -p Id -p LoadState -p ActiveState -p SubState -p MainPID -p User -p ExecStart -p UnitFileState -p SourcePath 2>/dev/null);
 
 # Prelude: the IPv4 addresses of every name the sections look up, each looked up once, into $A
 nl=$(printf '\n_');
 nl=${nl%_};
 A=;
+# shellcheck disable=SC2043 # one name here; the loop takes as many names as it is given
 for n in builder.distcc.internal ; do
   r=' ';
   for w in $(getent ahostsv4 "$n" 2>/dev/null); do
@@ -76,6 +78,7 @@ echo '##survey names';
   read -r h </proc/sys/kernel/hostname;
   printf "hostname %s\n" "$h";
   printf "fqdn %s\n" "$(hostname -f 2>/dev/null)";
+  # shellcheck disable=SC2043 # one name here; the loop takes as many names as it is given
   for n in builder.distcc.internal ; do
     case "$A$nl" in *"$nl$n "*) x=${A#*"$nl$n "}; x=${x%%"$nl"*};; *) x=;; esac;
     printf "resolves %s %s\n" "$n" "$x";
@@ -126,6 +129,7 @@ echo '##survey builder_route';
 # distccd_access: what distccd needs, tried as its user: its whitelist and its log
 echo '##survey distccd_access';
 (
+  # shellcheck disable=SC2016 # for sh as user distccd: $1 is the log directory
   runuser -u distccd -- sh -c ' [ -d /usr/lib/distcc ] &&
       ! { [ -r /usr/lib/distcc ] && [ -x /usr/lib/distcc ]; } &&
       printf "denied read %s %s\n" /usr/lib/distcc "$(stat -c "%U %a" /usr/lib/distcc)";
@@ -190,8 +194,11 @@ echo '##survey compilers';
   n=$u;
   [ -n "${n# }" ] || exit 0;
   PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin;
+  # shellcheck disable=SC2086 # driver names ([a-z0-9_+-]), one word each; echo joins them
   echo names $n;
+  # shellcheck disable=SC2046 # command -v's paths, one word each: none has a space
   p=$(readlink -f $(for c in $n; do command -v "$c"; done));
+  # shellcheck disable=SC2086 # readlink's paths, one a line: none has a space
   printf 'path %s\n' $p;
   u=' ';
   for t in $p; do

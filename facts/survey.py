@@ -43,6 +43,8 @@ from facts.distcc import (
 )
 from facts.host import (
     ADDRESSES_OF,
+    NAMES_LINES_SHELLCHECK,
+    RESOLVE_V4_SHELLCHECK,
     HostResources,
     Names,
     Resources,
@@ -57,6 +59,7 @@ from facts.network import Route, parse_route, route_lines, route_parts
 from facts.systemd import (
     KILLALL_LOOP,
     UNIT_EXTRAS,
+    UNIT_LIST_SHELLCHECK,
     UNIT_PROPERTIES,
     UnitsPresent,
     UnitStatus,
@@ -158,6 +161,15 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
         "|| echo \"C $a 1\" ) & done; wait' - $T 2>/dev/null",
     ]
     return StringCommand(*bits)
+
+
+# What shellcheck says of _reach_command that stands (the readable survey,
+# docs/survey-*.sh, puts each before its line).
+REACH_SHELLCHECK = (
+    ShellNote("SC2086", r"printf 'route get %s\\n' \$T", "$T: the addresses, one word each (dotted IPv4)"),
+    ShellNote("SC2086", r"' - \$T ", "$T: the addresses, one word each (dotted IPv4)"),
+    ShellNote("SC2016", r"bash -c '", "for bash (its /dev/tcp): $a is each address it is given"),
+)
 
 
 _TCP_ERROR = re.compile(r"/dev/tcp/(?P<address>[^/ ]+)/\d+: (?P<message>.*)$")
@@ -278,6 +290,12 @@ def _distccd_access_command(log_dir: str) -> StringCommand:
         'for f in "$1" "$1/distccd.log"; do [ -e "$f" ] && ! [ -w "$f" ] && printf "denied write %s %s\\n" "$f"',
         '"$(stat -c "%U %a" "$f")"; done; true\' -', QuoteString(log_dir), "</dev/null",
     )
+
+
+# What shellcheck says of _distccd_access_command that stands.
+DISTCCD_ACCESS_SHELLCHECK = (
+    ShellNote("SC2016", r"runuser -u distccd -- sh -c '", "for sh as user distccd: $1 is the log directory"),
+)
 
 
 def _profile_command(path: str) -> StringCommand:
@@ -435,6 +453,7 @@ def survey_sections(
         Section(
             "names", names_lines(list(names)),
             "the hostname, the FQDN (hostname -f), and the addresses each peer's name resolves to ($A)",
+            NAMES_LINES_SHELLCHECK,
         ),
         Section("resources", HostResources.command, "the CPUs this shell may run on, memory, global IPv4 addresses"),
         # A worker's route to the builder (the builder's own would be to itself).
@@ -445,7 +464,7 @@ def survey_sections(
         # A worker's distccd, as its own user sees what it needs.
         *([Section(
             "distccd_access", _distccd_access_command(log_dir),
-            "what distccd needs, tried as its user: its whitelist and its log",
+            "what distccd needs, tried as its user: its whitelist and its log", DISTCCD_ACCESS_SHELLCHECK,
         )] if log_dir else []),
         Section(
             "units", _units_section(),
@@ -462,18 +481,21 @@ def survey_sections(
         Section(
             "compilers", CompilerTargets.command,
             "every GCC driver on PATH: the binary distccd runs, its version and target",
+            CompilerTargets.shellcheck,
         ),
     ]
     if tmpfs_path is not None:
         sections.append(Section(
             "mount", TmpfsMount().command(tmpfs_path),
             "the build tree's tmpfs: its mount, what it hides, fstab lines, memory, page size",
+            TmpfsMount.shellcheck,
         ))
         sections.append(Section("tmpfs_space", _space_command(tmpfs_path), "free room on the tmpfs (statfs)"))
     if build_user is not None:
         sections.append(Section(
             "login", LoginEnvironment().command(build_user, list(cross_compilers)),
             "the build user's login shell: PATH, compilers, distcc hosts, slots, denied paths",
+            LoginEnvironment.shellcheck,
         ))
     if profile_script is not None:
         sections.append(Section(
@@ -489,6 +511,7 @@ def survey_sections(
         sections.append(Section(
             "reach", _reach_command(list(workers), port),
             "each worker's address, route source and MTU, and a TCP connect to its distccd",
+            REACH_SHELLCHECK,
         ))
     return sections
 
@@ -523,11 +546,12 @@ def survey_parts(
         Part(
             "Prelude: distcc's unit and the k3s units with a unit file, one systemctl show, into $units",
             units_with_files(k3s_units), "units=$(systemctl show", QuoteString(DISTCC_UNIT), "$k", UNIT_PROPERTIES,
-            "2>/dev/null);",
+            "2>/dev/null);", notes=UNIT_LIST_SHELLCHECK,
         ),
         Part(
             "Prelude: the IPv4 addresses of every name the sections look up, each looked up once, into $A",
             resolve_v4(list(dict.fromkeys([*names, *([builder_peer] if builder_peer else []), *workers]))),
+            notes=RESOLVE_V4_SHELLCHECK,
         ),
         # The sections are the facts' own commands, written for a shell
         # where their variables start unset: only $units, $A and $nl stay.

@@ -7,13 +7,17 @@ command changes, these fail until `make survey-docs` is run."""
 from __future__ import annotations
 
 import difflib
+import json
+import re
+import shutil
 import subprocess
+from collections import Counter
 
 import pytest
 
 from deploys.library.survey_docs import DOCS, lab_survey_arguments, rendered
 from facts._script import WIDTH, one_line
-from facts.survey import MARK, HostSurvey, survey_sections
+from facts.survey import MARK, HostSurvey, survey_parts, survey_sections
 
 ROLES = ["builder", "worker"]
 ARGUMENTS = lab_survey_arguments()
@@ -61,3 +65,33 @@ def test_comments_fit_in_the_width_and_the_script_parses(role):
     assert [line for line in text.splitlines() if line.lstrip().startswith("#") and len(line) > WIDTH] == []
     proc = subprocess.run(["sh", "-n", str(DOCS / f"survey-{role}.sh")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_every_shellcheck_note_is_about_something_in_a_survey():
+    """A note whose pattern matches nothing in either survey is stale: its
+    command changed under it."""
+    notes, matched = set(), set()
+    for arguments in ARGUMENTS.values():
+        for part in survey_parts(**arguments):
+            notes |= set(part.notes)
+            matched |= {note for note in part.notes if re.search(note.at, part.get_raw_value())}
+    assert notes - matched == set()
+
+
+DIRECTIVE = re.compile(r"^ *# shellcheck disable=(SC\d+) # \S")
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is not installed (make unit installs it)")
+@pytest.mark.parametrize("role", ROLES)
+def test_shellcheck_finds_nothing_but_what_each_directive_explains(role):
+    """shellcheck passes on the file; without its directives, it finds
+    exactly one finding for each of them, of its code: none is stale."""
+    text = checked_in(role)
+    directives = [m.group(1) for m in map(DIRECTIVE.match, text.splitlines()) if m]
+    assert len(directives) == text.count("# shellcheck disable="), "a directive without its reason"
+    passed = subprocess.run(["shellcheck", "-s", "sh", "-"], input=text, capture_output=True, text=True)
+    assert passed.returncode == 0, passed.stdout
+    bare = "\n".join(line for line in text.splitlines() if not DIRECTIVE.match(line)) + "\n"
+    found = subprocess.run(["shellcheck", "-s", "sh", "-f", "json1", "-"], input=bare, capture_output=True, text=True)
+    codes = [f"SC{comment['code']}" for comment in json.loads(found.stdout)["comments"]]
+    assert Counter(codes) == Counter(directives)
