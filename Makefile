@@ -2,8 +2,8 @@
 #   make demo  - set up, start the lab cluster and switch it into DISTCC BUILD MODE
 #   make test  - set up, start the lab cluster and run the whole test suite
 # Also: make lab-up / lab-down / lab-status, make bench, make test-arm, make test-stock,
-# make test-bookworm. LAB_SUITE=bookworm makes the lab's nodes Debian bookworm
-# (default trixie, the base of today's Raspberry Pi OS).
+# make test-bookworm, make unit, make survey-docs. LAB_SUITE=bookworm makes the lab's
+# nodes Debian bookworm (default trixie, the base of today's Raspberry Pi OS).
 # LAB_ARCH=arm64 (or armhf) runs every lab node under qemu-user emulation;
 # LAB_WORKER_ARCHS=arm64,armhf sets the workers one by one.
 # LAB_FLAVOR=stock makes the nodes look like stock Raspberry Pi OS Lite (short
@@ -20,7 +20,7 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test test-amd64 test-arm test-stock test-bookworm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint
+.PHONY: demo test test-amd64 test-arm test-stock test-bookworm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint survey-docs shellcheck
 
 venv: $(VENV)/.installed
 
@@ -78,7 +78,7 @@ test-amd64 test-arm test-stock: export LAB_SUITE :=
 test-amd64 test-arm test-stock: export LAB_WORKER_SUITES :=
 
 # Unit tests and the amd64 lab suite (the faster subset without emulation).
-test-amd64: venv lab-up
+test-amd64: venv shellcheck lab-up
 	$(BIN)/pytest tests
 
 # The emulated ARM suite (tests/lab_arm): its own lab (LAB_ARM_PREFIX,
@@ -100,11 +100,24 @@ test-stock: venv engine
 test-bookworm: venv engine
 	$(BIN)/pytest -m bookworm tests/lab_bookworm
 
-unit: venv
+unit: venv shellcheck
 	$(BIN)/pytest tests/unit
 
 lint: venv
 	$(BIN)/ruff check .
+
+# The survey that validation sends every host, laid out to be read
+# (docs/survey-builder.sh, docs/survey-worker.sh); a unit test fails until
+# they are regenerated after a section's command changes.
+survey-docs: venv
+	$(BIN)/python -m deploys.library.survey_docs
+
+# shellcheck on those files, with Debian's shellcheck (installed here as root
+# on Debian): each finding that stands is explained where its command is
+# defined. make unit and make test run it before pytest.
+shellcheck:
+	@./lab/ensure_shellcheck.sh
+	shellcheck -s sh docs/survey-builder.sh docs/survey-worker.sh
 
 # BENCH_ARCH=arm64 benchmarks an emulated arm64 lab (bench/results-arm64.*);
 # the engine step then registers qemu-user for it.

@@ -63,7 +63,7 @@ def parse_route(lines: list[str], peer: str = "") -> Route:
 # worker's route to the builder in the survey; the builder's reach of
 # every worker prints its route lines and leaves this to parse_reach.
 ROUTE_DEVICE = 'case "$r" in *" dev "*) d=${r##* dev }; d=${d%% *};; esac;'
-DEVICE_MTU = '[ -n "$d" ] && read m 2>/dev/null </sys/class/net/"$d"/mtu'
+DEVICE_MTU = '[ -n "$d" ] && read -r m 2>/dev/null </sys/class/net/"$d"/mtu'
 
 
 def route_lines(peer: str) -> StringCommand:
@@ -75,7 +75,7 @@ def route_lines(peer: str) -> StringCommand:
     pays for every process start."""
     return StringCommand(
         assign("n", peer), ";", ADDRESSES_OF,
-        'set -- $x; a=${1:-}; r=; d=; m=;'
+        'a=${x%% *}; r=; d=; m=;'
         ' [ -n "$a" ] && r=$(ip -o route get "$a" 2>/dev/null | { IFS= read -r l; printf %s "$l"; });'
         " " + ROUTE_DEVICE + " " + DEVICE_MTU, ";",
         'printf "peer %s\\naddress %s\\n" "$n" "$a";'

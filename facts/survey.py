@@ -9,11 +9,13 @@ fact's own parser. Nothing here changes the host.
 from __future__ import annotations
 
 import re
-from typing import TypedDict
+from collections.abc import Iterable
+from typing import NamedTuple, TypedDict
 
 from pyinfra.api import QuoteString, StringCommand
 
 from facts._parsed import ParsedFact
+from facts._script import ShellNote, as_script
 from facts._shell import assign
 from facts.compiler import (
     ARCH_COMMAND,
@@ -41,6 +43,8 @@ from facts.distcc import (
 )
 from facts.host import (
     ADDRESSES_OF,
+    NAMES_LINES_SHELLCHECK,
+    RESOLVE_V4_SHELLCHECK,
     HostResources,
     Names,
     Resources,
@@ -55,6 +59,7 @@ from facts.network import Route, parse_route, route_lines, route_parts
 from facts.systemd import (
     KILLALL_LOOP,
     UNIT_EXTRAS,
+    UNIT_LIST_SHELLCHECK,
     UNIT_PROPERTIES,
     UnitsPresent,
     UnitStatus,
@@ -144,11 +149,11 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
     bits += [
         # "peer NAME ADDRESS" (- when it does not resolve), the first address
         # of each from the prelude's resolve_v4; T: the addresses.
-        "; do", ADDRESSES_OF, "set -- $x; printf 'peer %s %s\\n' \"$n\" \"${1:--}\"; [ -z \"${1:-}\" ] || T=\"$T $1\"; done;",
+        "; do", ADDRESSES_OF, "a=${x%% *}; printf 'peer %s %s\\n' \"$n\" \"${a:--}\"; [ -z \"$a\" ] || T=\"$T $a\"; done;",
         "[ -n \"$T\" ] || exit 0;",
         # ip -o's one line per route (none for an address without one).
         "echo routes; printf 'route get %s\\n' $T | ip -o -force -batch - 2>/dev/null;",
-        "echo mtus; for f in /sys/class/net/*/mtu; do read m <\"$f\" && d=${f%/mtu} && printf '%s %s\\n' \"${d##*/}\" \"$m\"; done;",
+        "echo mtus; for f in /sys/class/net/*/mtu; do read -r m <\"$f\" && d=${f%/mtu} && printf '%s %s\\n' \"${d##*/}\" \"$m\"; done;",
         # "C ADDRESS 0|1" for each connection that ended within 3 s, after
         # bash's own error line, which names the address ("...:
         # /dev/tcp/ADDRESS/PORT: Connection refused").
@@ -156,6 +161,15 @@ def _reach_command(peers: list[str], port: int) -> StringCommand:
         "|| echo \"C $a 1\" ) & done; wait' - $T 2>/dev/null",
     ]
     return StringCommand(*bits)
+
+
+# What shellcheck says of _reach_command that stands (the readable survey,
+# docs/survey-*.sh, puts each before its line).
+REACH_SHELLCHECK = (
+    ShellNote("SC2086", r"printf 'route get %s\\n' \$T", "$T: the addresses, one word each (dotted IPv4)"),
+    ShellNote("SC2086", r"' - \$T ", "$T: the addresses, one word each (dotted IPv4)"),
+    ShellNote("SC2016", r"bash -c '", "for bash (its /dev/tcp): $a is each address it is given"),
+)
 
 
 _TCP_ERROR = re.compile(r"/dev/tcp/(?P<address>[^/ ]+)/\d+: (?P<message>.*)$")
@@ -278,6 +292,12 @@ def _distccd_access_command(log_dir: str) -> StringCommand:
     )
 
 
+# What shellcheck says of _distccd_access_command that stands.
+DISTCCD_ACCESS_SHELLCHECK = (
+    ShellNote("SC2016", r"runuser -u distccd -- sh -c '", "for sh as user distccd: $1 is the log directory"),
+)
+
+
 def _profile_command(path: str) -> StringCommand:
     return StringCommand(
         assign("p", path), "; [ -f \"$p\" ] && echo present && while IFS= read -r l || [ -n \"$l\" ]; do",
@@ -328,7 +348,29 @@ SNAPSHOTS = ("processes", "listening", "memory_available")
 DONE = "##survey-done"
 
 
-def _at_once(names: list[str], commands: dict[str, object]) -> list[object]:
+class Section(NamedTuple):
+    """One section of the survey: its mark's name, its command, what it
+    reads (the comment above it in the readable survey, docs/survey-*.sh)
+    and the shellcheck findings in its command that stand, and why."""
+
+    name: str
+    command: object
+    reads: str
+    notes: tuple[ShellNote, ...] = ()
+
+
+class Part(StringCommand):
+    """A piece of the survey command that the readable survey
+    (survey_script) shows as a block of its own, under a one-line comment
+    (none when empty), with its shellcheck notes."""
+
+    def __init__(self, comment: str, *bits: object, notes: Iterable[ShellNote] = ()) -> None:
+        super().__init__(*bits)
+        self.comment = comment
+        self.notes = tuple(notes)
+
+
+def _at_once(sections: list[Section]) -> list[Part]:
     """Start each of these sections in the background, its output to a
     file of its own in a temporary directory (a shell function per section,
     so that _collect can run it again in the foreground). A section's file
@@ -336,32 +378,41 @@ def _at_once(names: list[str], commands: dict[str, object]) -> list[object]:
     written; without a directory (mktemp failed) nothing starts here. The
     directory goes when the survey ends, however it ends (a signal, or its
     ssh channel closed under it)."""
+    names = [section.name for section in sections]
     # The traps first: a signal between mktemp and them would leave the directory.
-    bits: list[object] = [
-        "D=; trap '[ -z \"$D\" ] || rm -rf \"$D\"' EXIT; trap 'exit 1' HUP INT TERM PIPE;",
-        "D=$(mktemp -d 2>/dev/null) || D=;",
+    parts = [
+        Part(
+            "At once: the slow sections run in the background, output in $D, removed however the survey ends",
+            "D=; trap '[ -z \"$D\" ] || rm -rf \"$D\"' EXIT; trap 'exit 1' HUP INT TERM PIPE;",
+            "D=$(mktemp -d 2>/dev/null) || D=;",
+        ),
     ]
+    for section in sections:
+        parts.append(Part(
+            f"{section.name} (at once): {section.reads}",
+            f"_survey_{section.name}() {{ (", _raw(section.command), ") 2>/dev/null; };", notes=section.notes,
+        ))
+    launches: list[object] = ['if [ -n "$D" ]; then']
     for name in names:
-        bits += [f"_survey_{name}() {{ (", _raw(commands[name]), ") 2>/dev/null; };"]
-    bits.append('if [ -n "$D" ]; then')
-    for name in names:
-        bits.append(f"{{ _survey_{name}; echo '{DONE}'; }} >\"$D/{name}\" 2>/dev/null &")
-    bits.append("fi;")
-    return bits
+        launches.append(f"{{ _survey_{name}; echo '{DONE}'; }} >\"$D/{name}\" 2>/dev/null &")
+    launches.append("fi;")
+    comment = f"Start them: each file ends with a {DONE} line only if its section ran to its end"
+    return [*parts, Part(comment, *launches)]
 
 
-def _collect(names: list[str]) -> list[object]:
+def _collect(names: list[str]) -> list[Part]:
     """After the foreground sections: wait, then print each background
     section under its mark, in order. One whose file is missing or has no
     DONE line (a full /tmp, say) is run again here, in the foreground, so
     its output is whole or as it would be without the background. The
     directory is removed on exit (see _at_once)."""
-    return [
+    return [Part(
+        "Wait for them, print each under its mark, in order; one whose file is not whole runs again here",
         "wait; for s in", *names, "; do echo \"" + MARK + "$s\"; e=;",
         '[ -n "$D" ] && [ -f "$D/$s" ] && while IFS= read -r l; do [ "$l" = \'' + DONE + '\' ] && e=1; done <"$D/$s";',
         'if [ -n "$e" ]; then while IFS= read -r l; do [ "$l" = \'' + DONE + '\' ] || printf \'%s\\n\' "$l"; done <"$D/$s";',
         'else "_survey_$s"; fi; done;',
-    ]
+    )]
 
 
 def _raw(command) -> object:
@@ -379,9 +430,9 @@ def survey_sections(
     sent_names: list[str] = (),  # type: ignore[assignment]
     cross_compilers: list[str] = (),  # type: ignore[assignment]
     log_dir: str | None = None,
-) -> list[tuple[str, object]]:
-    """HostSurvey's sections for these arguments, (name, command) in the
-    order they are read."""
+) -> list[Section]:
+    """HostSurvey's sections for these arguments, in the order they are
+    read."""
     # gcc's version and target come from the compilers section (the same
     # binary: sudo's and systemd's PATH are Debian's same list); which
     # package it comes from is asked of dpkg only where H-GCC FAILs
@@ -389,34 +440,152 @@ def survey_sections(
     # The snapshots come first: ps, the listeners and the free memory
     # must not see the survey's own later work (its compilers and
     # distcc runs, its login shell) as the host's.
-    sections: list[tuple[str, object]] = [
-        ("processes", PS_COMMAND),
-        ("listening", DistccdListening().command(port)),
-        ("memory_available", MEMORY_AVAILABLE_COMMAND),
-        ("identity", ARCH_COMMAND),
-        ("names", names_lines(list(names))),
-        ("resources", HostResources.command),
+    sections: list[Section] = [
+        Section("processes", PS_COMMAND, "every process: pid, parent, user, age, name and arguments (ps)"),
+        Section(
+            "listening", DistccdListening().command(port),
+            "the TCP sockets listening on distccd's port, with the owning process (ss)",
+        ),
+        Section("memory_available", MEMORY_AVAILABLE_COMMAND, "MemAvailable in /proc/meminfo, in bytes"),
+        Section(
+            "identity", ARCH_COMMAND, "the userland's architecture (dpkg) and the kernel's machine (uname -m)",
+        ),
+        Section(
+            "names", names_lines(list(names)),
+            "the hostname, the FQDN (hostname -f), and the addresses each peer's name resolves to ($A)",
+            NAMES_LINES_SHELLCHECK,
+        ),
+        Section("resources", HostResources.command, "the CPUs this shell may run on, memory, global IPv4 addresses"),
         # A worker's route to the builder (the builder's own would be to itself).
-        *([("builder_route", route_lines(builder_peer))] if builder_peer else []),
+        *([Section(
+            "builder_route", route_lines(builder_peer),
+            "the builder's address, the route to it (ip route get) and its device's MTU",
+        )] if builder_peer else []),
         # A worker's distccd, as its own user sees what it needs.
-        *([("distccd_access", _distccd_access_command(log_dir))] if log_dir else []),
-        ("units", _units_section()),
-        ("masquerade", MASQUERADE_COMMAND),
-        ("distccd_tmp", DISTCCD_TMP_COMMAND),
-        ("compilers", CompilerTargets.command),
+        *([Section(
+            "distccd_access", _distccd_access_command(log_dir),
+            "what distccd needs, tried as its user: its whitelist and its log", DISTCCD_ACCESS_SHELLCHECK,
+        )] if log_dir else []),
+        Section(
+            "units", _units_section(),
+            "$units, distcc's SysV start links and drop-ins (sha256), where k3s-killall.sh is",
+        ),
+        Section(
+            "masquerade", MASQUERADE_COMMAND,
+            "the links in /usr/lib/distcc (distccd's whitelist) and the GCC compilers in /usr/bin",
+        ),
+        Section(
+            "distccd_tmp", DISTCCD_TMP_COMMAND,
+            "free room in distccd's /tmp, as distccd sees it (/proc/PID/root), or the host's",
+        ),
+        Section(
+            "compilers", CompilerTargets.command,
+            "every GCC driver on PATH: the binary distccd runs, its version and target",
+            CompilerTargets.shellcheck,
+        ),
     ]
     if tmpfs_path is not None:
-        sections.append(("mount", TmpfsMount().command(tmpfs_path)))
-        sections.append(("tmpfs_space", _space_command(tmpfs_path)))
+        sections.append(Section(
+            "mount", TmpfsMount().command(tmpfs_path),
+            "the build tree's tmpfs: its mount, what it hides, fstab lines, memory, page size",
+            TmpfsMount.shellcheck,
+        ))
+        sections.append(Section("tmpfs_space", _space_command(tmpfs_path), "free room on the tmpfs (statfs)"))
     if build_user is not None:
-        sections.append(("login", LoginEnvironment().command(build_user, list(cross_compilers))))
+        sections.append(Section(
+            "login", LoginEnvironment().command(build_user, list(cross_compilers)),
+            "the build user's login shell: PATH, compilers, distcc hosts, slots, denied paths",
+            LoginEnvironment.shellcheck,
+        ))
     if profile_script is not None:
-        sections.append(("profile", _profile_command(profile_script)))
+        sections.append(Section(
+            "profile", _profile_command(profile_script),
+            "whether the build user's profile script is there and puts /usr/lib/distcc on PATH",
+        ))
     if sent_names:
-        sections.append(("sent", CompilersSent().command(list(sent_names))))
+        sections.append(Section(
+            "sent", CompilersSent().command(list(sent_names)),
+            "the compiler name distcc sends for each name a build runs, its version and target",
+        ))
     if workers:
-        sections.append(("reach", _reach_command(list(workers), port)))
+        sections.append(Section(
+            "reach", _reach_command(list(workers), port),
+            "each worker's address, route source and MTU, and a TCP connect to its distccd",
+            REACH_SHELLCHECK,
+        ))
     return sections
+
+
+def survey_parts(
+    names: list[str],
+    builder_peer: str | None = None,
+    port: int = 3632,
+    k3s_units: list[str] = ("k3s", "k3s-server", "k3s-agent"),  # type: ignore[assignment]
+    tmpfs_path: str | None = None,
+    build_user: str | None = None,
+    workers: list[str] = (),  # type: ignore[assignment]
+    profile_script: str | None = None,
+    sent_names: list[str] = (),  # type: ignore[assignment]
+    cross_compilers: list[str] = (),  # type: ignore[assignment]
+    log_dir: str | None = None,
+) -> list[Part]:
+    """HostSurvey's command in its parts, in order: the prelude, then each
+    section under its mark (the builder's slow ones started at once after
+    the snapshots, and printed at the end)."""
+    sections = survey_sections(
+        names, builder_peer, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
+        log_dir,
+    )
+    # distcc's unit and the k3s units that have a unit file in one
+    # systemctl show (each start of systemctl costs more than most
+    # sections), kept in $units for the units section and for
+    # distccd_tmp's MainPID; $k unquoted: unit names are
+    # [A-Za-z0-9@._-] (settings checks). Then every name that the names,
+    # route and reach sections look up, each looked up once.
+    parts = [
+        Part(
+            "Prelude: distcc's unit and the k3s units with a unit file, one systemctl show, into $units",
+            units_with_files(k3s_units), "units=$(systemctl show", QuoteString(DISTCC_UNIT), "$k", UNIT_PROPERTIES,
+            "2>/dev/null);", notes=UNIT_LIST_SHELLCHECK,
+        ),
+        Part(
+            "Prelude: the IPv4 addresses of every name the sections look up, each looked up once, into $A",
+            resolve_v4(list(dict.fromkeys([*names, *([builder_peer] if builder_peer else []), *workers]))),
+            notes=RESOLVE_V4_SHELLCHECK,
+        ),
+        # The sections are the facts' own commands, written for a shell
+        # where their variables start unset: only $units, $A and $nl stay.
+        Part("The sections are the facts' own commands: only $units, $A and $nl stay set", "unset k u d n r w;"),
+    ]
+    present = {section.name for section in sections}
+    # Only the builder's survey (its login and reach sections) is long.
+    background = [name for name in AT_ONCE if name in present] if present & {"login", "reach"} else []
+    for section in sections:
+        if section.name in background:
+            continue
+        parts.append(Part(
+            f"{section.name}: {section.reads}",
+            f"echo '{MARK}{section.name}'; (", _raw(section.command), ") 2>/dev/null;", notes=section.notes,
+        ))
+        if section.name == SNAPSHOTS[-1] and background:
+            by_name = {section.name: section for section in sections}
+            parts += _at_once([by_name[name] for name in background])
+    if background:
+        parts += _collect(background)
+    parts.append(Part("", "true"))
+    return parts
+
+
+def survey_script(arguments: dict, header: list[str]) -> str:
+    """The survey command for these arguments as a script to read: the
+    header's comment lines, then each part under its comment, laid out by
+    facts._script.as_script (only spaces become line breaks), each
+    shellcheck note before the command it is about."""
+    lines = ["#!/bin/sh", *(f"# {line}".rstrip() for line in header)]
+    for part in survey_parts(**arguments):
+        lines += ["", f"# {part.comment}"] if part.comment else []
+        lines += as_script(part.get_raw_value(), part.notes)
+    return "\n".join(lines) + "\n"
 
 
 class HostSurvey(ParsedFact[Survey]):
@@ -427,6 +596,8 @@ class HostSurvey(ParsedFact[Survey]):
     builder_peer); the builder also its tmpfs, the build user's
     environment, distcc's slot count, and a TCP probe of every worker. The builder's slow sections (AT_ONCE) run at once, after
     the snapshots (SNAPSHOTS); the output is the same as in turn.
+    docs/survey-builder.sh and docs/survey-worker.sh are the command laid
+    out to be read (survey_script).
 
     .. code:: python
 
@@ -454,41 +625,16 @@ class HostSurvey(ParsedFact[Survey]):
         cross_compilers: list[str] = (),  # type: ignore[assignment]
         log_dir: str | None = None,
     ) -> StringCommand:
-        sections = survey_sections(
-            names, builder_peer, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
-            log_dir,
-        )
-        # distcc's unit and the k3s units that have a unit file in one
-        # systemctl show (each start of systemctl costs more than most
-        # sections), kept in $units for the units section and for
-        # distccd_tmp's MainPID; $k unquoted: unit names are
-        # [A-Za-z0-9@._-] (settings checks). Then every name that the names,
-        # route and reach sections look up, each looked up once.
-        bits: list[object] = [units_with_files(k3s_units), "units=$(systemctl show", QuoteString(DISTCC_UNIT)]
-        bits += ["$k", UNIT_PROPERTIES, "2>/dev/null);"]
-        bits += [resolve_v4(list(dict.fromkeys([*names, *([builder_peer] if builder_peer else []), *workers])))]
-        # The sections are the facts' own commands, written for a shell
-        # where their variables start unset: only $units, $A and $nl stay.
-        bits += ["unset k u d n r w;"]
-        present = {name for name, _ in sections}
-        # Only the builder's survey (its login and reach sections) is long.
-        background = [name for name in AT_ONCE if name in present] if present & {"login", "reach"} else []
-        for name, command in sections:
-            if name in background:
-                continue
-            bits += [f"echo '{MARK}{name}'; (", _raw(command), ") 2>/dev/null;"]
-            if name == SNAPSHOTS[-1] and background:
-                bits += _at_once(background, dict(sections))
-        if background:
-            bits += _collect(background)
-        bits.append("true")
-        return StringCommand(*bits)
+        return StringCommand(*survey_parts(
+            names, builder_peer, port, k3s_units, tmpfs_path, build_user, workers, profile_script, sent_names,
+            cross_compilers, log_dir,
+        ))
 
     @staticmethod
     def section_names(k3s_units: list[str] = (), **arguments) -> list[str]:  # type: ignore[assignment]
         """The sections' marks the command prints for these arguments (the
         k3s units only change its prelude), as make bench checks them."""
-        return [name for name, _ in survey_sections(**arguments)]
+        return [section.name for section in survey_sections(**arguments)]
 
     @staticmethod
     def parse(lines: list[str]) -> Survey:

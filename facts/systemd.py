@@ -9,6 +9,7 @@ from typing import TypedDict
 from pyinfra.api import QuoteString, StringCommand
 
 from facts._parsed import ParsedFact
+from facts._script import ShellNote
 from facts._shell import assign
 
 _ARGV = re.compile(r"argv\[\]=(?P<argv>.*?) ;")
@@ -205,6 +206,12 @@ UNIT_PATHS = (
     "/run/systemd/system", "/run/systemd/system.attached", "/run/systemd/generator",
     "/usr/local/lib/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system",
     "/run/systemd/generator.late",
+)
+
+
+# $k (units_with_files) is read unquoted, split into its unit names.
+UNIT_LIST_SHELLCHECK = (
+    ShellNote("SC2086", r"systemctl show (\S+ )?\$k ", "unit names, one word each: settings allow only [A-Za-z0-9@._-]"),
 )
 
 

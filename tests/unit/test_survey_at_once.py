@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pyinfra.api import StringCommand
 
-from facts.survey import AT_ONCE, MARK, SNAPSHOTS, HostSurvey, _at_once, _collect
+from facts.survey import AT_ONCE, MARK, SNAPSHOTS, HostSurvey, Section, _at_once, _collect
 
 # "first" waits (up to 5 s) for a flag that "second" sets: when they run at
 # once it sees the flag, when in turn (first before second) it does not.
@@ -26,7 +26,7 @@ SECTIONS = {
 
 def script(names: list[str]) -> str:
     bits: list[object] = ["echo '##survey before';"]
-    bits += _at_once(names, SECTIONS)
+    bits += _at_once([Section(name, SECTIONS[name], "a test section") for name in names])
     bits += ["echo '##survey foreground'; echo in-foreground;"]
     bits += _collect(names)
     bits.append("true")
