@@ -113,7 +113,7 @@ def test_every_message_is_ascii_without_python_reprs(case):
 
 def test_registry_keeps_ids_columns_and_order():
     assert list(CHECKS) == [
-        "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-DRYRUN",
+        "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-KERNEL-ARCH", "B-DRYRUN",
         "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-COMPILERS", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
         "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S",
         "B-TMPFS-SPACE", "H-MEMORY", "W-TMP-SPACE",
