@@ -10,9 +10,11 @@ the lab up and in build mode. For each case: break one thing on one node
 command through pyinfra's own SSH connection (as pi with sudo, exactly as a
 validation run does), save the raw output lines, then restore the node (its
 own restore command, then deploys/mode_switch.py when the case says so).
-The stock cases (STOCK_CASES) are captured from a lab of LAB_FLAVOR=stock
-(as its first user, ada), every other case from the usual lab; without CASE,
-every case of the running lab's flavor.
+Some cases are captured from a lab of their own (LAB_OF_CASES, LAB_SETTINGS):
+the stock cases from a lab of LAB_FLAVOR=stock (as its first user, ada), the
+armhf ones from an emulated armhf lab of one worker, the mixed-release ones
+from a lab of bookworm and trixie nodes; every other case from the usual lab
+(fqdn nodes of one release). Without CASE, every case of the running lab's kind.
 The fixture holds what the unit tests need and nothing invented: the
 inventory's shape, each host's distcc_* data with ssh_user and _sudo (group
 data included), each node's survey arguments and the sha256 of the command
@@ -28,12 +30,14 @@ import hashlib
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "tests" / "unit" / "surveys"
 INVENTORY = "inventories/lab.py"
 OVERRIDE = "/etc/systemd/system/distcc.service.d/override.conf"
+START_LIMIT_INTERVAL = 10
 RESTART = " && systemctl daemon-reload && systemctl restart distcc && sleep 1"
 
 MODE_SWITCH = ("deploys/mode_switch.py",)
@@ -41,6 +45,18 @@ MODE_SWITCH = ("deploys/mode_switch.py",)
 IPTABLES = "command -v iptables >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q iptables >/dev/null; "
 # The mode switch leaves a running, listening distccd alone; only a forced reset restarts it.
 FORCED_RESET = ("deploys/worker_distccd_reset.py", "--data", "distcc_force_restart=True")
+
+DISTCCD_LOG = "/var/log/distccd/distccd.log"
+# Docker bind-mounts /etc/hosts into the container: it is rewritten in place, never moved.
+HOSTS_RESTORE = "if [ -f /root/hosts.capture ]; then cat /root/hosts.capture > /etc/hosts && rm /root/hosts.capture; fi"
+# Packages a case installs are purged again, exactly those (apt-get remove of the one asked for
+# would leave what it pulled in, and the mode switch would whitelist its compilers).
+PACKAGES_LIST = "dpkg-query -W -f '${{db:Status-Abbrev}} ${{Package}}\\n' | awk '/^ii/ {{print $2}}' | sort"
+PACKAGES_BEFORE = PACKAGES_LIST + " > /root/packages.capture && "
+PACKAGES_RESTORED = (
+    PACKAGES_LIST + " | comm -13 /root/packages.capture - | xargs -r env DEBIAN_FRONTEND=noninteractive "
+    "apt-get purge -y -q >/dev/null 2>&1; rm -f /root/packages.capture"
+)
 
 CROSS = {"distcc_cross_compilers": ["aarch64-linux-gnu-gcc"]}
 CROSS_SWITCH = ("deploys/mode_switch.py", "--data", "distcc_cross_compilers=" + json.dumps(CROSS["distcc_cross_compilers"]))
@@ -149,14 +165,14 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "worker1: /etc/hosts starts with '127.0.1.1 builder.distcc.internal builder'", "worker",
         "cp /etc/hosts /root/hosts.capture && (echo '127.0.1.1 builder.distcc.internal builder'; "
         "cat /root/hosts.capture) > /etc/hosts",
-        "if [ -f /root/hosts.capture ]; then cat /root/hosts.capture > /etc/hosts && rm /root/hosts.capture; fi",
+        HOSTS_RESTORE,
         False, {},
     ),
     "stock-short-hostname": (
         "worker1: stock Raspberry Pi OS naming, '127.0.1.1 worker1' first in /etc/hosts (hostname -f has no dot)",
         "worker",
         "cp /etc/hosts /root/hosts.capture && (echo '127.0.1.1 worker1'; cat /root/hosts.capture) > /etc/hosts",
-        "if [ -f /root/hosts.capture ]; then cat /root/hosts.capture > /etc/hosts && rm /root/hosts.capture; fi",
+        HOSTS_RESTORE,
         False, {},
     ),
     "distcc-hosts-env": (
@@ -183,11 +199,12 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "if [ -L /root/x86_64-linux-gnu-gcc.capture ]; then mv /root/x86_64-linux-gnu-gcc.capture "
         "/usr/bin/x86_64-linux-gnu-gcc; fi", False, {},
     ),
+    # Another release's gcc of Debian's own: trixie (gcc 14) has gcc-13, bookworm (gcc 12) had gcc-11.
     "gcc-mismatch": (
-        "worker1: gcc-11 from Debian installed and linked as /usr/local/bin/gcc", "worker",
-        "DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-11 >/dev/null 2>&1 && ln -sf /usr/bin/gcc-11 /usr/local/bin/gcc",
-        "rm -f /usr/local/bin/gcc && DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gcc-11 cpp-11 >/dev/null 2>&1",
-        True, {},
+        "worker1: gcc-13 from Debian (trixie's gcc is 14) installed and linked as /usr/local/bin/gcc", "worker",
+        PACKAGES_BEFORE + "DEBIAN_FRONTEND=noninteractive apt-get install -y -q gcc-13 >/dev/null 2>&1 "
+        "&& ln -sf /usr/bin/gcc-13 /usr/local/bin/gcc",
+        "rm -f /usr/local/bin/gcc && " + PACKAGES_RESTORED, True, {},
     ),
     "dns-worker": (
         "worker1: /etc/nsswitch.conf hosts: files only (other nodes' names no longer resolve)", "worker",
@@ -288,7 +305,59 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "with ~/.local/bin first on its login PATH) in DISTCC BUILD MODE as the mode switch leaves it",
         None, "", "", False, {},
     ),
-    # Prepared by a mode switch with CROSS (PREPARE): gcc-aarch64-linux-gnu on every node.
+    # What the next boot mounts is judged as the mode switch writes it.
+    "fstab-edited": (
+        "builder: the tmpfs line in /etc/fstab edited to size=64M,noexec (the mounted tmpfs unchanged)", "builder",
+        "sed -i 's#^\\(tmpfs /tmp/kernel-build tmpfs \\)[^ ]*#\\1size=64M,noexec#' /etc/fstab",
+        "", True, {},
+    ),
+    # A name that resolves, but to an address of the lab's subnet that no node has.
+    # Docker bind-mounts /etc/hosts into the container: rewritten in place (cat >), never moved.
+    "hosts-wrong-builder": (
+        "worker1: /etc/hosts names builder.distcc.internal at {nobody} (an address of the lab's subnet no node has)",
+        "worker",
+        "cp /etc/hosts /root/hosts.capture && grep -v builder /root/hosts.capture > /etc/hosts && "
+        "echo '{nobody} builder.distcc.internal builder' >> /etc/hosts", HOSTS_RESTORE, False, {},
+    ),
+    "hosts-wrong-worker": (
+        "builder: /etc/hosts names worker1.distcc.internal at {nobody} (an address of the lab's subnet no node has)",
+        "builder",
+        "cp /etc/hosts /root/hosts.capture && grep -v worker1 /root/hosts.capture > /etc/hosts && "
+        "echo '{nobody} worker1.distcc.internal worker1' >> /etc/hosts", HOSTS_RESTORE, False, {},
+    ),
+    # What distcc skips in silence when the build user cannot read or write it.
+    "client-hosts-unreadable": (
+        "builder: chown root:root /home/pi/.distcc/hosts && chmod 600 (the build user pi cannot read its host list)",
+        "builder", "chown root:root /home/pi/.distcc/hosts && chmod 600 /home/pi/.distcc/hosts", "", True, {},
+    ),
+    "client-dir-root": (
+        "builder: chown root:root /home/pi/.distcc (the build user pi cannot write its distcc directory)", "builder",
+        "stat -c '%U:%G' /home/pi/.distcc > /root/distcc-dir.capture && chown root:root /home/pi/.distcc",
+        "chown \"$(cat /root/distcc-dir.capture)\" /home/pi/.distcc && rm /root/distcc-dir.capture", False, {},
+    ),
+    "profile-unreadable": (
+        "builder: chmod 600 /etc/profile.d/distcc-build.sh (pi's login shell skips it)", "builder",
+        "chmod 600 /etc/profile.d/distcc-build.sh", "", True, {},
+    ),
+    "client-log-unwritable": (
+        "builder: /home/pi/.distcc/client.log (DISTCC_LOG) owned by root, mode 600", "builder",
+        "touch /home/pi/.distcc/client.log && chown root:root /home/pi/.distcc/client.log "
+        "&& chmod 600 /home/pi/.distcc/client.log", "rm -f /home/pi/.distcc/client.log", False, {},
+    ),
+    # What distccd needs, as its own user.
+    "whitelist-unreadable": (
+        "worker1: chmod 700 /usr/lib/distcc (user distccd cannot read its whitelist)", "worker",
+        "chmod 700 /usr/lib/distcc", "chmod 755 /usr/lib/distcc", False, {},
+    ),
+    "distccd-log-unwritable": (
+        "worker1: /var/log/distccd/distccd.log owned by root, mode 600, then systemctl restart distcc", "worker",
+        f"stat -c '%U:%G %a' {DISTCCD_LOG} > /root/distccd-log.capture && chown root:root {DISTCCD_LOG} "
+        f"&& chmod 600 {DISTCCD_LOG}" + RESTART,
+        f"read -r o m < /root/distccd-log.capture && chown \"$o\" {DISTCCD_LOG} && chmod \"$m\" {DISTCCD_LOG} "
+        "&& rm /root/distccd-log.capture" + RESTART, False, {},
+    ),
+    # Prepared by a mode switch with CROSS (PREPARE): gcc-aarch64-linux-gnu on every node, where it stays:
+    # these cases come after every other of the usual lab.
     "cross-compiler": (
         "all nodes: mode switch with distcc_cross_compilers=['aarch64-linux-gnu-gcc'] (an amd64 lab's cross build)",
         None, "", "", False, CROSS,
@@ -297,15 +366,68 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "builder: rm /usr/lib/distcc/aarch64-linux-gnu-gcc (the cross compiler stays installed)", "builder",
         "rm /usr/lib/distcc/aarch64-linux-gnu-gcc", "update-distcc-symlinks", False, CROSS,
     ),
+    # The release's own cross gcc goes too (gcc-14-aarch64-linux-gnu on trixie, gcc-12-... on bookworm):
+    # without it, the driver's link is left dangling.
     "cross-compiler-missing": (
-        "builder: apt-get remove gcc-aarch64-linux-gnu (named in distcc_cross_compilers)", "builder",
-        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gcc-aarch64-linux-gnu gcc-12-aarch64-linux-gnu "
-        ">/dev/null", "", (CROSS_SWITCH,), CROSS,
+        "builder: apt-get remove gcc-aarch64-linux-gnu and the release's gcc-N-aarch64-linux-gnu (gcc-14 on trixie; "
+        "named in distcc_cross_compilers)", "builder",
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gcc-aarch64-linux-gnu "
+        "$(dpkg-query -W -f '${{db:Status-Abbrev}} ${{Package}}\\n' 'gcc-[0-9]*-aarch64-linux-gnu' 2>/dev/null "
+        "| awk '/^ii/ {{print $2}}') >/dev/null", "", (CROSS_SWITCH,), CROSS,
+    ),
+    # Captured from an armhf lab (ARMHF_CASES): 32-bit Raspberry Pi OS under a 64-bit kernel, as a Pi 4
+    # boots it by default, made by a uname that says aarch64 for -m (the survey runs as root: sudo's
+    # secure_path puts /usr/local/bin before /bin).
+    "kernel-arch": (
+        "builder: /usr/local/bin/uname prints aarch64 for `uname -m` and runs /bin/uname otherwise "
+        "(32-bit Raspberry Pi OS on a 64-bit kernel)", "builder",
+        "printf '%s\\n' '#!/bin/sh' '[ \"$*\" = -m ] && exec echo aarch64' 'exec /bin/uname \"$@\"' "
+        "> /usr/local/bin/uname && chmod 755 /usr/local/bin/uname", "rm -f /usr/local/bin/uname", False, {},
+    ),
+    # Captured from a lab of mixed releases (MIXED_RELEASE_CASES): a cluster half-way through an upgrade.
+    "release-mismatch": (
+        "bookworm builder and worker1, trixie worker2 (LAB_SUITE=bookworm LAB_WORKER_SUITES=bookworm,trixie), "
+        "in DISTCC BUILD MODE as the mode switch leaves it", None, "", "", False, {},
     ),
 }
-# Cases captured from a lab of LAB_FLAVOR=stock (python3 -m lab up with it);
-# every other case from the usual fqdn lab.
+# Cases captured from a lab of their own, keyed on what its nodes are (lab_kind);
+# every other case from the usual lab: fqdn nodes of one release, this machine's architecture.
 STOCK_CASES = {"stock-healthy"}
+ARMHF_CASES = {"kernel-arch"}
+MIXED_RELEASE_CASES = {"release-mismatch"}
+LAB_OF_CASES = {
+    **dict.fromkeys(STOCK_CASES, "stock"), **dict.fromkeys(ARMHF_CASES, "armhf"),
+    **dict.fromkeys(MIXED_RELEASE_CASES, "mixed-release"),
+}
+# How each kind of lab is started (python3 -m lab up with these set).
+LAB_SETTINGS = {
+    "usual": "LAB_FLAVOR, LAB_ARCH, LAB_SUITE and LAB_WORKER_SUITES unset",
+    "stock": "LAB_FLAVOR=stock",
+    "armhf": "LAB_ARCH=armhf LAB_WORKERS=1 (emulated: LAB_ARCH=armhf LAB_WORKERS=1 lab/ensure_engine.sh as root first)",
+    "mixed-release": "LAB_SUITE=bookworm LAB_WORKER_SUITES=bookworm,trixie",
+}
+
+
+def lab_kind(nodes: list) -> str:
+    """Which kind of lab these running nodes make (LAB_SETTINGS)."""
+    if any(n.flavor == "stock" for n in nodes):
+        return "stock"
+    if all(n.arch == "armhf" for n in nodes):
+        return "armhf"
+    if len({n.suite for n in nodes}) > 1:
+        return "mixed-release"
+    return "usual"
+
+
+def lab_description(nodes: list) -> str:
+    """The lab a fixture was captured from: its prefix and each node's release and architecture."""
+    from lab.docker_lab import PREFIX
+
+    kinds = {(n.suite, n.arch, n.flavor) for n in nodes}
+    if len(kinds) == 1:
+        suite, arch, flavor = kinds.pop()
+        return f"lab {PREFIX} ({suite}, {arch}{', ' + flavor if flavor != 'fqdn' else ''})"
+    return f"lab {PREFIX} ({', '.join(f'{n.name} {n.suite} {n.arch}' for n in nodes)})"
 
 
 def _lab_nodes() -> dict[str, object]:
@@ -313,9 +435,10 @@ def _lab_nodes() -> dict[str, object]:
     from lab.docker_lab import nodes
 
     running = [n for n in nodes() if n.state == "running"]
-    by_role = {"builder": [n for n in running if n.role == "builder"][0], "flavor": running[0].flavor}
     workers = sorted((n for n in running if n.role == "worker"), key=lambda n: n.fqdn)
-    by_role["worker"], by_role["worker2"] = workers[0], workers[1]
+    builder = [n for n in running if n.role == "builder"][0]
+    by_role = {"builder": builder, "kind": lab_kind(running), "about": lab_description([builder, *workers])}
+    by_role["worker"], by_role["worker2"] = workers[0], (workers[1] if len(workers) > 1 else None)
     return by_role
 
 
@@ -413,7 +536,7 @@ def write_fact_fixtures() -> None:
         output = captured["outputs"][node.fqdn]
         write_fixture(
             "survey.HostSurvey", stem, captured["arguments"][node.fqdn], captured["commands"][node.fqdn], output,
-            parse_survey(output), f"lab {node.fqdn}: DISTCC BUILD MODE as the mode switch leaves it",
+            parse_survey(output), f"{nodes['about']} {node.fqdn}: DISTCC BUILD MODE as the mode switch leaves it",
         )
 
 
@@ -441,18 +564,23 @@ def main() -> None:
     if unknown:
         raise SystemExit(f"unknown cases {', '.join(unknown)}; see --list")
     nodes = _lab_nodes()
-    stock = nodes["flavor"] == "stock"
-    wrong = [c for c in args.cases if (c in STOCK_CASES) != stock]
+    kind = nodes["kind"]
+    wrong = [c for c in args.cases if LAB_OF_CASES.get(c, "usual") != kind]
     if wrong:
-        raise SystemExit(
-            f"{', '.join(wrong)} must be captured from a lab of LAB_FLAVOR={'fqdn' if stock else 'stock'}, and this "
-            f"lab is of LAB_FLAVOR={nodes['flavor']}; start the other one (python3 -m lab up with LAB_FLAVOR set so) "
-            "and run again."
-        )
+        raise SystemExit("\n".join(
+            [f"this lab is the {kind} lab ({LAB_SETTINGS[kind]}), and these cases are captured from another:"]
+            + [f"  {c}: the {LAB_OF_CASES.get(c, 'usual')} lab ({LAB_SETTINGS[LAB_OF_CASES.get(c, 'usual')]})"
+               for c in wrong]
+            + ["start that one (python3 -m lab up with those settings, its own LAB_PREFIX and LAB_SUBNET) and run again."]
+        ))
     OUT.mkdir(parents=True, exist_ok=True)
-    for name in args.cases or [c for c in CASES if (c in STOCK_CASES) == stock]:
+    for name in args.cases or [c for c in CASES if LAB_OF_CASES.get(c, "usual") == kind]:
         about, role, breakage, restore, heal_with, data = CASES[name]
-        addresses = {"builder": nodes["builder"].address, "worker": nodes["worker"].address}
+        builder, worker = nodes["builder"], nodes["worker"]
+        # {nobody}: an address of the lab's subnet that no node has.
+        addresses = {"builder": builder.address, "worker": worker.address,
+                     "nobody": builder.address.rsplit(".", 1)[0] + ".99"}
+        about = about.format(**addresses)
         node = nodes[role] if role else None
         print(f"{name}: {about}", file=sys.stderr, flush=True)
         if name in PREPARE:
@@ -460,13 +588,17 @@ def main() -> None:
         try:
             if node and breakage:
                 docker_sh(node.container, breakage.format(**addresses))
-            fixture = {"case": name, "captured_from": f"lab {node.name if node else 'all nodes'}: {about}",
+            fixture = {"case": name, "captured_from": f"{nodes['about']} {node.name if node else 'all nodes'}: {about}",
                        "data": data, **capture(data)}
         finally:
             if node and restore:
                 docker_sh(node.container, restore.format(**addresses))
             if heal_with:
                 heal((MODE_SWITCH,) if heal_with is True else heal_with)
+        if heal_with or "restart distcc" in breakage + restore:
+            # systemd refuses a sixth start of a unit within 10 s (StartLimitBurst=5,
+            # StartLimitIntervalSec=10s): cases back to back restart distccd faster than that.
+            time.sleep(START_LIMIT_INTERVAL)
         fixture.pop("commands")
         (OUT / f"{name}.json").write_text(json.dumps(fixture, indent=1, sort_keys=True) + "\n", encoding="ascii")
 
