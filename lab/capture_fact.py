@@ -1,11 +1,12 @@
 """Capture a fact fixture from a real lab host.
 
-    python -m lab.capture_fact CONTAINER MODULE.CLASS CASE 'WHERE AND IN WHAT STATE' ['{"kwarg": ...}']
+    python -m lab.capture_fact [--user USER] CONTAINER MODULE.CLASS CASE 'WHERE AND IN WHAT STATE' ['{"kwarg": ...}']
 
 runs the fact's own command in the container (as root, as pyinfra's sudo
-does), parses the output with the fact's own process(), and writes
-tests/unit/facts/MODULE.CLASS/CASE.json in the shape tests/unit/test_facts.py
-reads. Put the host in the state first; the fixture says which it was.
+does; as USER with --user, as a fact read without sudo), parses the output
+with the fact's own process(), and writes tests/unit/facts/MODULE.CLASS/CASE.json
+in the shape tests/unit/test_facts.py reads. Put the host in the state first;
+the fixture says which it was.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "unit" / "facts"
 
 
-def capture(container: str, fact_path: str, case: str, captured_from: str, kwargs: dict) -> dict:
+def capture(container: str, fact_path: str, case: str, captured_from: str, kwargs: dict, user: str = "") -> dict:
     module, _, name = fact_path.partition(".")
     fact = getattr(importlib.import_module(f"facts.{module}"), name)()
     command = fact.command(**kwargs) if callable(fact.command) else fact.command
     raw = command.get_raw_value() if isinstance(command, StringCommand) else str(command)
-    proc = subprocess.run(["docker", "exec", "-i", container, "sh", "-c", raw], capture_output=True, text=True)
+    as_user = ["-u", user] if user else []
+    proc = subprocess.run(["docker", "exec", "-i", *as_user, container, "sh", "-c", raw], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{fact_path} exited {proc.returncode} on {container}: {proc.stderr.strip()}")
     output = proc.stdout.splitlines()
@@ -48,12 +50,15 @@ def write_fixture(fact_path: str, case: str, kwargs: dict, command: str, output:
 
 
 def main(argv: list[str]) -> int:
+    user = ""
+    if argv[:1] == ["--user"] and len(argv) > 1:
+        user, argv = argv[1], argv[2:]
     if len(argv) not in (4, 5):
         print(__doc__, file=sys.stderr)
         return 2
     container, fact_path, case, captured_from = argv[:4]
     kwargs = json.loads(argv[4]) if len(argv) == 5 else {}
-    print(json.dumps(capture(container, fact_path, case, captured_from, kwargs)["fact"], indent=2))
+    print(json.dumps(capture(container, fact_path, case, captured_from, kwargs, user)["fact"], indent=2))
     return 0
 
 
