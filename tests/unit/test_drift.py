@@ -20,7 +20,10 @@ def sources(case: str) -> dict:
     return json.loads((FIXTURES / f"{case}.json").read_text())["fact"]
 
 
-@pytest.mark.parametrize("case", ["build_mode", "builder_build_mode"])
+# bookworm's unit generated from /etc/init.d/distcc, and trixie's own (trixie_*).
+@pytest.mark.parametrize(
+    "case", ["build_mode", "builder_build_mode", "trixie_worker_build_mode", "trixie_builder_build_mode"],
+)
 def test_a_unit_of_the_package_and_systemd_alone_is_taken_over(case):
     assert unit_drift(sources(case), OWN) is None
 
