@@ -188,6 +188,42 @@ class CompilerTargets(ParsedFact[Targets]):
     parse = staticmethod(parse_targets)
 
 
+# "release CODENAME" and "release_name PRETTY NAME" from /etc/os-release,
+# read by the shell itself: no process for it.
+OS_RELEASE_LINES = (
+    "while IFS='=' read -r k v; do case \"$k\" in VERSION_CODENAME) printf 'release %s\\n' \"$v\";;"
+    " PRETTY_NAME) printf 'release_name %s\\n' \"$v\";; esac; done 2>/dev/null < /etc/os-release"
+)
+
+
+def parse_os_release(lines: list[str]) -> dict[str, str | None]:
+    """{"release": CODENAME, "release_name": PRETTY NAME} from OS_RELEASE_LINES' lines."""
+    found: dict[str, str | None] = {"release": None, "release_name": None}
+    for line in lines:
+        key, _, value = line.strip().partition(" ")
+        if key in found:
+            found[key] = value.strip().strip("\"'") or None
+    return found
+
+
+class OsRelease(ParsedFact[dict]):
+    """
+    The Debian release a host runs, from /etc/os-release: what decides
+    whether its packages can do something (distcc-pump's include server
+    works from trixie on).
+
+    .. code:: python
+
+        {"release": "trixie", "release_name": "Debian GNU/Linux 13 (trixie)"}
+    """
+
+    command = OS_RELEASE_LINES + "; true"
+
+    @staticmethod
+    def parse(lines: list[str]) -> dict:
+        return parse_os_release(lines)
+
+
 class GccPackageInfo(TypedDict):
     path: str | None
     binary: str | None
@@ -217,9 +253,7 @@ class GccPackage(ParsedFact[GccPackageInfo]):
     """
 
     command = (
-        # The shell reads os-release itself: no process for it.
-        "while IFS='=' read -r k v; do case \"$k\" in VERSION_CODENAME) printf 'release %s\\n' \"$v\";;"
-        " PRETTY_NAME) printf 'release_name %s\\n' \"$v\";; esac; done 2>/dev/null < /etc/os-release;"
+        OS_RELEASE_LINES + ";"
         " g=$(command -v gcc); printf 'path %s\\n' \"$g\"; [ -n \"$g\" ] || exit 0;"
         " b=$(readlink -f \"$g\"); printf 'binary %s\\n' \"$b\";"
         # dpkg's own file lists, the gcc* packages' first (a GCC driver comes

@@ -51,6 +51,16 @@ DEFAULTS: dict[str, tuple[object, str]] = {
         ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "make"],
         "builder: Debian packages a kernel build needs, installed in build mode (an empty list installs none)",
     ),
+    # ccache in front of distcc on the builder: a rebuild of the same tree
+    # (after make clean, a bisect step, a branch switch) hits the cache and
+    # neither preprocesses nor compiles. The cache lives under the build
+    # user's home by default: on disk, so it survives a reboot.
+    "distcc_ccache": (False, "builder: ccache in front of distcc for the build user (CCACHE_PREFIX=distcc)"),
+    "distcc_ccache_dir": (None, "builder: ccache's directory; default: ~/.cache/ccache of the build user (on disk)"),
+    "distcc_ccache_size": ("2G", "builder: ccache's size cap (K, M or G); a full Raspberry Pi kernel build's cache is below 1G"),
+    # distcc's pump mode moves preprocessing to the workers; Debian 12's
+    # include server fails under Python 3.11, so it is refused there.
+    "distcc_pump": (False, "builder: distcc-pump installed and ,cpp,lzo on every host-list entry, for `distcc-pump make`"),
     "distcc_smoke_timeout": (60, "smoke test: seconds one compile may take (timeout), raised for slow or emulated workers"),
     "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
     "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
@@ -104,6 +114,10 @@ class Settings:
     compilers: tuple[str, ...] | None
     cross_compilers: tuple[str, ...]
     build_packages: tuple[str, ...]
+    ccache: bool
+    ccache_dir: str | None
+    ccache_size: str
+    pump: bool
     worker_tmp_size: str
     force_restart: bool
     smoke_timeout: int
@@ -288,7 +302,12 @@ def settings_for(host) -> Settings:
         value = get(key)
         if not isinstance(value, str) or not _PATH.match(value) or value.rstrip("/") in ("", "/tmp", "/var", "/usr", "/home"):
             raise _fail(name, key, value, "is not a dedicated absolute path", "use a path of its own such as /tmp/kernel-build")
-    for key in ("distcc_tmpfs_size", "distcc_worker_tmp_size"):
+    ccache_dir = get("distcc_ccache_dir")
+    if ccache_dir is not None and (not isinstance(ccache_dir, str) or not _PATH.match(ccache_dir)
+                                   or ccache_dir.rstrip("/") in ("", "/tmp", "/var", "/usr", "/home")):
+        raise _fail(name, "distcc_ccache_dir", ccache_dir, "is not a dedicated absolute path",
+                    "use a directory of its own on disk, e.g. '/var/cache/kbuild-ccache', or leave it unset")
+    for key in ("distcc_tmpfs_size", "distcc_worker_tmp_size", "distcc_ccache_size"):
         size = get(key)
         if size is None and key == "distcc_tmpfs_size":
             continue  # sized from the builder's memory (tmpfs_size_for)
@@ -332,6 +351,10 @@ def settings_for(host) -> Settings:
         compilers=None if compilers is None else tuple(compilers),
         cross_compilers=tuple(cross),
         build_packages=tuple(build_packages),
+        ccache=_bool(name, "distcc_ccache", get("distcc_ccache")),
+        ccache_dir=None if ccache_dir is None else ccache_dir.rstrip("/"),
+        ccache_size=str(get("distcc_ccache_size")).upper(),
+        pump=_bool(name, "distcc_pump", get("distcc_pump")),
         worker_tmp_size=str(get("distcc_worker_tmp_size")).upper(),
         force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
         smoke_timeout=_int(name, "distcc_smoke_timeout", get("distcc_smoke_timeout"), 5, 3600),

@@ -728,6 +728,15 @@ def worker_reach(s: Subject) -> tuple[str, str]:
         return FAIL, f"the builder's survey has no probe of {s.node.peer}; run validation again"
     status = reach.get("status", "open" if reach["open"] else "closed")
     target = f"{reach['address']}:{port}"
+    # The builder's name for this worker resolving to another host: the
+    # probe (and every job) went there, whatever answered.
+    own = (s.survey.get("resources") or {}).get("addresses") or []
+    if reach["address"] and own and reach["address"] not in own:
+        return FAIL, (
+            f"the builder resolves {s.node.peer} to {reach['address']}, but this worker's addresses are "
+            f"{', '.join(own)}: its probe, and every job, goes to another host ({status}); fix the builder's "
+            f"/etc/hosts or the DNS record so {s.node.peer} resolves to this worker, then {HEAL}"
+        )
     if status == "open":
         return PASS, f"builder {reach['source']} -> {target} open"
     if status == "unresolved":
