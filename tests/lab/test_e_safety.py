@@ -709,6 +709,21 @@ def test_files_the_package_does_not_own_are_left_alone(workers, tmp_path):
 
 RUN_LOCK = "/run/lock/pyinfra-distcc-farm"
 
+
+def test_a_distccd_refused_by_systemds_start_limit_is_started_again(workers, tmp_path):
+    """Restarted six times in a row, distcc.service hits systemd's start
+    limit (five starts in ten seconds) and stays failed: the mode switch
+    resets that before it starts distccd. It used to fail the worker with
+    "Start request repeated too quickly" (found by re-capturing fixtures
+    with back-to-back restarts)."""
+    switch()
+    first = workers[0]
+    sh(first.container, "for i in 1 2 3 4 5 6; do systemctl restart distcc; done 2>/dev/null; true")
+    assert sh(first.container, "systemctl show distcc -p Result --value").strip() == "start-limit-hit"
+    switch()
+    assert sh(first.container, "systemctl is-active distcc").strip() == "active"
+    validate(tmp_path)
+
 # Docker bind-mounts /etc/hosts into the container: rewritten in place.
 HOSTS_MISNAME = (
     "cp /etc/hosts /root/hosts.test && grep -v {name} /root/hosts.test > /etc/hosts && "
