@@ -3,7 +3,7 @@
 # deploys/library/validation.py): everything it reads from builder.distcc.internal, here in a lab
 # cluster of a builder and two workers with default settings.
 #
-# Validation sends it as ONE command line of 9749 characters (run by sudo sh -c). This file is that
+# Validation sends it as ONE command line of 11402 characters (run by sudo sh -c). This file is that
 # command laid out to be read: only spaces became line breaks, where a newline means what the space
 # did (inside the sh -c '...' scripts too), and the indentation and the # lines are added. Take
 # those out and join the lines with one space each, and it is the command, character for character.
@@ -25,6 +25,8 @@
 #   profile_script: /etc/profile.d/distcc-build.sh
 #   sent_names: cc c++ gcc g++
 #   cross_compilers: (none)
+#   ccache: True
+#   pump: True
 
 # Prelude: distcc's unit and the k3s units with a unit file, one systemctl show, into $units
 k=;
@@ -102,6 +104,24 @@ trap '[ -z "$D" ] || rm -rf "$D"' EXIT;
 trap 'exit 1' HUP INT TERM PIPE;
 D=$(mktemp -d 2>/dev/null) || D=;
 
+# pump (at once): distcc_pump: a pump compile to each worker as the build user; was it pumped
+_survey_pump() { (
+  u=pi ;
+  P='worker1.distcc.internal:3632 worker2.distcc.internal:3632' ;
+  export P;
+  # shellcheck disable=SC2016 # for the build user's login shell: P comes in through -w
+  runuser -l "$u" -w P -c ' command -v distcc-pump >/dev/null 2>&1 || exit 0;
+    echo installed;
+    d=$(mktemp -d) || exit 0;
+    trap "rm -rf $d" EXIT;
+    cd "$d" && echo "int pump_probe(void) { return 1; }" > p.c;
+    all=;
+    for h in $P; do all="$all $h/1,cpp,lzo"; done;
+    DISTCC_HOSTS=$all distcc-pump sh -c "for h in $P; do DISTCC_HOSTS=\$h/1,cpp,lzo DISTCC_FALLBACK=0 DISTCC_LOG=\$PWD/c.log timeout 60 distcc gcc -c p.c -o p.o >/dev/null 2>&1; echo pump \$h rc \$?; grep -q \"cpp p.c on localhost\" c.log && echo pump \$h pumped no || echo pump \$h pumped yes; sed -n \"s/.*(dcc_talk_to_include_server) Warning: /pump \$h warning /p\" c.log | head -n 1; rm -f c.log p.o; done" 2>/dev/null;
+    true' </dev/null 2>/dev/null;
+  true
+) 2>/dev/null; };
+
 # login (at once): the build user's login shell: PATH, compilers, distcc hosts, slots, denied paths
 _survey_login() { (
   u=pi ;
@@ -137,7 +157,7 @@ _survey_login() { (
       [ -f "$f" ] && set -- "$@" "$f";
     done;
     [ $# -gt 0 ] &&
-      grep -HnE '^[[:space:]]*(export[[:space:]]+)?(DISTCC_HOSTS|DISTCC_DIR|CC|CXX)=' "$@" |
+      grep -HnE '^[[:space:]]*(export[[:space:]]+)?(DISTCC_HOSTS|DISTCC_DIR|CC|CXX|CCACHE_[A-Z_]+|DISTCC_PUMP_HOSTS)=' "$@" |
       while IFS= read -r l; do printf "setby %s\n" "$l"; done;
   fi;
   true
@@ -260,13 +280,38 @@ _survey_compilers() { (
   done
 ) 2>/dev/null; };
 
+# ccache (at once): distcc_ccache: the build user's ccache settings, cache size and room
+_survey_ccache() { (
+  u=pi ;
+  # shellcheck disable=SC2016 # for the build user's login shell
+  runuser -l "$u" -c ' command -v ccache >/dev/null 2>&1 || exit 0;
+    echo installed;
+    ccache -p 2>/dev/null | while IFS= read -r l; do
+      case "${l#*) }" in
+        "cache_dir ="*|"max_size ="*|"prefix_command ="*|"depend_mode ="*|"compression ="*)
+          printf "config %s\n" "$l";;
+      esac;
+    done;
+    ccache --print-stats 2>/dev/null | while IFS="	" read -r k v; do
+      [ "$k" = cache_size_kibibyte ] && printf "%s %s\n" "$k" "$v";
+    done;
+    d=$(ccache -k cache_dir 2>/dev/null);
+    [ -n "$d" ] || exit 0;
+    [ -d "$d" ] && [ -w "$d" ] && echo writable;
+    stat -f -c "statfs %S %b %a %c %d" "$d" 2>/dev/null;
+    true' </dev/null 2>/dev/null;
+  true
+) 2>/dev/null; };
+
 # Start them: each file ends with a ##survey-done line only if its section ran to its end
 if [ -n "$D" ]; then
+  { _survey_pump; echo '##survey-done'; } >"$D/pump" 2>/dev/null &
   { _survey_login; echo '##survey-done'; } >"$D/login" 2>/dev/null &
   { _survey_sent; echo '##survey-done'; } >"$D/sent" 2>/dev/null &
   { _survey_mount; echo '##survey-done'; } >"$D/mount" 2>/dev/null &
   { _survey_reach; echo '##survey-done'; } >"$D/reach" 2>/dev/null &
   { _survey_compilers; echo '##survey-done'; } >"$D/compilers" 2>/dev/null &
+  { _survey_ccache; echo '##survey-done'; } >"$D/ccache" 2>/dev/null &
 fi;
 
 # identity: the userland's architecture (dpkg) and the kernel's machine (uname -m)
@@ -374,7 +419,7 @@ echo '##survey profile';
 
 # Wait for them, print each under its mark, in order; one whose file is not whole runs again here
 wait;
-for s in login sent mount reach compilers ; do
+for s in pump login sent mount reach compilers ccache ; do
   echo "##survey $s";
   e=;
   [ -n "$D" ] && [ -f "$D/$s" ] &&

@@ -17,6 +17,7 @@ from pyinfra.api import QuoteString, StringCommand
 from facts._parsed import ParsedFact
 from facts._script import ShellNote, as_script
 from facts._shell import assign
+from facts.ccache import CcacheConfig, CcacheSetup, parse_setup
 from facts.compiler import (
     ARCH_COMMAND,
     CompilersSent,
@@ -56,6 +57,7 @@ from facts.host import (
 )
 from facts.mounts import MountPointStatus, TmpfsMount, parse_mount_point
 from facts.network import Route, parse_route, route_lines, route_parts
+from facts.pump import PumpCompiles, PumpProbe, parse_probe
 from facts.systemd import (
     KILLALL_LOOP,
     UNIT_EXTRAS,
@@ -69,7 +71,15 @@ from facts.systemd import (
     show_blocks,
     units_with_files,
 )
-from facts.users import Denied, LoginEnv, LoginEnvironment, parse_denied, parse_login_environment
+from facts.users import (
+    CCACHE_OVERRIDDEN,
+    PUMP_OVERRIDDEN,
+    Denied,
+    LoginEnv,
+    LoginEnvironment,
+    parse_denied,
+    parse_login_environment,
+)
 
 MARK = "##survey "
 
@@ -131,6 +141,8 @@ class Survey(TypedDict, total=False):
     compilers: Targets
     sent: Sent
     distccd_access: list[Denied]
+    ccache: CcacheSetup
+    pump: PumpProbe
 
 
 def _reach_command(peers: list[str], port: int) -> StringCommand:
@@ -342,7 +354,7 @@ def _split_units(lines: list[str]) -> tuple[list[str], list[str]]:
 # connect to every worker, a mount namespace): on a CM4's four cores they
 # run at once, beside the rest of the survey, instead of one after another.
 # Workers' surveys are short and run in order.
-AT_ONCE = ("login", "sent", "mount", "reach", "compilers")  # slowest first
+AT_ONCE = ("pump", "login", "sent", "mount", "reach", "compilers", "ccache")  # slowest first
 # What must be read before any of them starts (see HostSurvey.command).
 SNAPSHOTS = ("processes", "listening", "memory_available")
 DONE = "##survey-done"
@@ -430,6 +442,8 @@ def survey_sections(
     sent_names: list[str] = (),  # type: ignore[assignment]
     cross_compilers: list[str] = (),  # type: ignore[assignment]
     log_dir: str | None = None,
+    ccache: bool = False,
+    pump: bool = False,
 ) -> list[Section]:
     """HostSurvey's sections for these arguments, in the order they are
     read."""
@@ -493,7 +507,10 @@ def survey_sections(
         sections.append(Section("tmpfs_space", _space_command(tmpfs_path), "free room on the tmpfs (statfs)"))
     if build_user is not None:
         sections.append(Section(
-            "login", LoginEnvironment().command(build_user, list(cross_compilers)),
+            "login", LoginEnvironment().command(
+                build_user, list(cross_compilers),
+                (*(CCACHE_OVERRIDDEN if ccache else ()), *(PUMP_OVERRIDDEN if pump else ())),
+            ),
             "the build user's login shell: PATH, compilers, distcc hosts, slots, denied paths",
             LoginEnvironment.shellcheck,
         ))
@@ -506,6 +523,18 @@ def survey_sections(
         sections.append(Section(
             "sent", CompilersSent().command(list(sent_names)),
             "the compiler name distcc sends for each name a build runs, its version and target",
+        ))
+    if ccache and build_user is not None:
+        sections.append(Section(
+            "ccache", CcacheConfig().command(build_user),
+            "distcc_ccache: the build user's ccache settings, cache size and room",
+            CcacheConfig.shellcheck,
+        ))
+    if pump and build_user is not None and workers:
+        sections.append(Section(
+            "pump", PumpCompiles().command(build_user, [f"{w}:{port}" for w in workers]),
+            "distcc_pump: a pump compile to each worker as the build user; was it pumped",
+            PumpCompiles.shellcheck,
         ))
     if workers:
         sections.append(Section(
@@ -528,13 +557,15 @@ def survey_parts(
     sent_names: list[str] = (),  # type: ignore[assignment]
     cross_compilers: list[str] = (),  # type: ignore[assignment]
     log_dir: str | None = None,
+    ccache: bool = False,
+    pump: bool = False,
 ) -> list[Part]:
     """HostSurvey's command in its parts, in order: the prelude, then each
     section under its mark (the builder's slow ones started at once after
     the snapshots, and printed at the end)."""
     sections = survey_sections(
         names, builder_peer, port, tmpfs_path, build_user, workers, profile_script, sent_names, cross_compilers,
-        log_dir,
+        log_dir, ccache, pump,
     )
     # distcc's unit and the k3s units that have a unit file in one
     # systemctl show (each start of systemctl costs more than most
@@ -624,10 +655,12 @@ class HostSurvey(ParsedFact[Survey]):
         sent_names: list[str] = (),  # type: ignore[assignment]
         cross_compilers: list[str] = (),  # type: ignore[assignment]
         log_dir: str | None = None,
+        ccache: bool = False,
+        pump: bool = False,
     ) -> StringCommand:
         return StringCommand(*survey_parts(
             names, builder_peer, port, k3s_units, tmpfs_path, build_user, workers, profile_script, sent_names,
-            cross_compilers, log_dir,
+            cross_compilers, log_dir, ccache, pump,
         ))
 
     @staticmethod
@@ -659,6 +692,8 @@ _PARSERS = {
     "compilers": parse_targets,
     "sent": parse_sent,
     "distccd_access": parse_denied,
+    "ccache": parse_setup,
+    "pump": parse_probe,
 }
 
 

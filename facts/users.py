@@ -50,6 +50,10 @@ COMPILER_NAMES = ("cc", "c++", "gcc", "g++")
 # Variables that, set in a shell file, take the build away from the farm's
 # host list (DISTCC_HOSTS, DISTCC_DIR) or the masquerade (CC, CXX).
 OVERRIDDEN = ("DISTCC_HOSTS", "DISTCC_DIR", "CC", "CXX")
+# Watched as well when the farm sets them (distcc_ccache, distcc_pump): a
+# user's line that sets one overrides the profile script's.
+CCACHE_OVERRIDDEN = ("CCACHE_[A-Z_]+",)
+PUMP_OVERRIDDEN = ("DISTCC_PUMP_HOSTS",)
 _COMMAND_NAME = re.compile(r"^[A-Za-z0-9_+][A-Za-z0-9_.+-]*$")
 
 
@@ -106,7 +110,9 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
     each compiler name (cc, c++, gcc, g++, and the cross compilers asked
     for) resolves to there, the host list
     `distcc --show-hosts` resolves for them (None when distcc is missing), the
-    slots `distcc -j` counts from it, and the lines of the shell files that set DISTCC_HOSTS, DISTCC_DIR, CC or CXX.
+    slots `distcc -j` counts from it, and the lines of the shell files that set DISTCC_HOSTS, DISTCC_DIR, CC or CXX
+    (and the `watched` names: CCACHE_* with distcc_ccache, DISTCC_PUMP_HOSTS
+    with distcc_pump).
 
     .. code:: python
 
@@ -127,7 +133,9 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
         ShellNote("SC2016", r"runuser -l \"\$u\" -c '", "for the build user's login shell: $HOME and $PATH are theirs"),
     )
 
-    def command(self, user: str, cross_compilers: list[str] | tuple[str, ...] = ()) -> StringCommand:
+    def command(
+        self, user: str, cross_compilers: list[str] | tuple[str, ...] = (), watched: tuple[str, ...] = (),
+    ) -> StringCommand:
         names = [*COMPILER_NAMES, *(n for n in cross_compilers if n not in COMPILER_NAMES)]
         # The names go inside the single-quoted script runuser runs: only
         # plain command names (what settings accept) may be put there.
@@ -164,7 +172,7 @@ class LoginEnvironment(ParsedFact[LoginEnv]):
             'for f in /etc/environment /etc/profile /etc/profile.d/*.sh /etc/bash.bashrc',
             '"$h/.profile" "$h/.bash_profile" "$h/.bash_login" "$h/.bashrc"; do [ -f "$f" ] && set -- "$@" "$f"; done;',
             '[ $# -gt 0 ] && grep -HnE',
-            f"'^[[:space:]]*(export[[:space:]]+)?({'|'.join(OVERRIDDEN)})='",
+            f"'^[[:space:]]*(export[[:space:]]+)?({'|'.join((*OVERRIDDEN, *watched))})='",
             '"$@" | while IFS= read -r l; do printf "setby %s\\n" "$l"; done; fi; true',
         )
 

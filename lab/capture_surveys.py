@@ -60,9 +60,17 @@ PACKAGES_RESTORED = (
 
 CROSS = {"distcc_cross_compilers": ["aarch64-linux-gnu-gcc"]}
 CROSS_SWITCH = ("deploys/mode_switch.py", "--data", "distcc_cross_compilers=" + json.dumps(CROSS["distcc_cross_compilers"]))
+# ccache in front of distcc and pump mode, both on (the builder's profile and packages).
+SPEED = {"distcc_ccache": True, "distcc_pump": True}
+SPEED_SWITCH = ("deploys/mode_switch.py", "--data", "distcc_ccache=True", "--data", "distcc_pump=True")
+PROFILE_KEPT = "cp /home/pi/.profile /home/pi/.profile.capture 2>/dev/null; "
+PROFILE_RESTORED = ("if [ -f /home/pi/.profile.capture ]; then mv /home/pi/.profile.capture /home/pi/.profile; "
+                    "else rm -f /home/pi/.profile; fi")
 # Cases that need the lab in a state of their own first (run before breaking).
 PREPARE = {"cross-compiler": (CROSS_SWITCH,), "cross-link-missing": (CROSS_SWITCH,),
-           "cross-compiler-missing": (CROSS_SWITCH,)}
+           "cross-compiler-missing": (CROSS_SWITCH,),
+           **dict.fromkeys(("ccache-pump", "ccache-prefix-overridden", "ccache-dir-unwritable",
+                            "pump-hosts-overridden", "pump-worker-stopped"), (SPEED_SWITCH,))}
 
 # case: (what the node is like, node role, break script, restore script, heal with the mode switch, host data)
 CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
@@ -374,6 +382,27 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
         "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q gcc-aarch64-linux-gnu "
         "$(dpkg-query -W -f '${{db:Status-Abbrev}} ${{Package}}\\n' 'gcc-[0-9]*-aarch64-linux-gnu' 2>/dev/null "
         "| awk '/^ii/ {{print $2}}') >/dev/null", "", (CROSS_SWITCH,), CROSS,
+    ),
+    # Prepared by a mode switch with SPEED (PREPARE); the lab stays that way.
+    "ccache-pump": (
+        "all nodes: mode switch with distcc_ccache=True and distcc_pump=True", None, "", "", False, SPEED,
+    ),
+    "ccache-prefix-overridden": (
+        "builder: pi's ~/.profile exports CCACHE_PREFIX= (ccache would compile on the builder)", "builder",
+        PROFILE_KEPT + "echo 'export CCACHE_PREFIX=' >> /home/pi/.profile", PROFILE_RESTORED, False, SPEED,
+    ),
+    "ccache-dir-unwritable": (
+        "builder: chown -R root /home/pi/.ccache", "builder",
+        "chown -R root:root /home/pi/.ccache", "chown -R pi:pi /home/pi/.ccache", False, SPEED,
+    ),
+    "pump-hosts-overridden": (
+        "builder: pi's ~/.profile exports DISTCC_PUMP_HOSTS=localhost", "builder",
+        PROFILE_KEPT + "echo 'export DISTCC_PUMP_HOSTS=localhost' >> /home/pi/.profile", PROFILE_RESTORED,
+        False, SPEED,
+    ),
+    "pump-worker-stopped": (
+        "worker1: systemctl stop distcc, with distcc_pump", "worker", "systemctl stop distcc", "",
+        (SPEED_SWITCH,), SPEED,
     ),
     # Captured from an armhf lab (ARMHF_CASES): 32-bit Raspberry Pi OS under a 64-bit kernel, as a Pi 4
     # boots it by default, made by a uname that says aarch64 for -m (the survey runs as root: sudo's

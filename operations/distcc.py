@@ -194,7 +194,8 @@ def started_before_override(unit: UnitStatus, distccd: list[ProcessInfo], overri
 # A distccd that cannot start says why in its own log, e.g.
 # "distccd[1343] (dcc_listen_by_addr) ERROR: bind of 10.0.0.99:3632 failed:
 # Cannot assign requested address", then exits 102: all the journal shows.
-_START_AND_WAIT = r"""l=@LOG@; s=$(stat -c %s "$l" 2>/dev/null || echo 0); systemctl reset-failed @UNIT@ 2>/dev/null; systemctl restart @UNIT@;
+_START_AND_WAIT = r"""l=@LOG@; s=$(stat -c %s "$l" 2>/dev/null || echo 0);
+systemctl reset-failed @UNIT@ 2>/dev/null; systemctl restart @UNIT@;
 i=0; until ss -Hltn 'sport = :@PORT@' 2>/dev/null | awk '{print $4}' | grep -qxF '@WANTED@'; do
 i=$((i + 1)); if [ $i -gt 75 ]; then
 echo 'distccd did not start listening on @WANTED@ within 15s.' >&2;

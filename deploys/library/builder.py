@@ -15,7 +15,7 @@ from facts.logs import BackoffMarkers, ClientLogsWithJobs
 from facts.mounts import MountPointStatus, TmpfsMount, hidden_mount_fix, mount_hidden
 from facts.paths import PathStatus
 from facts.systemd import UnitState
-from facts.users import LoginEnv, LoginEnvironment
+from facts.users import OVERRIDDEN, LoginEnv, LoginEnvironment
 from operations import distcc, mounts, paths
 from operations._observed import BODY, BOTH, observed, plan_reads
 from operations.templates import render_template
@@ -29,16 +29,20 @@ class LoginDriftRefusal(PyinfraError):
     """The build user's own shell files take builds away from the farm."""
 
 
-def _bypasses_masquerade(command: str) -> bool:
+def _bypasses_masquerade(command: str, ccache: bool = False) -> bool:
     """Whether CC/CXX would run a compiler other than through distcc: an
-    absolute path outside /usr/lib/distcc, or a name distcc does not serve."""
+    absolute path outside /usr/lib/distcc, or a name distcc does not serve.
+    With distcc_ccache, `ccache gcc` goes through distcc too (the profile's
+    CCACHE_PREFIX=distcc)."""
     first = command.split()[0] if command.split() else ""
     if first.endswith("/distcc") or first == "distcc" or first.startswith(f"{MASQUERADE_DIR}/"):
+        return False
+    if ccache and (first == "ccache" or first.endswith("/ccache")):
         return False
     return first.startswith("/") or not COMPILER_NAME.match(first)
 
 
-def login_drift(login: LoginEnv) -> str | None:
+def login_drift(login: LoginEnv, ccache: bool = False) -> str | None:
     """What in the build user's own login environment takes compiles away
     from the farm, file and line named, or None. The mode switch cannot heal
     it (a user's shell files are theirs). A PATH that merely puts ~/bin or
@@ -48,7 +52,9 @@ def login_drift(login: LoginEnv) -> str | None:
     for override in login["overrides"]:
         key, _, value = override["text"].removeprefix("export").strip().partition("=")
         value = value.strip().strip("\"'")
-        if key in ("CC", "CXX") and not _bypasses_masquerade(value):
+        if key not in OVERRIDDEN:
+            continue  # CCACHE_*, DISTCC_PUMP_HOSTS: B-CCACHE and B-PUMP judge them
+        if key in ("CC", "CXX") and not _bypasses_masquerade(value, ccache):
             continue
         why = {
             "DISTCC_HOSTS": "replaces the farm's host list in ~/.distcc/hosts",
@@ -74,9 +80,27 @@ PROFILE_TEMPLATE = "distcc-profile.sh.j2"
 CLIENT_LOG = ".distcc/client.log"
 
 
+# ccache's directory unless distcc_ccache_dir says otherwise: one level under
+# the build user's home (made by the mode switch, owned by the user), on
+# disk, so the cache survives a reboot; ccache 4 reads it as its legacy
+# default too.
+CCACHE_DIR = ".ccache"
+
+
+def ccache_dir(settings: Settings, home: str) -> str:
+    return settings.ccache_dir or f"{home}/{CCACHE_DIR}"
+
+
 def profile_context(settings: Settings) -> dict:
     """What the build user's profile script is rendered from."""
-    return {"build_user": settings.build_user, "fallback": 1 if settings.client_fallback else 0}
+    ccache = None
+    if settings.ccache:
+        # Sizes here are powers of 1024; ccache reads "2G" as 2 * 1000^3.
+        ccache = {"dir": settings.ccache_dir or f"$HOME/{CCACHE_DIR}", "size": f"{settings.ccache_size}i"}
+    return {
+        "build_user": settings.build_user, "fallback": 1 if settings.client_fallback else 0, "ccache": ccache,
+        "pump_options": PUMP_OPTIONS if settings.pump else None,
+    }
 
 
 def tmpfs_status(settings: Settings) -> tuple[MountPointStatus, str]:
@@ -117,6 +141,15 @@ def misnamed_workers(workers: list) -> list[str]:
     return wrong
 
 
+# distcc_pump: what a host-list entry needs to take pump jobs (preprocessed
+# on the worker, from the headers the include server names); distcc 3.4
+# refuses ,cpp without ,lzo ("pump mode (',cpp') requires compression").
+# Only in DISTCC_PUMP_HOSTS, which the profile derives from ~/.distcc/hosts
+# for `distcc-pump`: a plain make with ,cpp hosts gets no include server, so
+# it preprocesses every file here anyway, after two warnings per job.
+PUMP_OPTIONS = ",cpp,lzo"
+
+
 def host_list(settings: Settings) -> list[str]:
     """HOST:PORT/LIMIT for every worker the builder can send jobs to,
     refused while loading when a worker's name resolves here to another
@@ -147,9 +180,11 @@ def client_logs(home: str) -> list[str]:
     return [f"{home}/{CLIENT_LOG}", f"{home}/{CLIENT_LOG}.1"]
 
 
-def home_reads(home: str) -> list:
+def home_reads(home: str, settings: Settings | None = None) -> list:
     """What builder_client_only reads under the build user's home."""
+    ccache = [(PathStatus, {"path": ccache_dir(settings, home)})] if settings and settings.ccache else []
     return [
+        *ccache,
         (PathStatus, {"path": f"{home}/.distcc"}),
         (BackoffMarkers, {"directory": f"{home}/.distcc"}),
         (ClientLogsWithJobs, {"paths": client_logs(home)}),
@@ -199,15 +234,19 @@ def builder_client_only():
             f"host {host.name}: setting distcc_build_user = {user!r} names no user on the builder. Fix: set it "
             f"to the user who runs the kernel build, or create that user. Nothing was changed on any host."
         )
-    drift = login_drift(login)
+    drift = login_drift(login, settings.ccache)
     if drift:
         raise LoginDriftRefusal(f"host {host.name}: {drift}. Nothing was changed on any host.")
     # What lives under the build user's home can be planned only now that
     # the home is known; the operations read it with the rest of theirs.
-    plan_reads(host, home_reads(home))
+    plan_reads(host, home_reads(home, settings))
     paths.directory_present(
         name="distcc state directory of the build user", path=f"{home}/.distcc", user=user, group=None, mode="755"
     )
+    if settings.ccache:
+        paths.directory_present(
+            name="ccache directory of the build user", path=ccache_dir(settings, home), user=user, group=None, mode="755"
+        )
     distcc.client_state_cleared(
         name="Client state of the last build cleared (backoff markers, client log)",
         directory=f"{home}/.distcc", logs=client_logs(home),

@@ -11,6 +11,7 @@ from pyinfra.facts.deb import DebPackages
 from deploys.library.cluster import role_of
 from deploys.library.settings import Settings, compiler_package, settings_for
 from deploys.library.worker import daemon_config, override_text
+from facts.compiler import OsRelease
 from facts.distcc import DistccMasquerade
 from facts.paths import PathStatus
 from facts.systemd import UnitNeedsReload, UnitSources, UnitSourcesInfo, UnitState
@@ -88,10 +89,41 @@ def unit_drift(sources: UnitSourcesInfo, own_dropin: str) -> str | None:
     )
 
 
+# distcc-pump's include server fails under Debian 12's Python 3.11
+# ("SystemError: PY_SSIZE_T_CLEAN macro must be defined for '#' formats"),
+# and distcc then preprocesses every file on the builder: Debian fixed it
+# in trixie's 3.4+really3.4-6 (upstream PR #479).
+PUMP_BROKEN_RELEASES = {"bullseye": "Debian 11", "bookworm": "Debian 12"}
+
+
+class PumpRefusal(PyinfraError):
+    """distcc_pump asked for on a release whose include server does not work."""
+
+
+def pump_refusal(settings: Settings, release: dict) -> str | None:
+    """Why distcc_pump cannot be had on this builder, with the fix; None when it can."""
+    codename = release.get("release") or ""
+    if not settings.pump or codename not in PUMP_BROKEN_RELEASES:
+        return None
+    return (
+        f"setting distcc_pump = True, but this builder runs {release.get('release_name') or codename}, whose "
+        f"distcc-pump include server fails under its Python 3.11 (SystemError: PY_SSIZE_T_CLEAN), so every file "
+        f"would still be preprocessed here. Fix: set distcc_pump = False on {codename}, or move the cluster to "
+        f"Raspberry Pi OS trixie (docs/releases.md), whose distcc-pump works"
+    )
+
+
+def builder_packages(settings: Settings) -> list[str]:
+    """The builder's packages: the client and make, the kernel's build tools,
+    the cross compilers, and ccache and distcc-pump when asked for."""
+    extra = [*(["ccache"] if settings.ccache else []), *(["distcc-pump"] if settings.pump else [])]
+    return list(dict.fromkeys([*BUILDER_PACKAGES, *settings.build_packages, *cross_packages(settings), *extra]))
+
+
 def installed_reads(settings: Settings, role: str | None) -> list:
     """What distcc_installed reads on a host of this role."""
     if role == "builder":
-        return [(DebPackages, {})]
+        return [(DebPackages, {}), *([(OsRelease, {}, BODY)] if settings.pump else [])]
     if role != "worker":
         return []
     return [
@@ -116,9 +148,11 @@ def distcc_installed():
     settings = settings_for(host)
     role = role_of(host)
     if role == "builder":
+        refusal = pump_refusal(settings, observed(OsRelease)) if settings.pump else None
+        if refusal:
+            raise PumpRefusal(f"host {host.name}: {refusal}. Nothing was changed on any host.")
         apt.packages_installed(
-            name="Install the distcc client and the kernel's build tools",
-            packages=list(dict.fromkeys([*BUILDER_PACKAGES, *settings.build_packages, *cross_packages(settings)])),
+            name="Install the distcc client and the kernel's build tools", packages=builder_packages(settings),
             wait_seconds=settings.apt_lock_wait, held_units=[distcc.UNIT],
         )
         return

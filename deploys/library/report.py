@@ -28,10 +28,11 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
-from deploys.library.builder import CLIENT_LOG
+from deploys.library.builder import CLIENT_LOG, ccache_dir
 from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import settings_for
 from deploys.library.tables import narrow_table
+from facts.ccache import CcacheStats, summary
 from facts.logs import BackoffMarkers, LogPosition, LogSince
 from facts.users import LoginEnvironment
 
@@ -131,6 +132,11 @@ class ClientJobs:
     # retries a refused or timed-out connect elsewhere), by the failed
     # worker and cause: they ran on workers, and the failed one is backed off.
     retried: dict[str, int] = field(default_factory=dict)
+    # Pump mode (distcc-pump, ,cpp hosts): compile jobs a worker also
+    # preprocessed, and those preprocessed here after all, by the include
+    # server's reason (distcc then sends them as in plain mode).
+    pumped: int = 0
+    pump_fallback: dict[str, int] = field(default_factory=dict)
 
     @property
     def remote_total(self) -> int:
@@ -159,6 +165,24 @@ def _fallback_cause(messages: list[str]) -> str:
 
 
 _EXEC_ON = re.compile(r"^exec on (\S+?)(?::\d+)?(?:/\d+)?(?:,\S+)?: ")
+
+
+_PUMP_EXEC = re.compile(r"^exec on \S+?,cpp\b")
+_INCLUDE_SERVER = re.compile(r"^\((?:dcc_talk_to_include_server|dcc_build_somewhere)\) Warning: (.*)$")
+
+
+def _pump_outcome(job: list[str], out: ClientJobs) -> None:
+    """A remote job to a pump host (,cpp): preprocessed on the worker, or
+    here when the include server gave no answer (distcc says why)."""
+    if not any(_PUMP_EXEC.match(message) for message in job):
+        return
+    warnings = [w[1] for w in map(_INCLUDE_SERVER.match, job) if w]
+    if not warnings and not any(m.startswith("cpp ") and " on localhost completed ok" in m for m in job):
+        out.pumped += 1
+        return
+    reason = next((w for w in warnings if "failed to get includes" not in w), warnings[0] if warnings else
+                  "preprocessed here, no reason logged")
+    out.pump_fallback[reason] = out.pump_fallback.get(reason, 0) + 1
 
 
 def _classify(job: list[str], out: ClientJobs, local: Counter, detail: Counter, files: dict) -> None:
@@ -210,6 +234,7 @@ def _classify(job: list[str], out: ClientJobs, local: Counter, detail: Counter, 
         out.compile_jobs += 1
     if remote_host:
         out.remote_ok[remote_host] = out.remote_ok.get(remote_host, 0) + 1
+        _pump_outcome(job, out)
         tried = [m[1] for m in map(_EXEC_ON.match, job) if m]
         for failed in dict.fromkeys(h for h in tried if h != remote_host):
             cause = f"{failed}: {_fallback_cause(job)}"
@@ -237,6 +262,17 @@ def _classify(job: list[str], out: ClientJobs, local: Counter, detail: Counter, 
             files[reason].append(source)
 
 
+def _reused(job: list[str], compile_from: str) -> bool:
+    """Whether a second "compile from" in a pid's open job starts another
+    process's job. In pump mode distcc logs the same line twice for one job
+    (before and after asking the include server), with no exec in between."""
+    seen = [m for m in job if _COMPILE_FROM.match(m)]
+    if not seen:
+        return False
+    since = job[len(job) - job[::-1].index(seen[-1]):]
+    return seen[-1] != compile_from or any(m.startswith("exec on ") or "completed ok" in m for m in since)
+
+
 def parse_client_log(lines: list[str]) -> ClientJobs:
     """Group the client log by process (one distcc invocation each, ended by
     its dcc_exit line) and classify each: remote on which worker, or local
@@ -252,7 +288,7 @@ def parse_client_log(lines: list[str]) -> ClientJobs:
             continue
         pid, message = match[1], match[2]
         job = open_jobs.get(pid)
-        if job is not None and _COMPILE_FROM.match(message) and any(_COMPILE_FROM.match(m) for m in job):
+        if job is not None and _COMPILE_FROM.match(message) and _reused(job, message):
             # The pid was reused after a process that never reached dcc_exit.
             _classify(open_jobs.pop(pid), out, local, detail, files)
             job = None
@@ -276,6 +312,16 @@ class BuildReport:
     builder: ClientJobs
     backoff: list[dict]
     notes: list[str]
+    # With distcc_ccache: the cache's hits, misses and uncacheable calls in
+    # the window (its counters now less those at the mark); None without.
+    ccache: dict[str, int] | None = None
+
+
+def ccache_window(now: dict[str, int], at_mark: dict[str, int] | None) -> dict[str, int]:
+    """ccache's hits, misses and uncacheable calls since the mark (since the
+    cache began, without one: its counters are never zeroed by the farm)."""
+    before = at_mark or {}
+    return summary({name: value - before.get(name, 0) for name, value in now.items()})
 
 
 def build_report(window: dict[str, str], worker_lines: dict[str, list[str]], client_lines: list[str],
@@ -356,6 +402,16 @@ def render(report: BuildReport, wide: bool = False) -> str:
         lines.append(f"  failed, fallback off: {b.failed_no_fallback}")
     if b.interrupted:
         lines.append(f"  interrupted (no end in the log): {b.interrupted}")
+    if b.pumped or b.pump_fallback:
+        lines.append(f"  pump mode: {b.pumped} preprocessed on the workers, {sum(b.pump_fallback.values())} "
+                     f"preprocessed here after all")
+        for reason, count in sorted(b.pump_fallback.items()):
+            lines.append(f"    {count:6d}  include server: {reason}")
+    if report.ccache is not None:
+        c = report.ccache
+        lines += ["", f"ccache (distcc_ccache): {c['hits']} hits (neither preprocessed nor compiled), {c['misses']} "
+                      f"misses (sent through distcc: the compile jobs above), {c['uncacheable']} uncacheable calls "
+                      f"(links, -E, kbuild's compiler probes)"]
     if report.backoff:
         lines += ["", "backoff markers (the next build skips these workers while fresh; the mode switch clears them):"]
         for marker in report.backoff:
@@ -377,6 +433,7 @@ def report_json(report: BuildReport) -> dict:
         "workers": {n: {**asdict(j), "total": j.total} for n, j in report.workers.items()},
         "builder": {**asdict(b), "remote_total": b.remote_total, "remote_share": b.remote_share},
         "backoff": report.backoff,
+        "ccache": report.ccache,
         "notes": report.notes,
     }
 
@@ -395,6 +452,13 @@ def _log_path(node) -> str:
     if role_of(node) == "builder":
         return ""
     return f"{settings_for(node).log_dir}/distccd.log"
+
+
+def _ccache_counters(node, client_log: str) -> dict[str, int]:
+    """ccache's counters in the build user's cache (the client log's home tells where it is)."""
+    settings = settings_for(node)
+    home = client_log.removesuffix(f"/{CLIENT_LOG}")
+    return node.get_fact(CcacheStats, user=settings.build_user, cache_dir=ccache_dir(settings, home))
 
 
 def _client_log(node) -> str | None:
@@ -420,7 +484,12 @@ def cluster_distcc_mark():
 
     def position(node) -> dict | None:
         path = _client_log(node) if role_of(node) == "builder" else _log_path(node)
-        return node.get_fact(LogPosition, path=path) if path else None
+        if not path:
+            return None
+        mark = node.get_fact(LogPosition, path=path)
+        if role_of(node) == "builder" and settings_for(node).ccache:
+            mark["ccache"] = _ccache_counters(node, path)
+        return mark
 
     answers = _answers(run_state, position)
     missing = sorted(n for n, a in answers.items() if a is None)
@@ -463,8 +532,11 @@ def cluster_distcc_report():
         path = _client_log(node)
         if not path:
             return None
-        return {"log": node.get_fact(LogSince, path=path, mark=mark, start=""),
-                "backoff": node.get_fact(BackoffMarkers, directory=path.rsplit("/", 1)[0])}
+        answer = {"log": node.get_fact(LogSince, path=path, mark=mark, start=""),
+                  "backoff": node.get_fact(BackoffMarkers, directory=path.rsplit("/", 1)[0])}
+        if settings_for(node).ccache:
+            answer["ccache"] = ccache_window(_ccache_counters(node, path), (mark or {}).get("ccache"))
+        return answer
 
     answers = _answers(run_state, since_mark)
     missing = sorted(n for n, a in answers.items() if a is None)
@@ -472,6 +544,7 @@ def cluster_distcc_report():
     worker_lines = {peer_name(w): answers[w.name]["log"]["lines"] for w in worker_hosts(inventory) if answers.get(w.name)}
     client = answers.get(builder.name) or {"log": {"lines": []}, "backoff": []}
     result = build_report(window, worker_lines, client["log"]["lines"], client["backoff"])
+    result.ccache = client.get("ccache")
     if missing:
         result.notes.append(f"no answer from {', '.join(missing)} (check SSH): their jobs are not counted")
     target = report_path(settings_for(builder).report_path)

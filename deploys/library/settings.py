@@ -56,11 +56,15 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     # neither preprocesses nor compiles. The cache lives under the build
     # user's home by default: on disk, so it survives a reboot.
     "distcc_ccache": (False, "builder: ccache in front of distcc for the build user (CCACHE_PREFIX=distcc)"),
-    "distcc_ccache_dir": (None, "builder: ccache's directory; default: ~/.cache/ccache of the build user (on disk)"),
+    "distcc_ccache_dir": (None, "builder: ccache's directory; default: ~/.ccache of the build user (on disk)"),
     "distcc_ccache_size": ("2G", "builder: ccache's size cap (K, M or G); a full Raspberry Pi kernel build's cache is below 1G"),
     # distcc's pump mode moves preprocessing to the workers; Debian 12's
     # include server fails under Python 3.11, so it is refused there.
-    "distcc_pump": (False, "builder: distcc-pump installed and ,cpp,lzo on every host-list entry, for `distcc-pump make`"),
+    "distcc_pump": (
+        False,
+        "builder: distcc-pump installed and DISTCC_PUMP_HOSTS (the host list with ,cpp,lzo) in the build user's "
+        "profile, for `distcc-pump make`",
+    ),
     "distcc_smoke_timeout": (60, "smoke test: seconds one compile may take (timeout), raised for slow or emulated workers"),
     "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
     "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),

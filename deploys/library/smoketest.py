@@ -90,7 +90,8 @@ def job_id(index: int, compiler: str, compilers: list[str]) -> str:
 
 
 def builder_script(
-    marker: str, tmpfs_path: str, workers: list[tuple[str, int]], timeout: int = 60, cross: list[str] = ()
+    marker: str, tmpfs_path: str, workers: list[tuple[str, int]], timeout: int = 60, cross: list[str] = (),
+    pump: bool = False,
 ) -> str:
     """The builder's side: for each worker in parallel, one compile with the
     native gcc, then one with each cross compiler; every output line is
@@ -153,13 +154,23 @@ def builder_script(
             lines.append("  fi")
         lines.append(") &")
     lines.append("wait")
-    lines += real_path_script(timeout)
+    lines += real_path_script(timeout, pump)
     return "\n".join(lines)
 
 
-def real_path_script(timeout: int) -> list[str]:
+def real_path_script(timeout: int, pump: bool = False) -> list[str]:
     """As the build user in a login shell: make -j through the masquerade.
-    Output lines: `R rc N`, `R slots N`, `R files N` and `R log LINE`."""
+    Output lines: `R rc N`, `R slots N`, `R files N` and `R log LINE`. With
+    distcc_pump, the same files again under distcc-pump (which puts /usr/bin
+    first on PATH, so the compiler is named: CC='distcc gcc'): `P rc N`,
+    `P log LINE`."""
+    pumped = [
+        "rm -f u*.o", "DISTCC_LOG=\"$PWD/pump.log\"",
+        f"DISTCC_HOSTS=\"$DISTCC_PUMP_HOSTS\" timeout {timeout * REAL_PATH_TIMEOUTS} distcc-pump make -j$slots "
+        "CC=\"distcc gcc\" >make-pump.out 2>&1; "
+        "echo \"P rc $?\"",
+        "sed 's/^/P log /' pump.log 2>/dev/null",
+    ] if pump else []
     inner = "; ".join([
         "cd \"$1\"",
         "command -v make >/dev/null 2>&1 || { echo 'R nomake'; exit 0; }",
@@ -168,10 +179,11 @@ def real_path_script(timeout: int) -> list[str]:
         f"n=$((slots * {FILES_PER_SLOT})); [ $n -gt 0 ] || n=1; echo \"R files $n\"",
         "i=0; objs=; while [ $i -lt $n ]; do sed \"s/^int f/int u${i}_f/; s/int main(void)/int main_$i(void)/\" ../base.c"
         " > u$i.c; objs=\"$objs u$i.o\"; i=$((i + 1)); done",
-        "printf 'all:%s\\n%%.o: %%.c\\n\\tcc -O2 -c $< -o $@\\n' \"$objs\" > Makefile",
+        "printf 'all:%s\\n%%.o: %%.c\\n\\t$(CC) -O2 -c $< -o $@\\n' \"$objs\" > Makefile",
         "DISTCC_LOG=\"$PWD/client.log\"; export DISTCC_LOG",
         f"timeout {timeout * REAL_PATH_TIMEOUTS} make -j$slots >make.out 2>&1; echo \"R rc $?\"",
         "sed 's/^/R log /' client.log 2>/dev/null",
+        *pumped,
     ])
     return [
         'mkdir -p "$d/real"',
@@ -199,13 +211,15 @@ class RealPath:
         return sum(n for reason, n in self.jobs.local.items() if reason != NOT_DISTRIBUTABLE)
 
 
-def real_path_result(builder_lines: list[str]) -> RealPath:
+def real_path_result(builder_lines: list[str], prefix: str = "R") -> RealPath:
+    """The real path's outcome (prefix R), or the pump path's (P)."""
     facts = {}
     log = []
+    pump_not_run = prefix != "R" and not any(line.startswith(f"{prefix} rc ") for line in builder_lines)
+    if "R nomake" in builder_lines or pump_not_run:
+        return RealPath("-", "-", "-", parse_client_log([]), ran=False)
     for line in builder_lines:
-        if line == "R nomake":
-            return RealPath("-", "-", "-", parse_client_log([]), ran=False)
-        if not line.startswith("R "):
+        if not line.startswith(f"{prefix} "):
             continue
         key, _, value = line[2:].partition(" ")
         if key == "log":
@@ -443,11 +457,15 @@ def report() -> None:
     why = "; ".join(f"{n} {text}" for text, n in sorted(real.jobs.local_detail.items())
                     if not text.startswith(NOT_DISTRIBUTABLE)) or "none"
     builder_ok = not real.ran or (not setup and real.rc == "0" and local == 0 and real.jobs.remote_total > 0)
-    run["verdicts"][builder.name] = Verdict(
-        peer_name(builder), "PASS" if builder_ok else "FAIL", [],
-        "" if builder_ok else f"the build user's make -j exited {real.rc}, {local} distributable files compiled "
-        f"on the builder ({why})",
+    pumped = real_path_result(builder_lines, "P")
+    pump_problem = _pump_problem(pumped) if pumped.ran else None
+    cause = "" if builder_ok else (
+        f"the build user's make -j exited {real.rc}, {local} distributable files compiled on the builder ({why})"
     )
+    real_ok = builder_ok
+    if builder_ok and pump_problem:
+        builder_ok, cause = False, pump_problem
+    run["verdicts"][builder.name] = Verdict(peer_name(builder), "PASS" if builder_ok else "FAIL", [], cause)
     width = max(len(v.worker) for v in rows)
     each = f"gcc and {_list(cross)}" if cross else "gcc"
     out = ["", f"smoke test (marker {run['marker']}): one compile per worker with {each}, DISTCC_FALLBACK=0"]
@@ -460,11 +478,36 @@ def report() -> None:
         out.append(
             f"real path (build user, login shell, make -j{real.slots}, {real.files} files): "
             f"{real.jobs.remote_total} of {real.jobs.compile_jobs} compile jobs on workers, {local} distributable "
-            f"compiled locally (fallback {why}), make exit {real.rc}: {run['verdicts'][builder.name].result}"
+            f"compiled locally (fallback {why}), make exit {real.rc}: {'PASS' if real_ok else 'FAIL'}"
+        )
+    if pumped.ran:
+        jobs = pumped.jobs
+        fell = sum(jobs.pump_fallback.values())
+        out.append(
+            f"pump path (build user, DISTCC_HOSTS=$DISTCC_PUMP_HOSTS distcc-pump make -j{real.slots} "
+            f"CC='distcc gcc'): {jobs.pumped} of "
+            f"{jobs.compile_jobs} compile jobs preprocessed and compiled on workers, {fell} preprocessed here"
+            f"{' (' + '; '.join(jobs.pump_fallback) + ')' if fell else ''}, make exit {pumped.rc}: "
+            f"{'FAIL' if pump_problem else 'PASS'}"
         )
     passed = sum(1 for v in rows if v.result == "PASS")
     out.append(f"smoke test: {passed} of {len(rows)} workers PASS")
     print("\n".join(out) + "\n", file=sys.stderr, flush=True)
+
+
+def _pump_problem(pumped: RealPath) -> str | None:
+    """Why the pump path failed (a job not preprocessed on a worker is the
+    include server failing), or None."""
+    jobs = pumped.jobs
+    if pumped.rc != "0":
+        return f"the build user's distcc-pump make exited {pumped.rc}"
+    if not jobs.compile_jobs or jobs.pumped < jobs.compile_jobs:
+        reasons = "; ".join(f"{n} {why}" for why, n in sorted(jobs.pump_fallback.items())) or "not sent to a pump host"
+        return (
+            f"in pump mode {jobs.pumped} of {jobs.compile_jobs} compile jobs were preprocessed on workers: the rest "
+            f"were preprocessed on the builder ({reasons})"
+        )
+    return None
 
 
 @operation(is_idempotent=False)
@@ -493,7 +536,8 @@ def cluster_distcc_smoketest():
     if role_of(host) == "builder":
         workers = [(peer_name(w), settings_for(w).port) for w in worker_hosts(inventory)]
         script = builder_script(
-            run["marker"], builder_settings.tmpfs_path, workers, settings.smoke_timeout, list(settings.cross_compilers)
+            run["marker"], builder_settings.tmpfs_path, workers, settings.smoke_timeout, list(settings.cross_compilers),
+            settings.pump,
         )
         extra = {"_sudo_user": settings.build_user}
     else:

@@ -2,7 +2,8 @@
 
 Validation sends every host one command, the survey (facts/survey.py), as one
 line of some 9,000 characters. These files are that command for the lab's
-cluster (a builder and two workers, default settings), with the arguments
+cluster (a builder and two workers, default settings but distcc_ccache and
+distcc_pump, on so that the builder's file shows every section), with the arguments
 validation computes for it, laid out one section to a block under a comment
 saying what it reads (facts/survey.py survey_script). Regenerate them with
 `make survey-docs` (python -m deploys.library.survey_docs);
@@ -32,13 +33,15 @@ LAB_WORKERS = ("worker1.distcc.internal", "worker2.distcc.internal")
 # the tmpfs size, which the survey does not read): every setting the survey
 # reads is its default.
 LAB_DATA = {"ssh_user": "pi", "_sudo": True}
+# The sections only a builder with ccache or pump mode gets.
+SPEED_DATA = {"distcc_ccache": True, "distcc_pump": True}
 REGENERATE = "make survey-docs (python -m deploys.library.survey_docs)"
 
 
 def lab_survey_arguments() -> dict[str, dict]:
     """The builder's and a worker's HostSurvey arguments in the lab's
     cluster, as validation computes them (_survey_arguments)."""
-    names = [(name, dict(LAB_DATA)) for name in (LAB_BUILDER, *LAB_WORKERS)]
+    names = [(LAB_BUILDER, {**LAB_DATA, **SPEED_DATA}), *((name, dict(LAB_DATA)) for name in LAB_WORKERS)]
     groups = {BUILDER_GROUP: ([LAB_BUILDER], {}), WORKERS_GROUP: (list(LAB_WORKERS), {})}
     inventory = Inventory((names, {}), **groups)
     arguments = {}

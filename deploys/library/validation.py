@@ -32,7 +32,7 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
-from deploys.library.builder import PROFILE_SCRIPT, login_drift
+from deploys.library.builder import PROFILE_SCRIPT, PUMP_OPTIONS, ccache_dir, login_drift
 from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.tables import narrow_table
@@ -42,12 +42,14 @@ from facts.distcc import ProcessInfo
 from facts.mounts import hidden_mount_fix, mount_hidden
 from facts.survey import HostSurvey, Reach, Survey
 from operations.distcc import UNIT
-from operations.mounts import fstab_entry, tmpfs_bytes
+from operations.mounts import fstab_entry, parse_size, tmpfs_bytes
 from operations.systemd import dropin_path
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 HEAL = "run deploys/mode_switch.py"
 DISTCC_DIR = "/usr/lib/distcc"
+# Debian's ccache links every compiler name it finds here.
+CCACHE_LINKS = "/usr/lib/ccache"
 
 
 @dataclass(frozen=True)
@@ -409,7 +411,7 @@ def builder_path(s: Subject) -> tuple[str, str]:
     if missing_user:
         return FAIL, missing_user
     login, user = s.survey["login"], s.settings.build_user
-    drift = login_drift(login)
+    drift = login_drift(login, s.settings.ccache)
     if drift:
         return FAIL, drift
     # A login shell skips a profile script it cannot read, and a PATH
@@ -424,12 +426,16 @@ def builder_path(s: Subject) -> tuple[str, str]:
             f"profile script, 755 for {DISTCC_DIR}), then {HEAL}"
         )
     path = login["path"]
-    wrong = {name: found for name, found in login["compilers"].items() if found != f"{DISTCC_DIR}/{name}"}
+    # With distcc_ccache the names run ccache, whose CCACHE_PREFIX=distcc
+    # sends every miss through the farm (B-CCACHE judges its settings).
+    front = CCACHE_LINKS if s.settings.ccache else DISTCC_DIR
+    wrong = {name: found for name, found in login["compilers"].items() if found != f"{front}/{name}"}
     if not wrong and login["compilers"]:
         # Debian's ~/.profile puts ~/bin and ~/.local/bin first when they
         # exist: harmless while no compiler lives there.
-        where = "first" if path[:1] == [DISTCC_DIR] else f"after {':'.join(path[:path.index(DISTCC_DIR)])}"
-        return PASS, f"{_list(sorted(login['compilers']))} run {DISTCC_DIR} ({where} on {user}'s login PATH)"
+        where = "first" if path[:1] == [front] else f"after {':'.join(path[:path.index(front)])}"
+        through = " (ccache, then distcc)" if s.settings.ccache else ""
+        return PASS, f"{_list(sorted(login['compilers']))} run {front}{through} ({where} on {user}'s login PATH)"
     cross = _cross_problems(s, wrong)
     rest = {name: found for name, found in wrong.items() if name not in cross}
     return FAIL, "; ".join([*cross.values(), *([_path_problem(s, rest)] if rest or not cross else [])])
@@ -445,6 +451,19 @@ def _path_problem(s: Subject, wrong: dict[str, str | None]) -> str:
     profile = s.survey.get("profile")
     if profile is not None and not (profile["present"] and profile["sets_path"]):
         return f"{user}'s login shell runs {resolved}: {PROFILE_SCRIPT} is missing or does not set PATH; {HEAL}"
+    ccached = sorted(name for name, found in wrong.items() if (found or "").startswith(f"{CCACHE_LINKS}/"))
+    if ccached and not s.settings.ccache:
+        return (
+            f"{user}'s login shell runs {_list(ccached)} through ccache ({CCACHE_LINKS} comes before {DISTCC_DIR} on "
+            f"its PATH, set in {user}'s own shell files): ccache then takes distcc's masquerade for the compiler and "
+            f"caches by distcc's binary, not gcc's. Fix: set distcc_ccache = True to have the mode switch put ccache "
+            f"in front of distcc (CCACHE_PREFIX=distcc), or take {CCACHE_LINKS} off that PATH"
+        )
+    if s.settings.ccache and not ccached and any((f or "").startswith(f"{DISTCC_DIR}/") for f in wrong.values()):
+        return (
+            f"{user}'s login shell runs {resolved}, the masquerade, not ccache ({CCACHE_LINKS}), though "
+            f"distcc_ccache is set: {PROFILE_SCRIPT} is not the one the mode switch writes for it; {HEAL}"
+        )
     if DISTCC_DIR in path:
         return (
             f"{user}'s login shell runs {resolved} (PATH starts {shown}): a file read after {PROFILE_SCRIPT} "
@@ -491,6 +510,126 @@ def builder_kernel_arch(s: Subject) -> tuple[str, str]:
         f"{' (a 32-bit kernel: kernel7l.img, booted with arm_64bit=0 in config.txt)' if ours == 'arm' else ''}, or "
         f"{cross}; see docs/kernel-build.md"
     )
+
+
+@check("B-CCACHE", column="ccache", role="builder",
+       about="builder: with distcc_ccache, ccache set as deployed (distcc behind it, depend mode, no compression, "
+             "its directory and size cap) and room for the cache")
+def builder_ccache(s: Subject) -> tuple[str, str]:
+    if not s.settings.ccache:
+        return PASS, "not asked for (distcc_ccache)"
+    setup = s.survey.get("ccache")
+    if setup is None or not setup["installed"]:
+        return FAIL, f"distcc_ccache is set but ccache is not installed on the builder; {HEAL}"
+    login = s.survey.get("login") or {}
+    home = login.get("home") or f"/home/{s.settings.build_user}"
+    wanted = {
+        "prefix_command": "distcc", "depend_mode": "true", "compression": "false",
+        "cache_dir": ccache_dir(s.settings, home),
+    }
+    unset = {"value": "", "origin": "default"}
+    found = {key: setup["config"].get(key, unset) for key in (*wanted, "max_size")}
+    wrong = [
+        f"{key} = {found[key]['value'] or '(empty)'} ({found[key]['origin']}), want {value}"
+        for key, value in wanted.items() if found[key]["value"] != value
+    ]
+    want_bytes = parse_size(s.settings.ccache_size)
+    if _ccache_bytes(found["max_size"]["value"]) != want_bytes:
+        wrong.append(
+            f"max_size = {found['max_size']['value'] or '(empty)'} ({found['max_size']['origin']}), "
+            f"want {s.settings.ccache_size}"
+        )
+    if wrong:
+        found_wrong = f"ccache in {s.settings.build_user}'s login shell is not as the mode switch sets it: {'; '.join(wrong)}"
+        # The profile script exports every one of them, and the environment
+        # beats ccache.conf: a user's shell line that sets CCACHE_* is what
+        # overrides it, else the profile script is missing or old.
+        theirs = _user_lines(login, "CCACHE_")
+        if theirs:
+            return FAIL, f"{found_wrong}. Set by the user's own shell files over {PROFILE_SCRIPT}: {theirs}; remove that"
+        return FAIL, f"{found_wrong}; {HEAL}"
+    directory = wanted["cache_dir"]
+    if not setup["writable"]:
+        return FAIL, (
+            f"{s.settings.build_user} cannot write the cache {directory}: every compile misses it and nothing is "
+            f"cached; chown -R {s.settings.build_user} {directory}, then {HEAL}"
+        )
+    used, free = setup["cache_size_bytes"] or 0, setup["free_bytes"]
+    if free is not None and free < want_bytes - used:
+        return WARN, (
+            f"the cache {directory} holds {_mib(used)} of its {s.settings.ccache_size} cap, but its filesystem has "
+            f"only {_mib(free)} free: it cannot grow to the cap; free space there or lower distcc_ccache_size"
+        )
+    return PASS, f"{directory}: {_mib(used)} of {s.settings.ccache_size}, distcc behind it, depend mode, no compression"
+
+
+def _user_lines(login: dict, prefix: str) -> str:
+    """The build user's shell lines (not the profile script's) that set a
+    variable named with this prefix, file and line named; empty when none."""
+    lines = [
+        f"{o['file']} line {o['line']} ({o['text']})" for o in login.get("overrides") or []
+        if o["file"] != PROFILE_SCRIPT and o["text"].removeprefix("export").strip().startswith(prefix)
+    ]
+    return "; ".join(lines)
+
+
+def _ccache_bytes(text: str) -> int | None:
+    """ccache -p's max_size ("5.0 GiB", "2.0 GB", "500 MiB") in bytes."""
+    number, _, unit = text.partition(" ")
+    factors = {"": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "TiB": 1024**4,
+               "kB": 1000, "KB": 1000, "MB": 1000**2, "GB": 1000**3, "TB": 1000**4}
+    try:
+        return round(float(number) * factors[unit.strip()])
+    except (KeyError, ValueError):
+        return None
+
+
+@check("B-PUMP", column="pump", role="builder",
+       about="builder: with distcc_pump, a compile under distcc-pump reaches each worker and is preprocessed there")
+def builder_pump(s: Subject) -> tuple[str, str]:
+    if not s.settings.pump:
+        return PASS, "not asked for (distcc_pump)"
+    probe = s.survey.get("pump")
+    if probe is None or not probe["installed"]:
+        return FAIL, f"distcc_pump is set but distcc-pump is not installed on the builder; {HEAL}"
+    login = s.survey.get("login") or {}
+    wanted = " ".join(f"{h}{PUMP_OPTIONS}" for h in login.get("distcc_hosts") or [])
+    found = (login.get("build_env") or {}).get("DISTCC_PUMP_HOSTS", "").strip()
+    if found != wanted:
+        found_wrong = (
+            f"DISTCC_PUMP_HOSTS in {s.settings.build_user}'s login shell is '{found}', not the host list with "
+            f"{PUMP_OPTIONS}, '{wanted}': `DISTCC_HOSTS=$DISTCC_PUMP_HOSTS distcc-pump make` would not reach the "
+            f"workers in pump mode"
+        )
+        theirs = _user_lines(login, "DISTCC_PUMP_HOSTS")
+        if theirs:
+            return FAIL, f"{found_wrong}. Set by the user's own shell files over {PROFILE_SCRIPT}: {theirs}; remove that"
+        return FAIL, f"{found_wrong}; {HEAL}"
+    problems, fine = [], []
+    for worker in s.cluster.workers:
+        entry = probe["workers"].get(f"{worker.peer}:{worker.settings.port}")
+        if entry is None:
+            problems.append(f"{worker.peer}: no pump compile was tried (distcc-pump did not start)")
+        elif entry["rc"] != 0:
+            problems.append(f"{worker.peer}: the pump compile failed (exit {entry['rc']}; see W-REACH and W-DISTCCD)")
+        elif not entry["pumped"]:
+            why = entry["reason"] or "no reason logged"
+            problems.append(f"{worker.peer}: preprocessed here, not on the worker (include server: {why})")
+        else:
+            fine.append(worker.peer)
+    if problems and not fine and s.settings.ccache and not (s.survey.get("ccache") or {}).get("writable", True):
+        # distcc-pump asks `gcc -v`, which PATH makes ccache's, for the system
+        # include directories: an unwritable cache fails it, and every job.
+        return FAIL, (
+            f"{'; '.join(problems)}. The include server runs gcc, ccache's on this PATH, to find the system "
+            f"include directories, and ccache cannot write its cache: fix B-CCACHE first"
+        )
+    if problems:
+        return FAIL, (
+            f"{'; '.join(problems)}. Pump jobs that fall back are preprocessed on the builder as in plain mode; "
+            f"a release whose include server fails (bookworm) cannot have distcc_pump"
+        )
+    return PASS, f"a pump compile reached {len(fine)} workers and was preprocessed there"
 
 
 @check("B-DRYRUN", column="slots", role="builder",
@@ -1224,6 +1363,10 @@ def _survey_arguments(settings: Settings) -> dict:
             sent_names=[*INVOKED_NAMES, *settings.cross_compilers],
             cross_compilers=list(settings.cross_compilers),
         )
+        if settings.ccache:
+            arguments["ccache"] = True
+        if settings.pump:
+            arguments["pump"] = True
     else:
         arguments["builder_peer"] = builder_peer(settings)
         arguments["log_dir"] = settings.log_dir

@@ -75,6 +75,10 @@ SETTINGS = {
         "distcc_k3s_units": ["k3s-agent"],
         "distcc_builder_address": "10.0.0.10",
         "distcc_cross_compilers": ["aarch64-linux-gnu-gcc"],
+        # The reads only these make (the builder's release, the cache dir).
+        "distcc_pump": True,
+        "distcc_ccache": True,
+        "distcc_ccache_dir": "/var/cache/kbuild-ccache",
     },
 }
 

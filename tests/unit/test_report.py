@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from deploys.library.report import (
@@ -186,3 +187,31 @@ def test_the_window_line_counts_hosts_per_kind_unless_wide():
     wide = window_line(window, wide=True)
     assert wide.startswith("window: builder.distcc.internal mark, worker1.distcc.internal mark, ")
     assert "worker3.distcc.internal lost" in wide
+
+
+def test_pump_jobs_are_told_from_jobs_preprocessed_here_with_the_include_servers_reason():
+    """distcc-pump make: every job preprocessed and compiled on a worker (no
+    local cpp); the same hosts without distcc-pump: each preprocessed here,
+    distcc saying why (no include server). distcc logs "compile from" twice
+    for one pump job: still one job."""
+    jobs = parse_client_log(lines("client-pump.log"))
+    assert jobs.compile_jobs == 16 and jobs.remote_total == 16
+    assert jobs.pumped == 8
+    assert jobs.pump_fallback == {"INCLUDE_SERVER_PORT not set - did you forget to run under 'distcc-pump'?": 8}
+    text = render(build_report({}, {}, lines("client-pump.log"), []))
+    assert "pump mode: 8 preprocessed on the workers, 8 preprocessed here after all" in text
+    assert "8  include server: INCLUDE_SERVER_PORT not set - did you forget to run under 'distcc-pump'?" in text
+
+
+def test_ccache_counts_of_the_window_are_the_counters_less_the_marks():
+    """ccache's counters captured from the lab: an emptied cache at the
+    mark, then the same 8 files built cold and, after rm *.o, warm."""
+    from deploys.library.report import ccache_window
+
+    facts = Path(__file__).parent / "facts" / "ccache.CcacheStats"
+    at_mark = json.loads((facts / "empty.json").read_text())["fact"]
+    now = json.loads((facts / "cold_then_warm.json").read_text())["fact"]
+    assert ccache_window(now, at_mark) == {"hits": 8, "misses": 8, "uncacheable": 0}
+    report = build_report({}, {}, [], [])
+    report.ccache = ccache_window(now, at_mark)
+    assert "ccache (distcc_ccache): 8 hits (neither preprocessed nor compiled), 8 misses" in render(report)

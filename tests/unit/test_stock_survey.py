@@ -31,7 +31,7 @@ def test_every_check_passes_on_stock_nodes():
     results = evaluate()
     failing = {(host, c.id): (c.result, c.detail) for host, checks in results.items() for c in checks if c.result != PASS}
     assert failing == {}
-    assert sum(len(checks) for checks in results.values()) == 48
+    assert sum(len(checks) for checks in results.values()) == 50
 
 
 def test_names_pass_without_a_domain():

@@ -74,7 +74,7 @@ def test_the_builder_reads_its_snapshots_before_anything_starts_at_once():
     command = HostSurvey().command(
         builder_peer="builder.distcc.internal", names=["worker1.distcc.internal"], tmpfs_path="/tmp/kernel-build",
         build_user="pi", workers=["worker1.distcc.internal"], profile_script="/etc/profile.d/distcc-build.sh",
-        sent_names=["cc", "gcc"],
+        sent_names=["cc", "gcc"], ccache=True, pump=True,
     ).get_raw_value()
     start = command.index("D=$(mktemp -d")
     for name in SNAPSHOTS:

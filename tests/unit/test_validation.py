@@ -113,8 +113,8 @@ def test_every_message_is_ascii_without_python_reprs(case):
 
 def test_registry_keeps_ids_columns_and_order():
     assert list(CHECKS) == [
-        "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-KERNEL-ARCH", "B-DRYRUN",
-        "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-COMPILERS", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
+        "H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-KERNEL-ARCH", "B-CCACHE", "B-PUMP",
+        "B-DRYRUN", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-COMPILERS", "W-ALLOW", "W-INSECURE", "W-LISTEN", "W-USER",
         "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S",
         "B-TMPFS-SPACE", "H-MEMORY", "W-TMP-SPACE",
     ]
@@ -137,7 +137,7 @@ def test_healthy_lab_passes_every_check_that_applies():
     results = evaluate_case("healthy")
     assert {h: [c.id for c in checks] for h, checks in results.items()} == {
         BUILDER: ["H-REACHABLE", "B-TMPFS", "B-DISTCCD-OFF", "B-CLIENT", "B-HOSTS", "B-PATH", "B-KERNEL-ARCH",
-                  "B-DRYRUN", "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "B-TMPFS-SPACE", "H-MEMORY"],
+                  "B-CCACHE", "B-PUMP", "B-DRYRUN", "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "B-TMPFS-SPACE", "H-MEMORY"],
         WORKER1: ["H-REACHABLE", "W-DISTCCD", "W-OVERRIDE", "W-WHITELIST", "W-COMPILERS", "W-ALLOW", "W-INSECURE", "W-LISTEN",
                   "W-USER", "W-REACH", "W-ALLOW-BUILDER", "H-GCC", "H-MTU", "H-NAMES", "H-K3S", "H-MEMORY",
                   "W-TMP-SPACE"],
@@ -171,12 +171,12 @@ def test_default_table_is_one_line_per_host():
     table = render_table(evaluate_case("healthy"), roles_of("healthy"))
     assert table_part(table) == [
         "host                     role     ok  warn  FAIL  first problem",
-        "builder.distcc.internal  builder  14     0     0  -",
+        "builder.distcc.internal  builder  16     0     0  -",
         "worker1.distcc.internal  worker   17     0     0  -",
         "worker2.distcc.internal  worker   17     0     0  -",
         WIDE_HINT,
     ]
-    assert table.endswith("\n\nvalidation: 48 PASS, 0 WARN, 0 FAIL") and table.isascii()
+    assert table.endswith("\n\nvalidation: 50 PASS, 0 WARN, 0 FAIL") and table.isascii()
 
 
 def test_readme_shows_what_validation_prints():
@@ -192,7 +192,7 @@ def test_wide_table_names_columns_in_words_and_prints_the_legend():
     assert "columns: reachable=H-REACHABLE, tmpfs=B-TMPFS," in table
     assert f"{BUILDER} | ok " in table and table.isascii()
     assert WIDE_HINT not in table
-    assert table.endswith("validation: 48 PASS, 0 WARN, 0 FAIL")
+    assert table.endswith("validation: 50 PASS, 0 WARN, 0 FAIL")
 
 
 def test_a_host_line_names_its_first_fail_before_any_warn():
@@ -361,6 +361,29 @@ OUTCOMES = [
     ("kernel-arch", BUILDER, "B-KERNEL-ARCH", WARN,
      ["the running kernel is aarch64 but the userland and its gcc are armhf", "would build for ARCH=arm64",
       "Pass ARCH=arm for a kernel this gcc builds", "ARCH=arm64 CROSS_COMPILE=aarch64-linux-gnu-"]),
+    # B-CCACHE
+    ("healthy", BUILDER, "B-CCACHE", PASS, ["not asked for (distcc_ccache)"]),
+    ("ccache-pump", BUILDER, "B-CCACHE", PASS,
+     ["/home/pi/.ccache: 0 MiB of 2G, distcc behind it, depend mode, no compression"]),
+    ("ccache-prefix-overridden", BUILDER, "B-CCACHE", FAIL,
+     ["prefix_command = (empty) (default), want distcc",
+      "Set by the user's own shell files over /etc/profile.d/distcc-build.sh: /home/pi/.profile line 28 "
+      "(export CCACHE_PREFIX=); remove that"]),
+    ("ccache-dir-unwritable", BUILDER, "B-CCACHE", FAIL,
+     ["pi cannot write the cache /home/pi/.ccache", "chown -R pi /home/pi/.ccache", f"then {HEAL}"]),
+    # B-PUMP
+    ("healthy", BUILDER, "B-PUMP", PASS, ["not asked for (distcc_pump)"]),
+    ("ccache-pump", BUILDER, "B-PUMP", PASS, ["a pump compile reached 2 workers and was preprocessed there"]),
+    ("pump-hosts-overridden", BUILDER, "B-PUMP", FAIL,
+     ["DISTCC_PUMP_HOSTS in pi's login shell is 'localhost'",
+      "'worker1.distcc.internal:3632/2,cpp,lzo worker2.distcc.internal:3632/2,cpp,lzo'",
+      "/home/pi/.profile line 28 (export DISTCC_PUMP_HOSTS=localhost); remove that"]),
+    ("pump-worker-stopped", BUILDER, "B-PUMP", FAIL,
+     ["worker1.distcc.internal: the pump compile failed (exit 116; see W-REACH and W-DISTCCD)"]),
+    # The include server asks gcc (ccache's) for the system include directories.
+    ("ccache-dir-unwritable", BUILDER, "B-PUMP", FAIL,
+     ["worker1.distcc.internal: preprocessed here, not on the worker", "ccache cannot write its cache",
+      "fix B-CCACHE first"]),
     # B-DRYRUN
     ("healthy", BUILDER, "B-DRYRUN", PASS, ["distcc -j: 4 slots"]),
     ("hosts-file-wrong", BUILDER, "B-DRYRUN", FAIL, ["distcc -j says 2 slots, the workers offer 4", HEAL]),
@@ -580,7 +603,7 @@ def test_heal_is_advised_only_where_the_mode_switch_heals():
                  "noroute-worker", "noroute-builder", "firewall-drop", "firewall-reject", "firewall-reject-icmp",
                  "fqdn-duplicate", "fqdn-missing", "path-prepended",
                  "path-replaced", "distcc-hosts-env", "cross-link-missing", "hosts-wrong-builder",
-                 "hosts-wrong-worker", "release-mismatch"):
+                 "hosts-wrong-worker", "release-mismatch", "ccache-prefix-overridden", "pump-hosts-overridden"):
         for host, checks in evaluate_case(case).items():
             for c in checks:
                 if c.result == FAIL:
@@ -617,6 +640,12 @@ BREAKAGE_FINDINGS = {
     "distccd-log-unwritable": {("W-DISTCCD", WORKER1, FAIL)},
     "kernel-arch": {("B-KERNEL-ARCH", BUILDER, WARN)},
     "release-mismatch": {("H-GCC", WORKER2, FAIL), ("W-COMPILERS", WORKER2, FAIL)},
+    "ccache-pump": set(),
+    "ccache-prefix-overridden": {("B-CCACHE", BUILDER, FAIL)},
+    "ccache-dir-unwritable": {("B-CCACHE", BUILDER, FAIL), ("B-PUMP", BUILDER, FAIL)},
+    "pump-hosts-overridden": {("B-PUMP", BUILDER, FAIL)},
+    "pump-worker-stopped": {("B-PUMP", BUILDER, FAIL), ("W-DISTCCD", WORKER1, FAIL), ("W-REACH", WORKER1, FAIL),
+                            ("W-ALLOW", WORKER1, WARN), ("W-USER", WORKER1, WARN), ("W-ALLOW-BUILDER", WORKER1, WARN)},
 }
 
 
