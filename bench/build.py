@@ -1,39 +1,50 @@
-"""make bench-build: a whole tinyconfig kernel build through the farm, at 0
-(local on the builder), 1, 2 and 4 workers, against the limit the builder's
-own work sets.
+"""make bench-build: a whole tinyconfig kernel build through the farm in each
+build mode the package sets up, against the bound each mode's own work sets.
 
 Every lab node is held to the same slice of a core (BENCH_CPUS, default 0.4,
 with `docker update --cpus`): Pi-class nodes, the builder no faster than a
-worker. For each size (BENCH_SIZES, default 0,1,2,4) and round (BENCH_REPEAT,
-default 3), as the build user in a login shell on the builder's tmpfs:
-`make clean; make tinyconfig` (untimed), then `make -jJ vmlinux` timed, with
-DISTCC_HOSTS naming the first N workers (J = BENCH_JOBS_PER_SLOT x slots,
-default 1) and DISTCC_LOG a fresh file. Size 0 runs through distcc too, with
-DISTCC_HOSTS=localhost/J (every job local, so its log gives the CPU of each
-compile).
+worker. The kernel is the lab release's own Debian linux-source (6.12 on
+trixie), tinyconfig, `make vmlinux`, built as the build user in a login
+shell on the builder's tmpfs, so with the profile script the mode switch
+wrote. The modes (BENCH_MODES, default all six):
 
-Recorded per run: wall seconds; the share of C compile jobs that ran on
-workers and the fallbacks (the build report's parser on the client log); the
-builder's CPU busy share (its cgroup's CPU seconds over wall x BENCH_CPUS).
+- plain: `make -jJ vmlinux` after `make clean` (the masquerade, the
+  builder preprocesses);
+- pump: the mode switch with distcc_pump, then `DISTCC_HOSTS=<the profile's
+  DISTCC_PUMP_HOSTS> distcc-pump make -jJ CC="distcc gcc" vmlinux`;
+- pump-1x: the same with each worker's own slots in place of the twice as
+  many DISTCC_PUMP_HOSTS offers (a tuning variant, BENCH_SCALING_REPEAT
+  runs, at 4 workers only);
+- ccache-cold: the mode switch with distcc_ccache, the cache emptied
+  (`ccache -C`), `make clean`, `make vmlinux`;
+- ccache-warm: then `make clean` and `make vmlinux` again (every compile a
+  hit);
+- one-file: then one line added to kernel/fork.c and `make vmlinux`, as an
+  edit-compile cycle does.
 
-The limit: from the local run, the compilers' CPU for the jobs distcc can
-send (each job's `children` CPU in its dcc_exit line, for `compile from`
-jobs), and the builder's CPU for everything else (cgroup total minus that):
-make, host tools, linking, assembler files. Preprocessing stays on the
-builder too; its CPU is taken from the distributed runs' logs (there each
-remote job's children are the local preprocessor alone). With B = builder
-work and R = the rest of the compile work, each node at BENCH_CPUS:
-limit(N) = T_local / (max(B, R / N) / BENCH_CPUS), the wall time the busier
-side needs at its CPU slice; with unlimited workers, (B + R) / B.
+Each at 4 workers (the largest of BENCH_SIZES), medians of BENCH_REPEAT (3);
+then plain and the fastest cold mode at the other sizes (default 0, 1 and
+2; 0 is the local build, DISTCC_HOSTS=localhost/2), BENCH_SCALING_REPEAT (1)
+runs each. DISTCC_HOSTS names the first N entries of the profile's host
+list (J = BENCH_JOBS_PER_SLOT x their slots, default 1; BENCH_SLOT_FACTOR,
+default 1, multiplies each entry's slots, to tune), DISTCC_LOG a fresh file.
 
-Tuning: BENCH_JOBS_PER_SLOT (make -j per host-list slot), BENCH_LOCALSLOTS_CPP
-(--localslots_cpp in the host list), BENCH_OUT (results file stem), and
-BENCH_LOCAL_FROM (reuse the local runs of an earlier results file).
+Recorded per run: wall seconds; C compile jobs, the share that ran on
+workers, pump jobs preprocessed there, fallbacks (the build report's parser
+on the client log); ccache's hits and misses (its counters zeroed first);
+the builder's and the workers' CPU seconds (their cgroups).
+
+Each mode's bound, from its own run: the wall time if the builder and the
+workers were both busy all along, max(builder CPU, workers' CPU / N) /
+BENCH_CPUS, as a speedup over the local build. For plain it comes out near
+the limit the module's `limits` derives from the local run's split of the
+work (preprocessing stays on the builder), also printed.
 
 Writes bench/build-results.json, bench/build-results.md and
-bench/build-speedup.png. Uses its own lab (LAB_PREFIX=benchbuild,
+bench/build-speedup.png (and .svg), and prints the table, the targets and
+how long the run took. Uses its own lab (LAB_PREFIX=benchbuild,
 172.31.253.0/24, 4 workers) unless LAB_PREFIX is set, and takes it down at
-the end unless BENCH_KEEP_LAB=1.
+the end unless BENCH_KEEP_LAB=1. BENCH_OUT sets the results files' stem.
 """
 
 from __future__ import annotations
@@ -53,23 +64,66 @@ import re  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from deploys.library.builder import PUMP_OPTIONS  # noqa: E402
 from deploys.library.report import BACKOFF, FALLBACK, NO_HOSTS, parse_client_log  # noqa: E402
+from facts.ccache import parse_counters, summary  # noqa: E402
 from lab import docker_lab  # noqa: E402
 
 BENCH = REPO / "bench"
 PYINFRA = str(REPO / ".venv" / "bin" / "pyinfra")
 TMPFS = "/tmp/kernel-build"
-SOURCE = f"{TMPFS}/linux-source-6.1"
-BUILD_TOOLS = "make flex bison bc libelf-dev libssl-dev xz-utils perl linux-source-6.1"
-SLOTS_PER_WORKER = 2
+SOURCE = f"{TMPFS}/linux"
+# Debian's metapackage depends on the release's linux-source-X.Y.
+BUILD_TOOLS = "xz-utils perl linux-source"
+CLIENT_LOG = f"{TMPFS}/bench-client.log"
+# The file the one-file mode edits: compiled in every tinyconfig build.
+EDITED = "kernel/fork.c"
 _EXIT = re.compile(r"^distcc\[(\d+)\] \(dcc_exit\) exit: code \d+; self: \S+ user \S+ sys; children: (\S+) user (\S+) sys")
 _PID = re.compile(r"^distcc\[(\d+)\] (.*)$")
+_SLOTS = re.compile(r"/(\d+)(?:,|$)")
+
+
+@dataclass(frozen=True)
+class Mode:
+    name: str
+    # The mode switch's data for it (the profile script it needs).
+    data: tuple[str, ...]
+    # The build's command line, {jobs} filled in.
+    make: str
+    # What comes before the timed build (untimed).
+    before: str
+    cold: bool
+    pump: bool = False
+    # A tuning variant: measured once (BENCH_SCALING_REPEAT runs), at the
+    # largest size only, to show what the deployed setting gains.
+    tuning: bool = False
+
+
+CLEAN = f"cd {SOURCE} && make -s clean && make -s tinyconfig >/dev/null"
+MAKE = "make -s -j{jobs} vmlinux"
+MODES = {
+    "plain": Mode("plain", (), MAKE, CLEAN, cold=True),
+    "pump": Mode("pump", ("distcc_pump=True",), 'distcc-pump make -s -j{jobs} CC="distcc gcc" vmlinux', CLEAN,
+                 cold=True, pump=True),
+    # Pump with each worker's own slots, not the twice as many the profile
+    # offers (builder.PUMP_SLOT_FACTOR): the setting that factor replaced.
+    "pump-1x": Mode("pump-1x", ("distcc_pump=True",), 'distcc-pump make -s -j{jobs} CC="distcc gcc" vmlinux', CLEAN,
+                    cold=True, pump=True, tuning=True),
+    "ccache-cold": Mode("ccache-cold", ("distcc_ccache=True",), MAKE, f"ccache -C >/dev/null && {CLEAN}", cold=True),
+    "ccache-warm": Mode("ccache-warm", ("distcc_ccache=True",), MAKE, CLEAN, cold=False),
+    "one-file": Mode("one-file", ("distcc_ccache=True",), MAKE,
+                     f"cd {SOURCE} && echo '/* bench-build edit '$(date +%s%N)' */' >> {EDITED}", cold=False),
+}
+# The order the rounds take at the largest size: warm and one-file follow a
+# cold ccache build of the same round.
+ROUND = ("ccache-cold", "ccache-warm", "one-file")
 
 
 def log(text: str) -> None:
@@ -132,33 +186,57 @@ def job_children_cpu(lines: list[str]) -> tuple[float, float]:
     return remote_cpu, local_cpu
 
 
-def one_build(builder: str, workers: list[docker_lab.Node], nodes: list[docker_lab.Node], size: int,
-              jobs_per_slot: float, cpus: float) -> dict:
-    slots = SLOTS_PER_WORKER * size if size else 2
+def hosts_for(entries: list[str], size: int, slot_factor: int = 1) -> tuple[str, int]:
+    """DISTCC_HOSTS for the first `size` entries of a deployed host list
+    (their slots times slot_factor, a tuning knob), and its slots; the
+    local build (size 0) gets localhost with two."""
+    if size == 0:
+        return "localhost/2", 2
+    chosen = [_SLOTS.sub(lambda m: m[0].replace(m[1], str(int(m[1]) * slot_factor), 1), e, count=1)
+              for e in entries[:size]]
+    slots = sum(int(m[1]) if (m := _SLOTS.search(e)) else 4 for e in chosen)
+    return " ".join(chosen), slots
+
+
+def bound(local_wall: float, builder_cpu: float, workers_cpu: float, size: int, cpus: float) -> float | None:
+    """A mode's bound as a speedup over the local build: the wall time if
+    the builder and the workers were both busy all along at their CPU
+    slice. The local build is its own bound (1.0)."""
+    if size == 0:
+        return 1.0
+    busiest = max(builder_cpu, workers_cpu / size) / cpus
+    return round(local_wall / busiest, 2) if busiest else None
+
+
+def one_build(builder: str, workers: list[docker_lab.Node], nodes: list[docker_lab.Node], mode: Mode, size: int,
+              entries: list[str], jobs_per_slot: float, slot_factor: int, cpus: float) -> dict:
+    hosts, slots = hosts_for(entries, size, slot_factor)
     jobs = max(1, round(jobs_per_slot * slots))
-    hosts = " ".join(f"{w.fqdn}:3632/{SLOTS_PER_WORKER}" for w in workers[:size]) if size else f"localhost/{jobs}"
-    cpp_slots = os.environ.get("BENCH_LOCALSLOTS_CPP")
-    if size and cpp_slots:
-        hosts = f"--localslots_cpp={int(cpp_slots)} {hosts}"
-    as_build_user(builder, f"cd {SOURCE} && make -s clean && make -s tinyconfig >/dev/null && rm -rf ~/.distcc/lock/backoff_* "
-                           f"{TMPFS}/bench-client.log")
+    as_build_user(builder, f"{mode.before} && rm -rf ~/.distcc/lock/backoff_* {CLIENT_LOG} && "
+                           f"{{ ! command -v ccache >/dev/null || ccache -z >/dev/null; }}")
     before = {n.container: cgroup_cpu_seconds(n.container) for n in nodes}
     start = time.monotonic()
-    as_build_user(builder, f"cd {SOURCE} && DISTCC_HOSTS='{hosts}' DISTCC_LOG={TMPFS}/bench-client.log "
-                           f"make -s -j{jobs} vmlinux >/dev/null 2>&1")
+    as_build_user(builder, f"cd {SOURCE} && DISTCC_HOSTS='{hosts}' DISTCC_LOG={CLIENT_LOG} "
+                           f"{mode.make.format(jobs=jobs)} >/dev/null 2>&1")
     wall = time.monotonic() - start
     after = {n.container: cgroup_cpu_seconds(n.container) for n in nodes}
-    lines = run(["docker", "exec", builder, "cat", f"{TMPFS}/bench-client.log"]).stdout.splitlines()
+    lines = run(["docker", "exec", builder, "cat", CLIENT_LOG], check=False).stdout.splitlines()
     parsed = parse_client_log(lines)
     remote_children, local_children = job_children_cpu(lines)
+    counters = parse_counters(as_build_user(
+        builder, "command -v ccache >/dev/null && ccache --print-stats || true").stdout.splitlines())
+    cache = summary(counters)
     builder_cpu = after[builder] - before[builder]
     return {
-        "workers": size, "make_jobs": jobs, "hosts": hosts, "wall_s": round(wall, 2),
+        "mode": mode.name, "workers": size, "make_jobs": jobs, "hosts": hosts, "wall_s": round(wall, 2),
         "compile_jobs": parsed.compile_jobs, "remote_jobs": parsed.remote_total,
-        "remote_share": parsed.remote_share,
+        "remote_share": parsed.remote_share, "pumped": parsed.pumped,
+        "pump_fallbacks": sum(parsed.pump_fallback.values()),
         "fallbacks": sum(parsed.local.get(r, 0) for r in (FALLBACK, BACKOFF, NO_HOSTS)),
+        "failed": parsed.failed_no_fallback,
+        "ccache_hits": cache["hits"], "ccache_misses": cache["misses"],
+        "ccache_size_kib": counters.get("cache_size_kibibyte"),
         "builder_cpu_s": round(builder_cpu, 2),
-        "builder_busy_share": round(builder_cpu / (wall * cpus), 3),
         "worker_cpu_s": round(sum(after[w.container] - before[w.container] for w in workers[:size]), 2),
         "children_cpu_remote_jobs_s": round(remote_children, 2),
         "children_cpu_local_jobs_s": round(local_children, 2),
@@ -166,7 +244,8 @@ def one_build(builder: str, workers: list[docker_lab.Node], nodes: list[docker_l
 
 
 def limits(local: dict, distributed: list[dict], cpus: float, sizes: list[int]) -> dict:
-    """Speedup limit per size from the builder's own work (see the module doc)."""
+    """Plain distcc's limit per size from the local run's split of the work:
+    preprocessing stays on the builder with make, host tools and linking."""
     compile_cpu = local["children_cpu_local_jobs_s"]
     other_cpu = max(0.0, local["builder_cpu_s"] - compile_cpu)
     per_job_cpp = [r["children_cpu_remote_jobs_s"] / r["remote_jobs"] for r in distributed if r["remote_jobs"]]
@@ -181,9 +260,62 @@ def limits(local: dict, distributed: list[dict], cpus: float, sizes: list[int]) 
     for size in sizes:
         if size == 0:
             continue
-        bound = max(builder_work, remote_work / size) / cpus
-        out["per_size"][str(size)] = round(t_local / bound, 2) if bound else None
+        busiest = max(builder_work, remote_work / size) / cpus
+        out["per_size"][str(size)] = round(t_local / busiest, 2) if busiest else None
     return out
+
+
+def median_sample(samples: list[dict]) -> dict:
+    return dict(sorted(samples, key=lambda s: s["wall_s"])[len(samples) // 2])
+
+
+def summarize(samples: list[dict], cpus: float) -> list[dict]:
+    """One row per (mode, size): the median run, its speedup over the local
+    build and its bound."""
+    local = median_sample([s for s in samples if s["workers"] == 0])
+    rows = []
+    for key in dict.fromkeys((s["mode"], s["workers"]) for s in samples):
+        row = median_sample([s for s in samples if (s["mode"], s["workers"]) == key])
+        row["runs"] = sum(1 for s in samples if (s["mode"], s["workers"]) == key)
+        row["speedup"] = round(local["wall_s"] / row["wall_s"], 2)
+        row["bound"] = bound(local["wall_s"], row["builder_cpu_s"], row["worker_cpu_s"], row["workers"], cpus)
+        rows.append(row)
+    order = list(MODES)
+    return sorted(rows, key=lambda r: (order.index(r["mode"]), r["workers"]))
+
+
+def targets(rows: list[dict], size: int) -> list[tuple[str, bool, str]]:
+    """The issue's targets at the largest size: (target, met, figures)."""
+    at = {r["mode"]: r for r in rows if r["workers"] == size}
+    out = []
+    plain, warm, cold, pump = (at.get(m) for m in ("plain", "ccache-warm", "ccache-cold", "pump"))
+    if plain and warm:
+        ratio = plain["wall_s"] / warm["wall_s"]
+        out.append(("a warm ccache rebuild at least 5x faster than a plain cold build", ratio >= 5,
+                    f"{plain['wall_s']:.1f} s / {warm['wall_s']:.1f} s = {ratio:.1f}x"))
+    if plain and cold:
+        slower = cold["wall_s"] / plain["wall_s"] - 1
+        out.append(("a cold build with ccache at most 5% slower than plain", slower <= 0.05,
+                    f"{cold['wall_s']:.1f} s against {plain['wall_s']:.1f} s: {100 * slower:+.1f}%"))
+    colds = [r for r in at.values() if MODES[r["mode"]].cold]
+    if colds:
+        remote = sum(r["remote_jobs"] for r in colds)
+        jobs = sum(r["compile_jobs"] for r in colds)
+        bad = sum(r["failed"] + r["fallbacks"] for r in colds)
+        out.append(("every distributable compile job of a cold build on a worker, none failed",
+                    remote == jobs and not bad, f"{remote} of {jobs} on workers, {bad} failed or fell back"))
+    if plain and pump:
+        faster = 1 - pump["wall_s"] / plain["wall_s"]
+        out.append(("pump faster than plain", faster > 0,
+                    f"{pump['wall_s']:.1f} s against {plain['wall_s']:.1f} s: {100 * faster:.1f}% faster; "
+                    f"builder CPU {pump['builder_cpu_s']:.0f} s against {plain['builder_cpu_s']:.0f} s"))
+    return out
+
+
+def _share(row: dict) -> str:
+    if not row["compile_jobs"]:
+        return "-"
+    return f"{row['remote_jobs']} of {row['compile_jobs']}"
 
 
 def render(results: dict) -> str:
@@ -192,33 +324,42 @@ def render(results: dict) -> str:
     lines = [
         "# Kernel build benchmark (make bench-build)",
         "",
-        f"{results['generated']}; {results['machine']}. linux-source-6.1, tinyconfig, `make vmlinux`; every lab node "
-        f"held to {cpus} CPU (`docker update --cpus`); median of {results['repeat']} run(s) per size. "
-        f"Make -j = {results['jobs_per_slot']} x slots"
-        + (f"; --localslots_cpp={results['localslots_cpp']} in the host list" if results.get("localslots_cpp") else "")
-        + (f"; the local run from {results['local_from']}" if results.get("local_from") else "") + ".",
+        f"{results['generated']}; {results['machine']}; the run took {results['duration_min']} min. "
+        f"{results['source']} ({results['release']}), tinyconfig, `make vmlinux`; every lab node held to {cpus} CPU "
+        f"(`docker update --cpus`). At {results['largest']} workers the median of {results['repeat']} runs per mode, "
+        f"at the other sizes {results['scaling_repeat']} run(s). Make -j = {results['jobs_per_slot']} x the host "
+        f"list's slots" + (f" (each entry's slots x {results['slot_factor']})" if results.get("slot_factor", 1) != 1
+                           else "") + ". Speedup is over the local build (0 workers); a mode's bound is the speedup if its builder "
+        "and its workers were both busy all along (max(builder CPU, workers' CPU / N) at the CPU slice).",
         "",
-        "| workers | make -j | wall s | speedup | limit | of limit | C jobs | on workers | fallbacks | builder busy |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| mode | workers | runs | make -j | wall s | speedup | bound | of bound | on workers | pumped | ccache hits "
+        "| builder CPU s | workers CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in results["summary"]:
-        limit = lim["per_size"].get(str(row["workers"]))
-        share = "-" if row["remote_share"] is None else f"{100 * row['remote_share']:.1f}%"
-        of = "-" if not limit else f"{100 * row['speedup'] / limit:.0f}%"
+        of = "-" if not row["bound"] or not row["workers"] else f"{100 * row['speedup'] / row['bound']:.0f}%"
+        pumped = str(row["pumped"]) if MODES[row["mode"]].pump else "-"
+        hits = "-" if not row["mode"].startswith("ccache") and row["mode"] != "one-file" else str(row["ccache_hits"])
         lines.append(
-            f"| {row['workers']} | {row['make_jobs']} | {row['wall_s']:.1f} | {row['speedup']:.2f} | "
-            f"{limit if limit else '-'} | {of} | {row['compile_jobs']} | {share} | {row['fallbacks']} | "
-            f"{100 * row['builder_busy_share']:.0f}% |"
+            f"| {row['mode']} | {row['workers']} | {row['runs']} | {row['make_jobs']} | {row['wall_s']:.1f} | {row['speedup']:.2f} | "
+            f"{row['bound'] or '-'} | {of} | {_share(row)} | {pumped} | {hits} | {row['builder_cpu_s']:.1f} | "
+            f"{row['worker_cpu_s']:.1f} |"
         )
-    lines += [
-        "",
-        f"Builder work that stays on the builder (from the local run): {lim['other_builder_cpu_s']} CPU s outside "
-        f"the compilers of distributable jobs (make, host tools, assembler files, linking) plus "
-        f"{lim['preprocess_cpu_s']} CPU s of preprocessing (per-job preprocessor CPU from the distributed runs' "
-        f"client logs); {lim['remote_compile_cpu_s']} CPU s of compiling can go to workers. Limit at N workers: "
-        f"T_local / max(builder work, compile work / N) at {cpus} CPU per node; with unlimited workers "
-        f"{lim['amdahl_limit']}x.",
-    ]
+    lines += ["", "Targets at the largest size:", ""]
+    for text, met, figures in results["targets"]:
+        lines.append(f"- {'met' if met else 'NOT MET'}: {text}: {figures}")
+    cache = results.get("ccache_size_kib")
+    if cache:
+        lines += ["", f"A cold ccache build wrote {cache / 1024:.0f} MiB of cache (uncompressed, depend mode)."]
+    if lim:
+        lines += [
+            "",
+            f"Plain distcc's limit from the local run's work: {lim['other_builder_cpu_s']} CPU s outside the "
+            f"compilers of distributable jobs (make, host tools, assembler files, linking) plus "
+            f"{lim['preprocess_cpu_s']} CPU s of preprocessing stay on the builder; {lim['remote_compile_cpu_s']} CPU "
+            f"s of compiling can go to workers: {', '.join(f'{v}x at {k}' for k, v in lim['per_size'].items())}, "
+            f"{lim['amdahl_limit']}x with unlimited workers.",
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -228,89 +369,142 @@ def plot(results: dict, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = [r for r in results["summary"]]
-    sizes = [r["workers"] for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(sizes, [r["speedup"] for r in rows], "o-", label="measured speedup")
-    limit_sizes = [s for s in sizes if s]
-    ax.plot([0, *limit_sizes], [1.0, *[results["limit"]["per_size"][str(s)] for s in limit_sizes]], "s--",
-            label="limit from the builder's own work")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    colors = dict(zip(MODES, ("tab:blue", "tab:orange", "tab:brown", "tab:green", "tab:red", "tab:purple"), strict=True))
+    local = next(r for r in results["summary"] if r["workers"] == 0)
+    for mode in MODES:
+        rows = [r for r in results["summary"] if r["mode"] == mode and r["workers"]]
+        if not rows:
+            continue
+        # Every mode starts from the local build.
+        sizes = [0, *[r["workers"] for r in rows]]
+        ax.plot(sizes, [1.0, *[r["speedup"] for r in rows]], "o-", color=colors[mode], label=mode)
+        ax.plot(sizes, [1.0, *[r["bound"] or 0 for r in rows]], "s:", color=colors[mode], alpha=0.6,
+                label=f"{mode} bound")
     ax.set_xlabel("workers")
-    ax.set_ylabel("speedup over the local build")
-    ax.set_xticks(sizes)
+    ax.set_ylabel(f"speedup over the local build ({local['wall_s']:.0f} s)")
+    ax.set_yscale("log")
+    ax.set_xticks(sorted({r["workers"] for r in results["summary"]}))
     ax.set_title(f"tinyconfig vmlinux, every node at {results['cpus']} CPU")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.grid(True, alpha=0.3, which="both")
+    ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     # The same plot as text: every file this repository tracks is ASCII
-    # (tests/unit/test_docs_and_ascii.py), so the README shows the SVG.
+    # (tests/unit/test_docs_and_ascii.py), so the docs show the SVG.
     plt.rcParams["svg.hashsalt"] = "bench-build"
     fig.savefig(path.with_suffix(".svg"), metadata={"Date": None})
     plt.close(fig)
 
 
+def mode_switch(data: tuple[str, ...], nodes: list[docker_lab.Node]) -> None:
+    # At full CPU: the switch is not what is measured.
+    for node in nodes:
+        run(["docker", "update", "--cpus", "0", node.container], check=False)
+    args = [PYINFRA, "-y", "--data", "distcc_tmpfs_size=3G"]
+    for item in data:
+        args += ["--data", item]
+    run([*args, "inventories/lab.py", "deploys/mode_switch.py"])
+
+
+def deployed_hosts(builder: str, mode: Mode) -> list[str]:
+    """The host list the build user's login shell has for this mode."""
+    if mode.pump and not mode.tuning:
+        script = 'printf "%s\\n" $DISTCC_PUMP_HOSTS'
+    else:
+        script = "grep -v '^#' ~/.distcc/hosts"
+    entries = [e for e in as_build_user(builder, script).stdout.split() if e]
+    return [f"{e}{PUMP_OPTIONS}" for e in entries] if mode.tuning else entries
+
+
 def main() -> int:
+    began = time.monotonic()
     cpus = float(os.environ.get("BENCH_CPUS", "0.4"))
     sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "0,1,2,4").split(",")]
+    modes = [m for m in os.environ.get("BENCH_MODES", ",".join(MODES)).split(",") if m]
     repeat = int(os.environ.get("BENCH_REPEAT", "3"))
+    scaling_repeat = int(os.environ.get("BENCH_SCALING_REPEAT", "1"))
     jobs_per_slot = float(os.environ.get("BENCH_JOBS_PER_SLOT", "1"))
+    slot_factor = int(os.environ.get("BENCH_SLOT_FACTOR", "1"))
     out_name = os.environ.get("BENCH_OUT", "build-results")
-    # A tuning run may reuse the local runs of an earlier results file, as
-    # its baseline (BENCH_LOCAL_FROM=bench/build-results.json).
-    local_from = os.environ.get("BENCH_LOCAL_FROM")
-    earlier: list[dict] = []
-    if local_from:
-        earlier = [s for s in json.loads(Path(local_from).read_text())["samples"] if s["workers"] == 0]
-        if not earlier:
-            raise SystemExit(f"BENCH_LOCAL_FROM={local_from} holds no local (0 workers) run")
-    elif 0 not in sizes:
-        raise SystemExit("BENCH_SIZES must include 0 (or set BENCH_LOCAL_FROM): the local run is what speedup and "
-                         "the limit are measured against")
+    unknown = [m for m in modes if m not in MODES]
+    if unknown or 0 not in sizes:
+        raise SystemExit(f"BENCH_MODES: one or more of {', '.join(MODES)} (not {', '.join(unknown)}); "
+                         "BENCH_SIZES must include 0, the local build speedups are measured against")
+    largest = max(sizes)
     nodes = [n for n in docker_lab.nodes() if n.state == "running"]
-    if sum(1 for n in nodes if n.role == "worker") < max(sizes):
-        log(f"starting lab {os.environ['LAB_PREFIX']} with {max(sizes)} workers")
-        nodes = docker_lab.up(max(sizes))
+    if sum(1 for n in nodes if n.role == "worker") < largest:
+        log(f"starting lab {os.environ['LAB_PREFIX']} with {largest} workers")
+        nodes = docker_lab.up(largest)
     builder = next(n for n in nodes if n.role == "builder")
     workers = sorted((n for n in nodes if n.role == "worker"), key=lambda n: n.hostname)
-    log("mode switch")
-    run([PYINFRA, "-y", "--data", "distcc_tmpfs_size=3G", "inventories/lab.py", "deploys/mode_switch.py"], check=True)
+    mode_switch((), nodes)
     log("build tools and kernel source on the builder")
     run(["docker", "exec", builder.container, "sh", "-c",
          f"dpkg -s {BUILD_TOOLS} >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
          f"--no-install-recommends {BUILD_TOOLS} >/dev/null"])
-    as_build_user(builder.container, f"[ -f {SOURCE}/Makefile ] || tar -C {TMPFS} -xJf /usr/src/linux-source-6.1.tar.xz")
-    for node in nodes:
-        run(["docker", "update", "--cpus", str(cpus), node.container])
+    tarball = run(["docker", "exec", builder.container, "sh", "-c",
+                   "ls /usr/src/linux-source-*.tar.xz | sort -V | tail -n 1"]).stdout.strip()
+    release = run(["docker", "exec", builder.container, "sh", "-c",
+                   ". /etc/os-release && echo $VERSION_CODENAME"]).stdout.strip()
+    as_build_user(builder.container, f"[ -f {SOURCE}/Makefile ] || {{ mkdir -p {SOURCE} && "
+                                     f"tar -C {SOURCE} --strip-components=1 -xJf {tarball}; }}")
     samples: list[dict] = []
-    try:
-        for size in sizes:
-            for round_ in range(repeat):
-                log(f"{size} workers, round {round_ + 1} of {repeat}")
-                sample = one_build(builder.container, workers, nodes, size, jobs_per_slot, cpus)
+    current: tuple[str, ...] = ()  # the plain mode switch above
+
+    def measure(mode_names: list[str], size: int, rounds: int) -> None:
+        nonlocal current
+        for round_ in range(rounds):
+            for name in mode_names:
+                mode = MODES[name]
+                if mode.data != current:
+                    log(f"mode switch {' '.join(mode.data) or '(plain)'}")
+                    mode_switch(mode.data, nodes)
+                    current = mode.data
+                entries = deployed_hosts(builder.container, mode)
+                for node in nodes:
+                    run(["docker", "update", "--cpus", str(cpus), node.container])
+                log(f"{name}, {size} workers, round {round_ + 1} of {rounds}")
+                sample = one_build(builder.container, workers, nodes, mode, size, entries, jobs_per_slot, slot_factor,
+                                   cpus)
                 log(json.dumps(sample))
                 samples.append(sample)
+
+    try:
+        measure([m for m in modes if m not in ROUND and not MODES[m].tuning], largest, repeat)
+        measure([m for m in modes if MODES[m].tuning], largest, scaling_repeat)
+        chain = [m for m in ROUND if m in modes]
+        if chain and chain[0] != "ccache-cold":
+            chain = ["ccache-cold", *chain]
+        measure(chain, largest, repeat)
+        at_largest = [s for s in samples if s["workers"] == largest and MODES[s["mode"]].cold
+                      and not MODES[s["mode"]].tuning]
+        cold = {m: statistics.median(s["wall_s"] for s in at_largest if s["mode"] == m)
+                for m in dict.fromkeys(s["mode"] for s in at_largest)}
+        fastest = min(cold, key=cold.get) if cold else "plain"
+        log(f"fastest cold mode at {largest} workers: {fastest}")
+        measure(["plain"], 0, scaling_repeat)
+        for name in dict.fromkeys(["plain", fastest]):
+            for size in sorted(s for s in sizes if s not in (0, largest)):
+                measure([name], size, scaling_repeat)
     finally:
         for node in nodes:
             run(["docker", "update", "--cpus", "0", node.container], check=False)
-    if earlier and 0 not in sizes:
-        samples = earlier + samples
-        sizes = [0, *sizes]
-    summary = []
-    for size in sizes:
-        mine = [s for s in samples if s["workers"] == size]
-        best = sorted(mine, key=lambda s: s["wall_s"])[len(mine) // 2]
-        summary.append(dict(best))
-    local = summary[0]
-    for row in summary:
-        row["speedup"] = round(local["wall_s"] / row["wall_s"], 2)
+    rows = summarize(samples, cpus)
+    local = next(r for r in rows if r["workers"] == 0)
+    plain_distributed = [s for s in samples if s["mode"] == "plain" and s["workers"]]
+    cold_cache = [s["ccache_size_kib"] for s in samples if s["mode"] == "ccache-cold" and s["ccache_size_kib"]]
     results = {
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "machine": f"{os.cpu_count()} CPUs, shared with other work",
-        "cpus": cpus, "repeat": repeat, "jobs_per_slot": jobs_per_slot, "sizes": sizes,
-        "localslots_cpp": os.environ.get("BENCH_LOCALSLOTS_CPP"), "local_from": local_from,
-        "samples": samples, "summary": summary,
-        "limit": limits(local, [s for s in samples if s["workers"]], cpus, sizes),
+        "machine": f"{os.cpu_count()} CPUs",
+        "duration_min": round((time.monotonic() - began) / 60, 1),
+        "source": Path(tarball).name.removesuffix(".tar.xz"), "release": release,
+        "cpus": cpus, "repeat": repeat, "scaling_repeat": scaling_repeat, "jobs_per_slot": jobs_per_slot,
+        "slot_factor": slot_factor, "sizes": sizes, "largest": largest, "modes": modes, "fastest_cold_mode": fastest,
+        "samples": samples, "summary": rows,
+        "targets": targets(rows, largest),
+        "ccache_size_kib": statistics.median(cold_cache) if cold_cache else None,
+        "limit": limits(local, plain_distributed, cpus, sizes) if plain_distributed else None,
     }
     (BENCH / f"{out_name}.json").write_text(json.dumps(results, indent=2) + "\n")
     (BENCH / f"{out_name}.md").write_text(render(results))

@@ -167,7 +167,10 @@ def _fallback_cause(messages: list[str]) -> str:
 _EXEC_ON = re.compile(r"^exec on (\S+?)(?::\d+)?(?:/\d+)?(?:,\S+)?: ")
 
 
-_PUMP_EXEC = re.compile(r"^exec on \S+?,cpp\b")
+# The job went to a pump host (,cpp): its exec line says so, and so does its
+# "completed ok" line, which the build report's log fact keeps (it drops
+# the exec lines of remote jobs).
+_PUMP_EXEC = re.compile(r"^(?:exec on|compile \S+ on) \S+?,cpp\b")
 _INCLUDE_SERVER = re.compile(r"^\((?:dcc_talk_to_include_server|dcc_build_somewhere)\) Warning: (.*)$")
 
 

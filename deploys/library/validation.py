@@ -32,7 +32,7 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
-from deploys.library.builder import PROFILE_SCRIPT, PUMP_OPTIONS, ccache_dir, login_drift
+from deploys.library.builder import PROFILE_SCRIPT, PUMP_OPTIONS, ccache_dir, login_drift, pump_host_entry
 from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.tables import narrow_table
@@ -593,12 +593,12 @@ def builder_pump(s: Subject) -> tuple[str, str]:
     if probe is None or not probe["installed"]:
         return FAIL, f"distcc_pump is set but distcc-pump is not installed on the builder; {HEAL}"
     login = s.survey.get("login") or {}
-    wanted = " ".join(f"{h}{PUMP_OPTIONS}" for h in login.get("distcc_hosts") or [])
+    wanted = " ".join(pump_host_entry(h) for h in login.get("distcc_hosts") or [])
     found = (login.get("build_env") or {}).get("DISTCC_PUMP_HOSTS", "").strip()
     if found != wanted:
         found_wrong = (
             f"DISTCC_PUMP_HOSTS in {s.settings.build_user}'s login shell is '{found}', not the host list with "
-            f"{PUMP_OPTIONS}, '{wanted}': `DISTCC_HOSTS=$DISTCC_PUMP_HOSTS distcc-pump make` would not reach the "
+            f"{PUMP_OPTIONS} and twice the slots, '{wanted}': `DISTCC_HOSTS=$DISTCC_PUMP_HOSTS distcc-pump make` would not reach the "
             f"workers in pump mode"
         )
         theirs = _user_lines(login, "DISTCC_PUMP_HOSTS")

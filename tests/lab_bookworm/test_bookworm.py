@@ -1,7 +1,7 @@
 """A bookworm cluster running k3s with its pods, taken through what a user
-does: the mode switch, a second one that changes nothing, validation, the
-smoke test, a reboot in build mode, k3s mode; then one worker reflashed with
-trixie (the release after bookworm) while the others still run bookworm.
+does: the mode switch, a second one that changes nothing, pump mode
+refused, validation, the smoke test, a reboot in build mode, k3s mode; then
+one worker reflashed with trixie (the release after bookworm) while the others still run bookworm.
 
 The tests run in order on one lab, as a user would go through them."""
 
@@ -53,6 +53,18 @@ def test_mode_switch_from_k3s_mode(lab):
 
 
 def test_a_second_mode_switch_changes_nothing(lab):
+    again = ok(lab.pyinfra("mode_switch", json_output=True))
+    assert again.totals["success"] == 0 and again.totals["error"] == 0, again.changed_operations()
+
+
+def test_pump_mode_is_refused_on_bookworm_before_any_change(lab):
+    """bookworm's include server fails under its Python 3.11: distcc_pump
+    is refused with the reason and the fix, and nothing is installed."""
+    run = lab.pyinfra("mode_switch", distcc_pump="True")
+    assert run.returncode != 0
+    assert "distcc_pump = True" in run.output and "bookworm" in run.output, run.output[-3000:]
+    assert "Nothing was changed on any host" in run.output and "set distcc_pump = False" in run.output
+    assert lab.sh("builder", "dpkg-query -W -f '${db:Status-Abbrev}' distcc-pump 2>/dev/null || true") != "ii"
     again = ok(lab.pyinfra("mode_switch", json_output=True))
     assert again.totals["success"] == 0 and again.totals["error"] == 0, again.changed_operations()
 

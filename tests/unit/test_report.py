@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from deploys.library.report import (
@@ -201,6 +202,17 @@ def test_pump_jobs_are_told_from_jobs_preprocessed_here_with_the_include_servers
     text = render(build_report({}, {}, lines("client-pump.log"), []))
     assert "pump mode: 8 preprocessed on the workers, 8 preprocessed here after all" in text
     assert "8  include server: INCLUDE_SERVER_PORT not set - did you forget to run under 'distcc-pump'?" in text
+
+
+def test_pump_jobs_are_told_apart_in_the_lines_the_log_fact_keeps():
+    """The build report reads the client log through LogSince, which keeps
+    only the lines the report needs (no exec line of a remote job)."""
+    from facts.logs import _REPORT_LINES
+
+    kept = [line for line in lines("client-pump.log") if re.search(_REPORT_LINES, line)]
+    assert len(kept) < len(lines("client-pump.log"))
+    jobs = parse_client_log(kept)
+    assert jobs.compile_jobs == 16 and jobs.pumped == 8 and sum(jobs.pump_fallback.values()) == 8
 
 
 def test_ccache_counts_of_the_window_are_the_counters_less_the_marks():

@@ -376,7 +376,7 @@ OUTCOMES = [
     ("ccache-pump", BUILDER, "B-PUMP", PASS, ["a pump compile reached 2 workers and was preprocessed there"]),
     ("pump-hosts-overridden", BUILDER, "B-PUMP", FAIL,
      ["DISTCC_PUMP_HOSTS in pi's login shell is 'localhost'",
-      "'worker1.distcc.internal:3632/2,cpp,lzo worker2.distcc.internal:3632/2,cpp,lzo'",
+      "'worker1.distcc.internal:3632/4,cpp,lzo worker2.distcc.internal:3632/4,cpp,lzo'",
       "/home/pi/.profile line 28 (export DISTCC_PUMP_HOSTS=localhost); remove that"]),
     ("pump-worker-stopped", BUILDER, "B-PUMP", FAIL,
      ["worker1.distcc.internal: the pump compile failed (exit 116; see W-REACH and W-DISTCCD)"]),

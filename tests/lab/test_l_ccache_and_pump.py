@@ -1,0 +1,166 @@
+"""ccache in front of distcc (distcc_ccache) and pump mode (distcc_pump), as a
+kernel builder turns them on for the builder: the mode switch installs and
+configures both (a second run changes nothing), validation passes B-CCACHE
+and B-PUMP, a real build goes to the workers through ccache and a rebuild
+after `make clean` is served from the cache (the build report counts both),
+a pump build is preprocessed on the workers, the smoke test runs its pump
+path, and k3s mode leaves the cache alone."""
+
+import json
+import shlex
+
+import pytest
+
+from tests.lab.harness import REPO, deploy, pyinfra, running_lab, sh
+
+DATA = {"distcc_ccache": "True", "distcc_pump": "True"}
+VALIDATE = REPO / "reports" / "validate-speed.json"
+REPORT = REPO / "reports" / "build-report.json"
+PROJECT = "/tmp/kernel-build/speed"
+FILES = 8
+
+
+def as_build_user(container: str, script: str) -> str:
+    return sh(container, f"runuser -l pi -c {shlex.quote(script)}")
+
+
+def validate(data: dict) -> tuple[int, dict, str]:
+    VALIDATE.unlink(missing_ok=True)
+    run = pyinfra("deploys/cluster_distcc_validate.py", json_output=False,
+                  data={**data, "distcc_report_path": str(VALIDATE)})
+    return run.returncode, json.loads(VALIDATE.read_text()), run.stderr
+
+
+def result(report: dict, host: str, check_id: str) -> dict:
+    return next(c for c in report["hosts"][host] if c["id"] == check_id)
+
+
+def build_report() -> tuple[dict, str]:
+    run = deploy("cluster_distcc_report", data=DATA, json_output=False)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(REPORT.read_text()), run.stderr
+
+
+@pytest.fixture(scope="module")
+def nodes(lab):
+    run = deploy("mode_switch", data=DATA, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return running_lab()
+
+
+@pytest.fixture(scope="module")
+def project(builder):
+    """A small C project on the tmpfs, FILES files of real work each."""
+    sources = " && ".join(
+        f"printf '%s\\n' '#include <stdio.h>' 'int f{i}(int x) {{ return x * {i}; }}' > u{i}.c"
+        for i in range(1, FILES + 1)
+    )
+    makefile = ("printf '%s\\n' 'OBJS := $(patsubst %.c,%.o,$(wildcard u*.c))' 'all: $(OBJS)' '%.o: %.c' "
+                "'\t$(CC) -O2 -c $< -o $@' 'clean:' '\trm -f *.o' > Makefile")
+    as_build_user(builder.container, f"rm -rf {PROJECT} && mkdir -p {PROJECT} && cd {PROJECT} && {sources} && {makefile}")
+    return PROJECT
+
+
+def test_a_second_mode_switch_changes_nothing(nodes):
+    again = deploy("mode_switch", data=DATA)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.totals["success"] == 0 and again.totals["error"] == 0, again.changed_operations()
+
+
+def test_ccache_and_distcc_pump_are_installed_on_the_builder_only(nodes):
+    for node in nodes:
+        installed = sh(node.container, "dpkg-query -W -f '${db:Status-Abbrev}' ccache distcc-pump 2>/dev/null || true")
+        if node.role == "builder":
+            assert installed.split() == ["ii", "ii"], (node.fqdn, installed)
+        else:
+            assert "ii" not in installed.split(), (node.fqdn, installed)
+
+
+def test_validation_passes_b_ccache_and_b_pump(builder):
+    code, report, output = validate(DATA)
+    assert code == 0 and not report["failed"], output[-4000:]
+    ccache = result(report, builder.fqdn, "B-CCACHE")
+    assert ccache["result"] == "PASS" and "/home/pi/.ccache" in ccache["detail"], ccache
+    assert "distcc behind it, depend mode, no compression" in ccache["detail"], ccache
+    pump = result(report, builder.fqdn, "B-PUMP")
+    assert pump["result"] == "PASS", pump
+    assert "a pump compile reached 2 workers and was preprocessed there" in pump["detail"], pump
+    path = result(report, builder.fqdn, "B-PATH")
+    assert path["result"] == "PASS" and "ccache, then distcc" in path["detail"], path
+
+
+def test_b_path_names_ccache_when_distcc_ccache_is_not_set(builder):
+    """The profile puts ccache in front; validated as if distcc_ccache were
+    off, B-PATH names ccache as what runs the compilers, and the fix."""
+    code, report, output = validate({})
+    path = result(report, builder.fqdn, "B-PATH")
+    assert code != 0 and path["result"] == "FAIL", path
+    assert "through ccache" in path["detail"] and "set distcc_ccache = True" in path["detail"], path
+
+
+def test_a_build_goes_through_ccache_to_the_workers_and_a_rebuild_hits(builder, workers, project):
+    as_build_user(builder.container, f"cd {project} && make clean >/dev/null && ccache -C >/dev/null")
+    mark = deploy("cluster_distcc_mark", data=DATA, json_output=False)
+    assert mark.returncode == 0, mark.stderr[-3000:]
+    as_build_user(builder.container, f"cd {project} && make -j4 >/dev/null")
+    cold, _ = build_report()
+    assert cold["builder"]["compile_jobs"] == FILES and cold["builder"]["remote_total"] == FILES, cold["builder"]
+    assert sum(cold["builder"]["remote_ok"].get(w.fqdn, 0) for w in workers) == FILES
+    assert cold["ccache"]["misses"] == FILES and cold["ccache"]["hits"] == 0, cold["ccache"]
+    as_build_user(builder.container, f"cd {project} && make clean >/dev/null && make -j4 >/dev/null")
+    warm, output = build_report()
+    # The window starts at the mark: the cold build's misses, then every file a hit.
+    assert warm["ccache"]["hits"] == FILES and warm["ccache"]["misses"] == FILES, warm["ccache"]
+    # A hit runs neither the preprocessor nor distcc: no new compile job.
+    assert warm["builder"]["compile_jobs"] == FILES, warm["builder"]
+    assert f"ccache (distcc_ccache): {FILES} hits" in output, output[-3000:]
+
+
+def test_a_pump_build_is_preprocessed_on_the_workers(builder, project):
+    mark = deploy("cluster_distcc_mark", data=DATA, json_output=False)
+    assert mark.returncode == 0, mark.stderr[-3000:]
+    as_build_user(builder.container, (
+        f"cd {project} && make clean >/dev/null && "
+        'DISTCC_HOSTS="$DISTCC_PUMP_HOSTS" distcc-pump make -j4 CC="distcc gcc" >/dev/null 2>&1'
+    ))
+    report, output = build_report()
+    jobs = report["builder"]
+    assert jobs["compile_jobs"] == FILES and jobs["pumped"] == FILES and not jobs["pump_fallback"], jobs
+    assert f"pump mode: {FILES} preprocessed on the workers, 0 " in output, output[-3000:]
+
+
+def test_the_smoke_test_runs_its_pump_path(nodes):
+    run = deploy("cluster_distcc_smoketest", data=DATA, json_output=False)
+    assert run.returncode == 0, run.stderr[-4000:]
+    line = next(x for x in run.stderr.splitlines() if x.startswith("pump path "))
+    assert "preprocessed and compiled on workers, 0 preprocessed here" in line and line.endswith("PASS"), line
+
+
+def test_pump_mode_refuses_a_worker_that_is_down(builder, workers):
+    """B-PUMP's probe is a real compile: with a worker's distccd stopped it
+    FAILs for that worker (and the mode switch heals it)."""
+    sh(workers[0].container, "systemctl stop distcc")
+    try:
+        code, report, _ = validate(DATA)
+        pump = result(report, builder.fqdn, "B-PUMP")
+        assert code != 0 and pump["result"] == "FAIL", pump
+        assert f"{workers[0].fqdn}: the pump compile failed" in pump["detail"], pump
+        assert workers[1].fqdn not in pump["detail"], pump
+    finally:
+        run = deploy("mode_switch", data=DATA)
+        assert run.returncode == 0, run.stderr[-3000:]
+
+
+def test_k3s_mode_leaves_the_cache_alone(builder):
+    cache = "find /home/pi/.ccache -type f | sort | xargs sha256sum | sha256sum"
+    before = sh(builder.container, cache)
+    assert sh(builder.container, "find /home/pi/.ccache -type f | wc -l").strip() != "0"
+    try:
+        run = deploy("k3s_mode", data=DATA)
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert sh(builder.container, cache) == before
+    finally:
+        run = deploy("mode_switch", data=DATA)
+        assert run.returncode == 0, run.stderr[-3000:]
+    assert sh(builder.container, cache) == before
+
