@@ -57,7 +57,7 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     # user's home by default: on disk, so it survives a reboot.
     "distcc_ccache": (False, "builder: ccache in front of distcc for the build user (CCACHE_PREFIX=distcc)"),
     "distcc_ccache_dir": (None, "builder: ccache's directory; default: ~/.ccache of the build user (on disk)"),
-    "distcc_ccache_size": ("2G", "builder: ccache's size cap (K, M or G); a full Raspberry Pi kernel build's cache is below 1G"),
+    "distcc_ccache_size": ("2G", "builder: ccache's size cap (K, M or G); one cold build's share is in bench/build-results.md"),
     # distcc's pump mode moves preprocessing to the workers; Debian 12's
     # include server fails under Python 3.11, so it is refused there.
     "distcc_pump": (

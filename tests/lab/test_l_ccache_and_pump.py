@@ -12,6 +12,7 @@ import shlex
 import pytest
 
 from tests.lab.harness import REPO, deploy, pyinfra, running_lab, sh
+from tests.lab.kernel_guide import TREE, block
 
 DATA = {"distcc_ccache": "True", "distcc_pump": "True"}
 VALIDATE = REPO / "reports" / "validate-speed.json"
@@ -116,13 +117,15 @@ def test_a_build_goes_through_ccache_to_the_workers_and_a_rebuild_hits(builder, 
     assert f"ccache (distcc_ccache): {FILES} hits" in output, output[-3000:]
 
 
-def test_a_pump_build_is_preprocessed_on_the_workers(builder, project):
+def test_the_kernel_guides_pump_build_is_preprocessed_on_the_workers(builder, project):
+    """docs/kernel-build.md's pump block, as written, on the small project
+    in place of the kernel tree (its targets dropped)."""
+    guide = block("9", "as the build user, with distcc_pump")
+    lines = [line.replace(TREE, project).replace(" Image.gz modules dtbs", "") for line in guide.lines]
+    assert lines[-1].startswith("distcc-pump make -j$(distcc -j) "), lines
     mark = deploy("cluster_distcc_mark", data=DATA, json_output=False)
     assert mark.returncode == 0, mark.stderr[-3000:]
-    as_build_user(builder.container, (
-        f"cd {project} && make clean >/dev/null && "
-        'DISTCC_HOSTS="$DISTCC_PUMP_HOSTS" distcc-pump make -j4 CC="distcc gcc" >/dev/null 2>&1'
-    ))
+    as_build_user(builder.container, f"cd {project} && make clean >/dev/null && " + " && ".join(lines) + " >/dev/null 2>&1")
     report, output = build_report()
     jobs = report["builder"]
     assert jobs["compile_jobs"] == FILES and jobs["pumped"] == FILES and not jobs["pump_fallback"], jobs
