@@ -376,11 +376,14 @@ def plot(results: dict, path: Path) -> None:
         rows = [r for r in results["summary"] if r["mode"] == mode and r["workers"]]
         if not rows:
             continue
-        # Every mode starts from the local build.
-        sizes = [0, *[r["workers"] for r in rows]]
-        ax.plot(sizes, [1.0, *[r["speedup"] for r in rows]], "o-", color=colors[mode], label=mode)
-        ax.plot(sizes, [1.0, *[r["bound"] or 0 for r in rows]], "s:", color=colors[mode], alpha=0.6,
-                label=f"{mode} bound")
+        # A mode measured at several sizes is a line from the local build; one
+        # measured at one size only is a point (a line would invent the rest).
+        line = len(rows) > 1
+        sizes = [0, *[r["workers"] for r in rows]] if line else [rows[0]["workers"]]
+        start = [1.0] if line else []
+        ax.plot(sizes, [*start, *[r["speedup"] for r in rows]], "o-" if line else "o", color=colors[mode], label=mode)
+        ax.plot(sizes, [*start, *[r["bound"] or 0 for r in rows]], "s:" if line else "s", color=colors[mode],
+                alpha=0.6, fillstyle="none", label=f"{mode} bound")
     ax.set_xlabel("workers")
     ax.set_ylabel(f"speedup over the local build ({local['wall_s']:.0f} s)")
     ax.set_yscale("log")
