@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,6 +231,19 @@ class PrivateLab:
 
     def container(self, hostname: str) -> str:
         return f"{self.prefix}-{hostname}"
+
+    def reboot(self) -> None:
+        """`docker restart` of every node of the subclass's hostnames at once
+        (systemd boots again), then `lab up`, which starts nothing new and
+        waits for systemd and sshd."""
+        with ThreadPoolExecutor(max_workers=len(self.hostnames)) as pool:
+            list(pool.map(
+                lambda h: subprocess.run(["docker", "restart", self.container(h)], check=True, capture_output=True,
+                                         timeout=120),
+                self.hostnames,
+            ))
+        up = self.lab("up")
+        assert up.returncode == 0, up.stdout + up.stderr
 
     def sh(self, hostname: str, script: str) -> str:
         """A shell script as root inside a node (the test's own eyes)."""

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -69,17 +67,6 @@ class BookwormLab(PrivateLab):
             for host, checks in report["hosts"].items()
         }
         return run, results
-
-    def reboot(self) -> None:
-        """`docker restart` of every node at once (systemd boots again), then
-        `lab up`, which starts nothing new and waits for systemd and sshd."""
-        with ThreadPoolExecutor(max_workers=len(self.hostnames)) as pool:
-            list(pool.map(
-                lambda h: subprocess.run(["docker", "restart", self.container(h)], check=True, capture_output=True,
-                                         timeout=120),
-                self.hostnames,
-            ))
-        self.up()
 
 
 @pytest.fixture(scope="session")

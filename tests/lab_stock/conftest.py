@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -63,18 +62,6 @@ class StockLab(PrivateLab):
              self.container(hostname)],
             check=True, capture_output=True, text=True,
         ).stdout.strip()
-
-    def reboot(self) -> None:
-        """`docker restart` of every node at once (systemd boots again), then
-        `lab up`, which starts nothing new and waits for systemd and sshd."""
-        with ThreadPoolExecutor(max_workers=len(self.hostnames)) as pool:
-            list(pool.map(
-                lambda h: subprocess.run(["docker", "restart", self.container(h)], check=True, capture_output=True,
-                                         timeout=120),
-                self.hostnames,
-            ))
-        up = self.lab("up")
-        assert up.returncode == 0, up.stdout + up.stderr
 
 
 @pytest.fixture(scope="session")
