@@ -96,7 +96,7 @@ def profile_context(settings: Settings) -> dict:
     ccache = None
     if settings.ccache:
         # Sizes here are powers of 1024; ccache reads "2G" as 2 * 1000^3.
-        ccache = {"dir": settings.ccache_dir or f"$HOME/{CCACHE_DIR}", "size": f"{settings.ccache_size}i"}
+        ccache = {"dir": ccache_dir(settings, "$HOME"), "size": f"{settings.ccache_size}i"}
     return {
         "build_user": settings.build_user, "fallback": 1 if settings.client_fallback else 0, "ccache": ccache,
         "pump_options": PUMP_OPTIONS if settings.pump else None, "pump_slot_factor": PUMP_SLOT_FACTOR,

@@ -540,14 +540,12 @@ def builder_ccache(s: Subject) -> tuple[str, str]:
             f"want {s.settings.ccache_size}"
         )
     if wrong:
-        found_wrong = f"ccache in {s.settings.build_user}'s login shell is not as the mode switch sets it: {'; '.join(wrong)}"
         # The profile script exports every one of them, and the environment
-        # beats ccache.conf: a user's shell line that sets CCACHE_* is what
-        # overrides it, else the profile script is missing or old.
-        theirs = _user_lines(login, "CCACHE_")
-        if theirs:
-            return FAIL, f"{found_wrong}. Set by the user's own shell files over {PROFILE_SCRIPT}: {theirs}; remove that"
-        return FAIL, f"{found_wrong}; {HEAL}"
+        # beats ccache.conf.
+        return FAIL, _not_as_deployed(
+            f"ccache in {s.settings.build_user}'s login shell is not as the mode switch sets it: {'; '.join(wrong)}",
+            login, "CCACHE_",
+        )
     directory = wanted["cache_dir"]
     if not setup["writable"]:
         return FAIL, (
@@ -563,14 +561,18 @@ def builder_ccache(s: Subject) -> tuple[str, str]:
     return PASS, f"{directory}: {_mib(used)} of {s.settings.ccache_size}, distcc behind it, depend mode, no compression"
 
 
-def _user_lines(login: dict, prefix: str) -> str:
-    """The build user's shell lines (not the profile script's) that set a
-    variable named with this prefix, file and line named; empty when none."""
-    lines = [
+def _not_as_deployed(found_wrong: str, login: dict, prefix: str) -> str:
+    """The cause of a setting of the profile script found otherwise in the
+    build user's login shell: the user's own shell lines that set a variable
+    named with this prefix (file and line named), else a missing or old
+    profile script, which the mode switch rewrites."""
+    theirs = "; ".join(
         f"{o['file']} line {o['line']} ({o['text']})" for o in login.get("overrides") or []
         if o["file"] != PROFILE_SCRIPT and o["text"].removeprefix("export").strip().startswith(prefix)
-    ]
-    return "; ".join(lines)
+    )
+    if theirs:
+        return f"{found_wrong}. Set by the user's own shell files over {PROFILE_SCRIPT}: {theirs}; remove that"
+    return f"{found_wrong}; {HEAL}"
 
 
 def _ccache_bytes(text: str) -> int | None:
@@ -596,15 +598,12 @@ def builder_pump(s: Subject) -> tuple[str, str]:
     wanted = " ".join(pump_host_entry(h) for h in login.get("distcc_hosts") or [])
     found = (login.get("build_env") or {}).get("DISTCC_PUMP_HOSTS", "").strip()
     if found != wanted:
-        found_wrong = (
+        return FAIL, _not_as_deployed(
             f"DISTCC_PUMP_HOSTS in {s.settings.build_user}'s login shell is '{found}', not the host list with "
             f"{PUMP_OPTIONS} and twice the slots, '{wanted}': `DISTCC_HOSTS=$DISTCC_PUMP_HOSTS distcc-pump make` would not reach the "
-            f"workers in pump mode"
+            f"workers in pump mode",
+            login, "DISTCC_PUMP_HOSTS",
         )
-        theirs = _user_lines(login, "DISTCC_PUMP_HOSTS")
-        if theirs:
-            return FAIL, f"{found_wrong}. Set by the user's own shell files over {PROFILE_SCRIPT}: {theirs}; remove that"
-        return FAIL, f"{found_wrong}; {HEAL}"
     problems, fine = [], []
     for worker in s.cluster.workers:
         entry = probe["workers"].get(f"{worker.peer}:{worker.settings.port}")
