@@ -260,8 +260,7 @@ def limits(local: dict, distributed: list[dict], cpus: float, sizes: list[int]) 
     for size in sizes:
         if size == 0:
             continue
-        busiest = max(builder_work, remote_work / size) / cpus
-        out["per_size"][str(size)] = round(t_local / busiest, 2) if busiest else None
+        out["per_size"][str(size)] = bound(t_local, builder_work, remote_work, size, cpus)
     return out
 
 
