@@ -11,6 +11,11 @@ from facts._parsed import ParsedFact
 from facts._script import ShellNote
 from facts._shell import assign
 
+# What a host-list entry needs to take pump jobs (preprocessed on the
+# worker, from the headers the include server names); distcc 3.4 refuses
+# ,cpp without ,lzo ("pump mode (',cpp') requires compression").
+PUMP_OPTIONS = ",cpp,lzo"
+
 
 class PumpProbe(TypedDict):
     installed: bool
@@ -62,9 +67,9 @@ class PumpCompiles(ParsedFact[PumpProbe]):
             assign("u", user), ";", assign("P", " ".join(hosts)), "; export P; runuser -l \"$u\" -w P -c '",
             "command -v distcc-pump >/dev/null 2>&1 || exit 0; echo installed;",
             "d=$(mktemp -d) || exit 0; trap \"rm -rf $d\" EXIT; cd \"$d\" && echo \"int pump_probe(void) { return 1; }\" > p.c;",
-            "all=; for h in $P; do all=\"$all $h/1,cpp,lzo\"; done;",
+            f"all=; for h in $P; do all=\"$all $h/1{PUMP_OPTIONS}\"; done;",
             "DISTCC_HOSTS=$all distcc-pump sh -c \"for h in $P; do",
-            "DISTCC_HOSTS=\\$h/1,cpp,lzo DISTCC_FALLBACK=0 DISTCC_LOG=\\$PWD/c.log",
+            f"DISTCC_HOSTS=\\$h/1{PUMP_OPTIONS} DISTCC_FALLBACK=0 DISTCC_LOG=\\$PWD/c.log",
             f"timeout {int(timeout)} distcc gcc -c p.c -o p.o >/dev/null 2>&1; echo pump \\$h rc \\$?;",
             "grep -q \\\"cpp p.c on localhost\\\" c.log && echo pump \\$h pumped no || echo pump \\$h pumped yes;",
             "sed -n \\\"s/.*(dcc_talk_to_include_server) Warning: /pump \\$h warning /p\\\" c.log | head -n 1;",

@@ -14,6 +14,7 @@ from facts.host import HostNames
 from facts.logs import BackoffMarkers, ClientLogsWithJobs
 from facts.mounts import MountPointStatus, TmpfsMount, hidden_mount_fix, mount_hidden
 from facts.paths import PathStatus
+from facts.pump import PUMP_OPTIONS
 from facts.systemd import UnitState
 from facts.users import OVERRIDDEN, LoginEnv, LoginEnvironment
 from operations import distcc, mounts, paths
@@ -141,13 +142,10 @@ def misnamed_workers(workers: list) -> list[str]:
     return wrong
 
 
-# distcc_pump: what a host-list entry needs to take pump jobs (preprocessed
-# on the worker, from the headers the include server names); distcc 3.4
-# refuses ,cpp without ,lzo ("pump mode (',cpp') requires compression").
-# Only in DISTCC_PUMP_HOSTS, which the profile derives from ~/.distcc/hosts
-# for `distcc-pump`: a plain make with ,cpp hosts gets no include server, so
-# it preprocesses every file here anyway, after two warnings per job.
-PUMP_OPTIONS = ",cpp,lzo"
+# distcc_pump's host-list options (facts.pump.PUMP_OPTIONS) go only in
+# DISTCC_PUMP_HOSTS, which the profile derives from ~/.distcc/hosts for
+# `distcc-pump`: a plain make with ,cpp hosts gets no include server, so it
+# preprocesses every file here anyway, after two warnings per job.
 # A pump job spends longer in flight than a plain one (the include server's
 # analysis, the headers sent with it), so DISTCC_PUMP_HOSTS offers each
 # worker twice its slots: distccd still runs at most --jobs compilers, and
