@@ -3,7 +3,7 @@
 # deploys/library/validation.py): everything it reads from builder.distcc.internal, here in a lab
 # cluster of a builder and two workers with default settings.
 #
-# Validation sends it as ONE command line of 11402 characters (run by sudo sh -c). This file is that
+# Validation sends it as ONE command line of 11516 characters (run by sudo sh -c). This file is that
 # command laid out to be read: only spaces became line breaks, where a newline means what the space
 # did (inside the sh -c '...' scripts too), and the indentation and the # lines are added. Take
 # those out and join the lines with one space each, and it is the command, character for character.
@@ -288,13 +288,15 @@ _survey_ccache() { (
     echo installed;
     ccache -p 2>/dev/null | while IFS= read -r l; do
       case "${l#*) }" in
-        "cache_dir ="*|"max_size ="*|"prefix_command ="*|"depend_mode ="*|"compression ="*)
+        "cache_dir ="*|"max_size ="*|"prefix_command ="*|"depend_mode ="*|"compression ="*|"temporary_dir ="*)
           printf "config %s\n" "$l";;
       esac;
     done;
     ccache --print-stats 2>/dev/null | while IFS="	" read -r k v; do
       [ "$k" = cache_size_kibibyte ] && printf "%s %s\n" "$k" "$v";
     done;
+    t=$(ccache -k temporary_dir 2>/dev/null);
+    [ -d "$t" ] && [ -w "$t" ] && echo tempdir_writable;
     d=$(ccache -k cache_dir 2>/dev/null);
     [ -n "$d" ] || exit 0;
     [ -d "$d" ] && [ -w "$d" ] && echo writable;

@@ -71,20 +71,25 @@ class CcacheSetup(TypedDict):
     # statfs of the cache directory's filesystem.
     free_bytes: int | None
     writable: bool
+    # ccache's temporary directory (temporary_dir) is a directory the user can write.
+    tempdir_writable: bool
 
 
 # The keys of ccache's configuration the farm sets (the profile script).
-CONFIG_KEYS = ("cache_dir", "max_size", "prefix_command", "depend_mode", "compression")
+CONFIG_KEYS = ("cache_dir", "max_size", "prefix_command", "depend_mode", "compression", "temporary_dir")
 
 
 def parse_setup(lines: list[str]) -> CcacheSetup:
-    setup = CcacheSetup(installed=False, config={}, cache_size_bytes=None, free_bytes=None, writable=False)
+    setup = CcacheSetup(installed=False, config={}, cache_size_bytes=None, free_bytes=None, writable=False,
+                        tempdir_writable=False)
     for line in lines:
         kind, _, rest = line.strip().partition(" ")
         if kind == "installed":
             setup["installed"] = True
         elif kind == "writable":
             setup["writable"] = True
+        elif kind == "tempdir_writable":
+            setup["tempdir_writable"] = True
         elif kind == "config" and rest.startswith("("):
             # "(environment) prefix_command = distcc"
             origin, _, assignment = rest[1:].partition(") ")
@@ -102,16 +107,17 @@ def parse_setup(lines: list[str]) -> CcacheSetup:
 class CcacheConfig(ParsedFact[CcacheSetup]):
     """
     ccache as the build user's login shell has it (the farm's profile sets
-    CCACHE_PREFIX, CCACHE_DIR, CCACHE_MAXSIZE, CCACHE_DEPEND and
-    CCACHE_NOCOMPRESS): whether it is installed, the configuration keys the
-    farm sets with where each comes from, the cache's size, the free space
-    on its filesystem, and whether the user can write there.
+    CCACHE_PREFIX, CCACHE_DIR, CCACHE_MAXSIZE, CCACHE_DEPEND,
+    CCACHE_NOCOMPRESS and CCACHE_TEMPDIR): whether it is installed, the
+    configuration keys the farm sets with where each comes from, the cache's
+    size, the free space on its filesystem, and whether the user can write
+    there and in the temporary directory.
 
     .. code:: python
 
         {"installed": True,
          "config": {"prefix_command": {"value": "distcc", "origin": "environment"}, ...},
-         "cache_size_bytes": 37748736, "free_bytes": 20401094656, "writable": True}
+         "cache_size_bytes": 37748736, "free_bytes": 20401094656, "writable": True, "tempdir_writable": True}
     """
 
     shellcheck = (ShellNote("SC2016", r"runuser -l \"\$u\" -c '", "for the build user's login shell"),)
@@ -125,6 +131,7 @@ class CcacheConfig(ParsedFact[CcacheSetup]):
             f"{keys}) printf \"config %s\\n\" \"$l\";; esac; done;",
             "ccache --print-stats 2>/dev/null | while IFS=\"\t\" read -r k v; do",
             "[ \"$k\" = cache_size_kibibyte ] && printf \"%s %s\\n\" \"$k\" \"$v\"; done;",
+            "t=$(ccache -k temporary_dir 2>/dev/null); [ -d \"$t\" ] && [ -w \"$t\" ] && echo tempdir_writable;",
             "d=$(ccache -k cache_dir 2>/dev/null); [ -n \"$d\" ] || exit 0;",
             "[ -d \"$d\" ] && [ -w \"$d\" ] && echo writable;",
             "stat -f -c \"statfs %S %b %a %c %d\" \"$d\" 2>/dev/null; true'",

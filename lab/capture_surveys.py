@@ -70,7 +70,8 @@ PROFILE_RESTORED = ("if [ -f /home/pi/.profile.capture ]; then mv /home/pi/.prof
 PREPARE = {"cross-compiler": (CROSS_SWITCH,), "cross-link-missing": (CROSS_SWITCH,),
            "cross-compiler-missing": (CROSS_SWITCH,),
            **dict.fromkeys(("ccache-pump", "ccache-prefix-overridden", "ccache-dir-unwritable",
-                            "pump-hosts-overridden", "pump-worker-stopped"), (SPEED_SWITCH,))}
+                            "ccache-tempdir-missing", "pump-hosts-overridden", "pump-worker-stopped"),
+                           (SPEED_SWITCH,))}
 
 # case: (what the node is like, node role, break script, restore script, heal with the mode switch, host data)
 CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
@@ -394,6 +395,11 @@ CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
     "ccache-dir-unwritable": (
         "builder: chown -R root /home/pi/.ccache", "builder",
         "chown -R root:root /home/pi/.ccache", "chown -R pi:pi /home/pi/.ccache", False, SPEED,
+    ),
+    # As after a reboot with /etc/tmpfiles.d/distcc-ccache.conf gone.
+    "ccache-tempdir-missing": (
+        "builder: rm -rf /run/distcc-ccache (ccache's temporary directory)", "builder",
+        "rm -rf /run/distcc-ccache", "", (SPEED_SWITCH,), SPEED,
     ),
     "pump-hosts-overridden": (
         "builder: pi's ~/.profile exports DISTCC_PUMP_HOSTS=localhost", "builder",

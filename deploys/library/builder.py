@@ -92,12 +92,25 @@ def ccache_dir(settings: Settings, home: str) -> str:
     return settings.ccache_dir or f"{home}/{CCACHE_DIR}"
 
 
+# ccache's temporary directory (CCACHE_TEMPDIR): on /run, a tmpfs, made
+# again at every boot by systemd-tmpfiles from CCACHE_TMPFILES. ccache keeps
+# its inode cache there (the hashes of the headers it has read, so that a hit
+# does not read and hash them again), and uses it only on a filesystem it
+# knows (ext4, btrfs, xfs, tmpfs). Its own default is /run/user/UID, which
+# only a login session has, else ~/.ccache/tmp, which on an overlay root
+# (Raspberry Pi OS's overlay file system, the lab's containers) turns the
+# inode cache off: measured on the lab, a warm tinyconfig rebuild took
+# 32.4 s here against 36.4 s there. Its temporary files stay off the SD card.
+CCACHE_TEMPDIR = "/run/distcc-ccache"
+CCACHE_TMPFILES = "/etc/tmpfiles.d/distcc-ccache.conf"
+
+
 def profile_context(settings: Settings) -> dict:
     """What the build user's profile script is rendered from."""
     ccache = None
     if settings.ccache:
         # Sizes here are powers of 1024; ccache reads "2G" as 2 * 1000^3.
-        ccache = {"dir": ccache_dir(settings, "$HOME"), "size": f"{settings.ccache_size}i"}
+        ccache = {"dir": ccache_dir(settings, "$HOME"), "size": f"{settings.ccache_size}i", "tempdir": CCACHE_TEMPDIR}
     return {
         "build_user": settings.build_user, "fallback": 1 if settings.client_fallback else 0, "ccache": ccache,
         "pump_options": PUMP_OPTIONS if settings.pump else None, "pump_slot_factor": PUMP_SLOT_FACTOR,
@@ -195,7 +208,11 @@ def client_logs(home: str) -> list[str]:
 
 def home_reads(home: str, settings: Settings | None = None) -> list:
     """What builder_client_only reads under the build user's home."""
-    ccache = [(PathStatus, {"path": ccache_dir(settings, home)})] if settings and settings.ccache else []
+    ccache = [
+        (PathStatus, {"path": ccache_dir(settings, home)}),
+        (PathStatus, {"path": CCACHE_TMPFILES}),
+        (PathStatus, {"path": CCACHE_TEMPDIR}),
+    ] if settings and settings.ccache else []
     return [
         *ccache,
         (PathStatus, {"path": f"{home}/.distcc"}),
@@ -259,6 +276,15 @@ def builder_client_only():
     if settings.ccache:
         paths.directory_present(
             name="ccache directory of the build user", path=ccache_dir(settings, home), user=user, group=None, mode="755"
+        )
+        paths.file_installed(
+            name="ccache's temporary directory made at boot (tmpfiles.d)",
+            path=CCACHE_TMPFILES,
+            content=render_template("distcc-ccache-tmpfiles.conf.j2", {"path": CCACHE_TEMPDIR, "user": user}),
+        )
+        paths.directory_present(
+            name="ccache's temporary directory of the build user", path=CCACHE_TEMPDIR, user=user, group=None,
+            mode="700",
         )
     distcc.client_state_cleared(
         name="Client state of the last build cleared (backoff markers, client log)",

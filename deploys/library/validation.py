@@ -32,7 +32,15 @@ from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
-from deploys.library.builder import PROFILE_SCRIPT, PUMP_OPTIONS, ccache_dir, login_drift, pump_host_entry
+from deploys.library.builder import (
+    CCACHE_TEMPDIR,
+    CCACHE_TMPFILES,
+    PROFILE_SCRIPT,
+    PUMP_OPTIONS,
+    ccache_dir,
+    login_drift,
+    pump_host_entry,
+)
 from deploys.library.cluster import builder_host, check_inventory, first_loader, on_each, peer_name, role_of, worker_hosts
 from deploys.library.settings import Settings, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.tables import narrow_table
@@ -514,7 +522,7 @@ def builder_kernel_arch(s: Subject) -> tuple[str, str]:
 
 @check("B-CCACHE", column="ccache", role="builder",
        about="builder: with distcc_ccache, ccache set as deployed (distcc behind it, depend mode, no compression, "
-             "its directory and size cap) and room for the cache")
+             "its directory and size cap, its temporary directory on /run) and room for the cache")
 def builder_ccache(s: Subject) -> tuple[str, str]:
     if not s.settings.ccache:
         return PASS, "not asked for (distcc_ccache)"
@@ -525,7 +533,7 @@ def builder_ccache(s: Subject) -> tuple[str, str]:
     home = login.get("home") or f"/home/{s.settings.build_user}"
     wanted = {
         "prefix_command": "distcc", "depend_mode": "true", "compression": "false",
-        "cache_dir": ccache_dir(s.settings, home),
+        "cache_dir": ccache_dir(s.settings, home), "temporary_dir": CCACHE_TEMPDIR,
     }
     unset = {"value": "", "origin": "default"}
     found = {key: setup["config"].get(key, unset) for key in (*wanted, "max_size")}
@@ -545,6 +553,13 @@ def builder_ccache(s: Subject) -> tuple[str, str]:
         return FAIL, _not_as_deployed(
             f"ccache in {s.settings.build_user}'s login shell is not as the mode switch sets it: {'; '.join(wrong)}",
             login, "CCACHE_",
+        )
+    if not setup["tempdir_writable"]:
+        return FAIL, (
+            f"{s.settings.build_user} cannot write ccache's temporary directory {CCACHE_TEMPDIR} (missing, or not "
+            f"theirs): every compile ccache has not cached fails with 'ccache: error: Permission denied'. It is made at "
+            f"boot "
+            f"from {CCACHE_TMPFILES}; {HEAL}, which writes that file and makes the directory"
         )
     directory = wanted["cache_dir"]
     if not setup["writable"]:

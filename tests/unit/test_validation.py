@@ -371,6 +371,10 @@ OUTCOMES = [
       "(export CCACHE_PREFIX=); remove that"]),
     ("ccache-dir-unwritable", BUILDER, "B-CCACHE", FAIL,
      ["pi cannot write the cache /home/pi/.ccache", "chown -R pi /home/pi/.ccache", f"then {HEAL}"]),
+    ("ccache-tempdir-missing", BUILDER, "B-CCACHE", FAIL,
+     ["pi cannot write ccache's temporary directory /run/distcc-ccache",
+      "every compile ccache has not cached fails with 'ccache: error: Permission denied'",
+      "made at boot from /etc/tmpfiles.d/distcc-ccache.conf", HEAL]),
     # B-PUMP
     ("healthy", BUILDER, "B-PUMP", PASS, ["not asked for (distcc_pump)"]),
     ("ccache-pump", BUILDER, "B-PUMP", PASS, ["a pump compile reached 2 workers and was preprocessed there"]),
@@ -384,6 +388,8 @@ OUTCOMES = [
     ("ccache-dir-unwritable", BUILDER, "B-PUMP", FAIL,
      ["worker1.distcc.internal: preprocessed here, not on the worker", "ccache cannot write its cache",
       "fix B-CCACHE first"]),
+    # The include server's `gcc -v` through ccache needs no temporary file.
+    ("ccache-tempdir-missing", BUILDER, "B-PUMP", PASS, ["a pump compile reached 2 workers"]),
     # B-DRYRUN
     ("healthy", BUILDER, "B-DRYRUN", PASS, ["distcc -j: 4 slots"]),
     ("hosts-file-wrong", BUILDER, "B-DRYRUN", FAIL, ["distcc -j says 2 slots, the workers offer 4", HEAL]),
@@ -643,6 +649,7 @@ BREAKAGE_FINDINGS = {
     "ccache-pump": set(),
     "ccache-prefix-overridden": {("B-CCACHE", BUILDER, FAIL)},
     "ccache-dir-unwritable": {("B-CCACHE", BUILDER, FAIL), ("B-PUMP", BUILDER, FAIL)},
+    "ccache-tempdir-missing": {("B-CCACHE", BUILDER, FAIL)},
     "pump-hosts-overridden": {("B-PUMP", BUILDER, FAIL)},
     "pump-worker-stopped": {("B-PUMP", BUILDER, FAIL), ("W-DISTCCD", WORKER1, FAIL), ("W-REACH", WORKER1, FAIL),
                             ("W-ALLOW", WORKER1, WARN), ("W-USER", WORKER1, WARN), ("W-ALLOW-BUILDER", WORKER1, WARN)},
