@@ -51,13 +51,14 @@ def nodes(lab):
 
 @pytest.fixture(scope="module")
 def project(builder):
-    """A small C project on the tmpfs, FILES files of real work each."""
+    """A small C project on the tmpfs, FILES files of real work each, with
+    a `prepare` target (nothing to generate) for the guide's pump blocks."""
     sources = " && ".join(
         f"printf '%s\\n' '#include <stdio.h>' 'int f{i}(int x) {{ return x * {i}; }}' > u{i}.c"
         for i in range(1, FILES + 1)
     )
     makefile = ("printf '%s\\n' 'OBJS := $(patsubst %.c,%.o,$(wildcard u*.c))' 'all: $(OBJS)' '%.o: %.c' "
-                "'\t$(CC) -O2 -c $< -o $@' 'clean:' '\trm -f *.o' > Makefile")
+                "'\t$(CC) -O2 -c $< -o $@' 'clean:' '\trm -f *.o' 'prepare:' > Makefile")
     as_build_user(builder.container, f"rm -rf {PROJECT} && mkdir -p {PROJECT} && cd {PROJECT} && {sources} && {makefile}")
     return PROJECT
 
@@ -115,6 +116,34 @@ def test_a_build_goes_through_ccache_to_the_workers_and_a_rebuild_hits(builder, 
     # A hit runs neither the preprocessor nor distcc: no new compile job.
     assert warm["builder"]["compile_jobs"] == FILES, warm["builder"]
     assert f"ccache (distcc_ccache): {FILES} hits" in output, output[-3000:]
+    # ccache's temporary directory is the profile's tmpfs one, where its inode
+    # cache works (under the home, on the container's overlay, it does not).
+    assert [n for n in sh(builder.container, "ls /run/distcc-ccache").split() if n.startswith("inode-cache-")]
+
+
+def test_the_cache_temporary_directory_is_made_at_boot(builder, project):
+    """Without /run/distcc-ccache every compile ccache misses fails, and
+    B-CCACHE names it; the boot's systemd-tmpfiles run (its unit's options,
+    on the mode switch's tmpfiles.d file alone: on every file it would also
+    write /run/nologin, which only the end of a boot removes) makes it again."""
+    # A source of its own each time ($$ is the shell's pid): a miss.
+    compile_one = "cd /tmp/kernel-build && printf 'int m(void) { return %d; }\\n' $$ > miss.c && cc -O2 -c miss.c"
+    try:
+        sh(builder.container, "rm -rf /run/distcc-ccache")
+        failed = sh(builder.container, f"runuser -l pi -c {shlex.quote(compile_one)} 2>&1; echo rc=$?")
+        assert "ccache: error: Permission denied" in failed and "rc=0" not in failed, failed
+        code, report, output = validate(DATA)
+        ccache = result(report, builder.fqdn, "B-CCACHE")
+        assert code != 0 and ccache["result"] == "FAIL", ccache
+        assert "pi cannot write ccache's temporary directory /run/distcc-ccache" in ccache["detail"], ccache
+    finally:
+        boot = sh(builder.container, "systemctl show -p ExecStart systemd-tmpfiles-setup.service")
+        assert "systemd-tmpfiles --create --remove --boot" in boot, boot
+        sh(builder.container, "systemd-tmpfiles --create --remove --boot /etc/tmpfiles.d/distcc-ccache.conf")
+    assert sh(builder.container, "stat -c '%U %a %F' /run/distcc-ccache").strip() == "pi 700 directory"
+    as_build_user(builder.container, compile_one + " && rm miss.c miss.o")
+    code, report, output = validate(DATA)
+    assert code == 0 and result(report, builder.fqdn, "B-CCACHE")["result"] == "PASS", output[-3000:]
 
 
 def test_the_kernel_guides_pump_build_is_preprocessed_on_the_workers(builder, project):
@@ -130,6 +159,29 @@ def test_the_kernel_guides_pump_build_is_preprocessed_on_the_workers(builder, pr
     jobs = report["builder"]
     assert jobs["compile_jobs"] == FILES and jobs["pumped"] == FILES and not jobs["pump_fallback"], jobs
     assert f"pump mode: {FILES} preprocessed on the workers, 0 " in output, output[-3000:]
+
+
+def test_the_kernel_guides_ccache_and_pump_build_caches_what_the_workers_preprocess(builder, project):
+    """docs/kernel-build.md's block for both at once, as written, on the
+    small project: a cold build misses every file and each miss is
+    preprocessed and compiled on a worker; after `make clean` the same
+    line is served from the cache, with no compile job."""
+    guide = block("9", "as the build user, with distcc_ccache and distcc_pump")
+    lines = [line.replace(TREE, project).replace(" Image.gz modules dtbs", "") for line in guide.lines]
+    assert lines[-1].startswith("distcc-pump make -j$(distcc -j) ") and 'CC="ccache gcc"' in lines[-1], lines
+    as_build_user(builder.container, f"cd {project} && make clean >/dev/null && ccache -C >/dev/null")
+    mark = deploy("cluster_distcc_mark", data=DATA, json_output=False)
+    assert mark.returncode == 0, mark.stderr[-3000:]
+    build = " && ".join(lines) + " >/dev/null 2>&1"
+    as_build_user(builder.container, build)
+    cold, _ = build_report()
+    assert cold["builder"]["compile_jobs"] == FILES and cold["builder"]["pumped"] == FILES, cold["builder"]
+    assert not cold["builder"]["pump_fallback"], cold["builder"]
+    assert cold["ccache"]["misses"] == FILES and cold["ccache"]["hits"] == 0, cold["ccache"]
+    as_build_user(builder.container, f"cd {project} && make clean >/dev/null && {build}")
+    warm, _ = build_report()
+    assert warm["ccache"]["hits"] == FILES and warm["builder"]["compile_jobs"] == FILES, (warm["ccache"],
+                                                                                          warm["builder"])
 
 
 def test_the_smoke_test_runs_its_pump_path(nodes):
