@@ -557,9 +557,8 @@ def builder_ccache(s: Subject) -> tuple[str, str]:
     if not setup["tempdir_writable"]:
         return FAIL, (
             f"{s.settings.build_user} cannot write ccache's temporary directory {CCACHE_TEMPDIR} (missing, or not "
-            f"theirs): every compile ccache has not cached fails with 'ccache: error: Permission denied'. It is made at "
-            f"boot "
-            f"from {CCACHE_TMPFILES}; {HEAL}, which writes that file and makes the directory"
+            f"theirs): every compile ccache has not cached fails with 'ccache: error: Permission denied'. It is made "
+            f"at boot from {CCACHE_TMPFILES}; {HEAL}, which writes that file and makes the directory"
         )
     directory = wanted["cache_dir"]
     if not setup["writable"]:
