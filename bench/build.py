@@ -112,21 +112,27 @@ class Mode:
 
 
 CLEAN = f"cd {SOURCE} && make -s clean && make -s tinyconfig >/dev/null"
+# The cold ccache modes start from an empty cache.
+EMPTY_CACHE = f"ccache -C >/dev/null && {CLEAN}"
 MAKE = "make -s -j{jobs} vmlinux"
+
+
+def pump_make(front: str) -> str:
+    """The pump modes' make line, `CC="FRONT gcc"` ({jobs} left to fill)."""
+    return f'distcc-pump make -s -j{{jobs}} CC="{front} gcc" vmlinux'
+
+
 # The ccache modes' mode switch: pump mode on too, for ccache-pump-cold (the
 # others do not use it), so that a round needs no mode switch between them.
 CCACHE = ("distcc_ccache=True", "distcc_pump=True")
 MODES = {
     "plain": Mode("plain", (), MAKE, CLEAN, cold=True),
-    "pump": Mode("pump", ("distcc_pump=True",), 'distcc-pump make -s -j{jobs} CC="distcc gcc" vmlinux', CLEAN,
-                 cold=True, pump=True),
+    "pump": Mode("pump", ("distcc_pump=True",), pump_make("distcc"), CLEAN, cold=True, pump=True),
     # Pump with each worker's own slots, not the twice as many the profile
     # offers (builder.PUMP_SLOT_FACTOR): the setting that factor replaced.
-    "pump-1x": Mode("pump-1x", ("distcc_pump=True",), 'distcc-pump make -s -j{jobs} CC="distcc gcc" vmlinux', CLEAN,
-                    cold=True, pump=True, tuning=True),
-    "ccache-pump-cold": Mode("ccache-pump-cold", CCACHE, 'distcc-pump make -s -j{jobs} CC="ccache gcc" vmlinux',
-                             f"ccache -C >/dev/null && {CLEAN}", cold=True, pump=True),
-    "ccache-cold": Mode("ccache-cold", CCACHE, MAKE, f"ccache -C >/dev/null && {CLEAN}", cold=True),
+    "pump-1x": Mode("pump-1x", ("distcc_pump=True",), pump_make("distcc"), CLEAN, cold=True, pump=True, tuning=True),
+    "ccache-pump-cold": Mode("ccache-pump-cold", CCACHE, pump_make("ccache"), EMPTY_CACHE, cold=True, pump=True),
+    "ccache-cold": Mode("ccache-cold", CCACHE, MAKE, EMPTY_CACHE, cold=True),
     "ccache-warm": Mode("ccache-warm", CCACHE, MAKE, CLEAN, cold=False),
     "one-file": Mode("one-file", CCACHE, MAKE,
                      f"cd {SOURCE} && echo '/* bench-build edit '$(date +%s%N)' */' >> {EDITED}", cold=False),

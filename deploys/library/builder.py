@@ -110,7 +110,8 @@ def profile_context(settings: Settings) -> dict:
     ccache = None
     if settings.ccache:
         # Sizes here are powers of 1024; ccache reads "2G" as 2 * 1000^3.
-        ccache = {"dir": ccache_dir(settings, "$HOME"), "size": f"{settings.ccache_size}i", "tempdir": CCACHE_TEMPDIR}
+        ccache = {"dir": ccache_dir(settings, "$HOME"), "size": f"{settings.ccache_size}i", "tempdir": CCACHE_TEMPDIR,
+                  "tmpfiles": CCACHE_TMPFILES}
     return {
         "build_user": settings.build_user, "fallback": 1 if settings.client_fallback else 0, "ccache": ccache,
         "pump_options": PUMP_OPTIONS if settings.pump else None, "pump_slot_factor": PUMP_SLOT_FACTOR,
