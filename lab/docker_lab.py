@@ -712,6 +712,14 @@ def provision_node(node: Node, public_key: str) -> None:
         time.sleep(0.3)
 
 
+def register_k3s_nodes(server: Node, cluster: list[Node]) -> None:
+    """The nodes the server's `k3s kubectl get nodes` lists (lab/image/kubectl):
+    each node's hostname, which k3s takes as its node name, and address. A
+    real server learns them as the nodes join."""
+    lines = "".join(f"{n.hostname} {static_address(n)}\n" for n in cluster if n.role in K3S_UNIT_FOR_ROLE)
+    _docker("exec", "-i", server.container, "sh", "-c", "cat > /etc/rancher/k3s/lab-nodes", input=lines)
+
+
 def lab_containers() -> list[str]:
     out = _docker("ps", "-a", "--filter", f"label={PREFIX_LABEL}={PREFIX}", "--format", "{{.Names}}")
     return [line for line in out.splitlines() if line]
@@ -884,6 +892,9 @@ def up(
     public_key = key.with_suffix(".pub").read_text()
     with ThreadPoolExecutor(max_workers=8) as pool:
         list(pool.map(lambda n: provision_node(n, public_key), wanted))
+    for node in wanted:
+        if K3S_UNIT_FOR_ROLE.get(node.role) == "k3s":
+            register_k3s_nodes(node, wanted)
     return nodes()
 
 

@@ -1,26 +1,45 @@
 """Operations on k3s: stopped for build mode with its pods, and started again.
 
-k3s's units have KillMode=process, so `systemctl stop k3s` leaves the
-containerd shims and every pod running, holding the CPU and memory a build
-needs. k3s installs k3s-killall.sh for exactly this, and it is what stops them
-here. The units are disabled in build mode and enabled again in k3s mode, so
-that a node that reboots comes back in the mode it was in.
+k3s's units have KillMode=process, so `systemctl stop k3s` leaves
+containerd, the containerd shims and every pod running, holding the CPU and
+memory a build needs. The pods are stopped first the way Kubernetes stops
+them (SIGTERM, a grace period, then SIGKILL), through k3s's own container
+runtime; k3s-killall.sh, which k3s installs for exactly this, then ends what
+is left. The units are disabled in build mode and enabled again in k3s mode,
+so that a node that reboots comes back in the mode it was in.
+
+On the way back the units are started without waiting on each other (a k3s
+server with embedded etcd is ready only once a quorum of its peers runs, so
+servers started one at a time can wait for ever), and then waited for:
+every unit active and, where a server's API answers, every node Ready.
 """
 
 from __future__ import annotations
 
-from pyinfra import host
-from pyinfra.api import QuoteString, StringCommand, operation
+import time
+from collections.abc import Iterable
 
+import gevent
+from pyinfra import host, logger, state
+from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
+
+from facts._templates import render_script
+from facts.k3s import K3S_PATHS, K3sNodes, K3sPods, PodStopReport, pod_names
 from facts.systemd import COUNT_K3S, COUNT_SHIMS, K3sUnits, UnitsPresent
 from operations._observed import observed
 
 # Processes killed by kill -9 leave the process table once reaped; give that
 # a few seconds before calling them left over.
 _SETTLE_TICKS = 25
+# Where the pods' stop writes one line per container (read back to report).
+POD_STOP_REPORT = "/run/distcc-farm/k3s-pods-stopped"
+# The units whose node runs a k3s server (the API, and etcd's members).
+SERVER_UNITS = ("k3s", "k3s-server")
+# How often the way back asks a node how it is doing.
+_POLL_SECONDS = 2.0
 
 
-def _services(units: list[str]) -> list[QuoteString]:
+def _services(units: Iterable[str]) -> list[QuoteString]:
     return [QuoteString(f"{u}.service") for u in units]
 
 
@@ -48,26 +67,66 @@ def nothing_left_command(killall: str | None) -> StringCommand:
     )
 
 
+def pods_stopped_command(units: list[str], grace_seconds: int) -> StringCommand:
+    """Stop the running units, then every pod's containers at once with
+    SIGTERM and SIGKILL after the grace period (templates/k3s-pods-stopped.sh.j2)."""
+    context = {
+        "units": [f"{u}.service" for u in units], "grace": int(grace_seconds),
+        "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
+    }
+    return StringCommand(render_script("k3s-pods-stopped.sh.j2", context))
+
+
+def pod_outcomes(report: dict, grace_seconds: int) -> list[str]:
+    """One line per pod from the stop's report: stopped in time, or killed
+    when the grace period ran out (a container that ended on SIGKILL, 137)."""
+    lines = []
+    for pod, containers in sorted(report["pods"].items()):
+        seconds = max((c["seconds"] for c in containers if c["seconds"] is not None), default=None)
+        took = f"{seconds} s" if seconds is not None else "an unknown time"
+        codes = ", ".join(str(c["exit"]) if c["exit"] is not None else "?" for c in containers)
+        if any(c["exit"] == 137 for c in containers):
+            lines.append(f"pod {pod} killed: still running after the {grace_seconds} s grace (exit {codes})")
+        else:
+            lines.append(f"pod {pod} stopped in time, in {took} (exit {codes})")
+    if report["unlisted"]:
+        lines.append(f"pods not stopped gracefully (k3s crictl: {report['unlisted']}); k3s-killall.sh kills them")
+    return lines
+
+
+def report_stopped_pods(state, host, grace_seconds: int) -> bool:
+    """Print what the pods' stop did on this node, a line per pod."""
+    for line in pod_outcomes(host.get_fact(PodStopReport, path=POD_STOP_REPORT), grace_seconds):
+        logger.info(f"{host.print_prefix}{line}")
+    return True
+
+
 @operation()
-def k3s_stopped(units: list[str]):
+def k3s_stopped(units: list[str], grace_seconds: int = 30):
     """
     k3s stopped with its pods, and its units disabled, on a node that has
     them; a missing unit is not an error.
 
     + units: unit names without ``.service``, e.g. ``["k3s", "k3s-agent"]``
+    + grace_seconds: how long a pod's containers get between SIGTERM and
+      SIGKILL, as Kubernetes' terminationGracePeriodSeconds (default 30)
 
-    When a unit runs or pods are left, k3s-killall.sh (k3s's own) stops the
-    units and kills the containerd shims and the pods under them; without
-    it, the running units are stopped and leftover pods make the operation
-    fail with the fix.
+    While a pod runs, the running units are stopped first (kubelet with
+    them, so nothing restarts a pod), then every pod's containers at once
+    through `k3s crictl stop --timeout`; each pod is named, with whether it
+    stopped in time or was killed. preStop hooks do not run: kubelet runs
+    them. Then k3s-killall.sh (k3s's own) stops what is left: the units,
+    containerd and the shims. Without it, the running units are stopped and
+    leftover pods make the operation fail with the fix.
 
     **Example:**
 
     .. code:: python
 
-        k3s.k3s_stopped(units=["k3s", "k3s-server", "k3s-agent"])
+        k3s.k3s_stopped(units=["k3s", "k3s-server", "k3s-agent"], grace_seconds=30)
     """
     found: UnitsPresent = observed(K3sUnits, units=list(units))
+    pods = observed(K3sPods)
     present = found["units"]
     running = sorted(u for u, s in present.items() if s["active"] not in ("inactive", "failed"))
     enabled = sorted(u for u, s in present.items() if s["enabled_state"] == "enabled")
@@ -75,27 +134,50 @@ def k3s_stopped(units: list[str]):
     if not running and not enabled and not leftovers:
         host.noop(f"k3s stopped and disabled, no pod left ({', '.join(present) or 'no k3s unit installed'})")
         return
+    if not state.is_executing:
+        # The plan (--dry, or before the prompt) names what will go down.
+        for name in pod_names(pods):
+            logger.info(f"{host.print_prefix}will stop pod {name} (SIGTERM, then SIGKILL after {grace_seconds} s)")
     if enabled:
         yield StringCommand("systemctl", "disable", "--quiet", *_services(enabled))
     if not running and not leftovers:
         return
+    if pods["containers"]:
+        yield pods_stopped_command(running, grace_seconds)
+        yield FunctionCommand(report_stopped_pods, (grace_seconds,), {})
+    elif pods["unlisted"] and state.is_executing:
+        logger.warning(f"{host.print_prefix}pods not stopped gracefully (k3s crictl: {pods['unlisted']}); "
+                       f"k3s-killall.sh kills them")
     if found["killall"]:
         # The real script ends with iptables commands that fail on a node
         # without them, so its exit status says nothing; what is left is
         # checked next.
         yield StringCommand(QuoteString(found["killall"]), ">/dev/null", "2>&1", "||", "true")
-    elif running:
+    elif running and not pods["containers"]:
         yield StringCommand("systemctl", "stop", *_services(running))
     yield nothing_left_command(found["killall"])
 
 
+def mark_started(state, host, started_at: dict) -> bool:
+    started_at[host.name] = time.monotonic()
+    return True
+
+
 @operation()
-def k3s_started(units: list[str]):
+def k3s_started(units: list[str], started_at: dict | None = None):
     """
-    k3s's units enabled and started again where they exist; a missing unit
-    is not an error. A masked unit is left masked (someone meant it).
+    k3s's units enabled and started again where they exist, without waiting
+    for them (k3s_ready waits); a missing unit is not an error. A masked
+    unit is left masked (someone meant it).
 
     + units: unit names without ``.service``
+    + started_at: where the moment of the start is kept, by host name, for
+      k3s_ready to time each node from
+
+    `systemctl start --no-block`: a k3s server's unit is Type=notify and,
+    with embedded etcd, ready only once a quorum of its peer servers runs,
+    so a start that waited would wait for the next server's start, which
+    --parallel 1 runs only after it.
 
     **Example:**
 
@@ -105,11 +187,128 @@ def k3s_started(units: list[str]):
     """
     present = observed(K3sUnits, units=list(units))["units"]
     disabled = sorted(u for u, s in present.items() if s["enabled_state"] == "disabled")
-    stopped = sorted(u for u, s in present.items() if s["active"] != "active" and s["enabled_state"] != "masked")
+    stopped = sorted(
+        u for u, s in present.items() if s["active"] in ("inactive", "failed") and s["enabled_state"] != "masked"
+    )
     if not disabled and not stopped:
-        host.noop(f"k3s running and enabled ({', '.join(present) or 'no k3s unit installed'})")
+        host.noop(f"k3s started and enabled ({', '.join(present) or 'no k3s unit installed'})")
         return
     if disabled:
         yield StringCommand("systemctl", "enable", "--quiet", *_services(disabled))
     if stopped:
-        yield StringCommand("systemctl", "start", *_services(stopped))
+        yield StringCommand("systemctl", "reset-failed", *_services(stopped), "2>/dev/null;",
+                            "systemctl", "start", "--no-block", *_services(stopped))
+        if started_at is not None:
+            yield FunctionCommand(mark_started, (started_at,), {})
+
+
+def unit_fix(node: str, units: Iterable[str]) -> str:
+    names = " ".join(f"{u}.service" for u in units)
+    return f"look on {node}: sudo systemctl status {names}; sudo journalctl -u {names.split()[0]} -n 50"
+
+
+def units_waiting(present: dict) -> dict[str, str]:
+    """The units that are not up yet (a masked one is not waited for)."""
+    return {u: s["active"] for u, s in present.items() if s["active"] != "active" and s["enabled_state"] != "masked"}
+
+
+def wait_for_units(host, units: list[str], since: float, deadline: float) -> bool:
+    """Until every k3s unit of this node is active; False (after saying why)
+    when one failed or the deadline passed."""
+    while True:
+        waiting = units_waiting(host.get_fact(K3sUnits, units=list(units))["units"])
+        now = time.monotonic()
+        if not waiting:
+            logger.info(f"{host.print_prefix}k3s active after {now - since:.0f} s")
+            return True
+        failed = sorted(u for u, active in waiting.items() if active == "failed")
+        if failed or now > deadline:
+            what = ", ".join(f"{u} {a}" for u, a in sorted(waiting.items()))
+            cause = "failed" if failed else f"not active after {now - since:.0f} s (setting distcc_k3s_timeout)"
+            logger.error(f"{host.print_prefix}k3s {cause}: {what}. Fix: {unit_fix(host.name, failed or waiting)}")
+            return False
+        gevent.sleep(_POLL_SECONDS)
+
+
+def wait_for_nodes(host, nodes: dict[str, str], started_at: dict, since: float, deadline: float) -> bool:
+    """On a server whose API answers: until every inventory node (host name
+    -> node name) is Ready; each node's time is from its own start."""
+    pending = dict(nodes)
+    error = None
+    while pending:
+        listed = host.get_fact(K3sNodes)
+        now = time.monotonic()
+        if listed["answered"]:
+            for name, node in sorted(pending.items()):
+                if listed["ready"].get(node):
+                    logger.info(f"{host.print_prefix}node {node} Ready after {now - started_at.get(name, since):.0f} s")
+                    del pending[name]
+        error = listed["error"]
+        if pending and now > deadline:
+            late = ", ".join(f"{node} ({name})" for name, node in sorted(pending.items()))
+            why = f"the API did not answer ({error})" if not listed["answered"] else "not Ready"
+            logger.error(
+                f"{host.print_prefix}k3s nodes {late}: {why} after {now - since:.0f} s (setting "
+                f"distcc_k3s_timeout). Look: sudo k3s kubectl describe node NAME on {host.name}, and "
+                f"sudo journalctl -u k3s-agent -n 50 (or -u k3s) on that node"
+            )
+            return False
+        if pending:
+            gevent.sleep(_POLL_SECONDS)
+    return True
+
+
+def wait_until_back(state, host, units: list[str], timeout: int, cluster: dict) -> bool:
+    """This node's units active; then, on the first server to get here, the
+    inventory's nodes Ready. Times are printed per node."""
+    since = cluster["started_at"].get(host.name, time.monotonic())
+    deadline = since + timeout
+    if not wait_for_units(host, units, since, deadline):
+        return False
+    present = host.get_fact(K3sUnits, units=list(units))["units"]
+    if not any(u in present for u in SERVER_UNITS) or cluster.setdefault("reporter", host.name) != host.name:
+        return True
+    return wait_for_nodes(host, cluster["node_names"], cluster["started_at"], since, deadline)
+
+
+@operation(is_idempotent=False)
+def k3s_ready(units: list[str], timeout_seconds: int, cluster: dict):
+    """
+    Wait, up to the timeout, until this node's k3s units are active and,
+    on the first k3s server that gets here, until every node of the
+    inventory is Ready in the server's API (`k3s kubectl get nodes`); print
+    each node's time, or name the node that did not come back and the
+    command to look at it (and fail).
+
+    + units: unit names without ``.service``
+    + timeout_seconds: how long a node may take, from its start
+    + cluster: shared by the run's hosts: ``node_names`` (host name -> node
+      name, the inventory's nodes), ``started_at`` (k3s_started's moments)
+
+    An agent's unit is Type=exec, active as soon as it runs: only the API's
+    Ready says the node is back. With no server in the inventory, the units
+    are all there is to judge.
+
+    **Example:**
+
+    .. code:: python
+
+        k3s.k3s_ready(units=["k3s-agent"], timeout_seconds=600, cluster=shared)
+    """
+    present = observed(K3sUnits, units=list(units))["units"]
+    waiting = units_waiting(present)
+    if not present:
+        host.noop("no k3s unit installed")
+        return
+    if not waiting and any(u in present for u in SERVER_UNITS):
+        listed = observed(K3sNodes)
+        # The inventory's nodes known so far: every one once the deploy
+        # file has loaded on each host, which is so when this executes.
+        late = [n for n in cluster["node_names"].values() if not listed["ready"].get(n)]
+        if listed["answered"] and not late:
+            host.noop(f"k3s active, and the API has every node Ready ({len(listed['ready'])} nodes)")
+            return
+    elif not waiting:
+        host.noop(f"k3s active ({', '.join(sorted(present))})")
+        return
+    yield FunctionCommand(wait_until_back, (list(units), timeout_seconds, cluster), {})

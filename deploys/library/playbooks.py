@@ -21,7 +21,7 @@ from deploys.library.builder import (
 )
 from deploys.library.cluster import role_of, settings_for_role
 from deploys.library.install import distcc_installed, installed_reads
-from deploys.library.k3s import k3s_reads, k3s_started, k3s_stopped
+from deploys.library.k3s import k3s_back_reads, k3s_reads, k3s_started, k3s_stopped
 from deploys.library.run_lock import hold_run_lock
 from deploys.library.settings import Settings
 from deploys.library.worker import config_reads, serving_reads, stopped_reads, worker_serving, worker_stopped
@@ -35,6 +35,7 @@ def planned_reads(settings: Settings, role: str | None, *parts: str) -> list:
     against every read the playbooks make."""
     reads = {
         "k3s": lambda: k3s_reads(settings),
+        "k3s back": lambda: k3s_back_reads(settings),
         "installed": lambda: installed_reads(settings, role) + (config_reads(settings) if role == "worker" else []),
         "client only": lambda: client_only_reads(settings) if role == "builder" else [],
         "serving": lambda: serving_reads(settings) if role == "worker" else [],
@@ -111,7 +112,7 @@ def k3s_mode():
     settings = settings_for_role(host, inventory, "k3s mode", "builder", "worker")
     hold_run_lock(state, inventory, "k3s mode")
     if settings is not None:
-        plan(settings, "worker stopped", "tmpfs released", "k3s")
+        plan(settings, "worker stopped", "tmpfs released", "k3s back")
         worker_stopped()
         builder_tmpfs_released()
         k3s_started()

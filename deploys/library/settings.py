@@ -74,6 +74,12 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     "distcc_build_user": (None, "builder: the user who runs the kernel build (gets PATH and host list); default: the SSH user"),
     "distcc_client_fallback": (True, "builder: DISTCC_FALLBACK for the build user; True compiles locally when no worker can"),
     "distcc_k3s_units": (["k3s", "k3s-server", "k3s-agent"], "k3s units stopped in build mode and started in k3s mode"),
+    # Kubernetes gives a pod 30 s between SIGTERM and SIGKILL by default
+    # (terminationGracePeriodSeconds); the pods are stopped together, so the
+    # switch waits at most this long for all of them.
+    "distcc_pod_grace": (30, "seconds a pod gets between SIGTERM and SIGKILL when build mode stops k3s (0: SIGKILL at once)"),
+    # Pi clusters take minutes to settle after a start (SD cards, etcd).
+    "distcc_k3s_timeout": (600, "k3s mode: seconds each node's k3s may take to be active and Ready before it is named as late"),
     "distcc_mtu": (1500, "MTU every node must have on the path between builder and workers"),
     "distcc_report_path": ("reports/validate.json", "where validation writes its JSON report (on this machine)"),
     # Read from the builder's data. The narrow default fits a 100-column
@@ -132,6 +138,8 @@ class Settings:
     build_user: str
     client_fallback: bool
     k3s_units: tuple[str, ...]
+    pod_grace: int
+    k3s_timeout: int
     mtu: int
     report_path: str
     wide_tables: bool
@@ -369,6 +377,8 @@ def settings_for(host) -> Settings:
         build_user=build_user,
         client_fallback=_bool(name, "distcc_client_fallback", get("distcc_client_fallback")),
         k3s_units=tuple(units),
+        pod_grace=_int(name, "distcc_pod_grace", get("distcc_pod_grace"), 0, 3600),
+        k3s_timeout=_int(name, "distcc_k3s_timeout", get("distcc_k3s_timeout"), 10, 86400),
         mtu=_int(name, "distcc_mtu", get("distcc_mtu"), 576, 9216),
         report_path=report_path,
         wide_tables=_bool(name, "distcc_wide_tables", get("distcc_wide_tables")),

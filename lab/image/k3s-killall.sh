@@ -18,6 +18,9 @@ pstree() {
     done
 }
 
+# containerd (a child of k3s that outlives `systemctl stop`): its socket here.
+rm -f /run/k3s/containerd/containerd.sock
+
 shims=$(ps -e -o pid= -o args= | awk '/k3s\/data\/[^\/]*\/bin\/containerd-shim/ {print $1}')
 [ -n "$shims" ] && kill -9 $(pstree $shims) 2>/dev/null
 

@@ -405,14 +405,19 @@ def test_dropin_installed_on_a_test_unit(worker):
     assert host.service(TEST_UNIT).systemd_properties["LoadState"] == "not-found"
 
 
-K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|containerd-shim|pod-workload|pause)$' || true"
+K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|k3s-server|k3s-agent|containerd-shim|pod-workload|pause)$' || true"
+
+
+# k3s_ready for this node alone: no inventory nodes to find Ready.
+READY = {"units": K3S_UNITS, "timeout_seconds": 60, "cluster": {"node_names": {}, "started_at": {}}}
 
 
 @pytest.mark.parametrize("role", ["builder", "worker"])
 def test_k3s_stopped_with_its_pods_and_started_again(nodes, role):
     """The lab's k3s behaves like k3s (KillMode=process: pods outlive `systemctl
     stop`); k3s_stopped leaves no k3s process and no pod, and disables the
-    unit; k3s_started brings both back. Each applied twice."""
+    unit; k3s_started (which does not wait) and k3s_ready (which does) bring
+    both back. Each applied twice."""
     node = by_role(nodes, role)[0]
     unit = docker_lab.K3S_UNIT_FOR_ROLE[role]
     host = docker_host(node)
@@ -420,12 +425,14 @@ def test_k3s_stopped_with_its_pods_and_started_again(nodes, role):
     try:
         if not was_running:
             assert apply_twice(node, k3s.k3s_started, units=K3S_UNITS) == (True, False)
+            assert apply_twice(node, k3s.k3s_ready, **READY) == (True, False)
         assert host.service(unit).is_running and host.service(unit).is_enabled
         assert int(sh(node.container, K3S_LEFT)) >= 3
         assert apply_twice(node, k3s.k3s_stopped, units=K3S_UNITS) == (True, False)
         assert not host.service(unit).is_running and not host.service(unit).is_enabled
         assert int(sh(node.container, K3S_LEFT)) == 0
         assert apply_twice(node, k3s.k3s_started, units=K3S_UNITS) == (True, False)
+        assert apply_twice(node, k3s.k3s_ready, **READY) == (True, False)
         assert host.service(unit).is_running and host.service(unit).is_enabled
         assert int(sh(node.container, K3S_LEFT)) >= 3
     finally:

@@ -18,7 +18,7 @@ from lab import docker_lab
 from tests.lab.harness import deploy, docker_host, sh
 
 TMPFS = "/tmp/kernel-build"
-K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|containerd-shim|pod-workload|pause)$' || true"
+K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|k3s-server|k3s-agent|containerd-shim|pod-workload|pause)$' || true"
 
 
 def reboot(nodes: list[docker_lab.Node]) -> list[docker_lab.Node]:

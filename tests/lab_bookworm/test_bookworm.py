@@ -10,7 +10,7 @@ import pytest
 pytestmark = pytest.mark.bookworm
 
 TMPFS = "/tmp/kernel-build"
-K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|containerd-shim|pod-workload|pause)$' || true"
+K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|k3s-server|k3s-agent|containerd-shim|pod-workload|pause)$' || true"
 
 
 def k3s_unit(node: str) -> str:

@@ -18,7 +18,7 @@ TMPFS = "/tmp/kernel-build"
 # Processes of k3s and its pods, by name (comm) as ps shows them.
 PODS = "ps -eo comm= | grep -c '^pod-workload$' || true"
 SHIMS = "ps -eo comm= | grep -c '^containerd-shim' || true"
-K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|containerd-shim|pod-workload|pause)$' || true"
+K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|k3s-server|k3s-agent|containerd-shim|pod-workload|pause)$' || true"
 DISTCCD_LISTENING = "ss -Hltn 'sport = :3632' | wc -l"
 
 

@@ -102,7 +102,7 @@ def test_non_ascii_template_output_is_refused(tmp_path, monkeypatch):
     from jinja2 import FileSystemLoader
     from pyinfra.api import OperationError
 
-    import operations.templates as templates_ops
+    import facts._templates as templates_ops
 
     (tmp_path / "bad.j2").write_text("x={{ value }}\n")
     monkeypatch.setattr(templates_ops._ENVIRONMENT, "loader", FileSystemLoader(str(tmp_path)))

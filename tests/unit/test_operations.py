@@ -9,7 +9,8 @@ own operation-fixture shape:
   own fixtures do); the fact name is "<module>.<Class>" ("distcc.DistccProcesses",
   "files.FindInFile") and the kwargs string is pyinfra's get_kwargs_str;
 - "commands": the exact commands the operation yields, in order (an upload
-  is "upload <remote path>", and the time in a sed backup suffix is
+  is "upload <remote path>", a Python callback "call <function name>",
+  and the time in a sed backup suffix is
   "_timestamp_");
 - "noop_description": the last host.noop() message, when there is one;
 - "exception": {"name": ..., "message": ...} when the operation must refuse.
@@ -38,7 +39,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from pyinfra.api import Config, FileUploadCommand, Inventory, State, StringCommand
+from pyinfra.api import Config, FileUploadCommand, FunctionCommand, Inventory, State, StringCommand
 from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
 
@@ -106,6 +107,8 @@ def command_string(command: Any) -> str:
         return command.get_raw_value()
     if isinstance(command, FileUploadCommand):
         return f"upload {command.dest}"
+    if isinstance(command, FunctionCommand):
+        return f"call {command.function.__name__}"
     raise AssertionError(f"unexpected command type {type(command).__name__}: {command!r}")
 
 

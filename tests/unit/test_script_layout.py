@@ -18,9 +18,16 @@ from facts._script import ShellNote, as_script, laid_out, one_line
 from facts.survey import HostSurvey
 
 FACTS = sorted((Path(__file__).parent / "facts").glob("*/*.json"))
+
+
+def _captured() -> set[str]:
+    return {json.loads(path.read_text())["command"] for path in FACTS}
+
 SURVEYS = sorted((Path(__file__).parent / "surveys").glob("*.json"))
+# A command that is already a script (rendered from templates/, one line a
+# statement) is laid out by its file, not by this.
 COMMANDS = sorted(
-    {json.loads(path.read_text())["command"] for path in FACTS}
+    {json.loads(path.read_text())["command"] for path in FACTS} - {c for c in _captured() if "\n" in c}
     | {
         HostSurvey().command(**arguments).get_raw_value()
         for path in SURVEYS
