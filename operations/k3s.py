@@ -89,6 +89,11 @@ def k3s_stopped(units: list[str]):
     yield nothing_left_command(found["killall"])
 
 
+def units_to_start(present: dict) -> list[str]:
+    """The k3s units k3s_started starts: present, not active, not masked."""
+    return sorted(u for u, s in present.items() if s["active"] != "active" and s["enabled_state"] != "masked")
+
+
 @operation()
 def k3s_started(units: list[str]):
     """
@@ -105,7 +110,7 @@ def k3s_started(units: list[str]):
     """
     present = observed(K3sUnits, units=list(units))["units"]
     disabled = sorted(u for u, s in present.items() if s["enabled_state"] == "disabled")
-    stopped = sorted(u for u, s in present.items() if s["active"] != "active" and s["enabled_state"] != "masked")
+    stopped = units_to_start(present)
     if not disabled and not stopped:
         host.noop(f"k3s running and enabled ({', '.join(present) or 'no k3s unit installed'})")
         return
