@@ -309,3 +309,99 @@ def parse_masquerade(lines: list[str]) -> Masquerade:
     result["compilers"].sort()
     result["other_entries"].sort()
     return result
+
+
+class BuildProcess(TypedDict):
+    pid: int
+    user: str
+    comm: str
+    args: str
+    cwd: str | None
+
+
+class Connection(TypedDict):
+    local: str
+    peer: str
+
+
+class BuildActivity(TypedDict):
+    processes: list[BuildProcess]
+    remote_jobs: list[Cc1Process]
+    connections: list[Connection]
+
+
+# The processes a build is made of: make, the compiler drivers and their
+# cc1, the distcc client, and distcc-pump's include server (a python
+# process, known by its script). Their working directory tells which
+# build tree they work in (make -C and O= change into it).
+_BUILD_COMMS = ("make", "gmake", "distcc", "cc1", "cc1plus")
+BUILD_COMM_PATTERN = "make|gmake|distcc|cc1|cc1plus|cc|c++|*gcc*|*g++*|*-linux-gn*|python*"
+_CWD_LINE = re.compile(r"^cwd (?P<pid>\d+) (?P<cwd>/.*)$")
+# `ss -Htn state established` line: Recv-Q Send-Q Local:Port Peer:Port
+_ESTABLISHED_LINE = re.compile(r"^\d+\s+\d+\s+(?P<local>\S+:\d+)\s+(?P<peer>\S+:\d+)(?:\s.*)?$")
+_SECTION = re.compile(r"^## (?P<name>cwd|tcp)$")
+
+
+def is_include_server(proc: ProcessInfo) -> bool:
+    return proc["comm"].startswith("python") and "include_server" in proc["args"]
+
+
+def is_build_process(proc: ProcessInfo) -> bool:
+    return proc["comm"] in _BUILD_COMMS or _is_driver(proc) or is_include_server(proc)
+
+
+def parse_build_activity(lines: list[str]) -> BuildActivity:
+    section, ps_lines, cwds, connections = "ps", [], {}, []
+    for line in lines:
+        marker = _SECTION.match(line.strip())
+        if marker:
+            section = marker.group("name")
+        elif section == "ps":
+            ps_lines.append(line)
+        elif section == "cwd" and (match := _CWD_LINE.match(line.strip())):
+            cwds[int(match.group("pid"))] = match.group("cwd")
+        elif section == "tcp" and (match := _ESTABLISHED_LINE.match(line.strip())):
+            connections.append(Connection(local=match.group("local"), peer=match.group("peer")))
+    table = parse_ps(lines=ps_lines)
+    processes = [
+        BuildProcess(pid=p["pid"], user=p["user"], comm=p["comm"], args=p["args"], cwd=cwds.get(p["pid"]))
+        for p in sorted(table.values(), key=lambda p: p["pid"])
+        if is_build_process(p)
+    ]
+    return BuildActivity(
+        processes=processes,
+        remote_jobs=[c for c in cc1_processes(table) if c["parent_is_distccd"]],
+        connections=connections,
+    )
+
+
+class BuildProcesses(ParsedFact[BuildActivity]):
+    """
+    What a running build is made of on this host: its processes (make, the
+    compiler drivers, cc1, the distcc client, distcc-pump's include server)
+    with their working directory, the remote jobs distccd runs (a cc1 under
+    a distccd child), and the established connections to distccd's port
+    (jobs in flight). The working directory needs root (use _sudo).
+
+    .. code:: python
+
+        {"processes": [{"pid": 901, "user": "pi", "comm": "make", "args": "make -j4",
+                        "cwd": "/tmp/kernel-build/linux"}],
+         "remote_jobs": [],
+         "connections": [{"local": "172.31.242.3:3632", "peer": "172.31.242.2:40522"}]}
+    """
+
+    def command(self, port: int = 3632) -> StringCommand:
+        # One ps, then the working directory of only the processes whose
+        # name a build has (read -r is a builtin: no process per entry).
+        return StringCommand(
+            PS_COMMAND, ";", "echo '## cwd';",
+            'for d in /proc/[0-9]*; do { read -r c < "$d/comm"; } 2>/dev/null || continue;',
+            f'case "$c" in {BUILD_COMM_PATTERN}) printf \'cwd %s %s\\n\' "${{d#/proc/}}" "$(readlink "$d/cwd")";;',
+            "esac; done; echo '## tcp';",
+            "ss", "-Htn", "state", "established", QuoteString(f"sport = :{int(port)}"), "2>/dev/null", ";", "true",
+        )
+
+    @staticmethod
+    def parse(lines: list[str]) -> BuildActivity:
+        return parse_build_activity(lines)

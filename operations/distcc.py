@@ -164,7 +164,20 @@ def unhealthy_reason(
     return None
 
 
-def _health(argv: list[str], address: str, port: int) -> tuple[UnitStatus, str | None]:
+def distccd_active(unit: UnitStatus) -> bool:
+    """Whether stopping the unit would stop something (a stop is due)."""
+    return unit["load"] == "loaded" and unit["active"] not in ("inactive", "failed")
+
+
+def reset_stops_distccd(unit: UnitStatus, reason: str | None, force: bool) -> bool:
+    """Whether the reset stops (and then starts again) a running distccd:
+    distccd_stopped_for_reset's decision, shared with the build guard."""
+    return (reason is not None or force) and distccd_active(unit)
+
+
+def health(argv: list[str], address: str, port: int) -> tuple[UnitStatus, str | None]:
+    """The unit and why distccd is not serving as configured (None when it
+    is): the reset's decision, shared with the build guard."""
     distccd = observed(DistccProcesses)["distccd"]
     unit = observed(UnitState, unit=UNIT)
     reason = unhealthy_reason(unit, observed(DistccdListening, port=port), distccd, argv, address, port)
@@ -271,11 +284,11 @@ def distccd_stopped_for_reset(argv: list[str], address: str, port: int = 3632, f
 
         distcc.distccd_stopped_for_reset(argv=[...], address="10.0.0.11")
     """
-    unit, reason = _health(argv, address, port)
+    unit, reason = health(argv, address, port)
     if reason is None and not force:
         host.noop(f"distccd is healthy (pid {unit['main_pid']} on {address}:{port}); not stopping it")
         return
-    if unit["load"] != "loaded" or unit["active"] in ("inactive", "failed"):
+    if not reset_stops_distccd(unit, reason, force):
         host.noop(f"{UNIT} is already stopped ({unit['active']})")
         return
     yield f"systemctl stop {UNIT}"
@@ -300,7 +313,7 @@ def distccd_running(argv: list[str], address: str, port: int = 3632, restart: bo
 
         distcc.distccd_running(argv=[...], address="10.0.0.11")
     """
-    unit, reason = _health(argv, address, port)
+    unit, reason = health(argv, address, port)
     if reason is None and not restart:
         host.noop(f"distccd is healthy (pid {unit['main_pid']} on {address}:{port})")
         return
@@ -350,7 +363,7 @@ def distccd_stopped(disable: bool = False):
     unit = observed(UnitState, unit=UNIT)
     processes = observed(DistccProcesses)
     changed = False
-    if unit["load"] == "loaded" and unit["active"] not in ("inactive", "failed"):
+    if distccd_active(unit):
         yield f"systemctl stop {UNIT}"
         changed = True
     if disable and unit["load"] == "loaded" and unit["enabled"]:

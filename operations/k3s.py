@@ -163,6 +163,11 @@ def mark_started(state, host, started_at: dict) -> bool:
     return True
 
 
+def units_to_start(present: dict) -> list[str]:
+    """The k3s units k3s_started starts: present, stopped or failed, not masked."""
+    return sorted(u for u, s in present.items() if s["active"] in ("inactive", "failed") and s["enabled_state"] != "masked")
+
+
 @operation()
 def k3s_started(units: list[str], started_at: dict | None = None):
     """
@@ -187,9 +192,7 @@ def k3s_started(units: list[str], started_at: dict | None = None):
     """
     present = observed(K3sUnits, units=list(units))["units"]
     disabled = sorted(u for u, s in present.items() if s["enabled_state"] == "disabled")
-    stopped = sorted(
-        u for u, s in present.items() if s["active"] in ("inactive", "failed") and s["enabled_state"] != "masked"
-    )
+    stopped = units_to_start(present)
     if not disabled and not stopped:
         host.noop(f"k3s started and enabled ({', '.join(present) or 'no k3s unit installed'})")
         return

@@ -104,6 +104,27 @@ def mount_refusal(status: MountPointStatus) -> str | None:
     return None
 
 
+def tmpfs_change(status: MountPointStatus, size: str, mode: str) -> str | None:
+    """What tmpfs_mounted does to the mount itself: "mount", "remount" (the
+    size, the mode or noexec differ), or None. Shared with the build guard."""
+    mounted = status["mount"]
+    if mounted is None:
+        return "mount"
+    if mounted["fstype"] != "tmpfs":
+        return None
+    mode = str(mode).zfill(4)
+    if mounted["size"] != tmpfs_bytes(size, status["page_size"]) or mounted["mode"] != mode or mounted["noexec"]:
+        return "remount"
+    return None
+
+
+def unmount_due(status: MountPointStatus, discard: bool) -> bool:
+    """Whether tmpfs_unmounted unmounts: a tmpfs that is empty, or any with
+    discard. Shared with the build guard."""
+    mounted = status["mount"]
+    return mounted is not None and mounted["fstype"] == "tmpfs" and (not mounted["entries"] or discard)
+
+
 @operation()
 def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     """
@@ -149,7 +170,7 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
             f"{path} is a {mounted['fstype']} mount, not a tmpfs. Unmount it yourself (this package does "
             f"not own it) and run again."
         )
-    elif mounted["size"] != tmpfs_bytes(size, status["page_size"]) or mounted["mode"] != mode or mounted["noexec"]:
+    elif tmpfs_change(status, size, mode) == "remount":
         yield remount_command(path, options, size)
     else:
         host.noop(f"tmpfs at {path} already {size} with mode {mode}, exec allowed")
@@ -195,7 +216,7 @@ def tmpfs_unmounted(path: str, discard: bool = False):
     elif mounted["fstype"] != "tmpfs":
         host.noop(f"{path} is a {mounted['fstype']} mount, not this package's tmpfs; left alone")
         return
-    elif mounted["entries"] and not discard:
+    elif not unmount_due(status, discard):
         message = (
             f"keeping the tmpfs at {path}: it holds {mounted['entries']} entries (build output?). "
             f"Copy what you need and empty it, or set distcc_discard_tmpfs=True to discard it."

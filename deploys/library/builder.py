@@ -7,6 +7,7 @@ from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
+from deploys.library.build_guard import refuse_under_running_build
 from deploys.library.cluster import host_resources, peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
 from facts.distcc import COMPILER_NAME, MASQUERADE_DIR, DistccProcesses
@@ -253,6 +254,11 @@ def builder_client_only():
         # Refused here, while the deploy file loads, rather than by the mount
         # operation mid-run: then no host has changed yet.
         raise DataSafetyRefusal(f"host {host.name}: {refusal} Nothing was changed on any host.")
+    if mounts.tmpfs_change(status, size, settings.tmpfs_mode) == "remount":
+        refuse_under_running_build(
+            settings, f"remount the tmpfs at {settings.tmpfs_path} with new options (size {size}, mode "
+            f"{settings.tmpfs_mode}, exec)", "a remount under the build can fail it midway (a smaller size)",
+        )
     distcc.distccd_stopped(name="distccd stopped and disabled on the builder", disable=True)
     mounts.tmpfs_mounted(
         name="Build tree tmpfs mounted", path=settings.tmpfs_path, size=size, mode=settings.tmpfs_mode
@@ -312,7 +318,11 @@ def builder_tmpfs_released():
     settings = settings_for(host)
     if role_of(host) != "builder":
         return
-    tmpfs_status(settings)
+    status, _ = tmpfs_status(settings)
+    if mounts.unmount_due(status, settings.discard_tmpfs):
+        refuse_under_running_build(
+            settings, f"unmount the tmpfs at {settings.tmpfs_path}", "the build loses its tree and its output"
+        )
     mounts.tmpfs_unmounted(
         name="Build tree tmpfs unmounted when empty", path=settings.tmpfs_path, discard=settings.discard_tmpfs
     )

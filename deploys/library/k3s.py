@@ -6,6 +6,7 @@ from __future__ import annotations
 from pyinfra import host, logger, state
 from pyinfra.api import deploy
 
+from deploys.library.build_guard import refuse_under_running_build
 from deploys.library.cluster import role_of, run_cache
 from deploys.library.settings import Settings, settings_for
 from facts.k3s import K3sNodeName, K3sNodes, K3sPods
@@ -23,7 +24,7 @@ def k3s_reads(settings: Settings) -> list:
 def k3s_back_reads(settings: Settings) -> list:
     """What k3s_started and k3s_ready read: the units, the node's name
     (while loading, for the server's Ready check) and the server's nodes."""
-    return [(K3sUnits, {"units": list(settings.k3s_units)}), (K3sNodeName, {}, BODY), (K3sNodes, {})]
+    return [(K3sUnits, {"units": list(settings.k3s_units)}, BOTH), (K3sNodeName, {}, BODY), (K3sNodes, {})]
 
 
 def warn_of_a_server(units: dict) -> None:
@@ -62,13 +63,19 @@ def k3s_started():
     if role_of(host) is None:
         return
     settings = settings_for(host)
+    units = list(settings.k3s_units)
+    stopped = k3s.units_to_start(observed(K3sUnits, units=units)["units"])
+    if stopped:
+        refuse_under_running_build(
+            settings, f"start k3s on this host ({', '.join(stopped)})",
+            "k3s and its pods take CPU and memory from it",
+        )
     cluster = run_cache(state, "k3s back")
     cluster.setdefault("node_names", {})
     cluster.setdefault("started_at", {})
     name = observed(K3sNodeName)
     if name:
         cluster["node_names"][host.name] = name
-    units = list(settings.k3s_units)
     k3s.k3s_started(name="Enable and start the k3s units", units=units, started_at=cluster["started_at"])
     k3s.k3s_ready(
         name="Wait until k3s is back", units=units, timeout_seconds=settings.k3s_timeout, cluster=cluster

@@ -13,6 +13,7 @@ from __future__ import annotations
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 
+from deploys.library.build_guard import build_reads
 from deploys.library.builder import (
     builder_client_only,
     builder_tmpfs_released,
@@ -41,6 +42,7 @@ def planned_reads(settings: Settings, role: str | None, *parts: str) -> list:
         "serving": lambda: serving_reads(settings) if role == "worker" else [],
         "worker stopped": lambda: stopped_reads(settings) if role == "worker" else [],
         "tmpfs released": lambda: tmpfs_released_reads(settings) if role == "builder" else [],
+        "build guard": lambda: build_reads(settings),
     }
     return [read for part in parts for read in reads[part]()]
 
@@ -72,7 +74,7 @@ def builder_distccd_guard():
     settings = settings_for_role(host, inventory, "builder distccd guard", "builder")
     hold_run_lock(state, inventory, "builder distccd guard")
     if settings is not None:
-        plan(settings, "k3s", "installed", "client only")
+        plan(settings, "k3s", "installed", "client only", "build guard")
         k3s_stopped()
         distcc_installed()
         builder_client_only()
@@ -86,7 +88,7 @@ def worker_distccd_reset():
     settings = settings_for_role(host, inventory, "worker distccd reset", "worker")
     hold_run_lock(state, inventory, "worker distccd reset")
     if settings is not None:
-        plan(settings, "k3s", "installed", "serving")
+        plan(settings, "k3s", "installed", "serving", "build guard")
         k3s_stopped()
         distcc_installed()
         worker_serving()
@@ -98,7 +100,7 @@ def mode_switch():
     settings = settings_for_role(host, inventory, "mode switch", "builder", "worker")
     hold_run_lock(state, inventory, "mode switch")
     if settings is not None:
-        plan(settings, "k3s", "installed", "client only", "serving")
+        plan(settings, "k3s", "installed", "client only", "serving", "build guard")
         k3s_stopped()
         distcc_installed()
         builder_client_only()
@@ -112,7 +114,7 @@ def k3s_mode():
     settings = settings_for_role(host, inventory, "k3s mode", "builder", "worker")
     hold_run_lock(state, inventory, "k3s mode")
     if settings is not None:
-        plan(settings, "worker stopped", "tmpfs released", "k3s back")
+        plan(settings, "worker stopped", "tmpfs released", "k3s back", "build guard")
         worker_stopped()
         builder_tmpfs_released()
         k3s_started()

@@ -71,6 +71,17 @@ DEFAULTS: dict[str, tuple[object, str]] = {
     "distcc_tmpfs_size": (None, "builder: tmpfs size (K, M or G); must fit in the builder's memory; default: half of it"),
     "distcc_tmpfs_mode": ("1777", "builder: permission bits of the tmpfs root"),
     "distcc_discard_tmpfs": (False, "builder: on the way back to k3s mode, unmount the tmpfs even when it holds files"),
+    # A build in another terminal is the normal case: a deploy that would
+    # stop or restart distccd, unmount or remount the build tree, or start
+    # k3s refuses while one runs, unless told to go ahead.
+    "distcc_build_running_ok": (
+        False, "go ahead while a build runs: its remote jobs fail (and are compiled on the builder, or fail the build "
+        "with fallback off), an unmounted tree is lost to it, and k3s takes CPU and memory from it",
+    ),
+    "distcc_build_dirs": (
+        [], "builder: directories besides the tmpfs where a build runs (an O= output directory), watched for make, "
+        "gcc and cc1 working there",
+    ),
     "distcc_build_user": (None, "builder: the user who runs the kernel build (gets PATH and host list); default: the SSH user"),
     "distcc_client_fallback": (True, "builder: DISTCC_FALLBACK for the build user; True compiles locally when no worker can"),
     "distcc_k3s_units": (["k3s", "k3s-server", "k3s-agent"], "k3s units stopped in build mode and started in k3s mode"),
@@ -135,6 +146,8 @@ class Settings:
     tmpfs_size: str | None
     tmpfs_mode: str
     discard_tmpfs: bool
+    build_running_ok: bool
+    build_dirs: tuple[str, ...]
     build_user: str
     client_fallback: bool
     k3s_units: tuple[str, ...]
@@ -331,6 +344,15 @@ def settings_for(host) -> Settings:
                 name, key, size, "is not a size of at least 16M",
                 "write it as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M'",
             ) from None
+    build_dirs = get("distcc_build_dirs")
+    if isinstance(build_dirs, str) or not isinstance(build_dirs, list | tuple) or not all(
+        isinstance(d, str) and _PATH.match(d) and d.rstrip("/") not in ("", "/tmp", "/var", "/usr", "/home")
+        for d in build_dirs
+    ):
+        raise _fail(
+            name, "distcc_build_dirs", build_dirs, "is not a list of dedicated absolute paths",
+            "set e.g. ['/srv/kernel-out'], the O= directory of a build outside the tmpfs, or [] for none",
+        )
     tmpfs_size = get("distcc_tmpfs_size")
     tmpfs_mode = str(get("distcc_tmpfs_mode"))
     if not re.fullmatch(r"[0-7]{3,4}", tmpfs_mode):
@@ -374,6 +396,8 @@ def settings_for(host) -> Settings:
         tmpfs_size=None if tmpfs_size is None else str(tmpfs_size).upper(),
         tmpfs_mode=tmpfs_mode.zfill(4),
         discard_tmpfs=_bool(name, "distcc_discard_tmpfs", get("distcc_discard_tmpfs")),
+        build_running_ok=_bool(name, "distcc_build_running_ok", get("distcc_build_running_ok")),
+        build_dirs=tuple(d.rstrip("/") for d in build_dirs),
         build_user=build_user,
         client_fallback=_bool(name, "distcc_client_fallback", get("distcc_client_fallback")),
         k3s_units=tuple(units),

@@ -8,16 +8,21 @@ from ipaddress import IPv4Address, IPv4Network
 from pyinfra import host, inventory, state
 from pyinfra.api import deploy
 
+from deploys.library.build_guard import refuse_under_running_build
 from deploys.library.cluster import builder_host, host_resources, peer_name, role_of, run_cache, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for
 from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAge
 from facts.network import PeerRoute, Route
 from facts.systemd import UnitState
 from operations import distcc
-from operations._observed import BODY, observed
+from operations._observed import BODY, BOTH, observed
 from operations.templates import render_template
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
+JOBS_LOST = (
+    "the build's jobs on this worker fail: the builder compiles them again itself (slower), or the build "
+    "fails with distcc_client_fallback=False"
+)
 
 
 def distccd_config(settings: Settings, builder_route: Route, jobs: int) -> dict:
@@ -167,17 +172,18 @@ def serving_reads(settings: Settings) -> list:
     a cc1 is stale only when its distccd is not the unit's, so the unit's
     main pid must not be older than the table (a restart in between would
     make the new daemon's jobs look stale)."""
+    # The deploy's code reads distccd's health too (the build guard).
     return [
-        (DistccProcesses, {}),
+        (DistccProcesses, {}, BOTH),
         (Cc1Processes, {}),
-        (UnitState, {"unit": distcc.UNIT}),
-        (DistccdListening, {"port": settings.port}),
-        (FileAge, {"path": distcc.OVERRIDE}),
+        (UnitState, {"unit": distcc.UNIT}, BOTH),
+        (DistccdListening, {"port": settings.port}, BOTH),
+        (FileAge, {"path": distcc.OVERRIDE}, BOTH),
     ]
 
 
 def stopped_reads(settings: Settings) -> list:
-    return [(DistccProcesses, {}), (Cc1Processes, {}), (UnitState, {"unit": distcc.UNIT})]
+    return [(DistccProcesses, {}), (Cc1Processes, {}), (UnitState, {"unit": distcc.UNIT}, BOTH)]
 
 
 @deploy("worker serving")
@@ -190,6 +196,12 @@ def worker_serving():
         return
     config = daemon_config(settings)
     address, port, argv = config["listen"], settings.port, config["argv"]
+    unit, reason = distcc.health(argv, address, port)
+    if distcc.reset_stops_distccd(unit, reason, settings.force_restart):
+        refuse_under_running_build(
+            settings, f"stop and restart distccd on this worker ({reason or 'setting distcc_force_restart'})",
+            JOBS_LOST,
+        )
     distcc.distccd_stopped_for_reset(
         name="Stop distccd when unhealthy", argv=argv, address=address, port=port, force=settings.force_restart
     )
@@ -203,5 +215,7 @@ def worker_stopped():
     no distccd), and its leftovers killed (k3s mode)."""
     if role_of(host) != "worker":
         return
+    if distcc.distccd_active(observed(UnitState, unit=distcc.UNIT)):
+        refuse_under_running_build(settings_for(host), "stop distccd on this worker", JOBS_LOST)
     distcc.distccd_stopped(name="Stop and disable distccd", disable=True)
     distcc.stale_compilers_killed(name="Kill stale distccd and cc1 processes")

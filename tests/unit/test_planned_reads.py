@@ -51,6 +51,10 @@ UNPLANNED = {
         "another host's CPUs, memory and addresses (a worker's for its jobs and its name, the builder's for the "
         "--allow a worker derives), read on that host, not this one, once per run, by whichever host asks first"
     ),
+    ("deploys/library/build_guard.py", "_builder_activity", "BuildProcesses"): (
+        "the builder's build, read by a worker's deploy that would disturb it, on the builder, once per run; "
+        "served from the builder's own bundle when that is read already"
+    ),
 }
 
 # Values the host gives while the deploy loads, which the code passes on to
@@ -649,7 +653,7 @@ def test_a_read_left_out_of_the_plan_is_named(monkeypatch) -> None:
     monkeypatch.setattr(playbooks, "serving_reads", lambda settings: [r for r in serving(settings) if r[0].__name__ != "FileAge"])
     found = findings(walked(PLAYBOOKS["worker_distccd_reset"], "worker", SETTINGS["defaults"]), "worker_distccd_reset")
     assert any(
-        line.startswith("worker_distccd_reset on the worker: _health (operations/distcc.py:")
+        line.startswith("worker_distccd_reset on the worker: health (operations/distcc.py:")
         and "reads FileAge(path='/etc/systemd/system/distcc.service.d/override.conf'), and it is not in the plan" in line
         for line in found
     ), found
