@@ -44,7 +44,7 @@ class Pods(TypedDict):
     unlisted: str | None
 
 
-def short_error(text: str, width: int = 90) -> str:
+def short_error(text: str, width: int = 55) -> str:
     """crictl's or kubectl's error line, short enough for one printed line:
     the message of a logrus line (time=... level=fatal msg="..."), and of a
     long message its end, where the cause is."""

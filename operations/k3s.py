@@ -86,11 +86,11 @@ def pod_outcomes(report: dict, grace_seconds: int) -> list[str]:
         took = f"{seconds} s" if seconds is not None else "an unknown time"
         codes = ", ".join(str(c["exit"]) if c["exit"] is not None else "?" for c in containers)
         if any(c["exit"] == 137 for c in containers):
-            lines.append(f"pod {pod} killed: still running after the {grace_seconds} s grace (exit {codes})")
+            lines.append(f"pod {pod} killed after the {grace_seconds} s grace (exit {codes})")
         else:
             lines.append(f"pod {pod} stopped in time, in {took} (exit {codes})")
     if report["unlisted"]:
-        lines.append(f"pods not stopped gracefully (k3s crictl: {report['unlisted']}); k3s-killall.sh kills them")
+        lines += ["pods not stopped gracefully: k3s-killall.sh kills them", f"k3s crictl: {report['unlisted']}"]
     return lines
 
 
@@ -146,8 +146,8 @@ def k3s_stopped(units: list[str], grace_seconds: int = 30):
         yield pods_stopped_command(running, grace_seconds)
         yield FunctionCommand(report_stopped_pods, (grace_seconds,), {})
     elif pods["unlisted"] and state.is_executing:
-        logger.warning(f"{host.print_prefix}pods not stopped gracefully (k3s crictl: {pods['unlisted']}); "
-                       f"k3s-killall.sh kills them")
+        for line in pod_outcomes({"pods": {}, "unlisted": pods["unlisted"]}, grace_seconds):
+            logger.warning(f"{host.print_prefix}{line}")
     if found["killall"]:
         # The real script ends with iptables commands that fail on a node
         # without them, so its exit status says nothing; what is left is
@@ -228,7 +228,7 @@ def wait_for_units(host, units: list[str], since: float, deadline: float) -> boo
         if failed or now > deadline:
             what = ", ".join(f"{u} {a}" for u, a in sorted(waiting.items()))
             cause = "failed" if failed else f"not active after {now - since:.0f} s (setting distcc_k3s_timeout)"
-            logger.error(f"{host.print_prefix}k3s {cause}: {what}. Fix: {unit_fix(host.name, failed or waiting)}")
+            logger.error(f"{host.print_prefix}k3s {cause}: {what}.\n    Fix: {unit_fix(host.name, failed or waiting)}")
             return False
         gevent.sleep(_POLL_SECONDS)
 
@@ -251,9 +251,10 @@ def wait_for_nodes(host, nodes: dict[str, str], started_at: dict, since: float, 
             late = ", ".join(f"{node} ({name})" for name, node in sorted(pending.items()))
             why = f"the API did not answer ({error})" if not listed["answered"] else "not Ready"
             logger.error(
-                f"{host.print_prefix}k3s nodes {late}: {why} after {now - since:.0f} s (setting "
-                f"distcc_k3s_timeout). Look: sudo k3s kubectl describe node NAME on {host.name}, and "
-                f"sudo journalctl -u k3s-agent -n 50 (or -u k3s) on that node"
+                f"{host.print_prefix}k3s nodes {late}: {why} after {now - since:.0f} s "
+                f"(setting distcc_k3s_timeout).\n"
+                f"    Look: sudo k3s kubectl describe node NAME on {host.name},\n"
+                f"    and sudo journalctl -u k3s-agent -n 50 (or -u k3s) on that node"
             )
             return False
         if pending:

@@ -7,7 +7,7 @@ from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
 from pyinfra.api.exceptions import PyinfraError
 
-from deploys.library.build_guard import refuse_under_running_build
+from deploys.library.build_guard import refuse_under_running_build, running_build
 from deploys.library.cluster import host_resources, peer_name, role_of, worker_hosts, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for, tmpfs_size_for
 from facts.distcc import COMPILER_NAME, MASQUERADE_DIR, DistccProcesses
@@ -293,10 +293,15 @@ def builder_client_only():
             name="ccache's temporary directory of the build user", path=CCACHE_TEMPDIR, user=user, group=None,
             mode="700",
         )
-    distcc.client_state_cleared(
-        name="Client state of the last build cleared (backoff markers, client log)",
-        directory=f"{home}/.distcc", logs=client_logs(home),
-    )
+    if running_build(settings):
+        # The running build's client log is the build report's window, and
+        # its backoff markers its own: a mode switch under it keeps both.
+        logger.info(f"{host.print_prefix}a build is running: its client log and backoff markers are kept")
+    else:
+        distcc.client_state_cleared(
+            name="Client state of the last build cleared (backoff markers, client log)",
+            directory=f"{home}/.distcc", logs=client_logs(home),
+        )
     paths.file_installed(
         name="distcc host list of the build user",
         path=f"{home}/.distcc/hosts",

@@ -82,7 +82,7 @@ def test_pods_get_sigterm_and_the_grace_period_before_sigkill(nodes, stubborn_po
     run = ok(deploy("mode_switch", json_output=False, data={"distcc_pod_grace": 3}))
     prefix = f"[{stubborn_pod.name}] "
     assert re.search(re.escape(prefix) + r"pod default/lab-app-1 stopped in time, in [0-2] s \(exit 0\)", run.stderr)
-    assert f"{prefix}pod kube-system/lab-stubborn killed: still running after the 3 s grace (exit 137)" in run.stderr
+    assert f"{prefix}pod kube-system/lab-stubborn killed after the 3 s grace (exit 137)" in run.stderr
     log = sh(stubborn_pod.container, f"cat {POD_LOG}/default_lab-app-1.log")
     assert log == "SIGTERM: clean shutdown\n"
     assert sh(stubborn_pod.container, f"cat {POD_LOG}/kube-system_lab-stubborn.log 2>/dev/null || true") == ""
