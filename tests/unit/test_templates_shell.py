@@ -1,0 +1,43 @@
+"""The shell the package keeps as files (templates/*.sh.j2), rendered as a
+host is sent it, passes shellcheck; rendering keeps what runs and leaves
+only the reader's comments and blank lines out."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from facts._templates import TEMPLATES, render_script, render_template
+from facts.k3s import K3S_PATHS
+from operations.k3s import POD_STOP_REPORT
+
+# Each script with the context its users render it with.
+SCRIPTS = {
+    "k3s-pods-listed.sh.j2": {"k3s_paths": K3S_PATHS},
+    "k3s-nodes-listed.sh.j2": {"k3s_paths": K3S_PATHS},
+    "k3s-pods-stopped.sh.j2": {
+        "units": ["k3s-agent.service"], "grace": 30, "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
+    },
+}
+
+
+def test_every_shell_template_is_checked_here():
+    assert sorted(p.name for p in TEMPLATES.glob("*.sh.j2") if p.name != "distcc-profile.sh.j2") == sorted(SCRIPTS)
+
+
+@pytest.mark.skipif(not shutil.which("shellcheck"), reason="shellcheck is not installed (make unit installs it)")
+@pytest.mark.parametrize("template", sorted(SCRIPTS))
+def test_shellcheck_passes_on_the_script_as_sent(template):
+    script = render_script(template, SCRIPTS[template])
+    checked = subprocess.run(["shellcheck", "-s", "sh", "-"], input=script + "\n", capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout
+
+
+@pytest.mark.parametrize("template", sorted(SCRIPTS))
+def test_what_is_sent_is_the_file_without_its_comments(template):
+    full = render_template(template, SCRIPTS[template]).splitlines()
+    kept = [line for line in full if line.strip() and not line.lstrip().startswith("#")]
+    assert render_script(template, SCRIPTS[template]).splitlines() == kept
+    assert subprocess.run(["sh", "-n"], input="\n".join(kept) + "\n", text=True).returncode == 0
