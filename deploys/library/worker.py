@@ -10,11 +10,11 @@ from pyinfra.api import deploy
 
 from deploys.library.cluster import builder_host, host_resources, peer_name, role_of, run_cache, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for
-from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAge
+from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAge, foreign_listeners, holder_text
 from facts.network import PeerRoute, Route
 from facts.systemd import UnitState
 from operations import distcc
-from operations._observed import BODY, observed
+from operations._observed import BODY, BOTH, observed
 from operations.templates import render_template
 
 OVERRIDE_TEMPLATE = "distcc-override.conf.j2"
@@ -171,9 +171,27 @@ def serving_reads(settings: Settings) -> list:
         (DistccProcesses, {}),
         (Cc1Processes, {}),
         (UnitState, {"unit": distcc.UNIT}),
-        (DistccdListening, {"port": settings.port}),
+        # Also while loading: a port held by another program is refused then.
+        (DistccdListening, {"port": settings.port}, BOTH),
         (FileAge, {"path": distcc.OVERRIDE}),
     ]
+
+
+def port_held_by_another_program(settings: Settings, address: str) -> SettingsError | None:
+    """The refusal when another program than distccd holds distccd's port
+    where distccd must listen: restarting distccd into it would only fail
+    with distccd's "bind ... failed: Address already in use", without
+    naming the program."""
+    held = foreign_listeners(observed(DistccdListening, port=settings.port), address)
+    if not held:
+        return None
+    pids = " ".join(str(s["pid"]) for s in held)
+    return SettingsError(
+        f"host {host.name}: port {settings.port} on {host.name} is held by {'; '.join(map(holder_text, held))}, "
+        f"so distccd cannot listen on {address}:{settings.port} (setting distcc_port). Fix: stop that program "
+        f"(kill {pids}, or stop the service that runs it), or set distcc_port to a free port in this worker's "
+        f"host data; then run the mode switch again. Nothing was changed on any host."
+    )
 
 
 def stopped_reads(settings: Settings) -> list:
@@ -190,6 +208,9 @@ def worker_serving():
         return
     config = daemon_config(settings)
     address, port, argv = config["listen"], settings.port, config["argv"]
+    refusal = port_held_by_another_program(settings, address)
+    if refusal:
+        raise refusal
     distcc.distccd_stopped_for_reset(
         name="Stop distccd when unhealthy", argv=argv, address=address, port=port, force=settings.force_restart
     )
