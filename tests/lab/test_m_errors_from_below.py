@@ -151,3 +151,36 @@ def test_validation_names_the_program_on_distccds_port_never_distccd(port_held, 
     # What perl holds is never judged as distccd's listener.
     assert not any(line.startswith(f"FAIL W-LISTEN {target.fqdn}") for line in fails), fails
     assert "active but not listening" not in run.output
+
+
+@pytest.fixture
+def sources_broken(k3s_lab):
+    """worker2 without distcc (so the switch must install it) and with a
+    sources.list entry that has no component. Put back without the network:
+    distcc from apt's own cache (dpkg -i), the sources list as it was."""
+    target = [n for n in k3s_lab if n.role == "worker"][-1]
+    sh(
+        target.container,
+        "DEBIAN_FRONTEND=noninteractive apt-get remove -y -q distcc >/dev/null 2>&1"
+        " && cp /etc/apt/sources.list /root/sources.list.saved"
+        " && echo 'deb http://deb.debian.org/debian trixie' > /etc/apt/sources.list",
+    )
+    yield target
+    sh(
+        target.container,
+        "mv /root/sources.list.saved /etc/apt/sources.list"
+        " && DEBIAN_FRONTEND=noninteractive dpkg -i /var/cache/apt/archives/distcc_*.deb >/dev/null",
+    )
+
+
+def test_a_broken_sources_list_is_named_with_the_fix(sources_broken):
+    """apt parses its sources before it fetches anything: no network."""
+    target = sources_broken
+    run = deploy("mode_switch", json_output=False)
+    assert run.returncode != 0
+    lines = lines_of(run, target.fqdn)
+    # apt's own words, then the package's cause and fix.
+    assert "E: Malformed entry 1 in list file /etc/apt/sources.list (Component)" in lines, lines
+    assert "apt's list of package sources here is broken (the entry is above)." in lines, lines
+    assert any(line.startswith("Fix: correct or remove that entry") for line in lines), lines
+    assert run.output.isascii()

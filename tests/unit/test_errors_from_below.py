@@ -1,4 +1,4 @@
-"""Errors from below the package (sudo, SSH, another program on distccd's
+"""Errors from below the package (sudo, apt, another program on distccd's
 port) come out in the package's words: host, cause, fix. Outputs are the
 ones captured on lab hosts (tests/unit/below/, tests/unit/surveys/); the lab
 side is tests/lab/test_m_errors_from_below.py."""
@@ -6,15 +6,18 @@ side is tests/lab/test_m_errors_from_below.py."""
 from __future__ import annotations
 
 import json
+import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 from paramiko import SSHException
+from pyinfra.api import QuoteString, StringCommand
 from pyinfra.connectors import util as connector_util
 from pyinfra.connectors.util import CommandOutput, OutputLine
 
 from facts.distcc import foreign_listeners, holder_text, parse_listening
-from operations import _connection
+from operations import _connection, apt
 from operations._connection import (
     NO_TERMINAL,
     SudoPasswordUnanswered,
@@ -124,3 +127,34 @@ def test_another_program_on_distccds_port_is_named_and_distccd_is_not():
     # On another single address, it does not keep distccd from its own.
     loopback = [perl[0].replace("0.0.0.0:3632", "127.0.0.1:3632", 1)]
     assert foreign_listeners(parse_listening(loopback), "172.31.243.3") == []
+
+
+# apt-get update's own lines with a sources.list entry that has no component,
+# as a lab worker printed them (tests/lab/test_e_safety.py,
+# test_broken_sources_list_gives_apts_own_error), and its exit status.
+APT_MALFORMED = [
+    "E: Malformed entry 1 in list file /etc/apt/sources.list (Component)",
+    "E: The list of sources could not be read.",
+]
+
+
+def run_explained(lines: list[str], status: int) -> subprocess.CompletedProcess:
+    printed = "printf '%s\\n' " + " ".join(shlex.quote(line) for line in lines) + f" >&2; exit {status}"
+    command = apt.explained(StringCommand("sh", "-c", QuoteString(printed)))
+    return subprocess.run(["sh", "-c", command.get_raw_value()], capture_output=True, text=True, timeout=30)
+
+
+def test_a_broken_sources_list_gives_apts_own_lines_and_the_fix():
+    run = run_explained(APT_MALFORMED, 100)
+    assert run.returncode == 100
+    assert run.stdout.splitlines() == APT_MALFORMED
+    told = run.stderr.splitlines()
+    assert told[0].startswith("apt's list of package sources here is broken")
+    assert any(line.startswith("Fix: correct or remove that entry") for line in told)
+    for line in told:
+        assert line.isascii() and PREFIX + len(line) <= 100, line
+
+
+def test_apt_that_succeeds_is_shown_as_it_is_and_adds_nothing():
+    run = run_explained(["Reading package lists..."], 0)
+    assert (run.returncode, run.stdout, run.stderr) == (0, "Reading package lists...\n", "")
