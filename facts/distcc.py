@@ -88,6 +88,28 @@ def parse_listening(lines: list[str]) -> list[ListeningSocket]:
     return sockets
 
 
+# Addresses a socket listens on that take the port on every address: a
+# program there keeps distccd from binding any address (IPv6 "::" as well,
+# since Linux's default bindv6only=0 makes it take IPv4 too).
+EVERY_ADDRESS = ("0.0.0.0", "*", "::")
+
+
+def foreign_listeners(sockets: list[ListeningSocket], address: str | None = None) -> list[ListeningSocket]:
+    """The sockets on distccd's port that another program than distccd holds
+    (ss names the owner only to root: an unnamed one is not judged); with
+    an address, only those that keep distccd from listening there."""
+    return [
+        s for s in sockets
+        if s["process"] is not None and s["process"] != "distccd"
+        and (address is None or s["address"] in (address, *EVERY_ADDRESS))
+    ]
+
+
+def holder_text(sock: ListeningSocket) -> str:
+    """e.g. "perl (pid 4242, not distccd) on 0.0.0.0"."""
+    return f"{sock['process']} (pid {sock['pid']}, not distccd) on {sock['address']}"
+
+
 class FileAge(ParsedFact[int | None]):
     """
     Seconds since a file was last written, by the host's clock; None when

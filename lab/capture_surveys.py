@@ -73,10 +73,21 @@ PREPARE = {"cross-compiler": (CROSS_SWITCH,), "cross-link-missing": (CROSS_SWITC
                             "ccache-tempdir-missing", "pump-hosts-overridden", "pump-worker-stopped"),
                            (SPEED_SWITCH,))}
 
+# Another program than distccd on distccd's port, on every address.
+PORT_HOLDER = (
+    "perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => \"0.0.0.0\", LocalPort => 3632,"
+    " Listen => 5, ReuseAddr => 1) or die \"bind: $!\"; sleep 600'"
+)
+
 # case: (what the node is like, node role, break script, restore script, heal with the mode switch, host data)
 CASES: dict[str, tuple[str, str | None, str, str, bool | tuple, dict]] = {
     "healthy": ("DISTCC BUILD MODE as the mode switch leaves it", None, "", "", False, {}),
     "distccd-stopped": ("worker1: systemctl stop distcc", "worker", "systemctl stop distcc", "", True, {}),
+    "port-held-by-perl": (
+        "worker1: distccd stopped and a perl listening on 0.0.0.0:3632 (another program on distccd's port)",
+        "worker", "systemctl stop distcc && setsid -f " + PORT_HOLDER + " >/dev/null 2>&1 && sleep 1",
+        "pkill -f 'LocalPort [=]> 3632'", True, {},
+    ),
     "override-removed": (
         "worker1: override.conf deleted, daemon reloaded (distccd keeps running)", "worker",
         f"rm {OVERRIDE} && systemctl daemon-reload", "", True, {},

@@ -23,15 +23,30 @@ SSH connector's command and file transfer calls: EOFError there, and
 ConnectError while the host's SSH transport is down, are turned into an
 SSHException naming the host, which pyinfra already handles as that host's
 command failing (the host is failed, the others go on).
+
+Not every EOFError there is a lost host. When sudo asks for a password
+(the SSH user's NOPASSWD rule is gone), pyinfra's connector calls getpass()
+(connectors/util.py, execute_command_with_sudo_retry); with no terminal to
+ask on (CI, scripts), getpass reads its stdin and raises EOFError too. So
+that getpass is replaced by one that, with no terminal, raises
+SudoPasswordUnanswered (an EOFError, as before) at once, and the connector
+names sudo, the user and the fix instead of a lost host. On a terminal,
+pyinfra asks as it always did. sudo's other refusals (the user not in
+sudoers, sudo missing, a terminal required) come back as a failed command
+with sudo's line on stderr and nothing run; they are named the same way.
 """
 
 from __future__ import annotations
 
 import functools
+import getpass
+import os
 from collections.abc import Callable
 from typing import Any
 
+import pyinfra.connectors.util as connector_util
 from paramiko import SSHException
+from pyinfra import logger
 from pyinfra.api.exceptions import ConnectError
 from pyinfra.connectors.ssh import SSHConnector
 
@@ -44,11 +59,112 @@ def _transport_down(connector: SSHConnector) -> bool:
     return transport is None or not transport.is_active()
 
 
+class SudoPasswordUnanswered(EOFError):
+    """sudo asked for a password and there is no terminal to ask on."""
+
+
+def _terminal_available() -> bool:
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
+def _getpass_or_refuse(prompt: str = "Password: ", stream: Any = None) -> str:
+    if not _terminal_available():
+        raise SudoPasswordUnanswered(prompt)
+    return getpass.getpass(prompt, stream)
+
+
+# sudo's own line when it refuses before running anything, and the cause
+# in this package's words ("{user}" is the SSH user). sudo 1.9 on Debian,
+# seen in the lab (tests/lab/test_m_errors_from_below.py).
+SUDO_REFUSALS = (
+    ("a password is required", "asks {user} for a password"),
+    ("incorrect password attempt", "refused the password given for {user}"),
+    ("is not in the sudoers file", "refuses {user}, who is not in sudoers"),
+    ("a terminal is required", "asks {user} for a password on a terminal"),
+    ("you must have a tty", "requires a tty (requiretty)"),
+    ("sudo: not found", "is not installed"),
+    ("sudo: command not found", "is not installed"),
+)
+NO_TERMINAL = "asks {user} for a password (no terminal)"
+
+
+def sudo_refusal(stdout_lines: list[str], stderr_lines: list[str]) -> str | None:
+    """What sudo refused, in the package's words, when a command failed with
+    nothing run: no output but sudo's own line on stderr."""
+    if stdout_lines or not stderr_lines:
+        return None
+    for line in stderr_lines[:3]:
+        for words, cause in SUDO_REFUSALS:
+            if words in line:
+                return cause
+    return None
+
+
+def sudo_lines(name: str, user: str, cause: str) -> list[str]:
+    """The message for a host whose sudo refused: host, cause, fix. pyinfra
+    prints each line after the host's name, so each is kept short."""
+    if "requiretty" in cause:
+        return [
+            f"sudo on {name} {cause.format(user=user)}:",
+            "this package runs every command with sudo, over SSH without a tty.",
+            "Fix: as root, remove 'Defaults requiretty' (visudo), or add the line",
+            f"'Defaults:{user} !requiretty' in a file under /etc/sudoers.d/;",
+            "then run the deploy again.",
+        ]
+    install = ["Fix: as root, apt-get install sudo; then", "give"] if "not installed" in cause else ["Fix: give"]
+    fix = [
+        *install[:-1],
+        f"{install[-1]} {user} passwordless sudo: a line '{user} ALL=(ALL) NOPASSWD: ALL'",
+        "in a file under /etc/sudoers.d/ (as root: visudo -f",
+        f"/etc/sudoers.d/010_{user}-nopasswd), then run the deploy again",
+    ]
+    if "password" in cause:
+        fix[-1] += ";"
+        fix.append("or run pyinfra on a terminal with --same-sudo-password (it asks once).")
+    else:
+        fix[-1] += "."
+    return [
+        f"sudo on {name} {cause.format(user=user)}:",
+        "this package runs every command on a host with sudo.",
+        *fix,
+    ]
+
+
+_REFUSED = "distcc_farm_refused_below"
+
+
+def refused_below(host: Any) -> str | None:
+    """Why this host's commands cannot run at all in this run (sudo
+    refused), as one sentence; None when nothing was refused."""
+    return (getattr(host, "connector_data", None) or {}).get(_REFUSED)
+
+
+def _refuse_for_sudo(connector: SSHConnector, cause: str, error: BaseException | None = None) -> SSHException:
+    user = connector.data.get("ssh_user") or "the SSH user"
+    sentence = f"sudo on {connector.host.name} {cause.format(user=user)}"
+    if connector.host.connector_data.get(_REFUSED) != sentence:
+        # Every fact and command fails the same way: the fix is told once.
+        connector.host.connector_data[_REFUSED] = sentence
+        for line in sudo_lines(connector.host.name, user, cause):
+            logger.error(f"{connector.host.print_prefix}{line}")
+    # pyinfra prints this after the host's name and "Command socket/SSH
+    # error: SSHException(...)": short, the cause and fix are above.
+    exception = SSHException("sudo refused (see above)")
+    exception.__cause__ = error
+    return exception
+
+
 def _host_failure_on_eof(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
     def wrapper(self: SSHConnector, *args: Any, **kwargs: Any) -> Any:
         try:
-            return method(self, *args, **kwargs)
+            result = method(self, *args, **kwargs)
+        except SudoPasswordUnanswered as error:
+            raise _refuse_for_sudo(self, NO_TERMINAL, error) from error
         except EOFError as error:
             raise SSHException(
                 f"the connection to {self.host.name} ended (EOF from the SSH transport): the host went away"
@@ -59,6 +175,12 @@ def _host_failure_on_eof(method: Callable[..., Any]) -> Callable[..., Any]:
             raise SSHException(
                 f"the connection to {self.host.name} ended (its SSH transport is down): the host went away"
             ) from error
+        if method.__name__ == "run_shell_command" and isinstance(result, tuple) and not result[0]:
+            output = result[1]
+            cause = sudo_refusal(output.stdout_lines, output.stderr_lines)
+            if cause and kwargs.get("_sudo"):
+                raise _refuse_for_sudo(self, cause)
+        return result
 
     setattr(wrapper, _MARK, True)
     return wrapper
@@ -70,3 +192,4 @@ def lost_host_is_a_host_failure() -> None:
         method = getattr(SSHConnector, name)
         if not getattr(method, _MARK, False):
             setattr(SSHConnector, name, _host_failure_on_eof(method))
+    connector_util.getpass = _getpass_or_refuse

@@ -31,9 +31,11 @@ from typing import Any
 from pyinfra import host as context_host
 from pyinfra import state as context_state
 from pyinfra.api import FactBase
+from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.util import get_kwargs_str
 
 from facts.bundle import NOT_READ, FactBundle, Part, as_arguments, distinct_commands, parse_part
+from operations._connection import refused_below
 
 BODY = "body"
 OPERATIONS = "operations"
@@ -99,8 +101,22 @@ def changes_so_far(state, host) -> int:
     return count
 
 
+class RefusedBelow(PyinfraError):
+    """A host's commands cannot run at all (sudo refused them) while the
+    deploy loads: the run stops before any host changes, in those words,
+    rather than deciding from the facts' empty defaults."""
+
+
+def _get_fact(host, cls: type[FactBase], **kwargs: Any) -> Any:
+    value = host.get_fact(cls, **kwargs)
+    cause = refused_below(host)
+    if cause and not current(context_state).is_executing:
+        raise RefusedBelow(f"host {host.name}: {cause} (the fix is above). Nothing was changed on any host.")
+    return value
+
+
 def _read(host, parts: list[Part]) -> dict[tuple[type, str], Any]:
-    sections = host.get_fact(FactBundle, parts=as_arguments(parts))
+    sections = _get_fact(host, FactBundle, parts=as_arguments(parts))
     _, index = distinct_commands(parts)
     values = {}
     for (cls, kwargs), number in zip(parts, index, strict=True):
@@ -116,7 +132,7 @@ def observed(cls: type[FactBase], host=None, **kwargs: Any) -> Any:
     reads = _reads.get(state, {}).get(host.name)
     key = _key(cls, kwargs)
     if reads is None or key not in reads.parts:
-        return host.get_fact(cls, **kwargs)
+        return _get_fact(host, cls, **kwargs)
     moment = (bool(state.is_executing), changes_so_far(state, host))
     if reads.snapshot is None or reads.taken_at != moment:
         reads.snapshot = _read(host, _phase_parts(state, reads))
@@ -129,6 +145,6 @@ def observed(cls: type[FactBase], host=None, **kwargs: Any) -> Any:
         reads.snapshot.update(_read(host, missing))
     value = reads.snapshot.get(key, NOT_READ)
     if value is NOT_READ:
-        return host.get_fact(cls, **kwargs)
+        return _get_fact(host, cls, **kwargs)
     # A copy: an operation may change what it was given.
     return copy.deepcopy(value)

@@ -9,6 +9,7 @@ from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.deb import DebPackages
 
 from operations._observed import observed
+from facts._templates import render_script
 
 # What apt-get install takes (the frontend lock first, since apt 1.9) and
 # what apt-get update takes; unattended-upgrades and apt-daily hold them
@@ -77,6 +78,13 @@ def install_command(packages: list[str], wait_seconds: int, held_units: list[str
     )
 
 
+def explained(command: StringCommand) -> StringCommand:
+    """command (an apt-get run), its output shown as apt gives it; on a
+    failure apt names but gives no fix for, the fix too
+    (templates/apt-get-explained.sh.j2)."""
+    return StringCommand(render_script("apt-get-explained.sh.j2", {"command": command.get_raw_value()}))
+
+
 @operation()
 def packages_installed(packages: list[str], wait_seconds: int = 120, held_units: list[str] | None = None):
     """
@@ -110,5 +118,5 @@ def packages_installed(packages: list[str], wait_seconds: int = 120, held_units:
     # Lock::Timeout makes apt itself wait for a lock taken between the check
     # above and this command (apt-daily starting just then) instead of failing.
     lock_wait = f"-o DPkg::Lock::Timeout={max(0, int(wait_seconds))}"
-    yield StringCommand("apt-get", "-q", lock_wait, "update")
-    yield install_command(missing, wait_seconds, list(held_units or []))
+    yield explained(StringCommand("apt-get", "-q", lock_wait, "update"))
+    yield explained(install_command(missing, wait_seconds, list(held_units or [])))

@@ -46,7 +46,7 @@ from deploys.library.settings import Settings, compiler_package, jobs_for, setti
 from deploys.library.tables import narrow_table
 from deploys.library.worker import builder_peer, distccd_config, override_text
 from facts.compiler import INVOKED_NAMES, GccPackage, Identity
-from facts.distcc import ProcessInfo
+from facts.distcc import EVERY_ADDRESS, ProcessInfo, foreign_listeners, holder_text
 from facts.mounts import hidden_mount_fix, mount_hidden
 from facts.survey import HostSurvey, Reach, Survey
 from operations.distcc import UNIT
@@ -674,6 +674,14 @@ def worker_distccd(s: Subject) -> tuple[str, str]:
     address = s.config["listen"] if s.config else None
     if unit["load"] != "loaded" or not s.survey["masquerade"]["distcc_installed"]:
         return FAIL, f"distcc is not installed; {HEAL}"
+    held = foreign_listeners(listening, address)
+    if held:
+        # Never called distccd, and no mode switch heals it: it refuses.
+        return FAIL, (
+            f"port {port} is held by {'; '.join(map(holder_text, held))}, so distccd cannot listen on "
+            f"{address or 'its address'}:{port}: stop that program (kill {' '.join(str(h['pid']) for h in held)}, "
+            f"or stop its service) or set distcc_port to a free port, then {HEAL}"
+        )
     if unit["active"] != "active" or unit["sub"] != "running" or not unit["main_pid"]:
         return FAIL, f"{UNIT} is {unit['active']} ({unit['sub']}) with no daemon; {HEAL}"
     if address is None:
@@ -849,8 +857,9 @@ def worker_no_insecure(s: Subject) -> tuple[str, str]:
 
 @check("W-LISTEN", column="listen", role="worker", about="worker: not listening on all addresses")
 def worker_listen(s: Subject) -> tuple[str, str]:
-    listening = s.survey["listening"]
-    wildcard = [sock for sock in listening if sock["address"] in ("0.0.0.0", "*", "::")]
+    # Only distccd's own sockets: another program on the port is W-DISTCCD's.
+    listening = [sock for sock in s.survey["listening"] if sock not in foreign_listeners(s.survey["listening"])]
+    wildcard = [sock for sock in listening if sock["address"] in EVERY_ADDRESS]
     if wildcard:
         return FAIL, f"listening on all addresses ({wildcard[0]['address']}); {HEAL}"
     return PASS, "listens on one address only" if listening else "not listening"

@@ -11,7 +11,7 @@ from pyinfra.api import deploy
 from deploys.library.build_guard import refuse_under_running_build
 from deploys.library.cluster import builder_host, host_resources, peer_name, role_of, run_cache, worker_jobs
 from deploys.library.settings import Settings, SettingsError, settings_for
-from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAge
+from facts.distcc import Cc1Processes, DistccdListening, DistccProcesses, FileAge, foreign_listeners, holder_text
 from facts.network import PeerRoute, Route
 from facts.systemd import UnitState
 from operations import distcc
@@ -177,9 +177,27 @@ def serving_reads(settings: Settings) -> list:
         (DistccProcesses, {}, BOTH),
         (Cc1Processes, {}),
         (UnitState, {"unit": distcc.UNIT}, BOTH),
+        # Also while loading: a port held by another program is refused then.
         (DistccdListening, {"port": settings.port}, BOTH),
         (FileAge, {"path": distcc.OVERRIDE}, BOTH),
     ]
+
+
+def port_held_by_another_program(settings: Settings, address: str) -> SettingsError | None:
+    """The refusal when another program than distccd holds distccd's port
+    where distccd must listen: restarting distccd into it would only fail
+    with distccd's "bind ... failed: Address already in use", without
+    naming the program."""
+    held = foreign_listeners(observed(DistccdListening, port=settings.port), address)
+    if not held:
+        return None
+    pids = " ".join(str(s["pid"]) for s in held)
+    return SettingsError(
+        f"host {host.name}: port {settings.port} on {host.name} is held by {'; '.join(map(holder_text, held))}, "
+        f"so distccd cannot listen on {address}:{settings.port} (setting distcc_port). Fix: stop that program "
+        f"(kill {pids}, or stop the service that runs it), or set distcc_port to a free port in this worker's "
+        f"host data; then run the mode switch again. Nothing was changed on any host."
+    )
 
 
 def stopped_reads(settings: Settings) -> list:
@@ -196,6 +214,9 @@ def worker_serving():
         return
     config = daemon_config(settings)
     address, port, argv = config["listen"], settings.port, config["argv"]
+    refusal = port_held_by_another_program(settings, address)
+    if refusal:
+        raise refusal
     unit, reason = distcc.health(argv, address, port)
     if distcc.reset_stops_distccd(unit, reason, settings.force_restart):
         refuse_under_running_build(

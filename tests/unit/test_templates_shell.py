@@ -15,6 +15,7 @@ from operations.k3s import POD_STOP_REPORT
 
 # Each script with the context its users render it with.
 SCRIPTS = {
+    "apt-get-explained.sh.j2": {"command": "DEBIAN_FRONTEND=noninteractive apt-get install -y distcc"},
     "k3s-pods-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-nodes-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-pods-stopped.sh.j2": {

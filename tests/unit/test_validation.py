@@ -401,6 +401,10 @@ OUTCOMES = [
     ("healthy", WORKER1, "W-DISTCCD", PASS, ["listening on 172.31.241.3:3632"]),
     ("worker-distcc-removed", WORKER1, "W-DISTCCD", FAIL, ["distcc is not installed", HEAL]),
     ("distccd-stopped", WORKER1, "W-DISTCCD", FAIL, ["distcc.service is inactive (dead) with no daemon", HEAL]),
+    # Another program on distccd's port: named, never called distccd, with a fix that works.
+    ("port-held-by-perl", WORKER1, "W-DISTCCD", FAIL,
+     ["port 3632 is held by perl (pid 1466, not distccd) on 0.0.0.0", "cannot listen on 172.31.243.3:3632",
+      "kill 1466", "distcc_port", f"then {HEAL}"]),
     ("open-insecure-wildcard", WORKER1, "W-DISTCCD", FAIL,
      ["active but not listening on 172.31.241.3:3632 (found 0.0.0.0:3632)", HEAL]),
     ("dns-worker", WORKER1, "W-DISTCCD", FAIL,
@@ -464,6 +468,7 @@ OUTCOMES = [
     ("healthy", WORKER1, "W-LISTEN", PASS, ["listens on one address only"]),
     ("distccd-stopped", WORKER1, "W-LISTEN", PASS, ["not listening"]),
     ("open-insecure-wildcard", WORKER1, "W-LISTEN", FAIL, ["listening on all addresses (0.0.0.0)", HEAL]),
+    ("port-held-by-perl", WORKER1, "W-LISTEN", PASS, ["not listening"]),
     # W-USER
     ("healthy", WORKER1, "W-USER", PASS, ["runs as distccd"]),
     ("distccd-stopped", WORKER1, "W-USER", WARN, ["distccd is not running"]),
@@ -644,6 +649,8 @@ BREAKAGE_FINDINGS = {
     "client-log-unwritable": {("B-CLIENT", BUILDER, WARN)},
     "whitelist-unreadable": {("W-WHITELIST", WORKER1, FAIL)},
     "distccd-log-unwritable": {("W-DISTCCD", WORKER1, FAIL)},
+    "port-held-by-perl": {("W-DISTCCD", WORKER1, FAIL), ("W-ALLOW", WORKER1, WARN), ("W-USER", WORKER1, WARN),
+                          ("W-ALLOW-BUILDER", WORKER1, WARN)},
     "kernel-arch": {("B-KERNEL-ARCH", BUILDER, WARN)},
     "release-mismatch": {("H-GCC", WORKER2, FAIL), ("W-COMPILERS", WORKER2, FAIL)},
     "ccache-pump": set(),
