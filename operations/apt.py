@@ -8,8 +8,8 @@ from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.facts.deb import DebPackages
 
-from operations._observed import observed
 from facts._templates import render_script
+from operations._observed import observed
 
 # What apt-get install takes (the frontend lock first, since apt 1.9) and
 # what apt-get update takes; unattended-upgrades and apt-daily hold them

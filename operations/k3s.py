@@ -233,12 +233,18 @@ def wait_for_units(host, units: list[str], since: float, deadline: float) -> boo
         gevent.sleep(_POLL_SECONDS)
 
 
-def wait_for_nodes(host, nodes: dict[str, str], started_at: dict, since: float, deadline: float) -> bool:
+def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: float, deadline: float) -> bool:
     """On a server whose API answers: until every inventory node (host name
-    -> node name) is Ready; each node's time is from its own start."""
+    -> node name) is Ready; each node's time is from its own start. A node
+    whose host failed in this run (so its k3s may not have been started) is
+    named and not waited for."""
     pending = dict(nodes)
     error = None
     while pending:
+        for failed in sorted(h.name for h in state.failed_hosts if h.name in pending):
+            logger.warning(f"{host.print_prefix}node {pending.pop(failed)} not waited for: {failed} failed in this run")
+        if not pending:
+            break
         listed = host.get_fact(K3sNodes)
         now = time.monotonic()
         if listed["answered"]:
@@ -272,7 +278,7 @@ def wait_until_back(state, host, units: list[str], timeout: int, cluster: dict) 
     present = host.get_fact(K3sUnits, units=list(units))["units"]
     if not any(u in present for u in SERVER_UNITS) or cluster.setdefault("reporter", host.name) != host.name:
         return True
-    return wait_for_nodes(host, cluster["node_names"], cluster["started_at"], since, deadline)
+    return wait_for_nodes(state, host, cluster["node_names"], cluster["started_at"], since, deadline)
 
 
 @operation(is_idempotent=False)

@@ -74,7 +74,8 @@ def k3s_started():
     cluster.setdefault("node_names", {})
     cluster.setdefault("started_at", {})
     name = observed(K3sNodeName)
-    if name:
+    if name and observed(K3sUnits, units=units)["units"]:
+        # A node is waited for only where k3s is installed.
         cluster["node_names"][host.name] = name
     k3s.k3s_started(name="Enable and start the k3s units", units=units, started_at=cluster["started_at"])
     k3s.k3s_ready(

@@ -410,6 +410,11 @@ K3S_LEFT = "ps -eo comm= | grep -cE '^(k3s|k3s-server|k3s-agent|containerd-shim|
 
 # k3s_ready for this node alone: no inventory nodes to find Ready.
 READY = {"units": K3S_UNITS, "timeout_seconds": 60, "cluster": {"node_names": {}, "started_at": {}}}
+# Whether k3s_ready had to wait, then again: an agent's unit (Type=exec) is
+# active at once, so on its own node there is nothing to wait for; the
+# server's (Type=notify) is activating until it is ready, which it may be by
+# the time k3s_ready looks (the lab's server settles in 2 s).
+WAITED = {"builder": ((True, False), (False, False)), "worker": ((False, False),)}
 
 
 @pytest.mark.parametrize("role", ["builder", "worker"])
@@ -425,14 +430,14 @@ def test_k3s_stopped_with_its_pods_and_started_again(nodes, role):
     try:
         if not was_running:
             assert apply_twice(node, k3s.k3s_started, units=K3S_UNITS) == (True, False)
-            assert apply_twice(node, k3s.k3s_ready, **READY) == (True, False)
+            assert apply_twice(node, k3s.k3s_ready, **READY) in WAITED[role]
         assert host.service(unit).is_running and host.service(unit).is_enabled
         assert int(sh(node.container, K3S_LEFT)) >= 3
         assert apply_twice(node, k3s.k3s_stopped, units=K3S_UNITS) == (True, False)
         assert not host.service(unit).is_running and not host.service(unit).is_enabled
         assert int(sh(node.container, K3S_LEFT)) == 0
         assert apply_twice(node, k3s.k3s_started, units=K3S_UNITS) == (True, False)
-        assert apply_twice(node, k3s.k3s_ready, **READY) == (True, False)
+        assert apply_twice(node, k3s.k3s_ready, **READY) in WAITED[role]
         assert host.service(unit).is_running and host.service(unit).is_enabled
         assert int(sh(node.container, K3S_LEFT)) >= 3
     finally:
