@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +117,19 @@ def state_digest(container: str) -> str:
 
 def cluster_digest() -> dict[str, str]:
     return {node.container: state_digest(node.container) for node in docker_lab.nodes()}
+
+
+def settled_digest() -> dict[str, str]:
+    """cluster_digest() once it is stable (sshd sessions of a finished run
+    take a moment to go away)."""
+    digest = cluster_digest()
+    for _ in range(10):
+        time.sleep(0.5)
+        again = cluster_digest()
+        if again == digest:
+            return digest
+        digest = again
+    return digest
 
 
 def ssh_host(node: docker_lab.Node):

@@ -38,6 +38,7 @@ from tests.lab.harness import (
     deploy,
     docker_host,
     running_lab,
+    settled_digest,
     sh,
 )
 from tests.lab.test_c_operations import big_c_source
@@ -127,19 +128,6 @@ def validate(tmp_path: Path, **data) -> Run:
     run = deploy("cluster_distcc_validate", json_output=False, data={**data, "distcc_report_path": str(tmp_path / "v.json")})
     assert run.returncode == 0 and " 0 FAIL" in run.stderr, run.stderr[-4000:]
     return run
-
-
-def settled_digest() -> dict[str, str]:
-    """cluster_digest() once it is stable (sshd sessions of a finished run
-    take a moment to go away)."""
-    digest = cluster_digest()
-    for _ in range(10):
-        time.sleep(0.5)
-        again = cluster_digest()
-        if again == digest:
-            return digest
-        digest = again
-    return digest
 
 
 def pyinfra_error(run: Run) -> str:

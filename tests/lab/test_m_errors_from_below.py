@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.lab.harness import Run, cluster_digest, deploy, sh
+from tests.lab.harness import Run, deploy, settled_digest, sh
 
 SUDOERS_FILE = "/etc/sudoers.d/010_pi-nopasswd"
 PORT = 3632
@@ -23,18 +23,6 @@ PORT_HOLDER = (
     "perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => \"0.0.0.0\", LocalPort => 3632,"
     " Listen => 5, ReuseAddr => 1) or die \"bind: $!\"; sleep 900'"
 )
-
-
-def settled_digest() -> dict[str, str]:
-    """cluster_digest() once sshd sessions of a finished run are gone."""
-    digest = cluster_digest()
-    for _ in range(10):
-        time.sleep(0.5)
-        again = cluster_digest()
-        if again == digest:
-            return digest
-        digest = again
-    return digest
 
 
 def lines_of(run: Run, fqdn: str) -> list[str]:
