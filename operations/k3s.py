@@ -17,7 +17,7 @@ every unit active and, where a server's API answers, every node Ready.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import gevent
 from pyinfra import host, logger, state
@@ -35,8 +35,17 @@ _SETTLE_TICKS = 25
 POD_STOP_REPORT = "/run/distcc-farm/k3s-pods-stopped"
 # The units whose node runs a k3s server (the API, and etcd's members).
 SERVER_UNITS = ("k3s", "k3s-server")
-# How often the way back asks a node how it is doing.
-_POLL_SECONDS = 2.0
+# How long the way back waits between two looks at a node: soon at first
+# (a node that was only stopped is back in a second or two), then every 2 s
+# (a Pi's k3s takes tens of seconds to be Ready, and each look costs it a
+# k3s kubectl).
+_POLL_SECONDS = (0.5, 0.5, 1.0, 1.0, 2.0)
+
+
+def poll_delays() -> Iterator[float]:
+    yield from _POLL_SECONDS[:-1]
+    while True:
+        yield _POLL_SECONDS[-1]
 
 
 def _services(units: Iterable[str]) -> list[QuoteString]:
@@ -218,6 +227,7 @@ def units_waiting(present: dict) -> dict[str, str]:
 def wait_for_units(host, units: list[str], since: float, deadline: float) -> bool:
     """Until every k3s unit of this node is active; False (after saying why)
     when one failed or the deadline passed."""
+    delays = poll_delays()
     while True:
         waiting = units_waiting(host.get_fact(K3sUnits, units=list(units))["units"])
         now = time.monotonic()
@@ -230,7 +240,7 @@ def wait_for_units(host, units: list[str], since: float, deadline: float) -> boo
             cause = "failed" if failed else f"not active after {now - since:.0f} s (setting distcc_k3s_timeout)"
             logger.error(f"{host.print_prefix}k3s {cause}: {what}.\n    Fix: {unit_fix(host.name, failed or waiting)}")
             return False
-        gevent.sleep(_POLL_SECONDS)
+        gevent.sleep(next(delays))
 
 
 def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: float, deadline: float) -> bool:
@@ -240,6 +250,7 @@ def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: 
     named and not waited for."""
     pending = dict(nodes)
     error = None
+    delays = poll_delays()
     while pending:
         for failed in sorted(h.name for h in state.failed_hosts if h.name in pending):
             logger.warning(f"{host.print_prefix}node {pending.pop(failed)} not waited for: {failed} failed in this run")
@@ -264,7 +275,7 @@ def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: 
             )
             return False
         if pending:
-            gevent.sleep(_POLL_SECONDS)
+            gevent.sleep(next(delays))
     return True
 
 

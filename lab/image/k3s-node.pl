@@ -5,7 +5,7 @@
 #   etcd's peer port 2380 and counts the peers in /etc/rancher/k3s/lab-peers
 #   (their addresses; none: a cluster of one server) that answer there;
 # - a node is Ready (its kubelet port 10250 answers) only after it settled,
-#   /etc/rancher/k3s/lab-settle seconds (default 2) after starting; an agent
+#   /etc/rancher/k3s/lab-settle seconds (default 1) after starting; an agent
 #   unit is Type=exec, so systemd calls it active long before that.
 use strict;
 use warnings;
@@ -54,7 +54,7 @@ if ($role eq 'server') {
     my $quorum = int((@peers + 1) / 2) + 1;
     serve(1) until 1 + (grep { answers($_) } @peers) >= $quorum;
 }
-serve((lines("$etc/lab-settle"))[0] // 2);
+serve((lines("$etc/lab-settle"))[0] // 1);
 listen_on(10250);
 if ($role eq 'server') {
     if (open(my $f, '>', $api_ready)) { close $f }

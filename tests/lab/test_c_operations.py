@@ -413,7 +413,7 @@ READY = {"units": K3S_UNITS, "timeout_seconds": 60, "cluster": {"node_names": {}
 # Whether k3s_ready had to wait, then again: an agent's unit (Type=exec) is
 # active at once, so on its own node there is nothing to wait for; the
 # server's (Type=notify) is activating until it is ready, which it may be by
-# the time k3s_ready looks (the lab's server settles in 2 s).
+# the time k3s_ready looks (the lab's server settles in 1 s).
 WAITED = {"builder": ((True, False), (False, False)), "worker": ((False, False),)}
 
 
