@@ -17,22 +17,11 @@ from pathlib import Path
 import pytest
 from pyinfra.api import Inventory
 
-from deploys.library.validation import (
-    CHECKS,
-    COLUMNS,
-    FAIL,
-    NOT_CONNECTED,
-    PASS,
-    REGISTRY,
-    WARN,
-    WIDE_HINT,
-    Check,
-    Cluster,
-    evaluate_cluster,
-    first_problem,
-    gcc_package_reads,
-    render_table,
-)
+from deploys.library.validation.checks import CHECKS, COLUMNS, REGISTRY, evaluate_cluster
+from deploys.library.validation.checks.host import gcc_package_reads
+from deploys.library.validation.model import FAIL, PASS, WARN, Check, Cluster
+from deploys.library.validation.render import WIDE_HINT, first_problem, render_table
+from deploys.library.validation.survey import NOT_CONNECTED
 from facts.compiler import GccPackage
 from facts.survey import HostSurvey, parse_surveys
 
