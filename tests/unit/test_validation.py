@@ -116,6 +116,20 @@ def test_registry_keeps_ids_columns_and_order():
     }
 
 
+def test_each_check_lives_in_the_module_of_its_subject():
+    """A reader finds a check by its ID: B-* in checks/builder.py, H-* in
+    checks/host.py, a worker's own W-* in checks/worker.py, and the
+    cluster-wide W-* (what the builder sees of a worker) in checks/reach.py."""
+    modules = {spec.id: spec.evaluate.__module__.rsplit(".", 1)[-1] for spec in REGISTRY if spec.id != "H-REACHABLE"}
+    cluster_wide = {spec.id for spec in REGISTRY if spec.about.startswith("cluster: ")}
+    assert cluster_wide == {"W-REACH", "W-ALLOW-BUILDER"}
+    expected = {
+        check_id: "reach" if check_id in cluster_wide else {"B": "builder", "W": "worker", "H": "host"}[check_id[0]]
+        for check_id in modules
+    }
+    assert modules == expected
+
+
 def test_validation_doc_names_every_check_with_its_column():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "validation.md").read_text()
     for spec in REGISTRY:
