@@ -14,8 +14,8 @@ deploys/mode_switch.py, untimed), then BENCH_REPEAT (5) rounds of:
              timed deploy, which is divided by it (x floor).
   survey     (reference, right before the floor before validate) the same
              kind of exec of validation's own survey command for each host,
-             str(HostSurvey().command(**_survey_arguments(...))), built by
-             deploys/library/validation.py's own code (see survey_targets());
+             str(HostSurvey().command(**survey_arguments(...))), built by
+             deploys/library/validation/survey.py's own code (see survey_targets());
              divided by that floor, and per host by the host's own probe time
   pyinfra floor
              (reference) pyinfra -y inventories/lab.py
@@ -264,7 +264,7 @@ def survey_targets() -> list[dict]:
 
     from deploys.library.cluster import role_of
     from deploys.library.settings import settings_for
-    from deploys.library.validation import _survey_arguments
+    from deploys.library.validation.survey import survey_arguments
     from facts.survey import HostSurvey
 
     state = State(check_for_changes=False)
@@ -276,7 +276,7 @@ def survey_targets() -> list[dict]:
     targets = []
     for host in inventory:
         with ctx_host.use(host):
-            arguments = _survey_arguments(settings_for(host))
+            arguments = survey_arguments(settings_for(host))
             command = HostSurvey().command(**arguments)
         targets.append({
             "name": host.name,

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The survey that validation sends a worker (facts/survey.py HostSurvey,
-# deploys/library/validation.py): everything it reads from worker1.distcc.internal, here in a lab
-# cluster of a builder and two workers with default settings.
+# deploys/library/validation/survey.py): everything it reads from worker1.distcc.internal, here in a
+# lab cluster of a builder and two workers with default settings.
 #
 # Validation sends it as ONE command line of 5232 characters (run by sudo sh -c). This file is that
 # command laid out to be read: only spaces became line breaks, where a newline means what the space
@@ -15,7 +15,7 @@
 # runs shellcheck -s sh on it: a finding that stands has its disable directive, with the reason,
 # from where that command is defined.
 #
-# HostSurvey's arguments, as validation's _survey_arguments gives them:
+# HostSurvey's arguments, as validation's survey_arguments gives them:
 #   names: builder.distcc.internal
 #   port: 3632
 #   k3s_units: k3s k3s-server k3s-agent

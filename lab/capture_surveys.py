@@ -514,7 +514,8 @@ def child(data: dict) -> None:
 
     from deploys.library.cluster import builder_host, worker_hosts
     from deploys.library.settings import settings_for
-    from deploys.library.validation import _survey_arguments, gcc_package_reads
+    from deploys.library.validation.checks.host import gcc_package_reads
+    from deploys.library.validation.survey import survey_arguments
     from facts.compiler import GccPackage
     from facts.survey import HostSurvey, parse_surveys
 
@@ -542,7 +543,7 @@ def child(data: dict) -> None:
 
     for node in inventory:
         with ctx_config.use(state.config.copy()), ctx_host.use(node):
-            arguments = _survey_arguments(settings_for(node))
+            arguments = survey_arguments(settings_for(node))
             command = HostSurvey().command(**arguments)
             result["arguments"][node.name] = arguments
             result["host_data"][node.name] = {

@@ -22,7 +22,7 @@ from pyinfra.context import ctx_host, ctx_inventory
 
 from deploys.library.cluster import BUILDER_GROUP, WORKERS_GROUP
 from deploys.library.settings import settings_for
-from deploys.library.validation import _survey_arguments
+from deploys.library.validation.survey import survey_arguments
 from facts._script import WIDTH
 from facts.survey import HostSurvey, survey_script
 
@@ -40,7 +40,7 @@ REGENERATE = "make survey-docs (python -m deploys.library.survey_docs)"
 
 def lab_survey_arguments() -> dict[str, dict]:
     """The builder's and a worker's HostSurvey arguments in the lab's
-    cluster, as validation computes them (_survey_arguments)."""
+    cluster, as validation computes them (survey_arguments)."""
     names = [(LAB_BUILDER, {**LAB_DATA, **SPEED_DATA}), *((name, dict(LAB_DATA)) for name in LAB_WORKERS)]
     groups = {BUILDER_GROUP: ([LAB_BUILDER], {}), WORKERS_GROUP: (list(LAB_WORKERS), {})}
     inventory = Inventory((names, {}), **groups)
@@ -49,7 +49,7 @@ def lab_survey_arguments() -> dict[str, dict]:
         for role, name in (("builder", LAB_BUILDER), ("worker", LAB_WORKERS[0])):
             node = inventory.get_host(name)
             with ctx_host.use(node):
-                arguments[role] = _survey_arguments(settings_for(node))
+                arguments[role] = survey_arguments(settings_for(node))
     return arguments
 
 
@@ -58,7 +58,7 @@ def _header(role: str, arguments: dict) -> list[str]:
     length = len(HostSurvey().command(**arguments).get_raw_value())
     paragraphs = [
         f"The survey that validation sends a {role} (facts/survey.py HostSurvey, "
-        f"deploys/library/validation.py): everything it reads from {host}, here in a lab cluster of "
+        f"deploys/library/validation/survey.py): everything it reads from {host}, here in a lab cluster of "
         "a builder and two workers with default settings.",
         f"Validation sends it as ONE command line of {length} characters (run by sudo sh -c). This "
         "file is that command laid out to be read: only spaces became line breaks, where a newline "
@@ -69,7 +69,7 @@ def _header(role: str, arguments: dict) -> list[str]:
         f"Generated, do not edit: {REGENERATE}. tests/unit/test_survey_script.py fails when this "
         "file is not what the code sends, and make unit runs shellcheck -s sh on it: a finding that "
         "stands has its disable directive, with the reason, from where that command is defined.",
-        "HostSurvey's arguments, as validation's _survey_arguments gives them:",
+        "HostSurvey's arguments, as validation's survey_arguments gives them:",
     ]
     lines: list[str] = []
     for paragraph in paragraphs:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from deploys.library.settings import DEFAULTS
-from deploys.library.validation import CHECKS
+from deploys.library.validation.checks import CHECKS
 from operations.templates import TEMPLATES, render_template
 
 REPO = Path(__file__).resolve().parents[2]

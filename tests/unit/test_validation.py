@@ -17,22 +17,11 @@ from pathlib import Path
 import pytest
 from pyinfra.api import Inventory
 
-from deploys.library.validation import (
-    CHECKS,
-    COLUMNS,
-    FAIL,
-    NOT_CONNECTED,
-    PASS,
-    REGISTRY,
-    WARN,
-    WIDE_HINT,
-    Check,
-    Cluster,
-    evaluate_cluster,
-    first_problem,
-    gcc_package_reads,
-    render_table,
-)
+from deploys.library.validation.checks import CHECKS, COLUMNS, REGISTRY, evaluate_cluster
+from deploys.library.validation.checks.host import gcc_package_reads
+from deploys.library.validation.model import FAIL, PASS, WARN, Check, Cluster
+from deploys.library.validation.render import WIDE_HINT, first_problem, render_table
+from deploys.library.validation.survey import NOT_CONNECTED
 from facts.compiler import GccPackage
 from facts.survey import HostSurvey, parse_surveys
 
@@ -125,6 +114,20 @@ def test_registry_keeps_ids_columns_and_order():
         "B-DISTCCD-OFF": "distccd-off", "W-ALLOW-BUILDER": "allows-builder", "W-OVERRIDE": "override",
         "B-HOSTS": "host-list",
     }
+
+
+def test_each_check_lives_in_the_module_of_its_subject():
+    """A reader finds a check by its ID: B-* in checks/builder.py, H-* in
+    checks/host.py, a worker's own W-* in checks/worker.py, and the
+    cluster-wide W-* (what the builder sees of a worker) in checks/reach.py."""
+    modules = {spec.id: spec.evaluate.__module__.rsplit(".", 1)[-1] for spec in REGISTRY if spec.id != "H-REACHABLE"}
+    cluster_wide = {spec.id for spec in REGISTRY if spec.about.startswith("cluster: ")}
+    assert cluster_wide == {"W-REACH", "W-ALLOW-BUILDER"}
+    expected = {
+        check_id: "reach" if check_id in cluster_wide else {"B": "builder", "W": "worker", "H": "host"}[check_id[0]]
+        for check_id in modules
+    }
+    assert modules == expected
 
 
 def test_validation_doc_names_every_check_with_its_column():
