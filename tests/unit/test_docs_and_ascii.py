@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.library.settings import DEFAULTS
+from deploys.library.settings import SETTINGS
 from deploys.library.validation import CHECKS
 from operations.templates import TEMPLATES, render_template
 
@@ -23,7 +23,7 @@ README_MAX_LINES = 300
 NOT_HASHES = {"ed25519"}
 
 
-@pytest.mark.parametrize("key", list(DEFAULTS))
+@pytest.mark.parametrize("key", list(SETTINGS))
 def test_readme_documents_every_setting(key):
     assert f"| `{key}` |" in README
 

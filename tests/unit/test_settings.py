@@ -15,7 +15,7 @@ import pytest
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys.library.cluster import check_inventory
-from deploys.library.settings import DEFAULTS, SettingsError, compiler_package, jobs_for, settings_for, tmpfs_size_for
+from deploys.library.settings import SETTINGS, SettingsError, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import loopback_derivation
 
 
@@ -65,7 +65,7 @@ def assert_one_clear_paragraph(message: str, host: str, setting: str) -> None:
 
 def test_no_data_gives_the_documented_defaults():
     settings = settings_for(FakeHost(WORKER))
-    assert settings.port == DEFAULTS["distcc_port"][0] == 3632
+    assert settings.port == SETTINGS["distcc_port"].default == 3632
     assert settings.allow is None and settings.listen is None and settings.builder_address is None
     # None: sized from the builder's memory when it is known (tmpfs_size_for).
     assert settings.tmpfs_path == "/tmp/kernel-build" and settings.tmpfs_size is None
