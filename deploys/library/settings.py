@@ -1,13 +1,16 @@
 """Every setting of this package, each declared once: its key, default,
 meaning and check, as one field of `Settings` below. The key is `distcc_`
-and the field's name; the checking in `settings_for(host)` follows from the
-declarations.
+and the field's name; the checking in `settings_for(host)` and the table in
+docs/settings.md both follow from the declarations.
 
 All deploys read settings through `settings_for(host)`, which refuses bad
 input with one paragraph naming the host, the setting and the fix, before any
 operation is planned (so before any host is changed). Settings are pyinfra
 host data: set them in inventories/group_data/*.py, or per host in the
 inventory (see inventories/cluster.py).
+
+After changing a declaration, regenerate docs/settings.md with
+`make settings-doc` (write_settings_doc below).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from pyinfra.api.exceptions import PyinfraError
@@ -361,7 +365,8 @@ class Settings:
     # include server fails under Python 3.11, so it is refused there.
     pump: bool = setting(
         False, "builder: installs distcc-pump and puts DISTCC_PUMP_HOSTS in the build user's profile, for "
-        "`distcc-pump make`, which preprocesses on the workers. trixie and later: bookworm's is refused.", FLAG,
+        "`distcc-pump make`, which preprocesses on the workers. Refused on bookworm, whose include server is broken.",
+        FLAG,
     )
     smoke_timeout: int = setting(
         60, "Smoke test: seconds one compile may take before it counts as a FAIL. Raise it for slow or emulated "
@@ -503,6 +508,36 @@ def settings_for(host) -> Settings:
     return Settings(**checked)
 
 
+# --- docs/settings.md ----------------------------------------------------------
+
+SETTINGS_DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+REGENERATE = "make settings-doc"
+_DOC_HEAD = f"""# Settings
+
+Every setting is pyinfra host data: set it for every host in `inventories/group_data/all.py`, per
+group in `inventories/group_data/<group>.py`, per host in the inventory (as `inventories/cluster.py`
+does), or for one run with `--data distcc_discard_tmpfs=True`. `--data` wins over host data, host
+data over group data, and a setting none of them sets takes the default below.
+
+Every deploy checks every setting before it changes anything, and refuses a bad value with one
+paragraph naming the host, the setting and the fix. A `distcc_*` key not listed here is refused as
+a typo.
+
+This page is generated from the declarations in
+[deploys/library/settings.py](../deploys/library/settings.py). After changing one, run
+`{REGENERATE}`; a unit test fails until this page matches them.
+"""
+
+
+def settings_markdown() -> str:
+    """docs/settings.md as the declarations render it."""
+    rows = [
+        f"| `{key}` | `{declaration.default!r}` | {declaration.check.accepts} | {declaration.meaning} |"
+        for key, declaration in SETTINGS.items()
+    ]
+    return "\n".join([_DOC_HEAD, "| setting | default | accepts | meaning |", "|---|---|---|---|", *rows, ""])
+
+
 # cc1 on a large kernel file takes a few hundred MiB; distccd's own default
 # (CPUs + 2, so 6 on a Pi) would push a 1 GB CM3+ into the OOM killer.
 JOB_MEMORY = 400 * 1024**2
@@ -540,3 +575,8 @@ def compiler_package(name: str, native_machine: str | None = None) -> str:
     version = f"-{match['version']}" if match["version"] else ""
     return f"{match['driver']}{version}-{match['triplet']}"
 
+
+def write_settings_doc() -> None:
+    """What `make settings-doc` runs."""
+    SETTINGS_DOC.write_text(settings_markdown())
+    print(f"wrote {SETTINGS_DOC.relative_to(SETTINGS_DOC.parents[1])}")
