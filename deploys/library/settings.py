@@ -266,7 +266,12 @@ def setting(default: object, meaning: str, check: Check) -> Any:
     return field(metadata={"declaration": Declaration(default, meaning, check)})
 
 
-def _declarations_of(cls: type) -> dict[str, Declaration]:
+def declarations_of(cls: type) -> dict[str, Declaration]:
+    """Key to declaration, for every field of cls; a field that is not a
+    setting(...) stops the import, naming the field."""
+    undeclared = [f.name for f in fields(cls) if "declaration" not in f.metadata]
+    if undeclared:
+        raise TypeError(f"{cls.__name__}: declare {', '.join(undeclared)} with setting(default, meaning, check)")
     return {PREFIX + f.name: f.metadata["declaration"] for f in fields(cls)}
 
 
@@ -445,7 +450,7 @@ class Settings:
 
 
 # Key (distcc_ and the field's name) to its declaration, in declaration order.
-SETTINGS: dict[str, Declaration] = _declarations_of(Settings)
+SETTINGS: dict[str, Declaration] = declarations_of(Settings)
 
 
 def _misspelt(key: str) -> bool:
@@ -517,7 +522,8 @@ _DOC_HEAD = f"""# Settings
 Every setting is pyinfra host data: set it for every host in `inventories/group_data/all.py`, per
 group in `inventories/group_data/<group>.py`, per host in the inventory (as `inventories/cluster.py`
 does), or for one run with `--data distcc_discard_tmpfs=True`. `--data` wins over host data, host
-data over group data, and a setting none of them sets takes the default below.
+data over the data of the host's groups, that over the data for all hosts, and a setting none of
+them sets takes the default below.
 
 Every deploy checks every setting before it changes anything, and refuses a bad value with one
 paragraph naming the host, the setting and the fix. A `distcc_*` key not listed here is refused as
