@@ -1,6 +1,7 @@
 """Every setting of this package, each declared once: its key, default,
-meaning and check, as one field of `Settings` below. The key is `distcc_`
-and the field's name; the checking in `settings_for(host)` and the table in
+meaning and check, as one field of `Settings` below (setting_checks.py says
+how a declaration and its check work). The key is `distcc_` and the field's
+name; the checking in `settings_for(host)` and the table in
 docs/settings.md both follow from the declarations.
 
 All deploys read settings through `settings_for(host)`, which refuses bad
@@ -19,14 +20,28 @@ import difflib
 import getpass
 import ipaddress
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
-from pyinfra.api.exceptions import PyinfraError
-
-from operations.mounts import parse_size
+from deploys.library.setting_checks import (
+    ADDRESS,
+    FLAG,
+    SIZE,
+    Check,
+    Declaration,
+    Reading,
+    SettingsError,
+    dedicated_path,
+    is_dedicated_path,
+    listing,
+    matches,
+    optional,
+    refusal,
+    refuse_non_ascii,
+    setting,
+    shown,
+    whole,
+)
 
 # Every key carries it, so that none clashes with pyinfra's own data
 # (ssh_*, _sudo ...).
@@ -36,158 +51,14 @@ _LOG_LEVELS = ("critical", "error", "warning", "notice", "info", "debug")
 # test and the build report read those lines, so quieter levels would make
 # every worker look idle.
 _QUIET_LOG_LEVELS = ("critical", "error", "warning")
-_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
-# Directories a build path must not be: the package mounts, cleans or
-# watches what it is given.
-_SHARED_DIRS = ("", "/tmp", "/var", "/usr", "/home")
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._-]+$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 _COMPILER = re.compile(r"^[A-Za-z0-9._+-]+$")
 CROSS_COMPILER = re.compile(r"^(?P<triplet>[a-z0-9_]+-linux-gnu[a-z]*)-(?P<driver>gcc|g\+\+)(?:-(?P<version>\d+))?$")
-_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-_MIN_SIZE = 16 * 1024**2
 
 
-class SettingsError(PyinfraError):
-    """Bad inventory or host data, found before anything is changed."""
-
-
-def shown(text: str) -> str:
-    """A name as printed: as is when ASCII, else escaped (everything printed is ASCII)."""
-    return text if text.isascii() else ascii(text)
-
-
-def _fail(host_name: str, key: str, value: object, problem: str, fix: str) -> SettingsError:
-    return SettingsError(
-        f"host {shown(host_name)}: setting {shown(key)} = {ascii(value)} {problem}. Fix: {fix} "
-        f"(in the inventory's host data, inventories/group_data/ or --data). Nothing was changed on any host."
-    )
-
-
-def _ascii(host_name: str, key: str, value: object) -> None:
-    if not repr(value).isascii():
-        raise _fail(
-            host_name, key, value, "contains non-ASCII characters",
-            "use plain ASCII: everything this package writes and prints is ASCII",
-        )
-
-
-# --- checks: each takes the value and where it is read, and returns the value
-# as Settings holds it, or raises the refusal ---------------------------------
-
-
-@dataclass(frozen=True)
-class Reading:
-    """One setting being read on one host."""
-
-    host: str
-    key: str
-    data: dict[str, object]  # the host's data, as pyinfra merged it
-    checked: dict[str, object]  # the settings read before this one, by field name
-
-    def fail(self, value: object, problem: str, fix: str) -> SettingsError:
-        return _fail(self.host, self.key, value, problem, fix)
-
-
-@dataclass(frozen=True)
-class Check:
-    accepts: str  # what docs/settings.md says the setting takes
-    run: Callable[[object, Reading], object]
-
-
-def optional(check: Check) -> Check:
-    """None, which leaves the value to be derived where it is used, or what check takes."""
-    return Check(f"{check.accepts}, or None", lambda value, at: None if value is None else check.run(value, at))
-
-
-def _flag(value: object, at: Reading) -> bool:
-    if not isinstance(value, bool):
-        raise at.fail(value, "is not True or False", f"set {at.key} = True or {at.key} = False")
-    return value
-
-
-FLAG = Check("True or False", _flag)
-
-
-def whole(low: int, high: int) -> Check:
-    def run(value: object, at: Reading) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise at.fail(value, f"is not a whole number from {low} to {high}", f"set {at.key} to such a number")
-        return value
-
-    return Check(f"a whole number from {low} to {high}", run)
-
-
-def _is_dedicated(path: object) -> bool:
-    return isinstance(path, str) and bool(_PATH.match(path)) and path.rstrip("/") not in _SHARED_DIRS
-
-
-def dedicated_path(fix: str) -> Check:
-    def run(value: object, at: Reading) -> str:
-        if not _is_dedicated(value):
-            raise at.fail(value, "is not a dedicated absolute path", fix)
-        return str(value).rstrip("/")
-
-    return Check("an absolute path of its own", run)
-
-
-def _size(value: object, at: Reading) -> str:
-    try:
-        if isinstance(value, bool) or parse_size(str(value)) < _MIN_SIZE:
-            raise ValueError("too small")
-    except ValueError:
-        raise at.fail(
-            value, "is not a size of at least 16M",
-            "write it as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M'",
-        ) from None
-    return str(value).upper()
-
-
-SIZE = Check("a size of at least 16M, with K, M or G", _size)
-
-
-def _matches(pattern: re.Pattern[str]) -> Callable[[object], bool]:
-    return lambda item: isinstance(item, str) and bool(pattern.match(item))
-
-
-def listing(
-    accepts: str, is_item: Callable[[object], bool], problem: str, fix: str, each: Callable[[Any], Any] = str,
-) -> Check:
-    """A list (or tuple) whose every item passes is_item, each item then
-    tidied by each; a string is refused, as it is never meant as a list."""
-
-    def run(value: object, at: Reading) -> tuple[str, ...]:
-        if isinstance(value, str) or not isinstance(value, list | tuple) or not all(is_item(i) for i in value):
-            raise at.fail(value, problem, fix)
-        return tuple(each(item) for item in value)
-
-    return Check(accepts, run)
-
-
-def _address(value: object, at: Reading) -> str:
-    """One host's own unicast IPv4 address: 0.0.0.0 would mean every address
-    (distccd on all interfaces), and loopback or multicast cannot link the
-    builder and a worker."""
-    try:
-        address = ipaddress.IPv4Address(str(value).strip())
-    except ValueError:
-        raise at.fail(value, "is not an IPv4 address", f"set {at.key} to an address like 10.0.0.11") from None
-    kind = (
-        "the any-address (every interface)" if address.is_unspecified
-        else "a loopback address" if address.is_loopback
-        else "a multicast or broadcast address" if address.is_multicast or address == _BROADCAST
-        else None
-    )
-    if kind:
-        raise at.fail(
-            value, f"is {kind}, not one host's address on the cluster network",
-            f"set {at.key} to the LAN address of that Pi, e.g. 10.0.0.11, or leave it unset for the default",
-        )
-    return str(address)
-
-
-ADDRESS = Check("one host's IPv4 address", _address)
+# --- the checks of one setting each (the shared ones are in setting_checks.py) --
 
 
 def _networks(value: object, at: Reading) -> tuple[str, ...]:
@@ -254,18 +125,6 @@ def _file_path(value: object, at: Reading) -> str:
 # --- the settings --------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Declaration:
-    default: object  # as it would be written in host data
-    meaning: str  # a sentence or two for docs/settings.md
-    check: Check
-
-
-def setting(default: object, meaning: str, check: Check) -> Any:
-    """A field of Settings, read from host data distcc_<field name>."""
-    return field(metadata={"declaration": Declaration(default, meaning, check)})
-
-
 def declarations_of(cls: type) -> dict[str, Declaration]:
     """Key to declaration, for every field of cls; a field that is not a
     setting(...) stops the import, naming the field."""
@@ -314,7 +173,7 @@ class Settings:
     compilers: tuple[str, ...] | None = setting(
         None, "Compiler names whitelisted in /usr/lib/distcc. Default: every installed gcc/g++ name.",
         optional(listing(
-            "a list of compiler names", _matches(_COMPILER), "is not a list of compiler names", "set e.g. ['gcc', 'gcc-12']",
+            "a list of compiler names", matches(_COMPILER), "is not a list of compiler names", "set e.g. ['gcc', 'gcc-12']",
         )),
     )
     # A remote job keeps its preprocessed source, object and stderr in distccd's
@@ -332,7 +191,7 @@ class Settings:
         [], "Cross compilers the build runs, e.g. ['aarch64-linux-gnu-gcc'] for CROSS_COMPILE=aarch64-linux-gnu-. "
         "Installed on every node, whitelisted, checked by validation and compiled with by the smoke test.",
         listing(
-            "a list of TRIPLET-gcc or TRIPLET-g++ names", _matches(CROSS_COMPILER),
+            "a list of TRIPLET-gcc or TRIPLET-g++ names", matches(CROSS_COMPILER),
             "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)",
             "set e.g. ['aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-g++'], the names CROSS_COMPILE makes the build run",
         ),
@@ -345,7 +204,7 @@ class Settings:
         "builder: Debian packages a kernel build needs, installed in build mode with the distcc client. "
         "Add git to clone the tree there; [] installs none.",
         listing(
-            "a list of Debian package names", _matches(_PACKAGE), "is not a list of Debian package names",
+            "a list of Debian package names", matches(_PACKAGE), "is not a list of Debian package names",
             "set e.g. ['bc', 'bison', 'flex', 'libssl-dev', 'libelf-dev', 'make'], or [] to install none",
         ),
     )
@@ -402,7 +261,7 @@ class Settings:
         [], "builder: directories besides the tmpfs where a build runs (an O= directory on disk), watched like "
         "the tmpfs for make, gcc and cc1.",
         listing(
-            "a list of absolute paths of their own", _is_dedicated, "is not a list of dedicated absolute paths",
+            "a list of absolute paths of their own", is_dedicated_path, "is not a list of dedicated absolute paths",
             "set e.g. ['/srv/kernel-out'], the O= directory of a build outside the tmpfs, or [] for none",
             each=lambda path: path.rstrip("/"),
         ),
@@ -417,7 +276,7 @@ class Settings:
     k3s_units: tuple[str, ...] = setting(
         ["k3s", "k3s-server", "k3s-agent"], "k3s units stopped (pods first, then k3s-killall.sh) and disabled in "
         "build mode, enabled and started in k3s mode.",
-        listing("a list of unit names", _matches(_UNIT), "is not a list of unit names", "set e.g. ['k3s', 'k3s-agent']"),
+        listing("a list of unit names", matches(_UNIT), "is not a list of unit names", "set e.g. ['k3s', 'k3s-agent']"),
     )
     # Kubernetes gives a pod 30 s between SIGTERM and SIGKILL by default
     # (terminationGracePeriodSeconds); the pods are stopped together, so the
@@ -471,7 +330,7 @@ def _unknown_key(host_name: str, key: str, value: object) -> SettingsError:
     settings = {k.partition("_")[2]: k for k in SETTINGS}
     close = difflib.get_close_matches(rest, settings, n=1, cutoff=0.6)
     hint = f"did you mean {settings[close[0]]}?" if close else "see deploys/library/settings.py for every setting"
-    return _fail(host_name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
+    return refusal(host_name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
 
 
 def _check_host(name: str, data: dict[str, object]) -> None:
@@ -508,7 +367,7 @@ def settings_for(host) -> Settings:
     checked: dict[str, object] = {}
     for key, declaration in SETTINGS.items():
         value = data.get(key, declaration.default)
-        _ascii(name, key, value)
+        refuse_non_ascii(name, key, value)
         checked[key.removeprefix(PREFIX)] = declaration.check.run(value, Reading(name, key, data, checked))
     return Settings(**checked)
 
