@@ -2,8 +2,8 @@
 #   make demo  - set up, start the lab cluster and switch it into DISTCC BUILD MODE
 #   make test  - set up, start the lab cluster and run the whole test suite
 # Also: make lab-up / lab-down / lab-status, make bench, make test-arm, make test-stock,
-# make test-bookworm, make unit, make survey-docs. LAB_SUITE=bookworm makes the lab's
-# nodes Debian bookworm (default trixie, the base of today's Raspberry Pi OS).
+# make test-bookworm, make unit, make survey-docs, make settings-doc. LAB_SUITE=bookworm
+# makes the lab's nodes Debian bookworm (default trixie, the base of today's Raspberry Pi OS).
 # LAB_ARCH=arm64 (or armhf) runs every lab node under qemu-user emulation;
 # LAB_WORKER_ARCHS=arm64,armhf sets the workers one by one.
 # LAB_FLAVOR=stock makes the nodes look like stock Raspberry Pi OS Lite (short
@@ -20,7 +20,7 @@ export PYINFRA_YES := 1
 PYINFRA := $(BIN)/pyinfra -y
 LAB_INVENTORY := inventories/lab.py
 
-.PHONY: demo test test-amd64 test-arm test-stock test-bookworm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint survey-docs shellcheck
+.PHONY: demo test test-amd64 test-arm test-stock test-bookworm unit lab-test lock venv engine lab-image lab-up lab-down lab-status bench bench-build lint survey-docs settings-doc shellcheck
 
 venv: $(VENV)/.installed
 
@@ -118,6 +118,12 @@ survey-docs: venv
 shellcheck:
 	@./lab/ensure_shellcheck.sh
 	shellcheck -s sh docs/survey-builder.sh docs/survey-worker.sh
+
+# docs/settings.md, the table of every setting, rendered from their
+# declarations in deploys/library/settings.py; a unit test fails until it is
+# regenerated after a declaration changes.
+settings-doc: venv
+	$(BIN)/python -c 'from deploys.library.settings import write_settings_doc; write_settings_doc()'
 
 # BENCH_ARCH=arm64 benchmarks an emulated arm64 lab (bench/results-arm64.*);
 # the engine step then registers qemu-user for it.

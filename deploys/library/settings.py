@@ -1,10 +1,17 @@
-"""Every setting of this package: its default, what it means, and how it is
-validated. All deploys read settings through `settings_for(host)`, which
-refuses bad input with one paragraph naming the host, the setting and the fix,
-before any operation is planned (so before any host is changed).
+"""Every setting of this package, each declared once: its key, default,
+meaning and check, as one field of `Settings` below (setting_checks.py says
+how a declaration and its check work). The key is `distcc_` and the field's
+name; the checking in `settings_for(host)` and the table in
+docs/settings.md both follow from the declarations.
 
-Settings are pyinfra host data: set them in inventories/group_data/*.py, or
-per host in the inventory (see inventories/cluster.py).
+All deploys read settings through `settings_for(host)`, which refuses bad
+input with one paragraph naming the host, the setting and the fix, before any
+operation is planned (so before any host is changed). Settings are pyinfra
+host data: set them in inventories/group_data/*.py, or per host in the
+inventory (see inventories/cluster.py).
+
+After changing a declaration, regenerate docs/settings.md with
+`make settings-doc` (write_settings_doc below).
 """
 
 from __future__ import annotations
@@ -13,237 +20,303 @@ import difflib
 import getpass
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 
-from pyinfra.api.exceptions import PyinfraError
+from deploys.library.setting_checks import (
+    ADDRESS,
+    FLAG,
+    SIZE,
+    Check,
+    Declaration,
+    Reading,
+    SettingsError,
+    dedicated_path,
+    is_dedicated_path,
+    listing,
+    matches,
+    optional,
+    refusal,
+    refuse_non_ascii,
+    setting,
+    shown,
+    whole,
+)
 
-from operations.mounts import parse_size
-
-# key: (default, meaning). Keys are prefixed so they never clash with
-# pyinfra's own data (ssh_*, _sudo ...).
-DEFAULTS: dict[str, tuple[object, str]] = {
-    "distcc_port": (3632, "workers: distccd's TCP port"),
-    "distcc_allow": (None, "workers: CIDRs distccd accepts; default: the builder's address as the worker resolves it, /32"),
-    "distcc_allow_open_ok": (False, "accept an allow list that covers every address (0.0.0.0/0): distccd is remote code execution"),
-    "distcc_listen": (None, "workers: address distccd listens on; default: the worker's source address toward the builder"),
-    "distcc_builder_address": (None, "address of the builder as workers see it; default: the builder's name resolved on the worker"),
-    "distcc_jobs": (None, "workers: parallel jobs distccd accepts (--jobs) and the builder sends; default: CPUs, at most one per 400 MiB"),
-    "distcc_nice": (10, "workers: distccd --nice (0-20)"),
-    "distcc_log_level": ("info", "workers: distccd --log-level (critical, error, warning, notice, info, debug)"),
-    "distcc_log_dir": ("/var/log/distccd", "workers: directory of distccd's log file"),
-    "distcc_compilers": (None, "compiler names whitelisted in /usr/lib/distcc; default: every installed gcc/g++ name"),
-    # A remote job keeps its preprocessed source, object and stderr in distccd's
-    # /tmp: a preprocessed kernel .c is commonly 1-5 MB and the odd one near
-    # 10 MB, its object a few MB (over 10 MB with debug info), so under 30 MB
-    # a job; with --jobs 4 (a CM4's CPUs) that is at most about 120 MB. 256M
-    # gives twice that, and a tmpfs holds only what is written to it.
-    "distcc_worker_tmp_size": ("256M", "workers: size cap of distccd's private /tmp in RAM, for remote jobs' temporary files (K, M or G)"),
-    # Raspberry Pi's kernel guide builds a 64-bit kernel from the 32-bit OS
-    # with CROSS_COMPILE=aarch64-linux-gnu-: then the builder sends that name.
-    "distcc_cross_compilers": (
-        [], "cross compilers the build runs, e.g. ['aarch64-linux-gnu-gcc']: installed on every node from Debian, "
-        "whitelisted, compared with the builder's and smoke-tested",
-    ),
-    # What Raspberry Pi's kernel guide installs before a build (libelf-dev
-    # for configs with BTF or objtool); the cross compilers come with
-    # distcc_cross_compilers. An empty list installs none of them.
-    "distcc_build_packages": (
-        ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "make"],
-        "builder: Debian packages a kernel build needs, installed in build mode (an empty list installs none)",
-    ),
-    # ccache in front of distcc on the builder: a rebuild of the same tree
-    # (after make clean, a bisect step, a branch switch) hits the cache and
-    # neither preprocesses nor compiles. The cache lives under the build
-    # user's home by default: on disk, so it survives a reboot.
-    "distcc_ccache": (False, "builder: ccache in front of distcc for the build user (CCACHE_PREFIX=distcc)"),
-    "distcc_ccache_dir": (None, "builder: ccache's directory; default: ~/.ccache of the build user (on disk)"),
-    "distcc_ccache_size": ("2G", "builder: ccache's size cap (K, M or G); one cold build's share is in bench/build-results.md"),
-    # distcc's pump mode moves preprocessing to the workers; Debian 12's
-    # include server fails under Python 3.11, so it is refused there.
-    "distcc_pump": (
-        False,
-        "builder: distcc-pump installed and DISTCC_PUMP_HOSTS (the host list with ,cpp,lzo) in the build user's "
-        "profile, for `distcc-pump make`",
-    ),
-    "distcc_smoke_timeout": (60, "smoke test: seconds one compile may take (timeout), raised for slow or emulated workers"),
-    "distcc_force_restart": (False, "workers: restart distccd in the reset even when it is healthy"),
-    "distcc_tmpfs_path": ("/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted"),
-    "distcc_tmpfs_size": (None, "builder: tmpfs size (K, M or G); must fit in the builder's memory; default: half of it"),
-    "distcc_tmpfs_mode": ("1777", "builder: permission bits of the tmpfs root"),
-    "distcc_discard_tmpfs": (False, "builder: on the way back to k3s mode, unmount the tmpfs even when it holds files"),
-    # A build in another terminal is the normal case: a deploy that would
-    # stop or restart distccd, unmount or remount the build tree, or start
-    # k3s refuses while one runs, unless told to go ahead.
-    "distcc_build_running_ok": (
-        False, "go ahead while a build runs: its remote jobs fail (and are compiled on the builder, or fail the build "
-        "with fallback off), an unmounted tree is lost to it, and k3s takes CPU and memory from it",
-    ),
-    "distcc_build_dirs": (
-        [], "builder: directories besides the tmpfs where a build runs (an O= output directory), watched for make, "
-        "gcc and cc1 working there",
-    ),
-    "distcc_build_user": (None, "builder: the user who runs the kernel build (gets PATH and host list); default: the SSH user"),
-    "distcc_client_fallback": (True, "builder: DISTCC_FALLBACK for the build user; True compiles locally when no worker can"),
-    "distcc_k3s_units": (["k3s", "k3s-server", "k3s-agent"], "k3s units stopped in build mode and started in k3s mode"),
-    # Kubernetes gives a pod 30 s between SIGTERM and SIGKILL by default
-    # (terminationGracePeriodSeconds); the pods are stopped together, so the
-    # switch waits at most this long for all of them.
-    "distcc_pod_grace": (30, "seconds a pod gets between SIGTERM and SIGKILL when build mode stops k3s (0: SIGKILL at once)"),
-    # Pi clusters take minutes to settle after a start (SD cards, etcd).
-    "distcc_k3s_timeout": (600, "k3s mode: seconds each node's k3s may take to be active and Ready before it is named as late"),
-    "distcc_mtu": (1500, "MTU every node must have on the path between builder and workers"),
-    "distcc_report_path": ("reports/validate.json", "where validation writes its JSON report (on this machine)"),
-    # Read from the builder's data. The narrow default fits a 100-column
-    # terminal at any cluster size; the full tables (24 check columns, 220
-    # and more characters a row) wrap on most terminals.
-    "distcc_wide_tables": (
-        False, "validation and the build report print their full tables (one column per check, per failure "
-        "reason) instead of one narrow line per host",
-    ),
-    "distcc_apt_lock_wait": (120, "seconds to wait for another apt or dpkg run (unattended-upgrades) to let go of the dpkg lock"),
-}
-
+# Every key carries it, so that none clashes with pyinfra's own data
+# (ssh_*, _sudo ...).
+PREFIX = "distcc_"
 _LOG_LEVELS = ("critical", "error", "warning", "notice", "info", "debug")
 # distccd writes its one dcc_job_summary line per job at notice: the smoke
 # test and the build report read those lines, so quieter levels would make
 # every worker look idle.
 _QUIET_LOG_LEVELS = ("critical", "error", "warning")
-_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
 _NAME = re.compile(r"^[a-z_][a-z0-9_-]*$")
 _UNIT = re.compile(r"^[A-Za-z0-9@._-]+$")
 _PACKAGE = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9]+)?$")
 _COMPILER = re.compile(r"^[A-Za-z0-9._+-]+$")
 CROSS_COMPILER = re.compile(r"^(?P<triplet>[a-z0-9_]+-linux-gnu[a-z]*)-(?P<driver>gcc|g\+\+)(?:-(?P<version>\d+))?$")
-_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 
 
-class SettingsError(PyinfraError):
-    """Bad inventory or host data, found before anything is changed."""
+# --- the checks of one setting each (the shared ones are in setting_checks.py) --
 
 
-@dataclass(frozen=True)
-class Settings:
-    port: int
-    allow: tuple[str, ...] | None
-    allow_open_ok: bool
-    listen: str | None
-    builder_address: str | None
-    jobs: int | None
-    nice: int
-    log_level: str
-    log_dir: str
-    compilers: tuple[str, ...] | None
-    cross_compilers: tuple[str, ...]
-    build_packages: tuple[str, ...]
-    ccache: bool
-    ccache_dir: str | None
-    ccache_size: str
-    pump: bool
-    worker_tmp_size: str
-    force_restart: bool
-    smoke_timeout: int
-    tmpfs_path: str
-    tmpfs_size: str | None
-    tmpfs_mode: str
-    discard_tmpfs: bool
-    build_running_ok: bool
-    build_dirs: tuple[str, ...]
-    build_user: str
-    client_fallback: bool
-    k3s_units: tuple[str, ...]
-    pod_grace: int
-    k3s_timeout: int
-    mtu: int
-    report_path: str
-    wide_tables: bool
-    apt_lock_wait: int
-
-
-def shown(text: str) -> str:
-    """A name as printed: as is when ASCII, else escaped (everything printed is ASCII)."""
-    return text if text.isascii() else ascii(text)
-
-
-def _fail(host_name: str, key: str, value: object, problem: str, fix: str) -> SettingsError:
-    return SettingsError(
-        f"host {shown(host_name)}: setting {shown(key)} = {ascii(value)} {problem}. Fix: {fix} "
-        f"(in the inventory's host data, inventories/group_data/ or --data). Nothing was changed on any host."
-    )
-
-
-def _bool(host_name: str, key: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise _fail(host_name, key, value, "is not True or False", f"set {key} = True or {key} = False")
-    return value
-
-
-def _int(host_name: str, key: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _fail(host_name, key, value, f"is not a whole number from {low} to {high}", f"set {key} to such a number")
-    return value
-
-
-def _ascii(host_name: str, key: str, value: object) -> None:
-    if not repr(value).isascii():
-        raise _fail(
-            host_name, key, value, "contains non-ASCII characters",
-            "use plain ASCII: everything this package writes and prints is ASCII",
-        )
-
-
-def _address(host_name: str, key: str, value: object) -> str:
-    """One host's own unicast IPv4 address: 0.0.0.0 would mean every address
-    (distccd on all interfaces), and loopback or multicast cannot link the
-    builder and a worker."""
-    try:
-        address = ipaddress.IPv4Address(str(value).strip())
-    except ValueError:
-        raise _fail(host_name, key, value, "is not an IPv4 address", f"set {key} to an address like 10.0.0.11") from None
-    kind = (
-        "the any-address (every interface)" if address.is_unspecified
-        else "a loopback address" if address.is_loopback
-        else "a multicast or broadcast address" if address.is_multicast or address == _BROADCAST
-        else None
-    )
-    if kind:
-        raise _fail(
-            host_name, key, value, f"is {kind}, not one host's address on the cluster network",
-            f"set {key} to the LAN address of that Pi, e.g. 10.0.0.11, or leave it unset for the default",
-        )
-    return str(address)
-
-
-def _networks(host_name: str, key: str, value: object, open_ok: bool) -> tuple[str, ...]:
+def _networks(value: object, at: Reading) -> tuple[str, ...]:
     # A string may hold several CIDRs ("10.0.0.10/32,10.0.0.12/32"), as
     # --data passes them.
     items = re.split(r"[\s,]+", value.strip()) if isinstance(value, str) else value
     if not isinstance(items, list | tuple) or not items or items == [""]:
-        raise _fail(host_name, key, value, "is not a list of CIDRs", f"set {key} = ['10.0.0.10/32']")
+        raise at.fail(value, "is not a list of CIDRs", f"set {at.key} = ['10.0.0.10/32']")
     nets = []
     for item in items:
         try:
             net = ipaddress.IPv4Network(str(item), strict=True)
         except ValueError as exc:
-            raise _fail(
-                host_name, key, value, f"holds {ascii(item)}, which is not a valid IPv4 CIDR ({exc})",
+            raise at.fail(
+                value, f"holds {ascii(item)}, which is not a valid IPv4 CIDR ({exc})",
                 "write each entry as ADDRESS/PREFIX with the host bits zero, e.g. 10.0.0.10/32 or 10.0.0.0/24",
             ) from None
         nets.append(net)
     # Open is judged on the union: 0.0.0.0/1 plus 128.0.0.0/1 is every address too.
-    if any(net.prefixlen == 0 for net in ipaddress.collapse_addresses(nets)) and not open_ok:
-        raise _fail(
-            host_name, key, value, "opens distccd to every address (anyone who can reach the port can run "
+    if any(net.prefixlen == 0 for net in ipaddress.collapse_addresses(nets)) and not at.checked["allow_open_ok"]:
+        raise at.fail(
+            value, "opens distccd to every address (anyone who can reach the port can run "
             "compilers on the worker)", "list only the builder, e.g. its address /32; if you really accept the "
             "risk, also set distcc_allow_open_ok = True",
         )
     return tuple(str(net) for net in nets)
 
 
+def _log_level(value: object, at: Reading) -> object:
+    if value not in _LOG_LEVELS:
+        raise at.fail(value, "is not a distccd log level", f"use one of {', '.join(_LOG_LEVELS)}")
+    if value in _QUIET_LOG_LEVELS:
+        raise at.fail(
+            value, "is below notice, so distccd would not log the per-job summaries that "
+            "the smoke test and the build report count", "use notice, info (the default) or debug",
+        )
+    return value
+
+
+def _octal_mode(value: object, at: Reading) -> str:
+    mode = str(value)
+    if not re.fullmatch(r"[0-7]{3,4}", mode):
+        raise at.fail(mode, "is not an octal mode", "write it like '1777' or '0755'")
+    return mode.zfill(4)
+
+
+def _build_user(value: object, at: Reading) -> str:
+    # Raspberry Pi OS has had no default `pi` user since 2022: the one who
+    # logs in (the SSH user; like ssh, paramiko defaults to the local user
+    # name) is the one who builds, unless told otherwise.
+    if value is None:
+        value = at.data.get("ssh_user") or getpass.getuser()
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise at.fail(value, "is not a user name", "set the user who runs the build, e.g. 'alice'")
+    return value
+
+
+def _file_path(value: object, at: Reading) -> str:
+    if not isinstance(value, str) or not value:
+        raise at.fail(value, "is not a file path", "set e.g. 'reports/validate.json'")
+    return value
+
+
+# --- the settings --------------------------------------------------------------
+
+
+def declarations_of(cls: type) -> dict[str, Declaration]:
+    """Key to declaration, for every field of cls; a field that is not a
+    setting(...) stops the import, naming the field."""
+    undeclared = [f.name for f in fields(cls) if "declaration" not in f.metadata]
+    if undeclared:
+        raise TypeError(f"{cls.__name__}: declare {', '.join(undeclared)} with setting(default, meaning, check)")
+    return {PREFIX + f.name: f.metadata["declaration"] for f in fields(cls)}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One host's settings, checked. Each field declares its setting once:
+    the default, the meaning, and the check that refuses a bad value.
+    They are checked in this order, so a check may read an earlier one."""
+
+    port: int = setting(3632, "workers: distccd's TCP port.", whole(1, 65535))
+    # Before distcc_allow, whose check reads it.
+    allow_open_ok: bool = setting(
+        False, "Accept an allow list that covers every address (0.0.0.0/0): distccd is remote code execution.", FLAG,
+    )
+    allow: tuple[str, ...] | None = setting(
+        None, "workers: CIDRs distccd accepts. Default: the builder's address as the worker resolves it, /32.",
+        optional(Check("a list of IPv4 CIDRs, or one string of them", _networks)),
+    )
+    listen: str | None = setting(
+        None, "workers: the address distccd listens on. Default: the worker's source address toward the builder.",
+        optional(ADDRESS),
+    )
+    builder_address: str | None = setting(
+        None, "The builder's address as workers see it. Default: the builder's name resolved on the worker.",
+        optional(ADDRESS),
+    )
+    jobs: int | None = setting(
+        None, "workers: parallel jobs distccd accepts (--jobs) and the builder sends. Default: the worker's CPUs, "
+        "at most one job per 400 MiB of its memory (2 on a 1 GB CM3+, 4 on a 2 GB CM4).", optional(whole(1, 256)),
+    )
+    nice: int = setting(10, "workers: distccd --nice.", whole(0, 20))
+    log_level: str = setting(
+        "info", "workers: distccd --log-level. Quieter levels would drop the per-job lines that the smoke test "
+        "and the build report read.", Check("notice, info or debug", _log_level),
+    )
+    log_dir: str = setting(
+        "/var/log/distccd", "workers: directory of distccd's log file.",
+        dedicated_path("use a path of its own such as /tmp/kernel-build"),
+    )
+    compilers: tuple[str, ...] | None = setting(
+        None, "Compiler names whitelisted in /usr/lib/distcc. Default: every installed gcc/g++ name.",
+        optional(listing(
+            "a list of compiler names", matches(_COMPILER), "is not a list of compiler names", "set e.g. ['gcc', 'gcc-12']",
+        )),
+    )
+    # A remote job keeps its preprocessed source, object and stderr in distccd's
+    # /tmp: a preprocessed kernel .c is commonly 1-5 MB and the odd one near
+    # 10 MB, its object a few MB (over 10 MB with debug info), so under 30 MB
+    # a job; with --jobs 4 (a CM4's CPUs) that is at most about 120 MB. 256M
+    # gives twice that, and a tmpfs holds only what is written to it.
+    worker_tmp_size: str = setting(
+        "256M", "workers: size of distccd's private /tmp in RAM (systemd TemporaryFileSystem=), where remote jobs "
+        "keep their temporary files off the SD card.", SIZE,
+    )
+    # Raspberry Pi's kernel guide builds a 64-bit kernel from the 32-bit OS
+    # with CROSS_COMPILE=aarch64-linux-gnu-: then the builder sends that name.
+    cross_compilers: tuple[str, ...] = setting(
+        [], "Cross compilers the build runs, e.g. ['aarch64-linux-gnu-gcc'] for CROSS_COMPILE=aarch64-linux-gnu-. "
+        "Installed on every node, whitelisted, checked by validation and compiled with by the smoke test.",
+        listing(
+            "a list of TRIPLET-gcc or TRIPLET-g++ names", matches(CROSS_COMPILER),
+            "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)",
+            "set e.g. ['aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-g++'], the names CROSS_COMPILE makes the build run",
+        ),
+    )
+    # What Raspberry Pi's kernel guide installs before a build (libelf-dev
+    # for configs with BTF or objtool); the cross compilers come with
+    # distcc_cross_compilers.
+    build_packages: tuple[str, ...] = setting(
+        ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "make"],
+        "builder: Debian packages a kernel build needs, installed in build mode with the distcc client. "
+        "Add git to clone the tree there; [] installs none.",
+        listing(
+            "a list of Debian package names", matches(_PACKAGE), "is not a list of Debian package names",
+            "set e.g. ['bc', 'bison', 'flex', 'libssl-dev', 'libelf-dev', 'make'], or [] to install none",
+        ),
+    )
+    # ccache in front of distcc on the builder: a rebuild of the same tree
+    # (after make clean, a bisect step, a branch switch) hits the cache and
+    # neither preprocesses nor compiles. The cache lives under the build
+    # user's home by default: on disk, so it survives a reboot.
+    ccache: bool = setting(
+        False, "builder: ccache in front of distcc for the build user (CCACHE_PREFIX=distcc), so that a rebuild of "
+        "the same sources neither preprocesses nor compiles. See [performance.md](performance.md).", FLAG,
+    )
+    ccache_dir: str | None = setting(
+        None, "builder: ccache's directory. Default: ~/.ccache of the build user, on disk, so that the cache "
+        "survives a reboot and a return to k3s mode.",
+        optional(dedicated_path("use a directory of its own on disk, e.g. '/var/cache/kbuild-ccache', or leave it unset")),
+    )
+    ccache_size: str = setting(
+        "2G", "builder: ccache's size cap. What one cold build writes is in "
+        "[bench/build-results.md](../bench/build-results.md).", SIZE,
+    )
+    # distcc's pump mode moves preprocessing to the workers; Debian 12's
+    # include server fails under Python 3.11, so it is refused there.
+    pump: bool = setting(
+        False, "builder: installs distcc-pump and puts DISTCC_PUMP_HOSTS in the build user's profile, for "
+        "`distcc-pump make`, which preprocesses on the workers. Refused on bookworm, whose include server is broken.",
+        FLAG,
+    )
+    smoke_timeout: int = setting(
+        60, "Smoke test: seconds one compile may take before it counts as a FAIL. Raise it for slow or emulated "
+        "workers (the ARM lab uses 600).", whole(5, 3600),
+    )
+    force_restart: bool = setting(False, "workers: restart distccd in the reset even when it is healthy.", FLAG)
+    tmpfs_path: str = setting(
+        "/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted.",
+        dedicated_path("use a path of its own such as /tmp/kernel-build"),
+    )
+    # None: sized from the builder's memory when it is known (tmpfs_size_for).
+    tmpfs_size: str | None = setting(
+        None, "builder: size of the tmpfs; it must fit in the builder's memory. Default: half of it (a tmpfs "
+        "takes memory only as files fill it).", optional(SIZE),
+    )
+    tmpfs_mode: str = setting("1777", "builder: permission bits of the tmpfs root.", Check("an octal mode", _octal_mode))
+    discard_tmpfs: bool = setting(
+        False, "builder: on the way back to k3s mode, unmount the tmpfs even when it holds files.", FLAG,
+    )
+    # A build in another terminal is the normal case: a deploy that would
+    # stop or restart distccd, unmount or remount the build tree, or start
+    # k3s refuses while one runs, unless told to go ahead.
+    build_running_ok: bool = setting(
+        False, "Go ahead while a build runs. Without it a deploy that would stop distccd, unmount the tree or "
+        "start k3s during a build is refused before any change, naming the processes.", FLAG,
+    )
+    build_dirs: tuple[str, ...] = setting(
+        [], "builder: directories besides the tmpfs where a build runs (an O= directory on disk), watched like "
+        "the tmpfs for make, gcc and cc1.",
+        listing(
+            "a list of absolute paths of their own", is_dedicated_path, "is not a list of dedicated absolute paths",
+            "set e.g. ['/srv/kernel-out'], the O= directory of a build outside the tmpfs, or [] for none",
+            each=lambda path: path.rstrip("/"),
+        ),
+    )
+    build_user: str = setting(
+        None, "builder: the user who runs the kernel build (gets PATH and the host list). Default: the SSH user "
+        "(ssh_user).", Check("a user name, or None", _build_user),
+    )
+    client_fallback: bool = setting(
+        True, "builder: DISTCC_FALLBACK for the build user. True compiles locally when no worker can.", FLAG,
+    )
+    k3s_units: tuple[str, ...] = setting(
+        ["k3s", "k3s-server", "k3s-agent"], "k3s units stopped (pods first, then k3s-killall.sh) and disabled in "
+        "build mode, enabled and started in k3s mode.",
+        listing("a list of unit names", matches(_UNIT), "is not a list of unit names", "set e.g. ['k3s', 'k3s-agent']"),
+    )
+    # Kubernetes gives a pod 30 s between SIGTERM and SIGKILL by default
+    # (terminationGracePeriodSeconds); the pods are stopped together, so the
+    # switch waits at most this long for all of them.
+    pod_grace: int = setting(
+        30, "Seconds a pod gets between SIGTERM and SIGKILL when build mode stops k3s; 0 kills at once.",
+        whole(0, 3600),
+    )
+    # Pi clusters take minutes to settle after a start (SD cards, etcd).
+    k3s_timeout: int = setting(
+        600, "k3s mode: seconds a node may take to be active and (where a server answers) Ready before it is "
+        "named as late.", whole(10, 86400),
+    )
+    mtu: int = setting(1500, "The MTU every node must have on the path between builder and workers.", whole(576, 9216))
+    report_path: str = setting(
+        "reports/validate.json", "Where validation writes its JSON report, on this machine.",
+        Check("a file path", _file_path),
+    )
+    # Read from the builder's data. The narrow default fits a 100-column
+    # terminal at any cluster size; the full tables (24 check columns, 220
+    # and more characters a row) wrap on most terminals.
+    wide_tables: bool = setting(
+        False, "Validation and the build report print full tables (a column per check) instead of one line per "
+        "host within 100 columns. Read from the builder's data, e.g. --data distcc_wide_tables=True.", FLAG,
+    )
+    apt_lock_wait: int = setting(
+        120, "Seconds to wait for another apt or dpkg run (unattended-upgrades) to let go of the dpkg lock.",
+        whole(0, 3600),
+    )
+
+
+# Key (distcc_ and the field's name) to its declaration, in declaration order.
+SETTINGS: dict[str, Declaration] = declarations_of(Settings)
+
+
 def _misspelt(key: str) -> bool:
     """A key meant as one of this package's settings but not spelt as one:
     a case or hyphen variant, or a near miss of the distcc_ prefix
     (distc_, distccd_, dsitcc_). Other tools' keys are left alone."""
-    if key in DEFAULTS or key.startswith("_"):
+    if key in SETTINGS or key.startswith("_"):
         return False
     normal = key.lower().replace("-", "_")
     prefix = normal.partition("_")[0]
@@ -254,21 +327,20 @@ def _unknown_key(host_name: str, key: str, value: object) -> SettingsError:
     # Compared without the prefix, which every setting shares.
     normal = key.lower().replace("-", "_")
     rest = normal.partition("_")[2] or normal.removeprefix("distcc")
-    settings = {k.partition("_")[2]: k for k in DEFAULTS}
+    settings = {k.partition("_")[2]: k for k in SETTINGS}
     close = difflib.get_close_matches(rest, settings, n=1, cutoff=0.6)
     hint = f"did you mean {settings[close[0]]}?" if close else "see deploys/library/settings.py for every setting"
-    return _fail(host_name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
+    return refusal(host_name, key, value, "is not a setting of this package", f"remove or rename it ({hint})")
 
 
-def settings_for(host) -> Settings:
-    """This host's validated settings, defaults filled in."""
-    name = host.name
+def _check_host(name: str, data: dict[str, object]) -> None:
+    """What is wrong with the host itself rather than one setting: a name
+    that cannot be printed, a misspelt key, or no way to become root."""
     if not name.isascii():
         raise SettingsError(
             f"host {ascii(name)}: the host name has non-ASCII characters. Fix: use its ASCII name (or address) "
             f"in the inventory. Nothing was changed on any host."
         )
-    data = host.data.dict()
     for key, value in data.items():
         if _misspelt(key):
             raise _unknown_key(name, key, value)
@@ -284,130 +356,51 @@ def settings_for(host) -> Settings:
             f"was changed on any host."
         )
 
-    def get(key: str) -> object:
-        value = data.get(key, DEFAULTS[key][0])
-        _ascii(name, key, value)
-        return value
 
-    port = _int(name, "distcc_port", get("distcc_port"), 1, 65535)
-    allow_open_ok = _bool(name, "distcc_allow_open_ok", get("distcc_allow_open_ok"))
-    allow = get("distcc_allow")
-    listen = get("distcc_listen")
-    builder_address = get("distcc_builder_address")
-    jobs = get("distcc_jobs")
-    compilers = get("distcc_compilers")
-    if compilers is not None:
-        if not isinstance(compilers, list | tuple) or not all(isinstance(c, str) and _COMPILER.match(c) for c in compilers):
-            raise _fail(name, "distcc_compilers", compilers, "is not a list of compiler names", "set e.g. ['gcc', 'gcc-12']")
-    cross = get("distcc_cross_compilers")
-    if isinstance(cross, str) or not isinstance(cross, list | tuple) or not all(
-        isinstance(c, str) and CROSS_COMPILER.match(c) for c in cross
-    ):
-        raise _fail(
-            name, "distcc_cross_compilers", cross, "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)",
-            "set e.g. ['aarch64-linux-gnu-gcc', 'aarch64-linux-gnu-g++'], the names CROSS_COMPILE makes the build run",
-        )
-    build_packages = get("distcc_build_packages")
-    if isinstance(build_packages, str) or not isinstance(build_packages, list | tuple) or not all(
-        isinstance(p, str) and _PACKAGE.match(p) for p in build_packages
-    ):
-        raise _fail(
-            name, "distcc_build_packages", build_packages, "is not a list of Debian package names",
-            "set e.g. ['bc', 'bison', 'flex', 'libssl-dev', 'libelf-dev', 'make'], or [] to install none",
-        )
-    log_level = get("distcc_log_level")
-    if log_level not in _LOG_LEVELS:
-        raise _fail(name, "distcc_log_level", log_level, "is not a distccd log level", f"use one of {', '.join(_LOG_LEVELS)}")
-    if log_level in _QUIET_LOG_LEVELS:
-        raise _fail(
-            name, "distcc_log_level", log_level, "is below notice, so distccd would not log the per-job summaries that "
-            "the smoke test and the build report count", "use notice, info (the default) or debug",
-        )
-    for key in ("distcc_log_dir", "distcc_tmpfs_path"):
-        value = get(key)
-        if not isinstance(value, str) or not _PATH.match(value) or value.rstrip("/") in ("", "/tmp", "/var", "/usr", "/home"):
-            raise _fail(name, key, value, "is not a dedicated absolute path", "use a path of its own such as /tmp/kernel-build")
-    ccache_dir = get("distcc_ccache_dir")
-    if ccache_dir is not None and (not isinstance(ccache_dir, str) or not _PATH.match(ccache_dir)
-                                   or ccache_dir.rstrip("/") in ("", "/tmp", "/var", "/usr", "/home")):
-        raise _fail(name, "distcc_ccache_dir", ccache_dir, "is not a dedicated absolute path",
-                    "use a directory of its own on disk, e.g. '/var/cache/kbuild-ccache', or leave it unset")
-    for key in ("distcc_tmpfs_size", "distcc_worker_tmp_size", "distcc_ccache_size"):
-        size = get(key)
-        if size is None and key == "distcc_tmpfs_size":
-            continue  # sized from the builder's memory (tmpfs_size_for)
-        try:
-            if isinstance(size, bool) or parse_size(str(size)) < 16 * 1024**2:
-                raise ValueError("too small")
-        except ValueError:
-            raise _fail(
-                name, key, size, "is not a size of at least 16M",
-                "write it as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M'",
-            ) from None
-    build_dirs = get("distcc_build_dirs")
-    if isinstance(build_dirs, str) or not isinstance(build_dirs, list | tuple) or not all(
-        isinstance(d, str) and _PATH.match(d) and d.rstrip("/") not in ("", "/tmp", "/var", "/usr", "/home")
-        for d in build_dirs
-    ):
-        raise _fail(
-            name, "distcc_build_dirs", build_dirs, "is not a list of dedicated absolute paths",
-            "set e.g. ['/srv/kernel-out'], the O= directory of a build outside the tmpfs, or [] for none",
-        )
-    tmpfs_size = get("distcc_tmpfs_size")
-    tmpfs_mode = str(get("distcc_tmpfs_mode"))
-    if not re.fullmatch(r"[0-7]{3,4}", tmpfs_mode):
-        raise _fail(name, "distcc_tmpfs_mode", tmpfs_mode, "is not an octal mode", "write it like '1777' or '0755'")
-    # Raspberry Pi OS has had no default `pi` user since 2022: the one who
-    # logs in (the SSH user; like ssh, paramiko defaults to the local user
-    # name) is the one who builds, unless told otherwise.
-    build_user = get("distcc_build_user")
-    if build_user is None:
-        build_user = data.get("ssh_user") or getpass.getuser()
-    if not isinstance(build_user, str) or not _NAME.match(build_user):
-        raise _fail(name, "distcc_build_user", build_user, "is not a user name", "set the user who runs the build, e.g. 'alice'")
-    units = get("distcc_k3s_units")
-    if isinstance(units, str) or not isinstance(units, list | tuple) or not all(isinstance(u, str) and _UNIT.match(u) for u in units):
-        raise _fail(name, "distcc_k3s_units", units, "is not a list of unit names", "set e.g. ['k3s', 'k3s-agent']")
-    report_path = get("distcc_report_path")
-    if not isinstance(report_path, str) or not report_path:
-        raise _fail(name, "distcc_report_path", report_path, "is not a file path", "set e.g. 'reports/validate.json'")
+def settings_for(host) -> Settings:
+    """This host's checked settings, defaults filled in. pyinfra has merged
+    the host's data already: --data over host data over group data; a key
+    none of them sets takes its declared default."""
+    name = host.name
+    data = host.data.dict()
+    _check_host(name, data)
+    checked: dict[str, object] = {}
+    for key, declaration in SETTINGS.items():
+        value = data.get(key, declaration.default)
+        refuse_non_ascii(name, key, value)
+        checked[key.removeprefix(PREFIX)] = declaration.check.run(value, Reading(name, key, data, checked))
+    return Settings(**checked)
 
-    return Settings(
-        port=port,
-        allow=None if allow is None else _networks(name, "distcc_allow", allow, allow_open_ok),
-        allow_open_ok=allow_open_ok,
-        listen=None if listen is None else _address(name, "distcc_listen", listen),
-        builder_address=None if builder_address is None else _address(name, "distcc_builder_address", builder_address),
-        jobs=None if jobs is None else _int(name, "distcc_jobs", jobs, 1, 256),
-        nice=_int(name, "distcc_nice", get("distcc_nice"), 0, 20),
-        log_level=log_level,
-        log_dir=get("distcc_log_dir").rstrip("/"),
-        compilers=None if compilers is None else tuple(compilers),
-        cross_compilers=tuple(cross),
-        build_packages=tuple(build_packages),
-        ccache=_bool(name, "distcc_ccache", get("distcc_ccache")),
-        ccache_dir=None if ccache_dir is None else ccache_dir.rstrip("/"),
-        ccache_size=str(get("distcc_ccache_size")).upper(),
-        pump=_bool(name, "distcc_pump", get("distcc_pump")),
-        worker_tmp_size=str(get("distcc_worker_tmp_size")).upper(),
-        force_restart=_bool(name, "distcc_force_restart", get("distcc_force_restart")),
-        smoke_timeout=_int(name, "distcc_smoke_timeout", get("distcc_smoke_timeout"), 5, 3600),
-        tmpfs_path=get("distcc_tmpfs_path").rstrip("/"),
-        tmpfs_size=None if tmpfs_size is None else str(tmpfs_size).upper(),
-        tmpfs_mode=tmpfs_mode.zfill(4),
-        discard_tmpfs=_bool(name, "distcc_discard_tmpfs", get("distcc_discard_tmpfs")),
-        build_running_ok=_bool(name, "distcc_build_running_ok", get("distcc_build_running_ok")),
-        build_dirs=tuple(d.rstrip("/") for d in build_dirs),
-        build_user=build_user,
-        client_fallback=_bool(name, "distcc_client_fallback", get("distcc_client_fallback")),
-        k3s_units=tuple(units),
-        pod_grace=_int(name, "distcc_pod_grace", get("distcc_pod_grace"), 0, 3600),
-        k3s_timeout=_int(name, "distcc_k3s_timeout", get("distcc_k3s_timeout"), 10, 86400),
-        mtu=_int(name, "distcc_mtu", get("distcc_mtu"), 576, 9216),
-        report_path=report_path,
-        wide_tables=_bool(name, "distcc_wide_tables", get("distcc_wide_tables")),
-        apt_lock_wait=_int(name, "distcc_apt_lock_wait", get("distcc_apt_lock_wait"), 0, 3600),
-    )
+
+# --- docs/settings.md ----------------------------------------------------------
+
+SETTINGS_DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
+REGENERATE = "make settings-doc"
+_DOC_HEAD = f"""# Settings
+
+Every setting is pyinfra host data: set it for every host in `inventories/group_data/all.py`, per
+group in `inventories/group_data/<group>.py`, per host in the inventory (as `inventories/cluster.py`
+does), or for one run with `--data distcc_discard_tmpfs=True`. `--data` wins over host data, host
+data over the data of the host's groups, that over the data for all hosts, and a setting none of
+them sets takes the default below.
+
+Every deploy checks every setting before it changes anything, and refuses a bad value with one
+paragraph naming the host, the setting and the fix. A `distcc_*` key not listed here is refused as
+a typo.
+
+This page is generated from the declarations in
+[deploys/library/settings.py](../deploys/library/settings.py). After changing one, run
+`{REGENERATE}`; a unit test fails until this page matches them.
+"""
+
+
+def settings_markdown() -> str:
+    """docs/settings.md as the declarations render it."""
+    rows = [
+        f"| `{key}` | `{declaration.default!r}` | {declaration.check.accepts} | {declaration.meaning} |"
+        for key, declaration in SETTINGS.items()
+    ]
+    return "\n".join([_DOC_HEAD, "| setting | default | accepts | meaning |", "|---|---|---|---|", *rows, ""])
 
 
 # cc1 on a large kernel file takes a few hundred MiB; distccd's own default
@@ -446,3 +439,9 @@ def compiler_package(name: str, native_machine: str | None = None) -> str:
         return match["driver"] + (f"-{match['version']}" if match["version"] else "")
     version = f"-{match['version']}" if match["version"] else ""
     return f"{match['driver']}{version}-{match['triplet']}"
+
+
+def write_settings_doc() -> None:
+    """What `make settings-doc` runs."""
+    SETTINGS_DOC.write_text(settings_markdown())
+    print(f"wrote {SETTINGS_DOC.relative_to(SETTINGS_DOC.parents[1])}")

@@ -1,5 +1,5 @@
-"""The README documents every setting, docs/validation.md every check; the
-README stays a user's page (short, no commit hashes) and every relative link
+"""docs/settings.md documents every setting, as the declarations render it,
+and docs/validation.md every check; the README stays a user's page (short, no commit hashes) and every relative link
 in README.md and docs/ leads to a file; everything this package writes to
 hosts or keeps in the repository is ASCII."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from deploys.library.settings import DEFAULTS
+from deploys.library.settings import REGENERATE, SETTINGS, SETTINGS_DOC, settings_markdown
 from deploys.library.validation.checks import CHECKS
 from operations.templates import TEMPLATES, render_template
 
@@ -23,9 +23,30 @@ README_MAX_LINES = 300
 NOT_HASHES = {"ed25519"}
 
 
-@pytest.mark.parametrize("key", list(DEFAULTS))
-def test_readme_documents_every_setting(key):
-    assert f"| `{key}` |" in README
+@pytest.mark.parametrize("key", list(SETTINGS))
+def test_settings_doc_documents_every_setting(key):
+    assert f"| `{key}` |" in SETTINGS_DOC.read_text()
+
+
+def test_settings_doc_is_what_the_declarations_render():
+    assert SETTINGS_DOC.read_text() == settings_markdown(), (
+        f"docs/settings.md differs from the declarations in deploys/library/settings.py: run {REGENERATE} "
+        "and commit docs/settings.md"
+    )
+
+
+def test_readme_points_to_the_settings_doc():
+    assert "[docs/settings.md](docs/settings.md)" in README
+
+
+@pytest.mark.parametrize("key", list(SETTINGS))
+def test_each_setting_has_a_short_meaning_of_its_own_cell(key):
+    """A cell is a sentence or two, not a paragraph, and nothing in it can
+    break the table's row."""
+    declaration = SETTINGS[key]
+    cells = (repr(declaration.default), declaration.check.accepts, declaration.meaning)
+    assert not any("|" in cell or "\n" in cell for cell in cells)
+    assert len(declaration.meaning) <= 240 and declaration.meaning.isascii()
 
 
 @pytest.mark.parametrize("check", list(CHECKS))

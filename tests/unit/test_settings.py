@@ -15,7 +15,7 @@ import pytest
 from pyinfra.api.exceptions import PyinfraError
 
 from deploys.library.cluster import check_inventory
-from deploys.library.settings import DEFAULTS, SettingsError, compiler_package, jobs_for, settings_for, tmpfs_size_for
+from deploys.library.settings import SETTINGS, SettingsError, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import loopback_derivation
 
 
@@ -65,7 +65,7 @@ def assert_one_clear_paragraph(message: str, host: str, setting: str) -> None:
 
 def test_no_data_gives_the_documented_defaults():
     settings = settings_for(FakeHost(WORKER))
-    assert settings.port == DEFAULTS["distcc_port"][0] == 3632
+    assert settings.port == SETTINGS["distcc_port"].default == 3632
     assert settings.allow is None and settings.listen is None and settings.builder_address is None
     # None: sized from the builder's memory when it is known (tmpfs_size_for).
     assert settings.tmpfs_path == "/tmp/kernel-build" and settings.tmpfs_size is None
@@ -466,3 +466,40 @@ def test_build_packages_default_to_the_kernel_guides_and_can_be_emptied():
     assert settings_for(FakeHost(WORKER, {"distcc_build_packages": ["git", "libncurses-dev"]})).build_packages == (
         "git", "libncurses-dev",
     )
+
+
+# --- where a value comes from ----------------------------------------------------
+
+
+def test_data_wins_over_host_data_over_group_data_over_the_default():
+    """The precedence docs/settings.md states, on pyinfra's own Inventory:
+    --data (override_data), then the host's data, then its group's, then the
+    inventory's data for all, then the declared default."""
+    from pyinfra.api import Inventory
+
+    inventory = Inventory(
+        ([("w1", {"distcc_nice": 5}), "w2"], {"distcc_mtu": 1400, "distcc_pod_grace": 7}),
+        override_data={"distcc_port": 4000},
+        workers=(["w1", "w2"], {"distcc_nice": 15, "distcc_port": 3000, "distcc_mtu": 9000}),
+    )
+    w1, w2 = (settings_for(inventory.get_host(name)) for name in ("w1", "w2"))
+    assert (w1.port, w2.port) == (4000, 4000)
+    assert (w1.nice, w2.nice) == (5, 15)
+    assert (w1.mtu, w1.pod_grace) == (9000, 7)
+    assert w1.k3s_timeout == SETTINGS["distcc_k3s_timeout"].default == 600
+
+
+def test_a_field_without_a_declaration_is_refused_by_name():
+    """A field added to Settings without setting(...) would have no key,
+    default or check: the module does not import."""
+    from dataclasses import dataclass
+
+    from deploys.library.settings import FLAG, declarations_of, setting
+
+    @dataclass(frozen=True)
+    class Half:
+        declared: bool = setting(False, "Declared.", FLAG)
+        forgotten: bool = False
+
+    with pytest.raises(TypeError, match="declare forgotten with setting"):
+        declarations_of(Half)
