@@ -36,6 +36,7 @@ from pyinfra.context import ctx_state
 
 from facts.bundle import NOT_READ, FactBundle, Part, as_arguments, distinct_commands, parse_part
 from operations._connection import refused_below
+from operations._pyinfra import operations_of
 
 BODY = "body"
 OPERATIONS = "operations"
@@ -96,8 +97,7 @@ def _phase_parts(state, reads: _Reads) -> list[Part]:
 def changes_so_far(state, host) -> int:
     """How many of this host's operations have completed and run a command."""
     count = 0
-    for op_data in state.ops.get(host, {}).values():
-        meta = op_data.operation_meta
+    for meta in operations_of(state, host):
         if meta.is_complete() and (meta.did_change() or meta.did_error()):
             count += 1
     return count
