@@ -260,17 +260,17 @@ def survey_targets() -> list[dict]:
     library with gevent on import, which the timing parent must not have."""
     from pyinfra.api import Config, State
     from pyinfra.context import ctx_host, ctx_inventory, ctx_state
-    from pyinfra_cli.inventory import make_inventory
 
     from deploys.library.cluster import role_of
     from deploys.library.settings import settings_for
     from deploys.library.validation.survey import survey_arguments
     from facts.survey import HostSurvey
+    from operations._pyinfra import load_inventory
 
     state = State(check_for_changes=False)
     state.cwd = str(REPO)
     ctx_state.set(state)
-    inventory = make_inventory(INVENTORY, cwd=str(REPO))
+    inventory = load_inventory(INVENTORY, cwd=str(REPO))
     ctx_inventory.set(inventory)
     state.init(inventory, Config())
     targets = []

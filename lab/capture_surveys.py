@@ -507,10 +507,8 @@ def capture(data: dict) -> dict:
 def child(data: dict) -> None:
     sys.path.insert(0, str(REPO))
     from pyinfra.api import Config, State, StringCommand
-    from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
     from pyinfra.api.connect import connect_all
     from pyinfra.context import ctx_config, ctx_host, ctx_inventory, ctx_state
-    from pyinfra_cli.inventory import make_inventory
 
     from deploys.library.cluster import builder_host, worker_hosts
     from deploys.library.settings import settings_for
@@ -518,11 +516,12 @@ def child(data: dict) -> None:
     from deploys.library.validation.survey import survey_arguments
     from facts.compiler import GccPackage
     from facts.survey import HostSurvey, parse_surveys
+    from operations._pyinfra import load_inventory, run_as_facts_run
 
     state = State(check_for_changes=False)
     state.cwd = str(REPO)
     ctx_state.set(state)
-    inventory = make_inventory(INVENTORY, cwd=str(REPO), override_data=data)
+    inventory = load_inventory(INVENTORY, cwd=str(REPO), override_data=data)
     ctx_inventory.set(inventory)
     state.init(inventory, Config())
     connect_all(state)
@@ -534,9 +533,7 @@ def child(data: dict) -> None:
     def run(node, command, what: str) -> list[str]:
         """command on node as pyinfra sends a fact's (its connector arguments: sudo)."""
         with ctx_config.use(state.config.copy()), ctx_host.use(node):
-            global_arguments, _ = pop_global_arguments(state, node, {})
-            executor = {k: v for k, v in global_arguments.items() if k in CONNECTOR_ARGUMENT_KEYS}
-            ok, output = node.run_shell_command(command, **executor)
+            ok, output = run_as_facts_run(state, node, command)
         if not ok:
             raise SystemExit(f"{node.name}: {what} failed: {output.stderr}")
         return output.stdout_lines

@@ -44,19 +44,14 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-import pyinfra.connectors.util as connector_util
 from paramiko import SSHException
 from pyinfra import logger
 from pyinfra.api.exceptions import ConnectError
 from pyinfra.connectors.ssh import SSHConnector
 
+from operations._pyinfra import replace_sudo_password_prompt, ssh_transport_active, wrap_ssh_channel_calls
+
 _MARK = "_distcc_farm_lost_host_is_a_host_failure"
-
-
-def _transport_down(connector: SSHConnector) -> bool:
-    client = getattr(connector, "client", None)
-    transport = client.get_transport() if client is not None else None
-    return transport is None or not transport.is_active()
 
 
 class SudoPasswordUnanswered(EOFError):
@@ -170,7 +165,7 @@ def _host_failure_on_eof(method: Callable[..., Any]) -> Callable[..., Any]:
                 f"the connection to {self.host.name} ended (EOF from the SSH transport): the host went away"
             ) from error
         except ConnectError as error:
-            if not _transport_down(self):
+            if ssh_transport_active(self):
                 raise
             raise SSHException(
                 f"the connection to {self.host.name} ended (its SSH transport is down): the host went away"
@@ -188,8 +183,5 @@ def _host_failure_on_eof(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def lost_host_is_a_host_failure() -> None:
     """Make EOFError from the SSH connector a failure of that host (once)."""
-    for name in ("run_shell_command", "put_file", "get_file"):
-        method = getattr(SSHConnector, name)
-        if not getattr(method, _MARK, False):
-            setattr(SSHConnector, name, _host_failure_on_eof(method))
-    connector_util.getpass = _getpass_or_refuse
+    wrap_ssh_channel_calls(_host_failure_on_eof, _MARK)
+    replace_sudo_password_prompt(_getpass_or_refuse)

@@ -32,10 +32,11 @@ from pyinfra import host as context_host
 from pyinfra import state as context_state
 from pyinfra.api import FactBase
 from pyinfra.api.exceptions import PyinfraError
-from pyinfra.api.util import get_kwargs_str
+from pyinfra.context import ctx_state
 
 from facts.bundle import NOT_READ, FactBundle, Part, as_arguments, distinct_commands, parse_part
 from operations._connection import refused_below
+from operations._pyinfra import operations_of
 
 BODY = "body"
 OPERATIONS = "operations"
@@ -54,15 +55,17 @@ class _Reads:
 
 
 def _key(cls: type[FactBase], kwargs: dict[str, Any]) -> tuple[type, str]:
-    return cls, get_kwargs_str(kwargs)
+    """A read's key: the fact and its arguments as "name=value, ..." in name
+    order, the string pyinfra itself prints for a fact's arguments."""
+    return cls, ", ".join(f"{name}={value}" for name, value in sorted(kwargs.items()))
 
 
 def current(obj):
-    """The object behind pyinfra's context proxy (`from pyinfra import
+    """The State behind pyinfra's context proxy (`from pyinfra import
     state`), which is one module-level object for every State: caches are
-    keyed by the real State, so that each run has its own."""
-    module = getattr(obj, "_get_module", None)
-    return module() if callable(module) else obj
+    keyed by the real State, so that each run has its own. Any other object
+    (a State already, a test's stand-in) is itself."""
+    return ctx_state.get() if obj is context_state else obj
 
 
 def _host_reads(state, host) -> _Reads:
@@ -94,8 +97,7 @@ def _phase_parts(state, reads: _Reads) -> list[Part]:
 def changes_so_far(state, host) -> int:
     """How many of this host's operations have completed and run a command."""
     count = 0
-    for op_data in state.ops.get(host, {}).values():
-        meta = op_data.operation_meta
+    for meta in operations_of(state, host):
         if meta.is_complete() and (meta.did_change() or meta.did_error()):
             count += 1
     return count

@@ -11,10 +11,10 @@ from pathlib import Path
 from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
-from pyinfra.operations.util.files import generate_color_diff
 
 from facts.paths import PathStatus
 from operations._observed import observed
+from operations._pyinfra import color_diff
 
 
 def temporary_path(path: str) -> str:
@@ -26,7 +26,7 @@ def temporary_path(path: str) -> str:
 def show_diff(path: str, exists: bool, content: str) -> None:
     old = host.get_fact(FileContents, path=path) if exists else None
     host.log(f"Will {'modify' if exists else 'create'} {path}", logger.info)
-    for line in generate_color_diff([f"{x}\n" for x in old or []], content.splitlines(keepends=True)):
+    for line in color_diff([f"{x}\n" for x in old or []], content.splitlines(keepends=True)):
         logger.info("  %s", line)
     logger.info("")
 

@@ -21,7 +21,6 @@ since what it previews may change under it.
 
 from __future__ import annotations
 
-import functools
 import getpass
 import os
 import socket
@@ -31,12 +30,12 @@ from dataclasses import dataclass
 
 from pyinfra import logger
 from pyinfra.api import QuoteString, StringCommand
-from pyinfra.api.arguments import CONNECTOR_ARGUMENT_KEYS, pop_global_arguments
 from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host
 
 from deploys.library.cluster import builder_host, first_loader, run_cache
 from operations._observed import current
+from operations._pyinfra import before_disconnect, cli_dry_run, run_as_facts_run
 
 RUN_LOCK = "/run/lock/pyinfra-distcc-farm"
 _MARK = "_distcc_farm_releases_the_run_lock"
@@ -119,9 +118,7 @@ def gone(owner: Owner) -> bool:
 
 def _run(state, node: Host, command: StringCommand) -> tuple[bool, list[str]]:
     """A command on node as its facts run (the inventory's sudo), outside any operation."""
-    arguments, _ = pop_global_arguments(state, node, {})
-    connector = {key: value for key, value in arguments.items() if key in CONNECTOR_ARGUMENT_KEYS}
-    status, output = node.run_shell_command(command, **connector)
+    status, output = run_as_facts_run(state, node, command)
     return status, list(output.stdout_lines)
 
 
@@ -148,22 +145,6 @@ def read_command() -> StringCommand:
     return StringCommand("cat", RUN_LOCK + "/owner", "2>/dev/null; true")
 
 
-def _is_dry() -> bool:
-    """pyinfra --dry: the CLI's own option, read from click's context (there
-    is none when pyinfra is driven through its API)."""
-    try:
-        import click
-
-        context = click.get_current_context(silent=True)
-    except ImportError:  # pragma: no cover - click comes with pyinfra
-        return False
-    while context is not None:
-        if context.params.get("dry"):
-            return True
-        context = context.parent
-    return False
-
-
 def hold_run_lock(state, inventory, deploy: str) -> None:
     """Take the cluster's run lock for this run on the builder, once, while
     the first deploy file loads (before any host changes); refuse the run,
@@ -180,7 +161,7 @@ def hold_run_lock(state, inventory, deploy: str) -> None:
             f"started now would not be refused"
         )
         return
-    if _is_dry():
+    if cli_dry_run():
         _, lines = _run(state, builder, read_command())
         holder = Owner.parse(lines[0]) if lines else None
         if holder is not None:
@@ -225,15 +206,4 @@ def releases_on_disconnect() -> None:
     disconnects (once): pyinfra has no hook after the last operation that
     still has the connection, and disconnects every host in the CLI's
     finally clause, after a refusal or a failure too."""
-    method = Host.disconnect
-    if getattr(method, _MARK, False):
-        return
-
-    @functools.wraps(method)
-    def disconnect(self: Host) -> None:
-        release_held_lock(self)
-        method(self)
-
-    setattr(disconnect, _MARK, True)
-    Host.disconnect = disconnect  # type: ignore[method-assign]
-
+    before_disconnect(release_held_lock, _MARK)

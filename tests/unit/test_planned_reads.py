@@ -566,7 +566,7 @@ def readers_of(part: tuple) -> set[str]:
 
 
 def same_value(planned, read) -> bool:
-    # operations/_observed.py keys a read by get_kwargs_str: key=str(value).
+    # operations/_observed.py keys a read by "key=str(value)" (_key).
     return not known(read) or str(planned) == str(read)
 
 
