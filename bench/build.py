@@ -57,7 +57,7 @@ from __future__ import annotations
 import os
 import sys
 
-# Its own lab, set before lab/docker_lab.py reads them at import; only when
+# Its own lab, set before lab/settings.py reads them at import; only when
 # run as the benchmark: the unit tests import this module, and must not move
 # every later pyinfra run of theirs to another lab.
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ from __future__ import annotations
 import os
 import sys
 
-# Before anything reads them: lab/docker_lab.py at import, inventories/lab.py
+# Before anything reads them: lab/settings.py at import, inventories/lab.py
 # in every pyinfra child. `make bench` never touches the test lab; importing
 # this module (the unit tests do) changes nothing.
 if __name__ == "__main__":
@@ -513,7 +513,7 @@ def lab_up(size: int, anomalies: list[str], attempts: int = 3) -> list:
     """docker_lab.up(size), tried again when a node does not boot.
 
     With many new systemd containers on a loaded 2-core machine, a node can
-    miss lab/docker_lab.py's 120 s boot deadline, or its systemd can hang in
+    miss lab/containers.py's 120 s boot deadline, or its systemd can hang in
     'initializing' with every job waiting (seen at 16 workers). Waiting longer
     does not help the latter, so each benchmark container whose systemd is not
     running/degraded is saved to a log, removed, and up() (which keeps what
