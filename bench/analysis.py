@@ -261,90 +261,117 @@ def evaluate_targets(medians_by_size: dict[int, dict[str, dict]], scopes: dict[i
     targets = []
     for size in sorted(medians_by_size):
         medians = medians_by_size[size]
-        x = (medians.get("validate") or {}).get("x_floor")
-        if x is not None:
-            met = x <= VALIDATE_X_FLOOR
-            targets.append({
-                "id": f"validate-floor-{size}",
-                "size": size,
-                "met": met,
-                "value": {"x_floor": x},
-                "limit": {"x_floor": VALIDATE_X_FLOOR},
-                "text": (
-                    f"TARGET validation at {_workers(size)} <= {VALIDATE_X_FLOOR}x floor: {_verdict(met)} "
-                    f"({x:.2f}x floor: {_by(x, VALIDATE_X_FLOOR, 'x')})"
-                ),
-            })
-        pyinfra_floor = medians.get("pyinfra_floor") or {}
-        floor_s = (medians.get("floor") or {}).get("wall_s")
-        if pyinfra_floor.get("wall_s") is not None and pyinfra_floor.get("x_floor") is not None and floor_s:
-            # pyinfra's least cost beside validation's limit: when it is over,
-            # no deploy run by pyinfra can meet that target at this size.
-            wall, limit_s = pyinfra_floor["wall_s"], VALIDATE_X_FLOOR * floor_s
-            margin = (
-                f"pyinfra alone needs {wall - limit_s:.2f} s more than that" if wall > limit_s
-                else f"{limit_s - wall:.2f} s above pyinfra alone"
-            )
-            targets.append({
-                "id": f"pyinfra-floor-{size}",
-                "size": size,
-                "met": None,
-                "value": {"wall_s": wall, "x_floor": pyinfra_floor["x_floor"], "validate_limit_s": limit_s},
-                "text": (
-                    f"REPORT pyinfra floor at {_workers(size)}: {wall:.2f} s = {pyinfra_floor['x_floor']:.2f}x floor; "
-                    f"the {VALIDATE_X_FLOOR}x validation limit is {limit_s:.2f} s ({margin})"
-                ),
-            })
-        noop = medians.get("mode_switch_noop") or {}
-        x = noop.get("x_floor")
-        cmds = noop.get("commands_max_worst", noop.get("commands_max"))
-        if x is not None and cmds is not None:
-            met_x, met_c = x <= NOOP_X_FLOOR, cmds <= NOOP_COMMANDS
-            targets.append({
-                "id": f"mode-switch-noop-{size}",
-                "size": size,
-                "met": met_x and met_c,
-                "value": {"x_floor": x, "commands_per_host": cmds},
-                "limit": {"x_floor": NOOP_X_FLOOR, "commands_per_host": NOOP_COMMANDS},
-                "text": (
-                    f"TARGET mode switch with no changes at {_workers(size)} <= {NOOP_COMMANDS} remote commands/host "
-                    f"and <= {NOOP_X_FLOOR}x floor: {_verdict(met_x and met_c)} "
-                    f"({_num(cmds, 0)} commands/host at most: {_by(cmds, NOOP_COMMANDS, '')}; "
-                    f"{x:.2f}x floor: {_by(x, NOOP_X_FLOOR, 'x')})"
-                ),
-            })
-        peaks = {key: (medians.get(key) or {}).get("peak_mib") for key in TIMED_DEPLOYS}
-        if any(v is not None for v in peaks.values()):
-            targets.append({
-                "id": f"peak-memory-{size}",
-                "size": size,
-                "met": None,
-                "value": {"peak_mib": peaks},
-                "text": f"REPORT pyinfra peak memory at {_workers(size)}: " + "; ".join(
-                    f"{DEPLOYS[key]} {_num(v, 1)} MiB" for key, v in peaks.items()
-                ),
-            })
-        scope = (scopes or {}).get(size)
-        if scope:
-            met = (scope.get("worker_names"), scope.get("worker_peers"), scope.get("builder_names"),
-                   scope.get("builder_peers")) == (1, 1, size, size)
-            targets.append({
-                "id": f"survey-scope-{size}",
-                "size": size,
-                "met": met,
-                "value": dict(scope),
-                "limit": {"worker_names": 1, "worker_peers": 1, "builder_names": size, "builder_peers": size},
-                "text": (
-                    f"TARGET survey work at {_workers(size)}: a worker's does not grow with the cluster, the "
-                    f"builder's grows linearly: {_verdict(met)} (names/peers asked: every worker at most "
-                    f"{_num(scope.get('worker_names'), 0)}/{_num(scope.get('worker_peers'), 0)}, the builder "
-                    f"{_num(scope.get('builder_names'), 0)}/{_num(scope.get('builder_peers'), 0)}; survey exec / the "
-                    f"same host's probe: slowest worker {_num(scope.get('worker_max_x_probe'))}x "
-                    f"({_num(scope.get('worker_max_survey_s'))} s), builder {_num(scope.get('builder_x_probe'))}x "
-                    f"({_num(scope.get('builder_survey_s'))} s))"
-                ),
-            })
+        found = [
+            _validate_target(size, medians),
+            _pyinfra_floor_report(size, medians),
+            _noop_target(size, medians),
+            _peak_memory_report(size, medians),
+            _survey_scope_target(size, (scopes or {}).get(size)),
+        ]
+        targets += [target for target in found if target is not None]
     return targets
+
+
+def _validate_target(size: int, medians: dict[str, dict]) -> dict | None:
+    x = (medians.get("validate") or {}).get("x_floor")
+    if x is None:
+        return None
+    met = x <= VALIDATE_X_FLOOR
+    return {
+        "id": f"validate-floor-{size}",
+        "size": size,
+        "met": met,
+        "value": {"x_floor": x},
+        "limit": {"x_floor": VALIDATE_X_FLOOR},
+        "text": (
+            f"TARGET validation at {_workers(size)} <= {VALIDATE_X_FLOOR}x floor: {_verdict(met)} "
+            f"({x:.2f}x floor: {_by(x, VALIDATE_X_FLOOR, 'x')})"
+        ),
+    }
+
+
+def _pyinfra_floor_report(size: int, medians: dict[str, dict]) -> dict | None:
+    pyinfra_floor = medians.get("pyinfra_floor") or {}
+    floor_s = (medians.get("floor") or {}).get("wall_s")
+    if pyinfra_floor.get("wall_s") is None or pyinfra_floor.get("x_floor") is None or not floor_s:
+        return None
+    # pyinfra's least cost beside validation's limit: when it is over,
+    # no deploy run by pyinfra can meet that target at this size.
+    wall, limit_s = pyinfra_floor["wall_s"], VALIDATE_X_FLOOR * floor_s
+    margin = (
+        f"pyinfra alone needs {wall - limit_s:.2f} s more than that" if wall > limit_s
+        else f"{limit_s - wall:.2f} s above pyinfra alone"
+    )
+    return {
+        "id": f"pyinfra-floor-{size}",
+        "size": size,
+        "met": None,
+        "value": {"wall_s": wall, "x_floor": pyinfra_floor["x_floor"], "validate_limit_s": limit_s},
+        "text": (
+            f"REPORT pyinfra floor at {_workers(size)}: {wall:.2f} s = {pyinfra_floor['x_floor']:.2f}x floor; "
+            f"the {VALIDATE_X_FLOOR}x validation limit is {limit_s:.2f} s ({margin})"
+        ),
+    }
+
+
+def _noop_target(size: int, medians: dict[str, dict]) -> dict | None:
+    noop = medians.get("mode_switch_noop") or {}
+    x = noop.get("x_floor")
+    cmds = noop.get("commands_max_worst", noop.get("commands_max"))
+    if x is None or cmds is None:
+        return None
+    met_x, met_c = x <= NOOP_X_FLOOR, cmds <= NOOP_COMMANDS
+    return {
+        "id": f"mode-switch-noop-{size}",
+        "size": size,
+        "met": met_x and met_c,
+        "value": {"x_floor": x, "commands_per_host": cmds},
+        "limit": {"x_floor": NOOP_X_FLOOR, "commands_per_host": NOOP_COMMANDS},
+        "text": (
+            f"TARGET mode switch with no changes at {_workers(size)} <= {NOOP_COMMANDS} remote commands/host "
+            f"and <= {NOOP_X_FLOOR}x floor: {_verdict(met_x and met_c)} "
+            f"({_num(cmds, 0)} commands/host at most: {_by(cmds, NOOP_COMMANDS, '')}; "
+            f"{x:.2f}x floor: {_by(x, NOOP_X_FLOOR, 'x')})"
+        ),
+    }
+
+
+def _peak_memory_report(size: int, medians: dict[str, dict]) -> dict | None:
+    peaks = {key: (medians.get(key) or {}).get("peak_mib") for key in TIMED_DEPLOYS}
+    if all(v is None for v in peaks.values()):
+        return None
+    return {
+        "id": f"peak-memory-{size}",
+        "size": size,
+        "met": None,
+        "value": {"peak_mib": peaks},
+        "text": f"REPORT pyinfra peak memory at {_workers(size)}: " + "; ".join(
+            f"{DEPLOYS[key]} {_num(v, 1)} MiB" for key, v in peaks.items()
+        ),
+    }
+
+
+def _survey_scope_target(size: int, scope: dict | None) -> dict | None:
+    if not scope:
+        return None
+    met = (scope.get("worker_names"), scope.get("worker_peers"), scope.get("builder_names"),
+           scope.get("builder_peers")) == (1, 1, size, size)
+    return {
+        "id": f"survey-scope-{size}",
+        "size": size,
+        "met": met,
+        "value": dict(scope),
+        "limit": {"worker_names": 1, "worker_peers": 1, "builder_names": size, "builder_peers": size},
+        "text": (
+            f"TARGET survey work at {_workers(size)}: a worker's does not grow with the cluster, the "
+            f"builder's grows linearly: {_verdict(met)} (names/peers asked: every worker at most "
+            f"{_num(scope.get('worker_names'), 0)}/{_num(scope.get('worker_peers'), 0)}, the builder "
+            f"{_num(scope.get('builder_names'), 0)}/{_num(scope.get('builder_peers'), 0)}; survey exec / the "
+            f"same host's probe: slowest worker {_num(scope.get('worker_max_x_probe'))}x "
+            f"({_num(scope.get('worker_max_survey_s'))} s), builder {_num(scope.get('builder_x_probe'))}x "
+            f"({_num(scope.get('builder_survey_s'))} s))"
+        ),
+    }
 
 
 def _by(value: float, limit: float, unit: str, strict: bool = False) -> str:
@@ -374,10 +401,39 @@ def fact_breakdown(sample: dict, roles: dict[str, str]) -> dict[str, dict[str, i
 def render_markdown(results: dict) -> str:
     """bench/results.md: machine, a table per size, the targets, the command
     breakdown of the mode switch with no changes, and anomalies."""
+    lines = _header_lines(results)
+    medians = {int(size): block["medians"] for size, block in results.get("sizes", {}).items()}
+    for size in sorted(medians):
+        lines += render_size_table(size, medians[size])
+    lines.append("## Targets")
+    lines.append("")
+    for target in results.get("targets", []):
+        lines.append(f"- {target['text']}")
+    lines.append("")
+    scopes = {int(size): scope for size, scope in (results.get("scopes") or {}).items()}
+    if scopes:
+        lines += _survey_work_lines(scopes)
+    breakdown = results.get("breakdown")
+    if breakdown:
+        lines += _breakdown_lines(breakdown)
+    checks = results.get("counter_checks")
+    if checks:
+        lines += _counter_check_lines(checks)
+    anomalies = results.get("anomalies", [])
+    lines.append("## Anomalies")
+    lines.append("")
+    lines += [f"- {a}" for a in anomalies] or ["- none: every run exited 0, validation counted 1 command per host, "
+                                               "every no-change mode switch changed nothing"]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _header_lines(results: dict) -> list[str]:
+    """The title, the machine, the code measured and how to read the figures."""
     machine = results.get("machine", {})
     config = results.get("config", {})
     arch = config.get("arch") or "amd64"
-    lines = [
+    return [
         f"# Benchmark: DISTCC BUILD MODE deploys on the Docker lab ({arch})",
         "",
         f"Date {machine.get('date', '?')}; {machine.get('cpu_model', '?')}, {machine.get('nproc', '?')} CPUs, "
@@ -400,71 +456,61 @@ def render_markdown(results: dict) -> str:
         "(/usr/bin/time %M %U %S).",
         "",
     ]
-    medians = {int(size): block["medians"] for size, block in results.get("sizes", {}).items()}
-    for size in sorted(medians):
-        lines += render_size_table(size, medians[size])
-    lines.append("## Targets")
-    lines.append("")
-    for target in results.get("targets", []):
-        lines.append(f"- {target['text']}")
-    lines.append("")
-    scopes = {int(size): scope for size, scope in (results.get("scopes") or {}).items()}
-    if scopes:
-        lines += [
-            "## Survey work per host",
-            "",
-            "Names each survey resolves and peers it checks (from validation's own survey arguments), and each "
-            "survey exec's seconds divided by the same host's probe seconds in the same round (medians):",
-            "",
-            "| workers | worker names / peers | builder names / peers | slowest worker: survey s (x its probe) "
-            "| builder: survey s (x its probe) |",
-            "|---:|---|---|---|---|",
-        ]
-        for size in sorted(scopes):
-            s = scopes[size]
-            lines.append(
-                f"| {size} | {_num(s.get('worker_names'), 0)} / {_num(s.get('worker_peers'), 0)} | "
-                f"{_num(s.get('builder_names'), 0)} / {_num(s.get('builder_peers'), 0)} | "
-                f"{_num(s.get('worker_max_survey_s'))} ({_num(s.get('worker_max_x_probe'))}x) | "
-                f"{_num(s.get('builder_survey_s'))} ({_num(s.get('builder_x_probe'))}x) |"
-            )
-        lines.append("")
-    breakdown = results.get("breakdown")
-    if breakdown:
-        lines.append(f"## Remote commands of mode_switch.py with no changes at {_workers(breakdown['size'])}")
-        lines.append("")
+
+
+def _survey_work_lines(scopes: dict[int, dict]) -> list[str]:
+    lines = [
+        "## Survey work per host",
+        "",
+        "Names each survey resolves and peers it checks (from validation's own survey arguments), and each "
+        "survey exec's seconds divided by the same host's probe seconds in the same round (medians):",
+        "",
+        "| workers | worker names / peers | builder names / peers | slowest worker: survey s (x its probe) "
+        "| builder: survey s (x its probe) |",
+        "|---:|---|---|---|---|",
+    ]
+    for size in sorted(scopes):
+        s = scopes[size]
         lines.append(
-            f"Per host: {breakdown['prepare']} during prepare and {breakdown['execute']} during execute "
-            "(builder / busiest worker). Facts loaded (a fact read alone is one round trip; facts.bundle.FactBundle "
-            "reads a phase's facts in one):"
+            f"| {size} | {_num(s.get('worker_names'), 0)} / {_num(s.get('worker_peers'), 0)} | "
+            f"{_num(s.get('builder_names'), 0)} / {_num(s.get('builder_peers'), 0)} | "
+            f"{_num(s.get('worker_max_survey_s'))} ({_num(s.get('worker_max_x_probe'))}x) | "
+            f"{_num(s.get('builder_survey_s'))} ({_num(s.get('builder_x_probe'))}x) |"
+        )
+    lines.append("")
+    return lines
+
+
+def _breakdown_lines(breakdown: dict) -> list[str]:
+    """What the mode switch with no changes sends, and where the floor ends."""
+    lines = [f"## Remote commands of mode_switch.py with no changes at {_workers(breakdown['size'])}", ""]
+    lines.append(
+        f"Per host: {breakdown['prepare']} during prepare and {breakdown['execute']} during execute "
+        "(builder / busiest worker). Facts loaded (a fact read alone is one round trip; facts.bundle.FactBundle "
+        "reads a phase's facts in one):"
+    )
+    lines.append("")
+    for who, facts in breakdown["facts"].items():
+        total = sum(facts.values())
+        lines.append(f"- {who}: {total} facts: " + ", ".join(f"{name} x{n}" for name, n in facts.items()))
+    lines.append("")
+    if breakdown.get("floor_builder_s") is not None:
+        lines.append(
+            f"The floor at {_workers(breakdown['size'])} ends with the slowest probe: the builder's took "
+            f"{_num(breakdown['floor_builder_s'])} s, the slowest worker's {_num(breakdown.get('floor_worker_max_s'))} s "
+            "(medians, from starting all ssh clients)."
         )
         lines.append("")
-        for who, facts in breakdown["facts"].items():
-            total = sum(facts.values())
-            lines.append(f"- {who}: {total} facts: " + ", ".join(f"{name} x{n}" for name, n in facts.items()))
-        lines.append("")
-        if breakdown.get("floor_builder_s") is not None:
-            lines.append(
-                f"The floor at {_workers(breakdown['size'])} ends with the slowest probe: the builder's took "
-                f"{_num(breakdown['floor_builder_s'])} s, the slowest worker's {_num(breakdown.get('floor_worker_max_s'))} s "
-                "(medians, from starting all ssh clients)."
-            )
-            lines.append("")
-    checks = results.get("counter_checks")
-    if checks:
-        lines.append("## Command counter check")
-        lines.append("")
-        lines.append(
-            "First run of each size: sudo commands counted from pyinfra -vv against the sudo sessions each "
-            "container's journal recorded during the run (hosts that agree / hosts):"
-        )
-        lines.append("")
-        lines += [f"- {c}" for c in checks]
-        lines.append("")
-    anomalies = results.get("anomalies", [])
-    lines.append("## Anomalies")
-    lines.append("")
-    lines += [f"- {a}" for a in anomalies] or ["- none: every run exited 0, validation counted 1 command per host, "
-                                               "every no-change mode switch changed nothing"]
-    lines.append("")
-    return "\n".join(lines)
+    return lines
+
+
+def _counter_check_lines(checks: list[str]) -> list[str]:
+    return [
+        "## Command counter check",
+        "",
+        "First run of each size: sudo commands counted from pyinfra -vv against the sudo sessions each "
+        "container's journal recorded during the run (hosts that agree / hosts):",
+        "",
+        *[f"- {c}" for c in checks],
+        "",
+    ]

@@ -57,7 +57,7 @@ from __future__ import annotations
 import os
 import sys
 
-# Its own lab, set before lab/docker_lab.py reads them at import; only when
+# Its own lab, set before lab/settings.py reads them at import; only when
 # run as the benchmark: the unit tests import this module, and must not move
 # every later pyinfra run of theirs to another lab.
 if __name__ == "__main__":
@@ -438,97 +438,147 @@ def deployed_hosts(builder: str, mode: Mode) -> list[str]:
     return [f"{e}{PUMP_OPTIONS}" for e in entries] if mode.tuning else entries
 
 
-def main() -> int:
-    began = time.monotonic()
-    cpus = float(os.environ.get("BENCH_CPUS", "0.4"))
-    sizes = [int(s) for s in os.environ.get("BENCH_SIZES", "0,1,2,4").split(",")]
-    modes = [m for m in os.environ.get("BENCH_MODES", ",".join(MODES)).split(",") if m]
-    repeat = int(os.environ.get("BENCH_REPEAT", "3"))
-    scaling_repeat = int(os.environ.get("BENCH_SCALING_REPEAT", "1"))
-    jobs_per_slot = float(os.environ.get("BENCH_JOBS_PER_SLOT", "1"))
-    slot_factor = int(os.environ.get("BENCH_SLOT_FACTOR", "1"))
-    out_name = os.environ.get("BENCH_OUT", "build-results")
-    unknown = [m for m in modes if m not in MODES]
-    if unknown or 0 not in sizes:
-        raise SystemExit(f"BENCH_MODES: one or more of {', '.join(MODES)} (not {', '.join(unknown)}); "
-                         "BENCH_SIZES must include 0, the local build speedups are measured against")
-    largest = max(sizes)
-    nodes = [n for n in docker_lab.nodes() if n.state == "running"]
-    if sum(1 for n in nodes if n.role == "worker") < largest:
-        log(f"starting lab {os.environ['LAB_PREFIX']} with {largest} workers")
-        nodes = docker_lab.up(largest)
-    builder = next(n for n in nodes if n.role == "builder")
-    workers = sorted((n for n in nodes if n.role == "worker"), key=lambda n: n.hostname)
-    mode_switch((), nodes)
+@dataclass(frozen=True)
+class BuildBenchSettings:
+    """What to measure and how often, from BENCH_* (docs/performance.md)."""
+    cpus: float
+    sizes: list[int]
+    modes: list[str]
+    repeat: int
+    scaling_repeat: int
+    jobs_per_slot: float
+    slot_factor: int
+    out_name: str
+
+    @classmethod
+    def from_environment(cls) -> BuildBenchSettings:
+        settings = cls(
+            cpus=float(os.environ.get("BENCH_CPUS", "0.4")),
+            sizes=[int(s) for s in os.environ.get("BENCH_SIZES", "0,1,2,4").split(",")],
+            modes=[m for m in os.environ.get("BENCH_MODES", ",".join(MODES)).split(",") if m],
+            repeat=int(os.environ.get("BENCH_REPEAT", "3")),
+            scaling_repeat=int(os.environ.get("BENCH_SCALING_REPEAT", "1")),
+            jobs_per_slot=float(os.environ.get("BENCH_JOBS_PER_SLOT", "1")),
+            slot_factor=int(os.environ.get("BENCH_SLOT_FACTOR", "1")),
+            out_name=os.environ.get("BENCH_OUT", "build-results"),
+        )
+        unknown = [m for m in settings.modes if m not in MODES]
+        if unknown or 0 not in settings.sizes:
+            raise SystemExit(f"BENCH_MODES: one or more of {', '.join(MODES)} (not {', '.join(unknown)}); "
+                             "BENCH_SIZES must include 0, the local build speedups are measured against")
+        return settings
+
+
+def kernel_source(builder: str) -> tuple[str, str]:
+    """Build tools and the kernel source unpacked on the builder: the
+    source tarball's path and the builder's Debian release."""
     log("build tools and kernel source on the builder")
-    run(["docker", "exec", builder.container, "sh", "-c",
+    run(["docker", "exec", builder, "sh", "-c",
          f"dpkg -s {BUILD_TOOLS} >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q "
          f"--no-install-recommends {BUILD_TOOLS} >/dev/null"])
-    tarball = run(["docker", "exec", builder.container, "sh", "-c",
+    tarball = run(["docker", "exec", builder, "sh", "-c",
                    "ls /usr/src/linux-source-*.tar.xz | sort -V | tail -n 1"]).stdout.strip()
-    release = run(["docker", "exec", builder.container, "sh", "-c",
+    release = run(["docker", "exec", builder, "sh", "-c",
                    ". /etc/os-release && echo $VERSION_CODENAME"]).stdout.strip()
-    as_build_user(builder.container, f"[ -f {SOURCE}/Makefile ] || {{ mkdir -p {SOURCE} && "
-                                     f"tar -C {SOURCE} --strip-components=1 -xJf {tarball}; }}")
-    samples: list[dict] = []
-    current: tuple[str, ...] = ()  # the plain mode switch above
+    as_build_user(builder, f"[ -f {SOURCE}/Makefile ] || {{ mkdir -p {SOURCE} && "
+                           f"tar -C {SOURCE} --strip-components=1 -xJf {tarball}; }}")
+    return tarball, release
 
-    def measure(mode_names: list[str], size: int, rounds: int) -> None:
-        nonlocal current
+
+class Measurements:
+    """Timed builds, mode by mode, each node at the settings' CPU share; the
+    mode switch runs only when a mode needs other data than the last one."""
+
+    def __init__(self, settings: BuildBenchSettings, nodes: list[docker_lab.Node]) -> None:
+        self.settings, self.nodes = settings, nodes
+        self.builder = next(n for n in nodes if n.role == "builder")
+        self.workers = sorted((n for n in nodes if n.role == "worker"), key=lambda n: n.hostname)
+        self.samples: list[dict] = []
+        self.current: tuple[str, ...] = ()  # the plain mode switch main() runs first
+
+    def measure(self, mode_names: list[str], size: int, rounds: int) -> None:
+        s = self.settings
         for round_ in range(rounds):
             for name in mode_names:
                 mode = MODES[name]
-                if mode.data != current:
+                if mode.data != self.current:
                     log(f"mode switch {' '.join(mode.data) or '(plain)'}")
-                    mode_switch(mode.data, nodes)
-                    current = mode.data
-                entries = deployed_hosts(builder.container, mode)
-                for node in nodes:
-                    run(["docker", "update", "--cpus", str(cpus), node.container])
+                    mode_switch(mode.data, self.nodes)
+                    self.current = mode.data
+                entries = deployed_hosts(self.builder.container, mode)
+                for node in self.nodes:
+                    run(["docker", "update", "--cpus", str(s.cpus), node.container])
                 log(f"{name}, {size} workers, round {round_ + 1} of {rounds}")
-                sample = one_build(builder.container, workers, nodes, mode, size, entries, jobs_per_slot, slot_factor,
-                                   cpus)
+                sample = one_build(self.builder.container, self.workers, self.nodes, mode, size, entries,
+                                   s.jobs_per_slot, s.slot_factor, s.cpus)
                 log(json.dumps(sample))
-                samples.append(sample)
+                self.samples.append(sample)
 
-    try:
-        measure([m for m in modes if m not in ROUND and not MODES[m].tuning], largest, repeat)
-        measure([m for m in modes if MODES[m].tuning], largest, scaling_repeat)
-        # Warm and one-file need the cold ccache build before them.
-        chain = [m for m in ROUND if m in modes or (m == "ccache-cold" and {"ccache-warm", "one-file"} & set(modes))]
-        measure(chain, largest, repeat)
-        at_largest = [s for s in samples if s["workers"] == largest and MODES[s["mode"]].cold
-                      and not MODES[s["mode"]].tuning]
-        cold = {m: statistics.median(s["wall_s"] for s in at_largest if s["mode"] == m)
-                for m in dict.fromkeys(s["mode"] for s in at_largest)}
-        fastest = min(cold, key=cold.get) if cold else "plain"
-        log(f"fastest cold mode at {largest} workers: {fastest}")
-        measure(["plain"], 0, scaling_repeat)
-        for name in dict.fromkeys(["plain", fastest]):
-            for size in sorted(s for s in sizes if s not in (0, largest)):
-                measure([name], size, scaling_repeat)
-    finally:
-        for node in nodes:
-            run(["docker", "update", "--cpus", "0", node.container], check=False)
-    rows = summarize(samples, cpus)
+    def every_mode(self, largest: int) -> str:
+        """Every mode at the largest size, then the local build and the plain
+        and fastest cold modes at the other sizes; returns the fastest."""
+        s = self.settings
+        try:
+            self.measure([m for m in s.modes if m not in ROUND and not MODES[m].tuning], largest, s.repeat)
+            self.measure([m for m in s.modes if MODES[m].tuning], largest, s.scaling_repeat)
+            # Warm and one-file need the cold ccache build before them.
+            chain = [m for m in ROUND if m in s.modes or (m == "ccache-cold" and {"ccache-warm", "one-file"} & set(s.modes))]
+            self.measure(chain, largest, s.repeat)
+            at_largest = [x for x in self.samples if x["workers"] == largest and MODES[x["mode"]].cold
+                          and not MODES[x["mode"]].tuning]
+            cold = {m: statistics.median(x["wall_s"] for x in at_largest if x["mode"] == m)
+                    for m in dict.fromkeys(x["mode"] for x in at_largest)}
+            fastest = min(cold, key=cold.get) if cold else "plain"
+            log(f"fastest cold mode at {largest} workers: {fastest}")
+            self.measure(["plain"], 0, s.scaling_repeat)
+            for name in dict.fromkeys(["plain", fastest]):
+                for size in sorted(x for x in s.sizes if x not in (0, largest)):
+                    self.measure([name], size, s.scaling_repeat)
+        finally:
+            for node in self.nodes:
+                run(["docker", "update", "--cpus", "0", node.container], check=False)
+        return fastest
+
+
+def build_results(settings: BuildBenchSettings, samples: list[dict], largest: int, fastest: str, tarball: str,
+                  release: str, began: float) -> dict:
+    """bench/build-results.json: the settings, every sample, the summary and its targets."""
+    s = settings
+    rows = summarize(samples, s.cpus)
     local = next(r for r in rows if r["workers"] == 0)
-    plain_distributed = [s for s in samples if s["mode"] == "plain" and s["workers"]]
-    cold_cache = [s["ccache_size_kib"] for s in samples if s["mode"] == "ccache-cold" and s["ccache_size_kib"]]
-    results = {
+    plain_distributed = [x for x in samples if x["mode"] == "plain" and x["workers"]]
+    cold_cache = [x["ccache_size_kib"] for x in samples if x["mode"] == "ccache-cold" and x["ccache_size_kib"]]
+    return {
         "generated": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": f"{os.cpu_count()} CPUs",
         "duration_min": round((time.monotonic() - began) / 60, 1),
         "source": Path(tarball).name.removesuffix(".tar.xz"), "release": release,
-        "cpus": cpus, "repeat": repeat, "scaling_repeat": scaling_repeat, "jobs_per_slot": jobs_per_slot,
-        "slot_factor": slot_factor, "sizes": sizes, "largest": largest, "modes": modes, "fastest_cold_mode": fastest,
+        "cpus": s.cpus, "repeat": s.repeat, "scaling_repeat": s.scaling_repeat, "jobs_per_slot": s.jobs_per_slot,
+        "slot_factor": s.slot_factor, "sizes": s.sizes, "largest": largest, "modes": s.modes,
+        "fastest_cold_mode": fastest,
         "samples": samples, "summary": rows,
         "targets": targets(rows, largest),
         "ccache_size_kib": statistics.median(cold_cache) if cold_cache else None,
-        "limit": limits(local, plain_distributed, cpus, sizes) if plain_distributed else None,
+        "limit": limits(local, plain_distributed, s.cpus, s.sizes) if plain_distributed else None,
     }
-    (BENCH / f"{out_name}.json").write_text(json.dumps(results, indent=2) + "\n")
-    (BENCH / f"{out_name}.md").write_text(render(results))
-    plot(results, BENCH / f"{out_name.replace('results', 'speedup')}.png")
+
+
+def main() -> int:
+    began = time.monotonic()
+    settings = BuildBenchSettings.from_environment()
+    largest = max(settings.sizes)
+    nodes = [n for n in docker_lab.nodes() if n.state == "running"]
+    if sum(1 for n in nodes if n.role == "worker") < largest:
+        log(f"starting lab {os.environ['LAB_PREFIX']} with {largest} workers")
+        nodes = docker_lab.up(largest)
+    measurements = Measurements(settings, nodes)
+    mode_switch((), nodes)
+    tarball, release = kernel_source(measurements.builder.container)
+    fastest = measurements.every_mode(largest)
+    results = build_results(settings, measurements.samples, largest, fastest, tarball, release, began)
+    (BENCH / f"{settings.out_name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (BENCH / f"{settings.out_name}.md").write_text(render(results))
+    plot(results, BENCH / f"{settings.out_name.replace('results', 'speedup')}.png")
     print(render(results))
     if os.environ.get("BENCH_KEEP_LAB") != "1" and os.environ["LAB_PREFIX"] == "benchbuild":
         docker_lab.down()

@@ -62,7 +62,7 @@ from __future__ import annotations
 import os
 import sys
 
-# Before anything reads them: lab/docker_lab.py at import, inventories/lab.py
+# Before anything reads them: lab/settings.py at import, inventories/lab.py
 # in every pyinfra child. `make bench` never touches the test lab; importing
 # this module (the unit tests do) changes nothing.
 if __name__ == "__main__":
@@ -513,7 +513,7 @@ def lab_up(size: int, anomalies: list[str], attempts: int = 3) -> list:
     """docker_lab.up(size), tried again when a node does not boot.
 
     With many new systemd containers on a loaded 2-core machine, a node can
-    miss lab/docker_lab.py's 120 s boot deadline, or its systemd can hang in
+    miss lab/containers.py's 120 s boot deadline, or its systemd can hang in
     'initializing' with every job waiting (seen at 16 workers). Waiting longer
     does not help the latter, so each benchmark container whose systemd is not
     running/degraded is saved to a log, removed, and up() (which keeps what
@@ -549,6 +549,156 @@ def lab_up(size: int, anomalies: list[str], attempts: int = 3) -> list:
     raise AssertionError("unreachable")
 
 
+class SizeBench:
+    """The timed rounds at one size: the samples, counter cross-checks and
+    survey work they collect, and the anomalies they find."""
+
+    def __init__(self, size: int, nodes: list, targets: list[dict], log_dir: Path, anomalies: list[str]) -> None:
+        self.size, self.nodes, self.targets, self.log_dir, self.anomalies = size, nodes, targets, log_dir, anomalies
+        self.roles = {n.fqdn: n.role for n in nodes}
+        self.probes = probe_targets(targets)
+        self.validate_extra = ("--data", f"distcc_report_path={(log_dir / 'validate.json').relative_to(REPO)}")
+        self.samples: dict[str, list[dict]] = {
+            k: [] for k in ("connect_only", "floor", "survey_exec", *TIMED_DEPLOYS, "k3s_mode")
+        }
+        self.checks: dict[str, dict] = {}
+        self.work_rounds: list[dict] = []
+        # For reference only (no target): the same parallel OpenSSH execs running
+        # `true` without sudo, i.e. what connecting alone costs at this size.
+        self.connect_targets = [dict(t, remote="true", marker=None, sections=0) for t in targets]
+
+    def floor(self, tag: str, what: str) -> dict:
+        """The probe floor measured now, kept among the samples."""
+        floor = measure_floor(self.probes, self.log_dir, tag)
+        self.samples["floor"].append(floor)
+        if not floor["ok"]:
+            self.anomalies.append(f"{self.size} workers, {what}: " + "; ".join(floor["problems"]))
+        return floor
+
+    def survey_exec(self, floor: dict, survey: dict) -> None:
+        """Validation's own survey exec against the floor measured right after
+        it: the survey's x floor and each host's survey time over its probe time."""
+        survey["x_floor"] = survey["wall_s"] / floor["wall_s"] if floor["wall_s"] else None
+        self.samples["survey_exec"].append(survey)
+        self.work_rounds.append({"probe": floor["per_host_s"], "survey": survey["per_host_s"]})
+
+    def timed(self, key: str, deploy: str, r: int, extra: tuple[str, ...] = (), check: bool = False) -> dict:
+        survey = None
+        if key == "validate":
+            survey = measure_floor(self.targets, self.log_dir, f"survey-exec-r{r}")
+            if not survey["ok"]:
+                self.anomalies.append(f"{self.size} workers, survey exec run {r}: " + "; ".join(survey["problems"]))
+        floor = self.floor(f"floor-before-{key}-r{r}", f"floor before {key} run {r}")
+        if survey is not None:
+            self.survey_exec(floor, survey)
+        before = sudo_sessions(self.nodes) if check else None
+        sample = with_floor(run_pyinfra(deploy, self.log_dir, f"{key}-r{r}", extra), floor, self.roles)
+        if check:
+            time.sleep(0.5)
+            self.checks[key] = cross_check(before, sudo_sessions(self.nodes), sample)
+        self.samples[key].append(sample)
+        return sample
+
+    def from_k3s(self, r: int, first: bool) -> tuple[dict, dict, dict]:
+        """k3s mode (untimed), then the mode switch back from it, timed over
+        the floor measured on the cluster in build mode before."""
+        floor = measure_floor(self.probes, self.log_dir, f"floor-before-mode_switch_from_k3s-r{r}")
+        self.samples["floor"].append(floor)
+        k = run_pyinfra("deploys/k3s_mode.py", self.log_dir, f"k3s_mode-r{r}")
+        self.samples["k3s_mode"].append(k)
+        before = sudo_sessions(self.nodes) if first else None
+        m = with_floor(run_pyinfra("deploys/mode_switch.py", self.log_dir, f"mode_switch_from_k3s-r{r}"), floor, self.roles)
+        if first:
+            time.sleep(0.5)
+            self.checks["mode_switch_from_k3s"] = cross_check(before, sudo_sessions(self.nodes), m)
+        self.samples["mode_switch_from_k3s"].append(m)
+        return floor, k, m
+
+    def run_round(self, r: int, repeat: int) -> None:
+        first = r == 1
+        connect = measure_floor(self.connect_targets, self.log_dir, f"connect-only-r{r}")
+        self.samples["connect_only"].append(connect)
+        if not connect["ok"]:
+            self.anomalies.append(f"{self.size} workers, connect-only run {r}: " + "; ".join(connect["problems"]))
+        ran = {"connect": connect}
+        ran["pyinfra_floor"] = self.timed("pyinfra_floor", "bench/pyinfra_floor.py", r)
+        ran["validate"] = self.timed("validate", "deploys/cluster_distcc_validate.py", r, self.validate_extra, check=first)
+        ran["mode_switch_noop"] = self.timed("mode_switch_noop", "deploys/mode_switch.py", r, check=first)
+        ran["floor"], ran["k3s_mode"], ran["mode_switch_from_k3s"] = self.from_k3s(r, first)
+        self.round_anomalies(r, ran)
+        self.say_round(r, repeat, ran)
+
+    def round_anomalies(self, r: int, ran: dict[str, dict]) -> None:
+        size, roles = self.size, self.roles
+        for key in ("pyinfra_floor", "validate", "mode_switch_noop", "k3s_mode", "mode_switch_from_k3s"):
+            s = ran[key]
+            if not s["ok"]:
+                self.anomalies.append(f"{size} workers, {key} run {r}: exit {s['rc']} (log {s['log']})")
+        pyinfra_floor, v, n = ran["pyinfra_floor"], ran["validate"], ran["mode_switch_noop"]
+        counted, with_sudo = pyinfra_floor["commands"], pyinfra_floor["sudo"]
+        if pyinfra_floor["ok"] and any(counted.get(h, 0) != 1 or with_sudo.get(h, 0) != 1 for h in roles):
+            self.anomalies.append(
+                f"{size} workers, pyinfra floor run {r}: the counter saw {counted} commands ({with_sudo} with sudo), "
+                "not 1 sudo command per host: it no longer measures pyinfra with one probe exec per host"
+            )
+        if v["ok"] and any(c != 1 for c in (v["commands"].get(h, 0) for h in roles)):
+            self.anomalies.append(
+                f"{size} workers, validate run {r}: the counter saw {v['commands']} commands, not 1 per host: "
+                "the -vv count is off (or validation no longer sends one survey)"
+            )
+        if n["changes"]:
+            self.anomalies.append(
+                f"{size} workers, mode_switch no-change run {r}: {n['changes']} operations changed something"
+            )
+
+    def say_round(self, r: int, repeat: int, ran: dict[str, dict]) -> None:
+        connect, floor, pyinfra_floor = ran["connect"], ran["floor"], ran["pyinfra_floor"]
+        v, n, k, m = (ran[key] for key in ("validate", "mode_switch_noop", "k3s_mode", "mode_switch_from_k3s"))
+        survey = self.samples["survey_exec"][-1]
+        say(
+            f"{self.size} worker(s) run {r}/{repeat}: true {connect['wall_s']:.2f}s | floor {floor['wall_s']:.2f}s | "
+            f"survey exec {survey['wall_s']:.2f}s ({survey['x_floor']:.2f}x) | pyinfra floor {pyinfra_floor['wall_s']:.2f}s "
+            f"({pyinfra_floor['x_floor']:.2f}x) | validate {v['wall_s']:.2f}s "
+            f"({v['x_floor']:.2f}x, {v['command_summary']['max']} cmd/host) | mode_switch noop {n['wall_s']:.2f}s "
+            f"({n['x_floor']:.2f}x, {n['command_summary']['max']} cmd/host, {n['changes']} changed) | "
+            f"k3s_mode {k['wall_s']:.2f}s | mode_switch from k3s {m['wall_s']:.2f}s ({m['x_floor']:.2f}x, "
+            f"{m['command_summary']['max']} cmd/host)"
+        )
+
+    def check_counters(self) -> None:
+        for key, per_host in self.checks.items():
+            wrong = {h: c for h, c in per_host.items() if c["vv_sudo"] != c["journal_sudo"]}
+            if wrong:
+                self.anomalies.append(
+                    f"{self.size} workers, {key}: -vv sudo count differs from the journal's sudo sessions: {wrong}"
+                )
+
+    def medians(self) -> dict:
+        samples, roles = self.samples, self.roles
+        medians = {key: summarize_samples(samples[key]) for key in ("connect_only", "floor", "survey_exec", *TIMED_DEPLOYS)}
+        for key in ("connect_only", "floor", "survey_exec"):
+            medians[key]["commands_max"] = 1
+        builder = next(h for h, r in roles.items() if r == "builder")
+        medians["floor"]["builder_s"] = median([f["per_host_s"].get(builder) for f in samples["floor"]])
+        medians["floor"]["worker_max_s"] = median([
+            max((t for h, t in f["per_host_s"].items() if roles.get(h) == "worker" and t is not None), default=None)
+            for f in samples["floor"]
+        ])
+        return medians
+
+    def scope(self) -> dict:
+        by_role = {
+            role: [t["scope"] for t in self.targets if t["role"] == role] for role in ("builder", "worker")
+        }
+        return {
+            "worker_names": max((s["names"] for s in by_role["worker"]), default=None),
+            "worker_peers": max((s["peers"] for s in by_role["worker"]), default=None),
+            "builder_names": max((s["names"] for s in by_role["builder"]), default=None),
+            "builder_peers": max((s["peers"] for s in by_role["builder"]), default=None),
+            **survey_work(self.work_rounds, self.roles),
+        }
+
+
 def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
     say(f"--- {size} worker(s): lab up")
     started = time.monotonic()
@@ -568,127 +718,23 @@ def bench_size(size: int, repeat: int, anomalies: list[str]) -> dict:
     if {t["name"] for t in targets} != set(roles):
         raise BenchError(f"inventory hosts {sorted(t['name'] for t in targets)} are not the lab's {sorted(roles)}")
 
-    probes = probe_targets(targets)
-    validate_extra = ("--data", f"distcc_report_path={(log_dir / 'validate.json').relative_to(REPO)}")
-    samples: dict[str, list[dict]] = {
-        k: [] for k in ("connect_only", "floor", "survey_exec", *TIMED_DEPLOYS, "k3s_mode")
-    }
-    checks: dict[str, dict] = {}
-    work_rounds: list[dict] = []
-
-    def timed(key: str, deploy: str, r: int, extra: tuple[str, ...] = (), check: bool = False) -> dict:
-        survey = None
-        if key == "validate":
-            # Validation's own survey exec, then the probe floor right after
-            # it: the pair gives the survey's x floor and each host's survey
-            # time over its own probe time.
-            survey = measure_floor(targets, log_dir, f"survey-exec-r{r}")
-            if not survey["ok"]:
-                anomalies.append(f"{size} workers, survey exec run {r}: " + "; ".join(survey["problems"]))
-        floor = measure_floor(probes, log_dir, f"floor-before-{key}-r{r}")
-        samples["floor"].append(floor)
-        if not floor["ok"]:
-            anomalies.append(f"{size} workers, floor before {key} run {r}: " + "; ".join(floor["problems"]))
-        if survey is not None:
-            survey["x_floor"] = survey["wall_s"] / floor["wall_s"] if floor["wall_s"] else None
-            samples["survey_exec"].append(survey)
-            work_rounds.append({"probe": floor["per_host_s"], "survey": survey["per_host_s"]})
-        before = sudo_sessions(nodes) if check else None
-        sample = with_floor(run_pyinfra(deploy, log_dir, f"{key}-r{r}", extra), floor, roles)
-        if check:
-            time.sleep(0.5)
-            checks[key] = cross_check(before, sudo_sessions(nodes), sample)
-        samples[key].append(sample)
-        return sample
-
-    # For reference only (no target): the same parallel OpenSSH execs running
-    # `true` without sudo, i.e. what connecting alone costs at this size.
-    connect_targets = [dict(t, remote="true", marker=None, sections=0) for t in targets]
+    bench = SizeBench(size, nodes, targets, log_dir, anomalies)
     for r in range(1, repeat + 1):
-        first = r == 1
-        connect = measure_floor(connect_targets, log_dir, f"connect-only-r{r}")
-        samples["connect_only"].append(connect)
-        if not connect["ok"]:
-            anomalies.append(f"{size} workers, connect-only run {r}: " + "; ".join(connect["problems"]))
-        pyinfra_floor = timed("pyinfra_floor", "bench/pyinfra_floor.py", r)
-        v = timed("validate", "deploys/cluster_distcc_validate.py", r, validate_extra, check=first)
-        n = timed("mode_switch_noop", "deploys/mode_switch.py", r, check=first)
-        # Floor measured on the cluster in build mode, then k3s mode, untimed.
-        floor = measure_floor(probes, log_dir, f"floor-before-mode_switch_from_k3s-r{r}")
-        samples["floor"].append(floor)
-        k = run_pyinfra("deploys/k3s_mode.py", log_dir, f"k3s_mode-r{r}")
-        samples["k3s_mode"].append(k)
-        before = sudo_sessions(nodes) if first else None
-        m = with_floor(run_pyinfra("deploys/mode_switch.py", log_dir, f"mode_switch_from_k3s-r{r}"), floor, roles)
-        if first:
-            time.sleep(0.5)
-            checks["mode_switch_from_k3s"] = cross_check(before, sudo_sessions(nodes), m)
-        samples["mode_switch_from_k3s"].append(m)
-
-        for key, s in (("pyinfra_floor", pyinfra_floor), ("validate", v), ("mode_switch_noop", n), ("k3s_mode", k),
-                       ("mode_switch_from_k3s", m)):
-            if not s["ok"]:
-                anomalies.append(f"{size} workers, {key} run {r}: exit {s['rc']} (log {s['log']})")
-        counted, with_sudo = pyinfra_floor["commands"], pyinfra_floor["sudo"]
-        if pyinfra_floor["ok"] and any(counted.get(h, 0) != 1 or with_sudo.get(h, 0) != 1 for h in roles):
-            anomalies.append(
-                f"{size} workers, pyinfra floor run {r}: the counter saw {counted} commands ({with_sudo} with sudo), "
-                "not 1 sudo command per host: it no longer measures pyinfra with one probe exec per host"
-            )
-        if v["ok"] and any(c != 1 for c in (v["commands"].get(h, 0) for h in roles)):
-            anomalies.append(
-                f"{size} workers, validate run {r}: the counter saw {v['commands']} commands, not 1 per host: "
-                "the -vv count is off (or validation no longer sends one survey)"
-            )
-        if n["changes"]:
-            anomalies.append(f"{size} workers, mode_switch no-change run {r}: {n['changes']} operations changed something")
-        survey = samples["survey_exec"][-1]
-        say(
-            f"{size} worker(s) run {r}/{repeat}: true {connect['wall_s']:.2f}s | floor {floor['wall_s']:.2f}s | "
-            f"survey exec {survey['wall_s']:.2f}s ({survey['x_floor']:.2f}x) | pyinfra floor {pyinfra_floor['wall_s']:.2f}s "
-            f"({pyinfra_floor['x_floor']:.2f}x) | validate {v['wall_s']:.2f}s "
-            f"({v['x_floor']:.2f}x, {v['command_summary']['max']} cmd/host) | mode_switch noop {n['wall_s']:.2f}s "
-            f"({n['x_floor']:.2f}x, {n['command_summary']['max']} cmd/host, {n['changes']} changed) | "
-            f"k3s_mode {k['wall_s']:.2f}s | mode_switch from k3s {m['wall_s']:.2f}s ({m['x_floor']:.2f}x, "
-            f"{m['command_summary']['max']} cmd/host)"
-        )
-
-    for key, per_host in checks.items():
-        wrong = {h: c for h, c in per_host.items() if c["vv_sudo"] != c["journal_sudo"]}
-        if wrong:
-            anomalies.append(f"{size} workers, {key}: -vv sudo count differs from the journal's sudo sessions: {wrong}")
-
-    medians = {key: summarize_samples(samples[key]) for key in ("connect_only", "floor", "survey_exec", *TIMED_DEPLOYS)}
-    for key in ("connect_only", "floor", "survey_exec"):
-        medians[key]["commands_max"] = 1
-    builder = next(h for h, r in roles.items() if r == "builder")
-    medians["floor"]["builder_s"] = median([f["per_host_s"].get(builder) for f in samples["floor"]])
-    medians["floor"]["worker_max_s"] = median([
-        max((t for h, t in f["per_host_s"].items() if roles.get(h) == "worker" and t is not None), default=None)
-        for f in samples["floor"]
-    ])
-    by_role = {
-        role: [t["scope"] for t in targets if t["role"] == role] for role in ("builder", "worker")
-    }
-    scope = {
-        "worker_names": max((s["names"] for s in by_role["worker"]), default=None),
-        "worker_peers": max((s["peers"] for s in by_role["worker"]), default=None),
-        "builder_names": max((s["names"] for s in by_role["builder"]), default=None),
-        "builder_peers": max((s["peers"] for s in by_role["builder"]), default=None),
-        **survey_work(work_rounds, roles),
-    }
+        bench.run_round(r, repeat)
+    bench.check_counters()
+    medians = bench.medians()
     return {
         "hosts": len(nodes),
         "roles": roles,
-        "scope": scope,
+        "scope": bench.scope(),
         "lab_up_s": lab_up_s,
         "setup": setup,
         "survey_targets": [
             {k: t[k] for k in ("name", "role", "address", "arguments", "sections", "scope")} for t in targets
         ],
         "probe": PROBE,
-        "samples": samples,
-        "counter_cross_check": checks,
+        "samples": bench.samples,
+        "counter_cross_check": bench.checks,
         "medians": medians,
     }
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lab.docker_lab import SSH_KEY, is_emulated, known_hosts_file, nodes, static_address  # noqa: E402
+from lab.containers import known_hosts_file, static_address  # noqa: E402
+from lab.engine_api import nodes  # noqa: E402
+from lab.settings import SSH_KEY, is_emulated  # noqa: E402
 
 # LAB_LEAVE_OUT=worker2 (hostnames, comma-separated): nodes left out of the
 # inventory, as a user deletes a Pi from theirs.

@@ -2,7 +2,7 @@
 
     LAB_PREFIX=... python -m lab.capture_engine_api CASE 'WHICH LAB AND IN WHAT STATE'
 
-asks the engine exactly what lab/docker_lab.nodes() asks it (the same
+asks the engine exactly what lab/engine_api.nodes() asks it (the same
 requests, through the same code), records every answer by request path, and
 writes tests/unit/engine_api/CASE.json with the nodes the docker CLI path
 gives for the same lab, which tests/unit/test_engine_api.py expects the API
@@ -22,29 +22,29 @@ FIXTURES = REPO / "tests" / "unit" / "engine_api"
 
 
 def capture(case: str, captured_from: str) -> dict:
-    from lab import docker_lab
+    from lab import engine_api
 
-    socket_path = docker_lab.engine_socket()
+    socket_path = engine_api.engine_socket()
     if socket_path is None:
         raise SystemExit("the docker CLI does not talk to a local UNIX socket here (DOCKER_HOST or a docker context)")
     answers: dict[str, object] = {}
-    engine_get = docker_lab._engine_get
+    engine_get = engine_api._engine_get
 
     def recording_get(connection, path):
         answers[path] = engine_get(connection, path)
         return answers[path]
 
-    docker_lab._engine_get = recording_get
+    engine_api._engine_get = recording_get
     try:
-        from_api = docker_lab.nodes_from_inspections(docker_lab.inspections_from_engine_api(socket_path))
+        from_api = engine_api.nodes_from_inspections(engine_api.inspections_from_engine_api(socket_path))
     finally:
-        docker_lab._engine_get = engine_get
-    from_cli = docker_lab.nodes_from_inspections(docker_lab.inspections_from_cli())
+        engine_api._engine_get = engine_get
+    from_cli = engine_api.nodes_from_inspections(engine_api.inspections_from_cli())
     if from_api != from_cli:
         raise SystemExit(f"the API path and the CLI path disagree:\nAPI {from_api}\nCLI {from_cli}")
     fixture = {
         "captured_from": captured_from,
-        "prefix": docker_lab.PREFIX,
+        "prefix": engine_api.PREFIX,
         "answers": answers,
         "nodes_from_docker_cli": [asdict(node) for node in from_cli],
     }

@@ -61,7 +61,7 @@ fi
 
 # --- emulated architectures ------------------------------------------------------
 # The lab runs emulated nodes under a qemu-user of its own, which python -m
-# lab fetches and registers with binfmt_misc (lab/docker_lab.py, lab_qemu):
+# lab fetches and registers with binfmt_misc (lab/images.py, lab_qemu):
 # Debian 12's qemu-user-static cannot run trixie's systemd. Here binfmt_misc
 # is only made sure of.
 native=$(native_arch)

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from lab import docker_lab
+from lab import docker_lab, engine_api
 from tests.lab.harness import by_role, docker_host, recreate_lab, ssh_host
 
 
@@ -77,11 +77,11 @@ def test_lab_up_is_safe_to_repeat_and_keeps_running_nodes(fresh):
 def test_nodes_from_the_engine_api_are_those_from_the_docker_cli(fresh):
     """inventories/lab.py reads nodes() from the engine's socket; the docker
     CLI path it falls back to must give the very same nodes, in order."""
-    socket_path = docker_lab.engine_socket()
+    socket_path = engine_api.engine_socket()
     if socket_path is None:
         pytest.skip("DOCKER_HOST or a docker context sends the docker CLI elsewhere: nodes() uses the CLI")
-    from_api = docker_lab.nodes_from_inspections(docker_lab.inspections_from_engine_api(socket_path))
-    from_cli = docker_lab.nodes_from_inspections(docker_lab.inspections_from_cli())
+    from_api = engine_api.nodes_from_inspections(engine_api.inspections_from_engine_api(socket_path))
+    from_cli = engine_api.nodes_from_inspections(engine_api.inspections_from_cli())
     assert from_api == from_cli
     assert {n.container for n in from_api} == {n.container for n in fresh}
 

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from lab import docker_lab
+from lab import docker_cli, docker_lab
 from tests.lab.harness import deploy, docker_host, sh
 
 HARDENING = [
@@ -74,7 +74,7 @@ def outsider(nodes):
     docker_lab.provision_node(node, docker_lab.ensure_ssh_key().with_suffix(".pub").read_text())
     sh(node.container, "apt-get install -y -q distcc >/dev/null 2>&1")
     yield node
-    docker_lab._docker("rm", "-f", "-v", node.container)
+    docker_cli.docker("rm", "-f", "-v", node.container)
 
 
 def test_a_container_off_the_allow_list_is_refused_while_the_builder_compiles(outsider, builder, worker):

@@ -1,4 +1,4 @@
-"""lab/docker_lab.nodes() from the Docker Engine API: the lab's containers
+"""lab/engine_api.nodes() from the Docker Engine API: the lab's containers
 read over a UNIX socket give the nodes the docker CLI gives, and every case
 the API cannot answer falls back to the CLI. No Docker: a stand-in engine
 on a socket in tmp_path replays answers captured from a real lab
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import docker_lab
+from lab import engine_api
 
 FIXTURES = Path(__file__).parent / "engine_api"
 CASES = sorted(FIXTURES.glob("*.json"))
@@ -56,8 +56,8 @@ def engine(tmp_path, monkeypatch):
     servers = []
 
     def start(fixture: dict, status: int = 200) -> ReplayedEngine:
-        monkeypatch.setattr(docker_lab, "PREFIX", fixture["prefix"])
-        monkeypatch.setattr(docker_lab, "NETWORK", fixture["prefix"])
+        monkeypatch.setattr(engine_api, "PREFIX", fixture["prefix"])
+        monkeypatch.setattr(engine_api, "NETWORK", fixture["prefix"])
         server = ReplayedEngine(str(tmp_path / "docker.sock"), fixture["answers"], status)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
@@ -84,7 +84,7 @@ def cli_answers(fixture: dict, monkeypatch) -> list[str]:
         used.append("cli")
         return inspections
 
-    monkeypatch.setattr(docker_lab, "inspections_from_cli", from_cli)
+    monkeypatch.setattr(engine_api, "inspections_from_cli", from_cli)
     return used
 
 
@@ -93,7 +93,7 @@ def test_the_engine_api_gives_the_nodes_the_docker_cli_gave(case, engine, monkey
     fixture = load(case)
     server = engine(fixture)
     used = cli_answers(fixture, monkeypatch)
-    assert [asdict(n) for n in docker_lab.nodes()] == fixture["nodes_from_docker_cli"]
+    assert [asdict(n) for n in engine_api.nodes()] == fixture["nodes_from_docker_cli"]
     assert used == []
     # The same requests as at capture: the prefix's label filter, then one inspect per container.
     assert server.requested == list(fixture["answers"])
@@ -113,17 +113,17 @@ def test_an_error_answer_falls_back_to_the_docker_cli(status, engine, monkeypatc
     fixture = load(CASES[0])
     engine(fixture, status=status)
     used = cli_answers(fixture, monkeypatch)
-    assert [asdict(n) for n in docker_lab.nodes()] == fixture["nodes_from_docker_cli"]
+    assert [asdict(n) for n in engine_api.nodes()] == fixture["nodes_from_docker_cli"]
     assert used == ["cli"]
 
 
 def test_a_missing_socket_falls_back_to_the_docker_cli(tmp_path, monkeypatch):
     fixture = load(CASES[0])
-    monkeypatch.setattr(docker_lab, "PREFIX", fixture["prefix"])
-    monkeypatch.setattr(docker_lab, "NETWORK", fixture["prefix"])
+    monkeypatch.setattr(engine_api, "PREFIX", fixture["prefix"])
+    monkeypatch.setattr(engine_api, "NETWORK", fixture["prefix"])
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'no-engine.sock'}")
     used = cli_answers(fixture, monkeypatch)
-    assert [asdict(n) for n in docker_lab.nodes()] == fixture["nodes_from_docker_cli"]
+    assert [asdict(n) for n in engine_api.nodes()] == fixture["nodes_from_docker_cli"]
     assert used == ["cli"]
 
 
@@ -156,19 +156,19 @@ def test_the_api_is_asked_only_where_the_docker_cli_would_go(docker_env, tmp_pat
         docker_env.setenv(key, value)
     if config is not None:
         (tmp_path / "config.json").write_text(json.dumps(config))
-    assert docker_lab.engine_socket() == socket_path
+    assert engine_api.engine_socket() == socket_path
 
 
 def test_another_endpoint_is_left_to_the_docker_cli(monkeypatch):
     fixture = load(CASES[0])
-    monkeypatch.setattr(docker_lab, "PREFIX", fixture["prefix"])
-    monkeypatch.setattr(docker_lab, "NETWORK", fixture["prefix"])
+    monkeypatch.setattr(engine_api, "PREFIX", fixture["prefix"])
+    monkeypatch.setattr(engine_api, "NETWORK", fixture["prefix"])
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.0.0.5:2376")
 
     def no_api(socket_path):
         raise AssertionError("the API was asked although DOCKER_HOST is tcp://")
 
-    monkeypatch.setattr(docker_lab, "inspections_from_engine_api", no_api)
+    monkeypatch.setattr(engine_api, "inspections_from_engine_api", no_api)
     used = cli_answers(fixture, monkeypatch)
-    assert [asdict(n) for n in docker_lab.nodes()] == fixture["nodes_from_docker_cli"]
+    assert [asdict(n) for n in engine_api.nodes()] == fixture["nodes_from_docker_cli"]
     assert used == ["cli"]

@@ -1,10 +1,10 @@
 """The lab's flavors (LAB_FLAVOR, LAB_USER): what each node is named and
 reached as, which image it runs, and the refusal of settings that cannot work.
-No Docker: only what lab/docker_lab.py derives from the environment."""
+No Docker: only what lab/settings.py and lab/images.py derive from the environment."""
 
 import pytest
 
-from lab import docker_lab
+from lab import docker_lab, images, settings
 
 
 @pytest.fixture
@@ -31,10 +31,10 @@ def test_stock_nodes_have_short_names_and_the_first_user(env):
 def test_the_fqdn_image_tag_does_not_depend_on_the_stock_recipe(env):
     """The fqdn image's tag is its own recipe's digest and its release."""
     fqdn, stock = docker_lab.image_tag(), docker_lab.image_tag(flavor="stock")
-    digest = docker_lab._digest(docker_lab._recipe_files(docker_lab.native_arch()))
-    assert fqdn == f"{docker_lab.IMAGE_NAME}:{digest}-trixie"
+    digest = images._digest(images._recipe_files(docker_lab.native_arch()))
+    assert fqdn == f"{settings.IMAGE_NAME}:{digest}-trixie"
     assert stock.endswith("-stock") and stock.split(":")[1].split("-")[0] != fqdn.split(":")[1]
-    assert not any(p.parent == docker_lab.STOCK_DIR for p in docker_lab._recipe_files(docker_lab.native_arch()))
+    assert not any(p.parent == settings.STOCK_DIR for p in images._recipe_files(docker_lab.native_arch()))
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The lab's Debian releases (LAB_SUITE, LAB_WORKER_SUITES): which release
 each node runs, the image it is made from, and the refusal of a release the
-lab cannot make. No Docker: only what lab/docker_lab.py derives from the
+lab cannot make. No Docker: only what lab/settings.py and lab/images.py derive from the
 environment."""
 
 import pytest
