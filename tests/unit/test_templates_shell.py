@@ -10,12 +10,14 @@ import subprocess
 import pytest
 
 from facts._templates import TEMPLATES, render_script, render_template
+from facts.distcc import PS_COMMAND
 from facts.k3s import K3S_PATHS
 from operations.k3s import POD_STOP_REPORT
 
 # Each script with the context its users render it with.
 SCRIPTS = {
     "apt-get-explained.sh.j2": {"command": "DEBIAN_FRONTEND=noninteractive apt-get install -y distcc"},
+    "distcc-build-processes.sh.j2": {"ps_command": PS_COMMAND, "port": 3632},
     "k3s-pods-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-nodes-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-pods-stopped.sh.j2": {
