@@ -12,12 +12,17 @@ import pytest
 from facts._templates import TEMPLATES, render_script, render_template
 from facts.distcc import PS_COMMAND
 from facts.k3s import K3S_PATHS
+from operations.distcc import LOG_REASON_FILTER, UNIT
 from operations.k3s import POD_STOP_REPORT
 
 # Each script with the context its users render it with.
 SCRIPTS = {
     "apt-get-explained.sh.j2": {"command": "DEBIAN_FRONTEND=noninteractive apt-get install -y distcc"},
     "distcc-build-processes.sh.j2": {"ps_command": PS_COMMAND, "port": 3632},
+    "distccd-started.sh.j2": {
+        "log_file": "/var/log/distccd.log", "unit": UNIT, "port": 3632, "address": "172.31.242.3",
+        "reason_filter": LOG_REASON_FILTER,
+    },
     "k3s-pods-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-nodes-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-pods-stopped.sh.j2": {
