@@ -4,7 +4,6 @@ the daemon's lifecycle under Debian's generated distcc.service."""
 from __future__ import annotations
 
 import ipaddress
-import shlex
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
@@ -79,23 +78,14 @@ def kill_command(targets: list[tuple[int, str]], names: tuple[str, ...], grace_s
     """TERM, wait up to the grace period, then KILL; each pid only while it
     still runs as its user with one of `names`. A pid is checked again right
     before each signal: one that ended and was reused meanwhile (by another
-    user's cc1, say) is left alone.
+    user's cc1, say) is left alone (templates/processes-killed.sh.j2).
 
     + targets: (pid, user) pairs as the process table showed them"""
-    # pid:user words; quoted, though ps prints only plain user names.
-    words = " ".join(shlex.quote(f"{int(pid)}:{user}") for pid, user in targets)
-    allowed = "|".join(names)
-    ticks = max(1, int(grace_seconds * 5))
-    return StringCommand(
-        # One ps reads user and name together, at the moment of the signal.
-        'mine() { ps -o user:32=,comm= -p "${1%%:*}" 2>/dev/null | { read -r u c && [ "$u" = "${1#*:}" ] &&',
-        f'case "$c" in {allowed}) true;; *) false;; esac; }}; }};',
-        f'for t in {words}; do mine "$t" && kill -TERM "${{t%%:*}}" 2>/dev/null; done;',
-        "i=0; while [ $i -lt " + str(ticks) + " ]; do left=;",
-        f'for t in {words}; do mine "$t" && left="$left $t"; done;',
-        '[ -z "$left" ] && break; i=$((i + 1)); sleep 0.2; done;',
-        'for t in $left; do mine "$t" && kill -KILL "${t%%:*}" 2>/dev/null; done; true',
-    )
+    context = {
+        "targets": [f"{int(pid)}:{user}" for pid, user in targets], "names": list(names),
+        "ticks": max(1, int(grace_seconds * 5)),
+    }
+    return StringCommand(render_script("processes-killed.sh.j2", context))
 
 
 @operation()

@@ -20,6 +20,7 @@ from operations.k3s import POD_STOP_REPORT
 SCRIPTS = {
     "apt-get-explained.sh.j2": {"command": "DEBIAN_FRONTEND=noninteractive apt-get install -y distcc"},
     "distcc-build-processes.sh.j2": {"ps_command": PS_COMMAND, "port": 3632},
+    "processes-killed.sh.j2": {"targets": ["1523:distccd", "1574:distccd"], "names": ["distccd"], "ticks": 25},
     "smoke-builder.sh.j2": {
         "marker": "907d60b59f0d", "tmpfs_path": "/tmp/kernel-build", "functions": 400, "timeout": 60,
         "compilers": ["gcc", "aarch64-linux-gnu-gcc"],
