@@ -37,6 +37,7 @@ SCRIPTS = {
         "marker": "907d60b59f0d", "log_file": "/var/log/distccd/distccd.log", "seconds": 130, "jobs": 2,
         "max_tables": 20, "ps_command": PS_COMMAND,
     },
+    "systemd-unit-sources.sh.j2": {"unit": "distcc.service"},
     "distccd-started.sh.j2": {
         "log_file": "/var/log/distccd.log", "unit": UNIT, "port": 3632, "address": "172.31.242.3",
         "reason_filter": LOG_REASON_FILTER,
