@@ -14,6 +14,7 @@ from pyinfra.api import QuoteString, StringCommand
 
 from facts._parsed import ParsedFact
 from facts._shell import assign
+from facts._templates import render_script
 
 MASQUERADE_DIR = "/usr/lib/distcc"
 
@@ -356,8 +357,8 @@ class BuildActivity(TypedDict):
 # cc1, the distcc client, and distcc-pump's include server (a python
 # process, known by its script). Their working directory tells which
 # build tree they work in (make -C and O= change into it).
+# templates/distcc-build-processes.sh.j2 reads the cwd of these names.
 _BUILD_COMMS = ("make", "gmake", "distcc", "cc1", "cc1plus")
-BUILD_COMM_PATTERN = "make|gmake|distcc|cc1|cc1plus|cc|c++|*gcc*|*g++*|*-linux-gn*|python*"
 _CWD_LINE = re.compile(r"^cwd (?P<pid>\d+) (?P<cwd>/.*)$")
 # `ss -Htn state established` line: Recv-Q Send-Q Local:Port Peer:Port
 _ESTABLISHED_LINE = re.compile(r"^\d+\s+\d+\s+(?P<local>\S+:\d+)\s+(?P<peer>\S+:\d+)(?:\s.*)?$")
@@ -414,15 +415,8 @@ class BuildProcesses(ParsedFact[BuildActivity]):
     """
 
     def command(self, port: int = 3632) -> StringCommand:
-        # One ps, then the working directory of only the processes whose
-        # name a build has (read -r is a builtin: no process per entry).
-        return StringCommand(
-            PS_COMMAND, ";", "echo '## cwd';",
-            'for d in /proc/[0-9]*; do { read -r c < "$d/comm"; } 2>/dev/null || continue;',
-            f'case "$c" in {BUILD_COMM_PATTERN}) printf \'cwd %s %s\\n\' "${{d#/proc/}}" "$(readlink "$d/cwd")";;',
-            "esac; done; echo '## tcp';",
-            "ss", "-Htn", "state", "established", QuoteString(f"sport = :{int(port)}"), "2>/dev/null", ";", "true",
-        )
+        context = {"ps_command": PS_COMMAND, "port": int(port)}
+        return StringCommand(render_script("distcc-build-processes.sh.j2", context))
 
     @staticmethod
     def parse(lines: list[str]) -> BuildActivity:

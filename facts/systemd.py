@@ -11,6 +11,7 @@ from pyinfra.api import QuoteString, StringCommand
 from facts._parsed import ParsedFact
 from facts._script import ShellNote
 from facts._shell import assign
+from facts._templates import render_script
 
 _ARGV = re.compile(r"argv\[\]=(?P<argv>.*?) ;")
 
@@ -332,17 +333,6 @@ class UnitSources(ParsedFact[UnitSourcesInfo]):
     """
 
     def command(self, unit: str) -> StringCommand:
-        return StringCommand(
-            assign("u", unit), ";",
-            # One systemctl and one grep (four systemctl and a grep and a sed
-            # per file before): this is read in every mode switch.
-            'systemctl show "$u" -p FragmentPath -p UnitFileState -p DropInPaths 2>/dev/null | { f=; s=; d=;',
-            'while IFS= read -r l; do case "$l" in FragmentPath=*) f=${l#*=};; UnitFileState=*) s=${l#*=};;',
-            'DropInPaths=*) d=${l#*=};; esac; done;',
-            'printf "unit %s\\nfragment %s\\nstate %s\\n" "$u" "$f" "$s"; for x in $d; do printf "dropin %s\\n" "$x"; done;',
-            'set --; for x in $f $d; do [ -f "$x" ] && set -- "$@" "$x"; done;',
-            "[ $# -gt 0 ] && grep -HnE '^[[:space:]]*[A-Za-z]+[[:space:]]*=' \"$@\" | while IFS= read -r l; do",
-            'printf "set %s\\n" "$l"; done; }; true',
-        )
+        return StringCommand(render_script("systemd-unit-sources.sh.j2", {"unit": unit}))
 
     parse = staticmethod(parse_unit_sources)

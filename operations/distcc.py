@@ -4,11 +4,11 @@ the daemon's lifecycle under Debian's generated distcc.service."""
 from __future__ import annotations
 
 import ipaddress
-import shlex
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, operation
 
+from facts._templates import render_script
 from facts.distcc import (
     MASQUERADE_DIR,
     Cc1Processes,
@@ -78,23 +78,14 @@ def kill_command(targets: list[tuple[int, str]], names: tuple[str, ...], grace_s
     """TERM, wait up to the grace period, then KILL; each pid only while it
     still runs as its user with one of `names`. A pid is checked again right
     before each signal: one that ended and was reused meanwhile (by another
-    user's cc1, say) is left alone.
+    user's cc1, say) is left alone (templates/processes-killed.sh.j2).
 
     + targets: (pid, user) pairs as the process table showed them"""
-    # pid:user words; quoted, though ps prints only plain user names.
-    words = " ".join(shlex.quote(f"{int(pid)}:{user}") for pid, user in targets)
-    allowed = "|".join(names)
-    ticks = max(1, int(grace_seconds * 5))
-    return StringCommand(
-        # One ps reads user and name together, at the moment of the signal.
-        'mine() { ps -o user:32=,comm= -p "${1%%:*}" 2>/dev/null | { read -r u c && [ "$u" = "${1#*:}" ] &&',
-        f'case "$c" in {allowed}) true;; *) false;; esac; }}; }};',
-        f'for t in {words}; do mine "$t" && kill -TERM "${{t%%:*}}" 2>/dev/null; done;',
-        "i=0; while [ $i -lt " + str(ticks) + " ]; do left=;",
-        f'for t in {words}; do mine "$t" && left="$left $t"; done;',
-        '[ -z "$left" ] && break; i=$((i + 1)); sleep 0.2; done;',
-        'for t in $left; do mine "$t" && kill -KILL "${t%%:*}" 2>/dev/null; done; true',
-    )
+    context = {
+        "targets": [f"{int(pid)}:{user}" for pid, user in targets], "names": list(names),
+        "ticks": max(1, int(grace_seconds * 5)),
+    }
+    return StringCommand(render_script("processes-killed.sh.j2", context))
 
 
 @operation()
@@ -201,35 +192,6 @@ def started_before_override(unit: UnitStatus, distccd: list[ProcessInfo], overri
     )
 
 
-# reset-failed first: a unit restarted five times within ten seconds (a
-# run cut off and started again, an admin's restarts) is refused further
-# starts by systemd (start-limit-hit) until its failed state is reset.
-# A distccd that cannot start says why in its own log, e.g.
-# "distccd[1343] (dcc_listen_by_addr) ERROR: bind of 10.0.0.99:3632 failed:
-# Cannot assign requested address", then exits 102: all the journal shows.
-_START_AND_WAIT = r"""l=@LOG@; s=$(stat -c %s "$l" 2>/dev/null || echo 0);
-systemctl reset-failed @UNIT@ 2>/dev/null; systemctl restart @UNIT@;
-i=0; until ss -Hltn 'sport = :@PORT@' 2>/dev/null | awk '{print $4}' | grep -qxF '@WANTED@'; do
-i=$((i + 1)); if [ $i -gt 75 ]; then
-echo 'distccd did not start listening on @WANTED@ within 15s.' >&2;
-[ "$(stat -c %s "$l" 2>/dev/null || echo 0)" -lt "$s" ] && s=0;
-r=$(tail -c +$((s + 1)) "$l" 2>/dev/null | @REASON@);
-if [ -n "$r" ]; then
-echo "distccd's own reason, from $l:" >&2; printf '%s\n' "$r" | sed 's/^/  /' >&2;
-case "$r" in
-*'Cannot assign requested address'*) echo "Fix: @ADDRESS@ is not an address of this worker (it has:
-$(ip -4 -o addr show scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | xargs)). Set distcc_listen in this
-worker's host data to one of its addresses, or leave it unset for its address toward the builder; then run
-deploys/mode_switch.py again." >&2;;
-*'Address already in use'*) echo "Fix: another process holds port @PORT@ on this worker (see: ss -ltnp 'sport = :@PORT@').
-Stop it, or set distcc_port to a free port; then run deploys/mode_switch.py again." >&2;;
-esac;
-else
-echo 'distccd logged no error since this start; last journal lines of @UNIT@:' >&2;
-journalctl -u @UNIT@ -n 15 --no-pager -o short 2>&1 | LC_ALL=C tr -cd '\11\12\40-\176' >&2;
-fi; exit 1; fi; sleep 0.2; done"""
-
-
 # distccd's error lines, without the pid: systemd restarts a failing distccd
 # every few seconds, and each start logs the same error again (shown once).
 LOG_REASON_FILTER = (
@@ -253,17 +215,12 @@ def start_and_wait(address: str, port: int, log_file: str | None = None) -> Stri
 
     + address, port: where distccd must listen (address: an IPv4 address)
     + log_file: distccd's --log-file"""
-    ipaddress.IPv4Address(address)  # embedded in the script as is
-    script = (
-        _START_AND_WAIT.replace("@LOG@", shlex.quote(log_file or "/dev/null"))
-        .replace("@UNIT@", UNIT)
-        .replace("@PORT@", str(int(port)))
-        .replace("@WANTED@", f"{address}:{int(port)}")
-        .replace("@ADDRESS@", address)
-        .replace("@REASON@", LOG_REASON_FILTER)
-    )
-    # One line: the message lines above are wrapped only for reading.
-    return StringCommand(" ".join(line.strip() for line in script.splitlines()))
+    ipaddress.IPv4Address(address)
+    context = {
+        "log_file": log_file or "/dev/null", "unit": UNIT, "port": int(port), "address": address,
+        "reason_filter": LOG_REASON_FILTER,
+    }
+    return StringCommand(render_script("distccd-started.sh.j2", context))
 
 
 @operation()

@@ -42,6 +42,7 @@ from pyinfra.operations import python, server
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, run_cache, worker_hosts
 from deploys.library.report import NOT_DISTRIBUTABLE, ClientJobs, parse_client_log
 from deploys.library.settings import compiler_package, settings_for
+from facts._templates import render_script
 from facts.distcc import Cc1Process, Cc1Processes
 
 # Enough functions that cc1 runs long enough (a fraction of a second on a PC,
@@ -93,110 +94,43 @@ def builder_script(
     marker: str, tmpfs_path: str, workers: list[tuple[str, int]], timeout: int = 60, cross: list[str] = (),
     pump: bool = False,
 ) -> str:
-    """The builder's side: for each worker in parallel, one compile with the
-    native gcc, then one with each cross compiler; every output line is
-    `ID key value` for the job with that ID (job_id)."""
+    """The builder's side (templates/smoke-builder.sh.j2): for each worker in
+    parallel, one compile with the native gcc, then one with each cross
+    compiler; every output line is `ID key value` for the job with that ID
+    (job_id)."""
     compilers = compilers_tested(cross)
-    lines = [
-        "set -u",
-        f"d=$(mktemp -d {tmpfs_path}/.distcc-smoke.XXXXXX) || {{ echo 'setup cannot create a directory under {tmpfs_path}'; exit 0; }}",
-        "trap 'rm -rf \"$d\"' EXIT INT TERM",
-        'cd "$d"',
-        "{ echo '#include <stdio.h>';",
-        f"  i=0; while [ $i -lt {FUNCTIONS} ]; do",
-        '    echo "int f$i(int x) { int s = x; for (int j = 0; j < x; j++) s = s * 31 + j % 7 + $i; return s; }";',
-        "    i=$((i + 1)); done;",
-        f"  echo 'int main(void) {{ puts(\"distcc smoke {marker}\"); return 0; }}'; }} > base.c",
-        "echo 'int ref;' > ref.c",
-        # A cross compiler may have no C library headers (Debian installs
-        # libc6-dev-<arch>-cross only as a recommendation; a kernel needs
-        # none): its source declares puts itself.
-        "sed 's/^#include <stdio.h>$/int puts(const char *);/' base.c > base-cross.c",
-    ]
-    # The reference each object is compared with: what the builder's own
-    # compiler of that name makes.
-    for position, compiler in enumerate(compilers):
-        lines += [
-            f"{compiler} -c ref.c -o ref-{position}.o 2>/dev/null",
-            f"ref_comment_{position}=$(readelf -p .comment ref-{position}.o 2>/dev/null | sed -n 's/.*\\] *//p' | head -n 1)",
-            f"ref_elf_{position}=$(readelf -h ref-{position}.o 2>/dev/null "
-            "| awk -F: '/Class|Machine/ {gsub(/^ +/, \"\", $2); printf \"%s/\", $2}')",
-        ]
-    for index, (name, port) in enumerate(workers):
-        lines += [
-            "(",
-            f"  a=$(getent ahostsv4 {name} | awk 'NR == 1 {{print $1}}')",
-            f"  echo \"{index} source $(ip -o route get \"$a\" 2>/dev/null | sed -n 's/.* src \\([^ ]*\\).*/\\1/p')\"",
-        ]
-        # One after another on a worker: a CM3+ serves 2 jobs at most.
-        for position, compiler in enumerate(compilers):
-            job = job_id(index, compiler, compilers)
-            source = f"smoke-{marker}-{job}.c"
-            lines += [
-                f"  cp {'base.c' if compiler == NATIVE else 'base-cross.c'} {source}; mkdir -p state-{job}",
-                f"  DISTCC_HOSTS={name}:{port}/1 DISTCC_FALLBACK=0 DISTCC_VERBOSE=1 DISTCC_LOG=$d/client-{job}.log "
-                f"DISTCC_DIR=$d/state-{job} timeout {timeout} distcc {compiler} -O2 -c {source} -o obj-{job}.o "
-                f">/dev/null 2>stderr-{job}.txt; echo \"{job} rc $?\"",
-                # The compiler's own errors (distcc's messages go to DISTCC_LOG).
-                f"  grep -m 2 -E 'error' stderr-{job}.txt | sed 's/^/{job} stderr /'",
-                f"  grep -E 'compiled on|completed ok|ERROR|failed|Warning|refused|timeout' client-{job}.log 2>/dev/null "
-                f"| sed 's/^distcc\\[[0-9]*\\] //' | sed 's/^/{job} client /'",
-                f"  if [ -f obj-{job}.o ]; then",
-                f"    c=$(readelf -p .comment obj-{job}.o 2>/dev/null | sed -n 's/.*\\] *//p' | head -n 1)",
-                f"    e=$(readelf -h obj-{job}.o | awk -F: '/Class|Machine/ {{gsub(/^ +/, \"\", $2); printf \"%s/\", $2}}')",
-                f"    [ \"$c\" = \"$ref_comment_{position}\" ] && echo \"{job} comment same $c\"",
-                f"    [ \"$c\" = \"$ref_comment_{position}\" ] || echo \"{job} comment differs $c (builder: $ref_comment_{position})\"",
-                f"    [ \"$e\" = \"$ref_elf_{position}\" ] && echo \"{job} elf same $e\" "
-                f"|| echo \"{job} elf differs $e (builder: $ref_elf_{position})\"",
-            ]
-            if compiler == NATIVE:
-                lines.append(f"    gcc obj-{job}.o -o prog-{job} && echo \"{job} run $(./prog-{job})\"")
-            lines.append("  fi")
-        lines.append(") &")
-    lines.append("wait")
-    lines += real_path_script(timeout, pump)
-    return "\n".join(lines)
+    context = {
+        "marker": marker, "tmpfs_path": tmpfs_path, "functions": FUNCTIONS, "timeout": int(timeout),
+        "compilers": compilers,
+        "workers": [
+            {
+                "index": index, "name": name, "hosts": f"{name}:{int(port)}/1",
+                "jobs": [
+                    {
+                        "id": job_id(index, compiler, compilers), "compiler": compiler, "position": position,
+                        "native": compiler == NATIVE, "base": "base.c" if compiler == NATIVE else "base-cross.c",
+                    }
+                    for position, compiler in enumerate(compilers)
+                ],
+            }
+            for index, (name, port) in enumerate(workers)
+        ],
+        "real_path": real_path_script(timeout, pump),
+    }
+    return render_script("smoke-builder.sh.j2", context)
 
 
-def real_path_script(timeout: int, pump: bool = False) -> list[str]:
-    """As the build user in a login shell: make -j through the masquerade.
-    Output lines: `R rc N`, `R slots N`, `R files N` and `R log LINE`. With
-    distcc_pump, the same files again under distcc-pump (which puts /usr/bin
-    first on PATH, so the compiler is named: CC='distcc gcc'): `P rc N`,
-    `P log LINE`."""
-    pumped = [
-        "rm -f u*.o", "DISTCC_LOG=\"$PWD/pump.log\"",
-        f"DISTCC_HOSTS=\"$DISTCC_PUMP_HOSTS\" timeout {timeout * REAL_PATH_TIMEOUTS} distcc-pump make -j$slots "
-        "CC=\"distcc gcc\" >make-pump.out 2>&1; "
-        "echo \"P rc $?\"",
-        "sed 's/^/P log /' pump.log 2>/dev/null",
-    ] if pump else []
-    inner = "; ".join([
-        "cd \"$1\"",
-        "command -v make >/dev/null 2>&1 || { echo 'R nomake'; exit 0; }",
-        "slots=$(distcc -j 2>/dev/null || echo 0)",
-        "echo \"R slots $slots\"",
-        f"n=$((slots * {FILES_PER_SLOT})); [ $n -gt 0 ] || n=1; echo \"R files $n\"",
-        "i=0; objs=; while [ $i -lt $n ]; do sed \"s/^int f/int u${i}_f/; s/int main(void)/int main_$i(void)/\" ../base.c"
-        " > u$i.c; objs=\"$objs u$i.o\"; i=$((i + 1)); done",
-        "printf 'all:%s\\n%%.o: %%.c\\n\\t$(CC) -O2 -c $< -o $@\\n' \"$objs\" > Makefile",
-        "DISTCC_LOG=\"$PWD/client.log\"; export DISTCC_LOG",
-        f"timeout {timeout * REAL_PATH_TIMEOUTS} make -j$slots >make.out 2>&1; echo \"R rc $?\"",
-        "sed 's/^/R log /' client.log 2>/dev/null",
-        *pumped,
-    ])
-    return [
-        'mkdir -p "$d/real"',
-        f"sh -l -c {_sh_quote(inner)} real-path \"$d/real\"",
-    ]
+def real_path_script(timeout: int, pump: bool = False) -> str:
+    """As the build user in a login shell: make -j through the masquerade
+    (templates/smoke-real-path.sh.j2). Output lines: `R rc N`, `R slots N`,
+    `R files N` and `R log LINE`. With distcc_pump, the same files again
+    under distcc-pump: `P rc N`, `P log LINE`."""
+    context = {"files_per_slot": FILES_PER_SLOT, "timeout": int(timeout) * REAL_PATH_TIMEOUTS, "pump": pump}
+    return render_script("smoke-real-path.sh.j2", context)
 
 
 def _list(items) -> str:
     return ", ".join(str(i) for i in items)
-
-
-def _sh_quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
 
 
 @dataclass
@@ -230,37 +164,16 @@ def real_path_result(builder_lines: list[str], prefix: str = "R") -> RealPath:
 
 
 def worker_script(marker: str, log_file: str, seconds: int, jobs: int = 1) -> str:
-    """The worker's side: until its `jobs` jobs are logged (or `seconds` have
-    passed, by the clock: each round costs far more than its 0.1 s sleep on a
-    slow or emulated node), take the process table (Cc1Processes' own
-    command) whenever a cc1 appears that was not seen before; then print
-    those tables (`psN LINE`) and the log lines written meanwhile."""
-    return "\n".join(
-        [
-            f"log={log_file}",
-            'start=$(stat -c %s "$log" 2>/dev/null || echo 0)',
-            f"seen=' '; n=0; tables=''; end=$(($(date +%s) + {int(seconds)}))",
-            'while [ "$(date +%s)" -lt "$end" ]; do',
-            f"  t=$({Cc1Processes.command})",
-            "  for c in $(printf '%s\\n' \"$t\" | awk '$5 == \"cc1\" || $5 == \"cc1plus\" {print $1}'); do",
-            f"    [ $n -lt {MAX_TABLES} ] || break",
-            '    case "$seen" in *" $c "*) ;; *) seen="$seen$c "; n=$((n + 1));',
-            "      tables=\"$tables$(printf '%s\\n' \"$t\" | sed \"s/^/ps$n /\")",
-            '";; esac',
-            "  done",
-            '  new=$(tail -c +$((start + 1)) "$log" 2>/dev/null)',
-            # A job ends in its summary line, or is refused before it runs (the
-            # refusal's summary names no file): the whitelist or a full /tmp.
-            f"  [ \"$(printf '%s\\n' \"$new\" | grep -cE 'job_summary.*{marker}|not in .*whitelist|No space left')\" "
-            f"-ge {int(jobs)} ] && break",
-            "  printf '%s\\n' \"$new\" | grep -q 'denied by access list' && break",
-            "  sleep 0.1",
-            "done",
-            "sleep 0.3",
-            "printf '%s' \"$tables\"",
-            'tail -c +$((start + 1)) "$log" 2>/dev/null | LC_ALL=C tr -cd \'\\11\\12\\40-\\176\' | sed \'s/^/log /\'',
-        ]
-    )
+    """The worker's side (templates/smoke-worker.sh.j2): until its `jobs`
+    jobs are logged (or `seconds` have passed), take the process table
+    (Cc1Processes' own command) whenever a cc1 appears that was not seen
+    before; then print those tables (`psN LINE`) and the log lines written
+    meanwhile."""
+    context = {
+        "marker": marker, "log_file": log_file, "seconds": int(seconds), "jobs": int(jobs),
+        "max_tables": MAX_TABLES, "ps_command": Cc1Processes.command,
+    }
+    return render_script("smoke-worker.sh.j2", context)
 
 
 def distccd_cc1(worker_lines: list[str]) -> list[Cc1Process]:

@@ -9,13 +9,39 @@ import subprocess
 
 import pytest
 
+from deploys.library.smoketest import builder_script, real_path_script
 from facts._templates import TEMPLATES, render_script, render_template
+from facts.distcc import PS_COMMAND
 from facts.k3s import K3S_PATHS
+from operations.distcc import LOG_REASON_FILTER, UNIT
 from operations.k3s import POD_STOP_REPORT
 
 # Each script with the context its users render it with.
 SCRIPTS = {
     "apt-get-explained.sh.j2": {"command": "DEBIAN_FRONTEND=noninteractive apt-get install -y distcc"},
+    "distcc-build-processes.sh.j2": {"ps_command": PS_COMMAND, "port": 3632},
+    "processes-killed.sh.j2": {"targets": ["1523:distccd", "1574:distccd"], "names": ["distccd"], "ticks": 25},
+    "smoke-builder.sh.j2": {
+        "marker": "907d60b59f0d", "tmpfs_path": "/tmp/kernel-build", "functions": 400, "timeout": 60,
+        "compilers": ["gcc", "aarch64-linux-gnu-gcc"],
+        "workers": [
+            {"index": 0, "name": "worker1.distcc.internal", "hosts": "worker1.distcc.internal:3632/1", "jobs": [
+                {"id": "0", "compiler": "gcc", "position": 0, "native": True, "base": "base.c"},
+                {"id": "0.1", "compiler": "aarch64-linux-gnu-gcc", "position": 1, "native": False, "base": "base-cross.c"},
+            ]},
+        ],
+        "real_path": real_path_script(60, pump=True),
+    },
+    "smoke-real-path.sh.j2": {"files_per_slot": 2, "timeout": 240, "pump": True},
+    "smoke-worker.sh.j2": {
+        "marker": "907d60b59f0d", "log_file": "/var/log/distccd/distccd.log", "seconds": 130, "jobs": 2,
+        "max_tables": 20, "ps_command": PS_COMMAND,
+    },
+    "systemd-unit-sources.sh.j2": {"unit": "distcc.service"},
+    "distccd-started.sh.j2": {
+        "log_file": "/var/log/distccd.log", "unit": UNIT, "port": 3632, "address": "172.31.242.3",
+        "reason_filter": LOG_REASON_FILTER,
+    },
     "k3s-pods-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-nodes-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-pods-stopped.sh.j2": {
@@ -42,3 +68,12 @@ def test_what_is_sent_is_the_file_without_its_comments(template):
     kept = [line for line in full if line.strip() and not line.lstrip().startswith("#")]
     assert render_script(template, SCRIPTS[template]).splitlines() == kept
     assert subprocess.run(["sh", "-n"], input="\n".join(kept) + "\n", text=True).returncode == 0
+
+
+def test_the_smoke_builder_script_is_its_template_with_the_workers_jobs():
+    """builder_script() fills smoke-builder.sh.j2 as the context above says."""
+    context = SCRIPTS["smoke-builder.sh.j2"]
+    script = builder_script(
+        context["marker"], context["tmpfs_path"], [("worker1.distcc.internal", 3632)], 60, ["aarch64-linux-gnu-gcc"], True,
+    )
+    assert script == render_script("smoke-builder.sh.j2", context)
