@@ -236,6 +236,11 @@ class Settings:
         60, "Smoke test: seconds one compile may take before it counts as a FAIL. Raise it for slow or emulated "
         "workers (the ARM lab uses 600).", whole(5, 3600),
     )
+    smoke_functions: int = setting(
+        400, "Smoke test: functions in its test program, so that cc1 runs long enough for the worker to see it "
+        "(a fraction of a second on a PC, seconds on a CM3+). Lower it for emulated workers (the ARM lab uses 40).",
+        whole(10, 5000),
+    )
     force_restart: bool = setting(False, "workers: restart distccd in the reset even when it is healthy.", FLAG)
     tmpfs_path: str = setting(
         "/tmp/kernel-build", "builder: where the build tree's tmpfs is mounted.",

@@ -45,9 +45,6 @@ from deploys.library.settings import compiler_package, settings_for
 from facts._templates import render_script
 from facts.distcc import Cc1Process, Cc1Processes
 
-# Enough functions that cc1 runs long enough (a fraction of a second on a PC,
-# seconds on a CM3+) for the worker to see it in ps.
-FUNCTIONS = 400
 # The real-path project: this many files per slot of the host list, so that
 # every slot gets work while make keeps `distcc -j` jobs in flight.
 FILES_PER_SLOT = 2
@@ -92,15 +89,15 @@ def job_id(index: int, compiler: str, compilers: list[str]) -> str:
 
 def builder_script(
     marker: str, tmpfs_path: str, workers: list[tuple[str, int]], timeout: int = 60, cross: list[str] = (),
-    pump: bool = False,
+    pump: bool = False, functions: int = 400,
 ) -> str:
     """The builder's side (templates/smoke-builder.sh.j2): for each worker in
     parallel, one compile with the native gcc, then one with each cross
-    compiler; every output line is `ID key value` for the job with that ID
-    (job_id)."""
+    compiler, of a program of `functions` functions (distcc_smoke_functions);
+    every output line is `ID key value` for the job with that ID (job_id)."""
     compilers = compilers_tested(cross)
     context = {
-        "marker": marker, "tmpfs_path": tmpfs_path, "functions": FUNCTIONS, "timeout": int(timeout),
+        "marker": marker, "tmpfs_path": tmpfs_path, "functions": int(functions), "timeout": int(timeout),
         "compilers": compilers,
         "workers": [
             {
@@ -450,7 +447,7 @@ def cluster_distcc_smoketest():
         workers = [(peer_name(w), settings_for(w).port) for w in worker_hosts(inventory)]
         script = builder_script(
             run["marker"], builder_settings.tmpfs_path, workers, settings.smoke_timeout, list(settings.cross_compilers),
-            settings.pump,
+            settings.pump, settings.smoke_functions,
         )
         extra = {"_sudo_user": settings.build_user}
     else:
