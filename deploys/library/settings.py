@@ -197,10 +197,10 @@ class Settings:
         ),
     )
     # What Raspberry Pi's kernel guide installs before a build (libelf-dev
-    # for configs with BTF or objtool); the cross compilers come with
-    # distcc_cross_compilers.
+    # for configs with BTF or objtool, libncurses-dev for make menuconfig);
+    # the cross compilers come with distcc_cross_compilers.
     build_packages: tuple[str, ...] = setting(
-        ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "make"],
+        ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "libncurses-dev", "make"],
         "builder: Debian packages a kernel build needs, installed in build mode with the distcc client. "
         "Add git to clone the tree there; [] installs none.",
         listing(

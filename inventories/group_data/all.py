@@ -13,5 +13,5 @@ _sudo = True
 # distcc_k3s_units = ["k3s", "k3s-server", "k3s-agent"]
 # distcc_mtu = 1500                 # the MTU every node should have on the cluster network
 # distcc_wide_tables = True         # validation and the build report: full tables (220+ columns)
-# distcc_build_packages = ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "make", "git"]
+# distcc_build_packages = ["bc", "bison", "flex", "libssl-dev", "libelf-dev", "libncurses-dev", "make", "git"]
 #                                   # builder: the kernel's build tools, installed in build mode

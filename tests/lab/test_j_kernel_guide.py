@@ -1,16 +1,17 @@
 """docs/kernel-build.md, run in the amd64 lab: every block it marks
-`<!-- lab: ... -->`, with the changes its "How this page is tested" section
-lists (the lab's inventory, Debian's linux-source-6.12 for the Raspberry Pi
-tree, tinyconfig plus ARCH_BCM2835 for bcm2711_defconfig, ARCH= and
-CROSS_COMPILE= because the lab's builder is amd64). The build report must
-then show at least 95% of the C compile jobs on the workers, none failed,
-none fallen back, and per worker exactly the jobs its own log gained.
+`<!-- lab: ... -->`, in the order of the page, with the changes its "How
+this page is tested" section lists (the lab's inventory, Debian's
+linux-source-6.12 for the Raspberry Pi tree, tinyconfig plus ARCH_BCM2835
+for bcm2711_defconfig, ARCH= and CROSS_COMPILE= because the lab's builder
+is amd64, a stand-in /boot/firmware made here on every node because a
+container has no boot partition). Section 6's distccmon-text runs while
+section 5's build does, as the page says; no other block is moved and no
+command the page does not give (no extra `make mrproper`) is added.
 
-The sections run in the order 8 (objects on disk, O=), 4b (32-bit), 4
-(64-bit, the whole Image.gz modules dtbs), 5 (distccmon-text while 4 runs),
-6 (mark before 4, report after), 7 (modules_install): a source tree is
-configured for one architecture at a time, and O= needs a clean one, so
-`make mrproper` runs between them.
+The build report must show at least 95% of the C compile jobs on the
+workers, none failed, none fallen back, and per worker exactly the jobs its
+own log gained; section 8's tarball, unpacked on every node, must leave the
+kernel, device trees, overlays, the kernel= line and the modules there.
 """
 
 from __future__ import annotations
@@ -42,9 +43,9 @@ MARK = REPO / "reports" / "build-mark.json"
 
 
 def for_the_lab(lines: list[str], args: str, stand_in: str, targets: str | None = None) -> str:
-    """A block's commands with the lab's changes: every make gets args,
-    bcm2711_defconfig becomes the stand-in, and the build targets become
-    `targets` when given."""
+    """A block's commands with the lab's changes, as one script that stops
+    at the first failure: every make gets args, bcm2711_defconfig becomes
+    the stand-in, and the build targets become `targets` when given."""
     out = []
     for line in lines:
         line = line.replace("pyinfra inventories/cluster.py", f"pyinfra -y {INVENTORY}")
@@ -57,7 +58,7 @@ def for_the_lab(lines: list[str], args: str, stand_in: str, targets: str | None 
             if targets:
                 line = re.sub(r"(Image\.gz|zImage) modules dtbs", targets, line)
         out.append(line)
-    return " && ".join(out)
+    return "\n".join(["set -e", *out])
 
 
 def as_build_user(container: str, script: str, timeout: int = 1200) -> str:
@@ -79,22 +80,28 @@ def on_the_controller(lines: list[str]) -> list:
     return runs
 
 
-def test_every_lab_block_of_the_guide_is_run_here():
-    """A block the guide adds or marks is one this module runs."""
-    run_here = {
-        ("1", "as the build user"), ("2", "on the machine you deploy from"), ("4", "as the build user"),
-        ("4b", "as the build user"), ("5", "as the build user, while a build runs"),
-        ("6", "on the machine you deploy from, before the build"), ("6", "on the machine you deploy from, after the build"),
-        ("7", "as the build user"), ("8", "as the build user"),
-    }
-    not_run = {b.section for b in guide_blocks() if b.how.startswith("not run")}
-    # Section 9's pump build needs the lab in pump mode: the ccache and pump
-    # module runs it.
-    elsewhere = {b.section for b in guide_blocks() if ELSEWHERE in b.how}
-    assert {(b.section, b.how) for b in guide_blocks()
-            if not b.how.startswith("not run") and ELSEWHERE not in b.how} == run_here
-    assert not_run == {"3", "7"}
-    assert elsewhere == {"9"}
+# The blocks this module runs, in the order it runs them: the page's order.
+RUN_HERE = [
+    ("1", "as the build user"), ("2", "on the machine you deploy from"),
+    ("4", "on the machine you deploy from, before the build"), ("5", "as the build user"),
+    ("6", "as the build user, while a build runs"), ("7", "on the machine you deploy from, after the build"),
+    ("8", "as the build user"), ("8", "on each Pi that boots the kernel"),
+    ("9", "as the build user"), ("10", "as the build user"),
+]
+
+
+def test_every_lab_block_of_the_guide_is_run_here_in_its_order():
+    """A block the guide adds, marks or moves is one this module runs, in
+    the guide's order."""
+    blocks = guide_blocks()
+    not_run = [b.section for b in blocks if b.how.startswith("not run")]
+    # Section 11's pump builds need the lab in pump mode: the ccache and pump
+    # module runs them.
+    elsewhere = {b.section for b in blocks if ELSEWHERE in b.how}
+    assert [(b.section, b.how) for b in blocks
+            if not b.how.startswith("not run") and ELSEWHERE not in b.how] == RUN_HERE
+    assert not_run == ["3", "8"]
+    assert elsewhere == {"11"}
 
 
 @pytest.fixture(scope="module")
@@ -118,31 +125,21 @@ def tree(builder, nodes):
     sh(builder.container,
        f"dpkg -s {source} kmod xz-utils >/dev/null 2>&1 || "
        f"DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends {source} kmod xz-utils >/dev/null")
+    # A tree left by an earlier run is reused, wherever section 9 left it.
+    as_build_user(builder.container, f"[ -f {TREE}/Makefile ] || [ ! -f ~/linux/Makefile ] || mv ~/linux {TREE}")
     as_build_user(builder.container, f"[ -f {TREE}/Makefile ] || {{ tar -C /tmp/kernel-build -xJf /usr/src/{source}.tar.xz "
                                      f"&& mv /tmp/kernel-build/{source} {TREE}; }}")
-    # As clean as a fresh clone (a tree left by an earlier run is reused).
-    as_build_user(builder.container, f"cd {TREE} && make -s mrproper")
-    return TREE
+    # As clean as a fresh clone (a tree left by an earlier run is reused;
+    # what sections 8 to 10 left is removed).
+    as_build_user(builder.container, f"cd {TREE} && make -s mrproper && "
+                                     "rm -rf ~/linux ~/kbuild ~/kbuild-arm /tmp/kernel-build/stage")
+    yield TREE
+    as_build_user(builder.container, "rm -rf ~/linux ~/kbuild ~/kbuild-arm /tmp/kernel-build/stage "
+                                     "/tmp/kernel-build/kernel-distcc.tar.gz")
 
 
 def test_the_guide_tells_the_builders_architecture(builder, nodes):
     assert as_build_user(builder.container, " && ".join(block("1").lines)).split() == ["amd64", "x86_64"]
-
-
-def test_objects_on_disk_with_o(builder, tree):
-    """Section 8 (init/ only): the objects land in ~/kbuild, on the disk."""
-    as_build_user(builder.container, for_the_lab(block("8").lines, ARM64, STAND_IN_64, "init/"))
-    out = as_build_user(builder.container, "ls ~/kbuild/init/main.o && findmnt -n -o FSTYPE --target ~/kbuild")
-    assert "tmpfs" not in out.split()[-1]
-    as_build_user(builder.container, "rm -rf ~/kbuild")
-
-
-def test_the_32_bit_commands_build_for_arm(builder, tree):
-    """Section 4b (init/ only): ARCH=arm objects, 32-bit ARM."""
-    as_build_user(builder.container, for_the_lab(block("4b").lines, ARM32, STAND_IN_32, "init/"))
-    header = as_build_user(builder.container, f"readelf -h {TREE}/init/main.o")
-    assert "ELF32" in header and "ARM" in header
-    as_build_user(builder.container, f"cd {TREE} && make -s mrproper")
 
 
 def worker_lines_since_mark(worker, mark: dict) -> int:
@@ -156,16 +153,17 @@ def worker_lines_since_mark(worker, mark: dict) -> int:
 
 @pytest.fixture(scope="module")
 def kernel(builder, workers, tree):
-    """Sections 6 (mark), 4 with 5 watching it, 6 (report)."""
-    marks = on_the_controller(block("6", "on the machine you deploy from, before").lines)
+    """Sections 4 (mark), 5 with 6 watching it, 7 (report)."""
+    marks = on_the_controller(block("4", "on the machine you deploy from, before").lines)
     assert marks[0].returncode == 0, marks[0].stderr[-3000:]
     build = subprocess.Popen(
         ["docker", "exec", "-u", "pi", "-i", builder.container, "sh", "-l", "-c",
-         for_the_lab(block("4").lines, ARM64, STAND_IN_64)],
+         for_the_lab(block("5", "as the build user").lines, ARM64, STAND_IN_64)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    # Section 5: distccmon-text as the build user shows jobs in flight.
-    monitor = block("5").lines[0].replace("distccmon-text 2", "timeout 3 distccmon-text 1")
+    # Section 6, while section 5 runs: distccmon-text as the build user
+    # shows jobs in flight.
+    monitor = block("6").lines[0].replace("distccmon-text 2", "timeout 3 distccmon-text 1")
     seen = ""
     deadline = time.monotonic() + 600
     while build.poll() is None and time.monotonic() < deadline and " Compile " not in seen:
@@ -175,7 +173,7 @@ def kernel(builder, workers, tree):
     out, err = build.communicate(timeout=1800)
     assert build.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
     before = cluster_digest()
-    report_run = on_the_controller(block("6", "on the machine you deploy from, after").lines)[0]
+    report_run = on_the_controller(block("7", "on the machine you deploy from, after").lines)[0]
     assert report_run.returncode == 0, report_run.stderr[-3000:]
     assert cluster_digest() == before, "the report changed a host"
     return {"monitor": seen, "report": json.loads(REPORT.read_text()), "report_text": report_run.stderr,
@@ -212,11 +210,64 @@ def test_the_report_shows_the_compiles_on_the_workers(kernel, workers):
     assert kernel["report"]["backoff"] == []
 
 
-def test_modules_install_fills_lib_modules(builder, kernel):
-    as_build_user(builder.container, for_the_lab(block("7", "as the build user").lines, ARM64, STAND_IN_64))
-    release = as_build_user(builder.container, f"cd {TREE} && make -s {ARM64} kernelrelease").strip()
-    assert "modules.builtin" in sh(builder.container, f"ls /lib/modules/{release}").split(), release
-    sh(builder.container, f"rm -rf /lib/modules/{release}")
+@pytest.fixture(scope="module")
+def installed(builder, workers, kernel):
+    """Section 8 on every node: staged on the builder, copied (docker cp
+    for scp), unpacked into a stand-in /boot/firmware made here."""
+    # Debian's tree has no Raspberry Pi overlays: stand-ins where the build puts them.
+    overlays = f"{TREE}/arch/arm64/boot/dts/overlays"
+    as_build_user(builder.container, f"mkdir -p {overlays} && echo stand-in > {overlays}/README && "
+                                     f"echo stand-in > {overlays}/stand-in.dtbo")
+    as_build_user(builder.container, for_the_lab(block("8", "as the build user").lines, ARM64, STAND_IN_64))
+    release = as_build_user(builder.container, "ls /tmp/kernel-build/stage/lib/modules").strip()
+    nodes = [builder, *workers]
+    tarball = subprocess.run(["docker", "exec", builder.container, "cat", "/tmp/kernel-build/kernel-distcc.tar.gz"],
+                             capture_output=True, check=True).stdout
+    unpack = block("8", "on each Pi that boots the kernel").lines
+    for node in nodes:
+        sh(node.container, "mkdir -p /boot/firmware")
+        subprocess.run(["docker", "exec", "-i", "-u", "pi", node.container, "sh", "-c",
+                        "cat > ~/kernel-distcc.tar.gz"], input=tarball, check=True)
+        as_build_user(node.container, "\n".join(["set -e", "cd", *unpack]))
+    yield {"release": release, "nodes": nodes}
+    for node in nodes:
+        sh(node.container, f"rm -rf /boot/firmware /lib/modules/{release} /home/pi/kernel-distcc.tar.gz")
+
+
+def test_the_install_reaches_every_node(installed):
+    release = installed["release"]
+    assert release.endswith("-v8-distcc"), release
+    for node in installed["nodes"]:
+        firmware = sh(node.container, "ls /boot/firmware /boot/firmware/overlays").split()
+        assert {"kernel8-distcc.img", "bcm2711-rpi-4-b.dtb", "stand-in.dtbo", "README"} <= set(firmware), \
+            (node.fqdn, firmware)
+        assert "kernel8.img" not in firmware
+        assert sh(node.container, "grep -cx kernel=kernel8-distcc.img /boot/firmware/config.txt").strip() == "1"
+        assert "modules.builtin" in sh(node.container, f"ls /lib/modules/{release}").split(), node.fqdn
+        # Unpacking kept the distribution's /lib -> usr/lib.
+        assert sh(node.container, "readlink /lib").strip() == "usr/lib", node.fqdn
+
+
+@pytest.fixture(scope="module")
+def on_disk(builder, installed):
+    """Section 9 (init/ only): mrproper, the tree moved to ~/linux, the
+    objects in ~/kbuild."""
+    as_build_user(builder.container, for_the_lab(block("9").lines, ARM64, STAND_IN_64, "init/"), timeout=1800)
+
+
+def test_tree_and_objects_on_disk_with_o(builder, on_disk):
+    out = as_build_user(builder.container, "ls ~/kbuild/init/main.o ~/linux/Makefile && "
+                                           "findmnt -n -o FSTYPE --target ~/kbuild && "
+                                           "findmnt -n -o FSTYPE --target ~/linux")
+    assert "tmpfs" not in out.split()[-2:], out
+    assert "-v8-distcc" in as_build_user(builder.container, "grep ^CONFIG_LOCALVERSION= ~/kbuild/.config")
+
+
+def test_the_32_bit_commands_build_for_arm(builder, on_disk):
+    """Section 10 (init/ only): ARCH=arm objects, 32-bit ARM, on disk."""
+    as_build_user(builder.container, for_the_lab(block("10").lines, ARM32, STAND_IN_32, "init/"))
+    header = as_build_user(builder.container, "readelf -h ~/kbuild-arm/init/main.o")
+    assert "ELF32" in header and "ARM" in header
 
 
 def test_backoff_is_named_by_the_report_and_cleared_by_the_mode_switch(builder, workers, kernel):

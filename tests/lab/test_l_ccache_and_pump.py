@@ -149,7 +149,7 @@ def test_the_cache_temporary_directory_is_made_at_boot(builder, project):
 def test_the_kernel_guides_pump_build_is_preprocessed_on_the_workers(builder, project):
     """docs/kernel-build.md's pump block, as written, on the small project
     in place of the kernel tree (its targets dropped)."""
-    guide = block("9", "as the build user, with distcc_pump")
+    guide = block("11", "as the build user, with distcc_pump")
     lines = [line.replace(TREE, project).replace(" Image.gz modules dtbs", "") for line in guide.lines]
     assert lines[-1].startswith("distcc-pump make -j$(distcc -j) "), lines
     mark = deploy("cluster_distcc_mark", data=DATA, json_output=False)
@@ -166,7 +166,7 @@ def test_the_kernel_guides_ccache_and_pump_build_caches_what_the_workers_preproc
     small project: a cold build misses every file and each miss is
     preprocessed and compiled on a worker; after `make clean` the same
     line is served from the cache, with no compile job."""
-    guide = block("9", "as the build user, with distcc_ccache and distcc_pump")
+    guide = block("11", "as the build user, with distcc_ccache and distcc_pump")
     lines = [line.replace(TREE, project).replace(" Image.gz modules dtbs", "") for line in guide.lines]
     assert lines[-1].startswith("distcc-pump make -j$(distcc -j) ") and 'CC="ccache gcc"' in lines[-1], lines
     as_build_user(builder.container, f"cd {project} && make clean >/dev/null && ccache -C >/dev/null")

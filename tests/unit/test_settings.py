@@ -461,7 +461,7 @@ def test_cross_compilers_must_be_triplet_names():
 
 
 def test_build_packages_default_to_the_kernel_guides_and_can_be_emptied():
-    assert settings_for(FakeHost(WORKER)).build_packages == ("bc", "bison", "flex", "libssl-dev", "libelf-dev", "make")
+    assert settings_for(FakeHost(WORKER)).build_packages == ("bc", "bison", "flex", "libssl-dev", "libelf-dev", "libncurses-dev", "make")
     assert settings_for(FakeHost(WORKER, {"distcc_build_packages": []})).build_packages == ()
     assert settings_for(FakeHost(WORKER, {"distcc_build_packages": ["git", "libncurses-dev"]})).build_packages == (
         "git", "libncurses-dev",
