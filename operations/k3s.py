@@ -25,7 +25,7 @@ from pyinfra.api import FunctionCommand, QuoteString, StringCommand, operation
 
 from facts._templates import render_script
 from facts.k3s import K3S_PATHS, K3sNodes, K3sPods, PodStopReport, pod_names
-from facts.systemd import COUNT_K3S, COUNT_SHIMS, K3sUnits, UnitsPresent
+from facts.systemd import K3S_NAMES, SHIM_NAMES, K3sUnits, UnitsPresent
 from operations._observed import observed
 
 # Processes killed by kill -9 leave the process table once reaped; give that
@@ -52,38 +52,36 @@ def _services(units: Iterable[str]) -> list[QuoteString]:
     return [QuoteString(f"{u}.service") for u in units]
 
 
-def nothing_left_command(killall: str | None) -> StringCommand:
-    """Fail, naming what is left and the fix, while a k3s process or a
-    containerd shim (a pod) still runs after k3s was stopped."""
+def leftover_fix(killall: str | None) -> str:
+    """The fix named when a k3s process or a containerd shim (a pod) still
+    runs after k3s was stopped."""
     if killall:
-        fix = (
+        return (
             f"{killall} ran, so something started them again: look for a k3s unit or a script that is not "
             f"in distcc_k3s_units (systemctl list-units 'k3s*'; ps -ef), stop it, then run the mode switch again."
         )
-    else:
-        fix = (
-            "k3s-killall.sh, which k3s's install script writes to /usr/local/bin to stop them, is not on this "
-            "node: reinstall k3s (or copy k3s-killall.sh back) and run the mode switch again."
-        )
-    return StringCommand(
-        "t=0; while :; do",
-        f"s=$({COUNT_SHIMS}); k=$({COUNT_K3S});",
-        '[ "$s$k" = "00" ] && break;',
-        f"if [ $t -ge {_SETTLE_TICKS} ]; then",
-        "echo \"k3s is stopped but $k k3s processes and $s containerd-shim processes (pods) still run, holding "
-        f"the CPU and memory the build needs. Fix: {fix}\" >&2; exit 1; fi;",
-        "t=$((t + 1)); sleep 0.2; done",
+    return (
+        "k3s-killall.sh, which k3s's install script writes to /usr/local/bin to stop them, is not on this "
+        "node: reinstall k3s (or copy k3s-killall.sh back) and run the mode switch again."
     )
 
 
-def pods_stopped_command(units: list[str], grace_seconds: int) -> StringCommand:
-    """Stop the running units, then every pod's containers at once with
-    SIGTERM and SIGKILL after the grace period (templates/k3s-pods-stopped.sh.j2)."""
+def stopped_command(
+    enabled: list[str], running: list[str], pods: bool, grace_seconds: int, killall: str | None, stop: bool = True,
+) -> StringCommand:
+    """k3s stopped in one command (templates/k3s-stopped.sh.j2): the enabled
+    units disabled; with stop, the running units stopped and, with pods,
+    every pod's containers at once (SIGTERM, then SIGKILL after the grace
+    period; templates/k3s-pods-stopped.sh.j2); then k3s-killall.sh, and a
+    failure that names what is left and the fix while anything is."""
     context = {
-        "units": [f"{u}.service" for u in units], "grace": int(grace_seconds),
-        "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
+        "enabled": [f"{u}.service" for u in enabled], "stop": stop, "pods": pods,
+        "running": [f"{u}.service" for u in running], "units": [f"{u}.service" for u in running],
+        "grace": int(grace_seconds), "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
+        "killall": killall, "fix": leftover_fix(killall), "ticks": _SETTLE_TICKS,
+        "shim_names": SHIM_NAMES, "k3s_names": K3S_NAMES,
     }
-    return StringCommand(render_script("k3s-pods-stopped.sh.j2", context))
+    return StringCommand(render_script("k3s-stopped.sh.j2", context))
 
 
 def pod_outcomes(report: dict, grace_seconds: int) -> list[str]:
@@ -147,24 +145,15 @@ def k3s_stopped(units: list[str], grace_seconds: int = 30):
         # The plan (--dry, or before the prompt) names what will go down.
         for name in pod_names(pods):
             logger.info(f"{host.print_prefix}will stop pod {name} (SIGTERM, then SIGKILL after {grace_seconds} s)")
-    if enabled:
-        yield StringCommand("systemctl", "disable", "--quiet", *_services(enabled))
-    if not running and not leftovers:
+    stop = bool(running or leftovers)
+    yield stopped_command(enabled, running, bool(pods["containers"]), grace_seconds, found["killall"], stop=stop)
+    if not stop:
         return
     if pods["containers"]:
-        yield pods_stopped_command(running, grace_seconds)
         yield FunctionCommand(report_stopped_pods, (grace_seconds,), {})
     elif pods["unlisted"] and state.is_executing:
         for line in pod_outcomes({"pods": {}, "unlisted": pods["unlisted"]}, grace_seconds):
             logger.warning(f"{host.print_prefix}{line}")
-    if found["killall"]:
-        # The real script ends with iptables commands that fail on a node
-        # without them, so its exit status says nothing; what is left is
-        # checked next.
-        yield StringCommand(QuoteString(found["killall"]), ">/dev/null", "2>&1", "||", "true")
-    elif running and not pods["containers"]:
-        yield StringCommand("systemctl", "stop", *_services(running))
-    yield nothing_left_command(found["killall"])
 
 
 def mark_started(state, host, started_at: dict) -> bool:

@@ -13,6 +13,7 @@ from deploys.library.smoketest import builder_script, real_path_script
 from facts._templates import TEMPLATES, render_script, render_template
 from facts.distcc import PS_COMMAND
 from facts.k3s import K3S_PATHS
+from facts.systemd import K3S_NAMES, SHIM_NAMES
 from operations.distcc import LOG_REASON_FILTER, UNIT
 from operations.k3s import POD_STOP_REPORT
 
@@ -46,6 +47,12 @@ SCRIPTS = {
     "k3s-nodes-listed.sh.j2": {"k3s_paths": K3S_PATHS},
     "k3s-pods-stopped.sh.j2": {
         "units": ["k3s-agent.service"], "grace": 30, "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
+    },
+    "k3s-stopped.sh.j2": {
+        "enabled": ["k3s-agent.service"], "stop": True, "pods": True, "running": ["k3s-agent.service"],
+        "units": ["k3s-agent.service"], "grace": 30, "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
+        "killall": "/usr/local/bin/k3s-killall.sh", "fix": "stop what starts them again", "ticks": 25,
+        "shim_names": SHIM_NAMES, "k3s_names": K3S_NAMES,
     },
 }
 
