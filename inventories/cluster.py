@@ -24,6 +24,12 @@ Settings (all optional, defaults in deploys/library/settings.py) go in
 inventories/group_data/all.py for everyone, or per host as in the examples.
 """
 
+from operations._connection import connect_errors_named
+
+# pyinfra connects before it loads a deploy file: a Pi it cannot reach (off,
+# its key refused, its name unknown) is named from here on, with the fix.
+connect_errors_named()
+
 _ssh = {
     "ssh_user": "pi",  # CHANGE-ME: the SSH user with passwordless sudo on every Pi
     "ssh_key": "~/.ssh/id_ed25519",  # CHANGE-ME: the private key for that user

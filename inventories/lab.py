@@ -19,6 +19,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lab.containers import known_hosts_file, static_address  # noqa: E402
 from lab.engine_api import nodes  # noqa: E402
 from lab.settings import SSH_KEY, is_emulated  # noqa: E402
+from operations._connection import connect_errors_named  # noqa: E402
+
+# pyinfra connects before it loads a deploy file: a node it cannot reach is
+# named from here on, with the cause and the fix.
+connect_errors_named()
 
 # LAB_LEAVE_OUT=worker2 (hostnames, comma-separated): nodes left out of the
 # inventory, as a user deletes a Pi from theirs.

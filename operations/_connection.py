@@ -41,15 +41,22 @@ from __future__ import annotations
 import functools
 import getpass
 import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
-from paramiko import SSHException
+from paramiko import AuthenticationException, BadHostKeyException, SSHException
+from paramiko.ssh_exception import NoValidConnectionsError
 from pyinfra import logger
 from pyinfra.api.exceptions import ConnectError
 from pyinfra.connectors.ssh import SSHConnector
 
-from operations._pyinfra import replace_sudo_password_prompt, ssh_transport_active, wrap_ssh_channel_calls
+from operations._pyinfra import (
+    replace_sudo_password_prompt,
+    ssh_transport_active,
+    wrap_ssh_channel_calls,
+    wrap_ssh_connect,
+)
 
 _MARK = "_distcc_farm_lost_host_is_a_host_failure"
 
@@ -185,3 +192,102 @@ def lost_host_is_a_host_failure() -> None:
     """Make EOFError from the SSH connector a failure of that host (once)."""
     wrap_ssh_channel_calls(_host_failure_on_eof, _MARK)
     replace_sudo_password_prompt(_getpass_or_refuse)
+
+
+# --- a host that cannot be connected to ----------------------------------------
+
+_CONNECT_MARK = "_distcc_farm_connect_errors_named"
+_CONNECT_FAILURE = "distcc_farm_connect_failure"
+STAYS = "pyinfra goes on without it: it stays as it is, k3s and its pods included."
+
+
+def connect_failure(host: Any) -> str | None:
+    """Why pyinfra could not connect to this host in this run, cause and fix
+    in one paragraph; None when it connected or was not tried."""
+    return (getattr(host, "connector_data", None) or {}).get(_CONNECT_FAILURE)
+
+
+def _refused(cause: BaseException | None) -> bool:
+    """The host answered, refusing the connection: no sshd on the port.
+    paramiko reports it as NoValidConnectionsError, one error per address."""
+    if isinstance(cause, NoValidConnectionsError):
+        return bool(cause.errors) and all(isinstance(e, ConnectionRefusedError) for e in cause.errors.values())
+    return isinstance(cause, ConnectionRefusedError)
+
+
+def connect_failure_lines(name: str, user: str, address: str, key: str | None, cause: BaseException | None) -> list[str]:
+    """Why pyinfra could not connect to a host, in this package's words:
+    host, cause, what this run does about it, and the fix, in short lines.
+    cause is the exception pyinfra's ConnectError was raised from
+    (paramiko's, or the socket's)."""
+    stays = STAYS
+    again = "then run the deploy again."
+    if isinstance(cause, AuthenticationException):
+        return [
+            f"SSH on {name} refused {user} ({cause}),",
+            f"with the key {key or '(the keys it tried)'}.",
+            stays,
+            f"Fix: ssh-copy-id -i {key or 'KEY'}.pub {user}@{address}",
+            f"(the key's public half into ~{user}/.ssh/authorized_keys), or set ssh_user and",
+            f"ssh_key for it in the inventory to ones it accepts; {again}",
+        ]
+    if isinstance(cause, BadHostKeyException):
+        return [
+            f"SSH on {name}: its host key is not the one known for {address}",
+            "(the warning above).",
+            stays,
+            f"Fix: if it was reinstalled, ssh-keygen -R {address}, then ssh {user}@{address}",
+            f"once to check and accept its new key; {again}",
+        ]
+    if isinstance(cause, socket.gaierror):
+        return [
+            f"The name {address} of {name} does not resolve here",
+            f"({cause}).",
+            stays,
+            "Fix: set ssh_hostname to its address in the inventory (a name served by",
+            f"an in-cluster DNS goes with k3s), or add it to /etc/hosts here; {again}",
+        ]
+    if _refused(cause):
+        return [
+            f"{name} ({address}) refused SSH:",
+            "it is up, but no sshd listens on the port.",
+            stays,
+            f"Fix: on it, sudo systemctl enable --now ssh (or check ssh_port); {again}",
+        ]
+    if isinstance(cause, OSError):
+        return [
+            f"{name} ({address}) did not answer SSH",
+            f"({cause}): it is off, or off the network.",
+            stays,
+            f"Fix: if it belongs in this run, power it on or check its network; {again}",
+        ]
+    return [f"SSH on {name} failed ({cause}).", stays, f"Fix: ssh {user}@{address} to see why; {again}"]
+
+
+def _named_connect_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def wrapper(self: SSHConnector, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ConnectError as error:
+            # raise_connect_error raises inside the except clause of the
+            # exception it reports: that one is the cause.
+            cause = error.__cause__ or error.__context__
+            lines = connect_failure_lines(
+                self.host.name, self.data.get("ssh_user") or "the SSH user",
+                self.data.get("ssh_hostname") or self.host.name, self.data.get("ssh_key"), cause,
+            )
+            # Validation names it again in its H-REACHABLE line.
+            self.host.connector_data[_CONNECT_FAILURE] = " ".join(line for line in lines if line != STAYS)
+            # pyinfra prints the message after the host's name, as it is.
+            raise ConnectError("\n    ".join(lines)) from error
+
+    setattr(wrapper, _CONNECT_MARK, True)
+    return wrapper
+
+
+def connect_errors_named() -> None:
+    """Make pyinfra's message for a host it cannot connect to this
+    package's: host, cause, fix (once). An inventory calls it, since pyinfra
+    connects before it loads a deploy file."""
+    wrap_ssh_connect(_named_connect_errors, _CONNECT_MARK)

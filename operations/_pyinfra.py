@@ -85,6 +85,16 @@ def wrap_ssh_channel_calls(wrap: Callable[[Callable[..., Any]], Callable[..., An
             setattr(SSHConnector, name, wrap(method))
 
 
+def wrap_ssh_connect(wrap: Callable[[Callable[..., Any]], Callable[..., Any]], mark: str) -> None:
+    """Replace SSHConnector.connect by wrap(connect), once.
+
+    Private: pyinfra's host_connect_error callback sees the error but cannot
+    change what pyinfra prints, which is the ConnectError's message, from
+    paramiko's or the socket's exception (operations/_connection.py)."""
+    if not getattr(SSHConnector.connect, mark, False):
+        SSHConnector.connect = wrap(SSHConnector.connect)
+
+
 def ssh_transport_active(connector: SSHConnector) -> bool:
     """Whether the connector's paramiko transport is still up.
 

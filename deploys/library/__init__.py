@@ -4,7 +4,7 @@ an operation or changes pyinfra when imported: each runnable file calls
 start_run() first."""
 
 from deploys.library.run_lock import releases_on_disconnect
-from operations._connection import lost_host_is_a_host_failure
+from operations._connection import connect_errors_named, lost_host_is_a_host_failure
 
 
 def start_run() -> None:
@@ -16,4 +16,5 @@ def start_run() -> None:
     pyinfra runs the file once per host; every call after the first changes
     nothing."""
     lost_host_is_a_host_failure()
+    connect_errors_named()
     releases_on_disconnect()

@@ -172,3 +172,35 @@ def test_a_broken_sources_list_is_named_with_the_fix(sources_broken):
     assert "apt's list of package sources here is broken (the entry is above)." in lines, lines
     assert any(line.startswith("Fix: correct or remove that entry") for line in lines), lines
     assert run.output.isascii()
+
+
+@pytest.fixture
+def unreachable(k3s_lab):
+    """The last worker refusing the lab's SSH key, the first with no sshd."""
+    refusing, no_sshd = [n for n in k3s_lab if n.role == "worker"][-1], [n for n in k3s_lab if n.role == "worker"][0]
+    sh(refusing.container, "mv /home/pi/.ssh/authorized_keys /root/authorized_keys.saved")
+    sh(no_sshd.container, "systemctl stop ssh.service")
+    yield refusing, no_sshd
+    sh(refusing.container, "mv /root/authorized_keys.saved /home/pi/.ssh/authorized_keys")
+    sh(no_sshd.container, "systemctl start ssh.service")
+
+
+def test_a_host_pyinfra_cannot_connect_to_is_named_with_the_cause_and_the_fix(unreachable):
+    """pyinfra connects before it loads a deploy: the inventory makes its
+    message the package's (host, cause, fix), and validation's H-REACHABLE
+    line names the same cause rather than "could not connect"."""
+    refusing, no_sshd = unreachable
+    run = deploy("cluster_distcc_validate", json_output=False)
+    assert run.returncode != 0
+    refused = " ".join(lines_of(run, refusing.fqdn))
+    assert f"SSH on {refusing.fqdn} refused pi (Authentication failed.)" in refused, run.output[-3000:]
+    assert "ssh-copy-id -i" in run.output and "pi@" in run.output
+    assert "it stays as it is, k3s and its pods included" in run.output
+    closed = " ".join(lines_of(run, no_sshd.fqdn))
+    assert "refused SSH" in closed and "no sshd listens" in run.output, run.output[-3000:]
+    assert "systemctl enable --now ssh" in run.output
+    reachable = [line for line in run.output.splitlines() if line.startswith("FAIL H-REACHABLE")]
+    assert any(refusing.fqdn in line and "ssh-copy-id" in line for line in reachable), reachable
+    assert any(no_sshd.fqdn in line and "no sshd listens" in line for line in reachable), reachable
+    assert "Authentication error (" not in run.output and "could not connect (its error" not in run.output
+    assert run.output.isascii()

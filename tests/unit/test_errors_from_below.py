@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import json
 import shlex
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from paramiko import SSHException
+from paramiko import AuthenticationException, BadHostKeyException, RSAKey, SSHException
+from paramiko.ssh_exception import NoValidConnectionsError
 from pyinfra.api import QuoteString, StringCommand
+from pyinfra.api.exceptions import ConnectError
 from pyinfra.connectors import util as connector_util
 from pyinfra.connectors.util import CommandOutput, OutputLine
 
@@ -158,3 +161,51 @@ def test_a_broken_sources_list_gives_apts_own_lines_and_the_fix():
 def test_apt_that_succeeds_is_shown_as_it_is_and_adds_nothing():
     run = run_explained(["Reading package lists..."], 0)
     assert (run.returncode, run.stdout, run.stderr) == (0, "Reading package lists...\n", "")
+
+
+# What paramiko and the socket raise when a host cannot be connected to, as
+# pyinfra 3.10's SSHConnector.connect reports them (seen on the lab:
+# tests/lab/test_m_errors_from_below.py, test_a_host_pyinfra_cannot_connect_to_is_named_with_the_cause_and_the_fix).
+CONNECT_CAUSES = {
+    "key refused": (AuthenticationException("Authentication failed."), ["refused pi", "ssh-copy-id -i /k.pub pi@10.0.0.4"]),
+    "no sshd": (
+        NoValidConnectionsError({("10.0.0.4", 22): ConnectionRefusedError(111, "Connection refused")}),
+        ["no sshd listens", "systemctl enable --now ssh"],
+    ),
+    "off": (TimeoutError("timed out"), ["did not answer SSH", "(timed out)", "power it on"]),
+    "name unknown": (socket.gaierror(-2, "Name or service not known"), ["does not resolve", "ssh_hostname"]),
+    "host key changed": (
+        BadHostKeyException("10.0.0.4", RSAKey.generate(1024), RSAKey.generate(1024)), ["ssh-keygen -R 10.0.0.4"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CONNECT_CAUSES))
+def test_a_host_that_cannot_be_connected_to_is_named_with_its_cause_and_fix(case):
+    cause, words = CONNECT_CAUSES[case]
+
+    class Connector:
+        host = type("Host", (), {"name": "worker2.lan", "connector_data": {}})()
+        data = {"ssh_user": "pi", "ssh_hostname": "10.0.0.4", "ssh_key": "/k"}
+
+        def connect(self):
+            try:
+                raise cause
+            except type(cause) as error:
+                # As pyinfra's raise_connect_error: inside the except clause.
+                raise ConnectError(f"pyinfra's words ({error})")  # noqa: B904
+
+    wrapped = _connection._named_connect_errors(Connector.connect)
+    connector = Connector()
+    with pytest.raises(ConnectError) as raised:
+        wrapped(connector)
+    message = str(raised.value)
+    lines = message.split("\n")
+    assert "worker2.lan" in lines[0] and "pyinfra's words" not in message
+    assert all(word in message for word in words), message
+    assert _connection.STAYS.strip() in message and "Fix:" in message
+    # pyinfra prints the first line after the host's name, the others as they are.
+    assert len(f"    [worker2.lan] {lines[0]}") <= 100 and all(len(line) <= 100 for line in lines[1:]), lines
+    # Validation's H-REACHABLE line gets the same cause and fix, in one paragraph.
+    told = _connection.connect_failure(connector.host)
+    assert told and "\n" not in told and "Fix:" in told and words[0] in told

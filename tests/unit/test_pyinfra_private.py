@@ -226,3 +226,27 @@ def test_no_other_module_reaches_pyinfras_private_parts():
             if found:
                 offenders[str(path.relative_to(REPO))] = found
     assert offenders == {}
+
+
+def test_ssh_connect_raises_a_connect_error_from_inside_the_cause():
+    """wrap_ssh_connect: SSHConnector.connect(self) raises ConnectError from
+    within the except clause of paramiko's or the socket's exception, so
+    that exception is the ConnectError's __context__ (pyinfra's
+    raise_connect_error), and Host.connect prints the ConnectError's
+    message after the host's name."""
+    from pyinfra.api.exceptions import ConnectError
+    from pyinfra.connectors import ssh_util
+
+    use = "SSHConnector.connect and ssh_util.raise_connect_error (operations._pyinfra.wrap_ssh_connect)"
+    assert parameters(SSHConnector.connect) == ["self"], use
+    cause = OSError("timed out")
+    try:
+        try:
+            raise cause
+        except OSError as error:
+            ssh_util.raise_connect_error(None, "Could not connect", error)
+    except ConnectError as raised:
+        assert raised.__context__ is cause, use
+    else:
+        raise AssertionError(use)
+    assert "e.args[0]" in inspect.getsource(Host.connect), use

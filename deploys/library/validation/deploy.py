@@ -17,6 +17,7 @@ from deploys.library.validation.checks import evaluate_cluster
 from deploys.library.validation.model import FAIL, Cluster
 from deploys.library.validation.render import render_table, write_report
 from deploys.library.validation.survey import NOT_CONNECTED, read_gcc_packages, survey_hosts
+from operations._connection import connect_failure
 
 
 class ValidationFailed(PyinfraError):
@@ -38,7 +39,7 @@ def cluster_distcc_validate():
     active_names = {h.name for h in active}
     for node in cluster.nodes:
         if node.name not in active_names:
-            unsurveyed[node.name] = NOT_CONNECTED
+            unsurveyed[node.name] = connect_failure(inventory.get_host(node.name)) or NOT_CONNECTED
     cluster.surveys, cluster.unsurveyed = surveys, unsurveyed
     results = evaluate_cluster(cluster)
     report = write_report(cluster.builder.settings.report_path, results)
