@@ -44,9 +44,21 @@ def fact_class(path: str) -> type[FactBase]:
     return cls
 
 
+class BundleParts(list):
+    """FactBundle's `parts`: a list, shown short. pyinfra names a fact that
+    failed with its arguments ("could not load fact: ... parts=..."), after
+    the package's own words on the cause; the whole list ran to thousands
+    of columns there."""
+
+    def __str__(self) -> str:
+        return f"<{len(self)} facts>"
+
+    __repr__ = __str__
+
+
 def as_arguments(parts: Sequence[Part]) -> list[list]:
     """FactBundle's `parts` argument for these parts."""
-    return [[fact_path(cls), dict(kwargs)] for cls, kwargs in parts]
+    return BundleParts([fact_path(cls), dict(kwargs)] for cls, kwargs in parts)
 
 
 def part_command(cls: type[FactBase], kwargs: dict[str, Any]) -> StringCommand:
