@@ -39,7 +39,12 @@ def fact_class(fact_path: str) -> type:
 
 def fact_command(fact_path: str, kwargs: dict) -> str:
     """The command the fact sends for these arguments, as the shell gets it."""
-    fact = fact_class(fact_path)()
+    return _command_of(fact_class(fact_path)(), kwargs)
+
+
+def _command_of(fact, kwargs: dict) -> str:
+    # The same instance must then process the output: files.FindInFile's
+    # command() remembers the marker its process() looks for.
     command = fact.command(**kwargs) if callable(fact.command) else fact.command
     return command.get_raw_value() if isinstance(command, StringCommand) else str(command)
 
@@ -53,7 +58,7 @@ def command_sha256(command: str) -> str:
 def run_fact(container: str, fact_path: str, kwargs: dict, user: str = "") -> tuple[str, list[str], object]:
     """The fact's command run in the container: the command, its output lines, and the fact's value."""
     fact = fact_class(fact_path)()
-    raw = fact_command(fact_path, kwargs)
+    raw = _command_of(fact, kwargs)
     as_user = ["-u", user] if user else []
     proc = subprocess.run(["docker", "exec", "-i", *as_user, container, "sh", "-c", raw], capture_output=True, text=True)
     if proc.returncode != 0:
