@@ -204,62 +204,15 @@ def test_fact_values_come_from_real_hosts(path: Path) -> None:
             assert parsed == value, f"{where}: differs from what its captured output parses to"
 
 
-# A fixture's own captures whose fact's command has changed since they were
-# made: their command_sha256 is that older command's, as it stood in the
-# commit that brought their output. Each waits for a re-capture in the state
-# its captured_from names (the test below says how); strict, so a re-captured
-# one fails until it leaves this list.
-STALE_CAPTURES = {
-    # UnitState asked `systemctl is-enabled` then (an IsEnabled= line); it
-    # now reads UnitFileState, SourcePath and the SysV start links.
-    *(
-        (case, "systemd.UnitState")
-        for case in (
-            "distcc.distccd_enabled/enabled_running_noop",
-            "distcc.distccd_running/command_line_changed",
-            "distcc.distccd_running/healthy_noop",
-            "distcc.distccd_running/healthy_restart_asked",
-            "distcc.distccd_running/main_pid_not_distccd_yet",
-            "distcc.distccd_running/not_listening_yet",
-            "distcc.distccd_running/override_newer_than_distccd",
-            "distcc.distccd_stopped/running_disable",
-            "distcc.distccd_stopped/running_keep_enabled",
-            "distcc.distccd_stopped/stopped_disabled_noop",
-            "distcc.distccd_stopped_for_reset/command_line_changed",
-            "distcc.distccd_stopped_for_reset/healthy_forced",
-            "distcc.distccd_stopped_for_reset/healthy_noop",
-            "distcc.distccd_stopped_for_reset/override_newer_than_distccd",
-            "distcc.stale_compilers_killed/builder_own_cc1_as_pi_noop",
-            "distcc.stale_compilers_killed/stale_cc1_killed_builder_own_cc1_kept",
-            "distcc.stale_compilers_killed/unit_running_idle_noop",
-        )
-    ),
-    # TmpfsMount counted entries with ls and wc and read fstab and meminfo
-    # with awk then; it now does all of that with the shell's builtins.
-    *(
-        (case, "mounts.TmpfsMount")
-        for case in (
-            "mounts.tmpfs_mounted/all_good_noop",
-            "mounts.tmpfs_mounted/directory_holds_files",
-            "mounts.tmpfs_mounted/other_filesystem_mounted",
-            "mounts.tmpfs_unmounted/empty_with_fstab_line",
-            "mounts.tmpfs_unmounted/other_filesystem_left_alone_noop",
-        )
-    ),
-}
-
-
 def own_captures() -> list:
     """A test parameter for every capture a fixture holds of its own (a
-    facts_from entry with its output), the stale ones expected to fail."""
+    facts_from entry with its output)."""
     found = []
     for path in CASES:
         case = f"{path.parent.name}/{path.stem}"
         for where, _, source in value_sources(json.loads(path.read_text())):
             if isinstance(source, dict):
-                stale = (case, where.split(" ")[0]) in STALE_CAPTURES
-                marks = [pytest.mark.xfail(strict=True, reason="captured by the fact's older command")] if stale else []
-                found.append(pytest.param(path, where, source, id=f"{case}:{where}", marks=marks))
+                found.append(pytest.param(path, where, source, id=f"{case}:{where}"))
     return found
 
 
