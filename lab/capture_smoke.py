@@ -10,7 +10,9 @@ scripts deploys/cluster_distcc_smoketest.py sends: each worker's watch as
 root and, at the same time, the builder's compiles as the build user `pi`;
 it saves their output lines and restores the node. The fixture holds what
 the judge needs and nothing invented: the marker, the workers, the cross
-compilers, the timeout and every line.
+compilers, the timeout and every line; and each script's arguments and the
+sha256 of the script they made, under "builder" and each worker's name (so
+tests/unit/test_smoketest.py fails when the code sends another script).
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ def main() -> None:
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     from deploys.library.smoketest import builder_script, compilers_tested, worker_script
+    from lab.capture_fact import command_sha256
     from lab.docker_lab import nodes
 
     running = [n for n in nodes() if n.state == "running"]
@@ -70,19 +73,30 @@ def main() -> None:
         jobs = len(compilers_tested(cross))
         if breakage:
             subprocess.run(["docker", "exec", node.container, "sh", "-c", breakage], check=True, timeout=120)
+        # Each script's arguments, by whose it is: "builder" and each worker's name.
+        arguments: dict[str, dict] = {
+            w.fqdn: {"marker": marker, "log_file": "/var/log/distccd/distccd.log", "seconds": TIMEOUT * jobs + 10,
+                     "jobs": jobs}
+            for w in workers
+        }
+        arguments["builder"] = {
+            "marker": marker, "tmpfs_path": "/tmp/kernel-build", "workers": [[w.fqdn, 3632] for w in workers],
+            "timeout": TIMEOUT, "cross": cross,
+        }
+        scripts = {
+            whose: builder_script(**given) if whose == "builder" else worker_script(**given)
+            for whose, given in arguments.items()
+        }
         try:
             watches = {
                 w.fqdn: subprocess.Popen(
-                    ["docker", "exec", w.container, "sh", "-c",
-                     worker_script(marker, "/var/log/distccd/distccd.log", TIMEOUT * jobs + 10, jobs)],
-                    stdout=subprocess.PIPE, text=True,
+                    ["docker", "exec", w.container, "sh", "-c", scripts[w.fqdn]], stdout=subprocess.PIPE, text=True,
                 )
                 for w in workers
             }
             time.sleep(1)
-            script = builder_script(marker, "/tmp/kernel-build", [(w.fqdn, 3632) for w in workers], TIMEOUT, cross)
             built = subprocess.run(
-                ["docker", "exec", "-u", "pi", "-w", "/home/pi", builder.container, "sh", "-c", script],
+                ["docker", "exec", "-u", "pi", "-w", "/home/pi", builder.container, "sh", "-c", scripts["builder"]],
                 capture_output=True, text=True, timeout=TIMEOUT * jobs * 6, check=True,
             )
             worker_lines = {fqdn: watch.communicate(timeout=TIMEOUT * jobs + 60)[0].splitlines()
@@ -93,6 +107,8 @@ def main() -> None:
         fixture = {
             "case": name, "captured_from": f"lab: {about}", "marker": marker, "cross": cross, "timeout": TIMEOUT,
             "workers": [w.fqdn for w in workers],
+            "arguments": arguments,
+            "command_sha256": {whose: command_sha256(script) for whose, script in scripts.items()},
             "builder_lines": [line.strip() for line in built.stdout.splitlines()],
             "worker_lines": {fqdn: [line.strip() for line in lines] for fqdn, lines in worker_lines.items()},
         }

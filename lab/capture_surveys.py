@@ -27,7 +27,6 @@ lines too, under "gcc_package".
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import subprocess
 import sys
@@ -107,6 +106,7 @@ def child(data: dict) -> None:
     from deploys.library.validation.survey import survey_arguments
     from facts.compiler import GccPackage
     from facts.survey import HostSurvey, parse_surveys
+    from lab.capture_fact import command_sha256
     from operations._pyinfra import load_inventory, run_as_facts_run
 
     state = State(check_for_changes=False)
@@ -137,7 +137,7 @@ def child(data: dict) -> None:
             result["host_data"][node.name] = {
                 k: v for k, v in node.data.dict().items() if k.startswith("distcc_") or k in ("ssh_user", "_sudo")
             }
-            result["command_sha256"][node.name] = hashlib.sha256(command.get_raw_value().encode()).hexdigest()
+            result["command_sha256"][node.name] = command_sha256(command.get_raw_value())
             result.setdefault("commands", {})[node.name] = command.get_raw_value()
         active = node in state.active_hosts
         result["outputs"][node.name] = run(node, command, "the survey command") if active else None

@@ -44,6 +44,7 @@ from pyinfra.api.util import get_kwargs_str
 from pyinfra.context import ctx_host, ctx_state
 
 import operations.distcc as distcc_operations
+from lab.capture_fact import command_sha256, fact_command
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "operations"
@@ -201,6 +202,34 @@ def test_fact_values_come_from_real_hosts(path: Path) -> None:
             assert source["captured_from"].strip(), where
             parsed = parse_output(where.split(" ")[0], source["output"], kwargs=source.get("kwargs", {}))
             assert parsed == value, f"{where}: differs from what its captured output parses to"
+
+
+def own_captures() -> list:
+    """A test parameter for every capture a fixture holds of its own (a
+    facts_from entry with its output)."""
+    found = []
+    for path in CASES:
+        case = f"{path.parent.name}/{path.stem}"
+        for where, _, source in value_sources(json.loads(path.read_text())):
+            if isinstance(source, dict):
+                found.append(pytest.param(path, where, source, id=f"{case}:{where}"))
+    return found
+
+
+@pytest.mark.parametrize(("path", "where", "source"), own_captures())
+def test_own_capture_was_made_by_the_command_the_fact_sends(path: Path, where: str, source: dict) -> None:
+    """A capture of a fixture's own records the sha256 of the command that
+    made it (command_sha256); when the fact sends another command, its
+    output, the value parsed from it and the operation's expected commands
+    are stale."""
+    fact, kwargs = where.split(" ")[0], source.get("kwargs", {})
+    assert command_sha256(fact_command(fact, kwargs)) == source.get("command_sha256"), (
+        f"tests/unit/operations/{path.parent.name}/{path.name}: facts_from {where} was captured by another "
+        f"command than {fact} sends now. Re-capture it with a lab host in the state its captured_from names: "
+        f"python -m lab.capture_fact --inline CONTAINER {fact} - 'WHERE AND IN WHAT STATE' '{json.dumps(kwargs)}' "
+        f"prints the facts_from entry and the value for facts (or capture a fact fixture in that state and name "
+        f"it in facts_from); then re-derive the fixture's commands from this test module (docs/testing.md)"
+    )
 
 
 # operations/apt.py is not covered here yet (it came after these fixtures).

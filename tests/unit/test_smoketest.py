@@ -11,14 +11,39 @@ from pathlib import Path
 
 import pytest
 
-from deploys.library.smoketest import NATIVE, distccd_cc1, judge_worker, worker_verdict
+from deploys.library.smoketest import NATIVE, builder_script, distccd_cc1, judge_worker, worker_script, worker_verdict
+from lab.capture_fact import command_sha256
 
 SMOKE = Path(__file__).parent / "smoke"
 CROSS = "aarch64-linux-gnu-gcc"
+CASES = sorted(p.stem for p in SMOKE.glob("*.json"))
 
 
 def load(case: str) -> dict:
     return json.loads((SMOKE / f"{case}.json").read_text())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fixture_was_captured_by_the_scripts_the_code_sends(case):
+    """A fixture's lines are what today's scripts print: each script made
+    from the fixture's own arguments hashes to the sha256 recorded when it
+    was captured, and those arguments are the fixture's marker, workers,
+    timeout and cross compilers."""
+    fixture = load(case)
+    assert sorted(fixture["arguments"]) == sorted(["builder", *fixture["workers"]])
+    builder = fixture["arguments"]["builder"]
+    assert (builder["marker"], builder["timeout"], builder["cross"]) == (
+        fixture["marker"], fixture["timeout"], fixture["cross"],
+    )
+    assert [name for name, _ in builder["workers"]] == fixture["workers"]
+    for whose, arguments in fixture["arguments"].items():
+        script = builder_script(**arguments) if whose == "builder" else worker_script(**arguments)
+        assert arguments["marker"] == fixture["marker"]
+        assert command_sha256(script) == fixture["command_sha256"][whose], (
+            f"tests/unit/smoke/{case}.json: the {whose} lines come from another "
+            f"{'builder_script' if whose == 'builder' else 'worker_script'} than the code sends now; "
+            f"re-capture it: python3 -m lab.capture_smoke {case} (docs/testing.md)"
+        )
 
 
 def verdicts(case: str) -> dict[str, dict[str, object]]:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from pyinfra.api import StringCommand
 
-from facts.survey import AT_ONCE, MARK, SNAPSHOTS, HostSurvey, Section, _at_once, _collect
+from facts.survey import AT_ONCE, MARK, SNAPSHOTS, HostSurvey, _at_once, _collect
+from facts.survey_sections import Section
 
 # "first" waits (up to 5 s) for a flag that "second" sets: when they run at
 # once it sees the flag, when in turn (first before second) it does not.

@@ -17,7 +17,8 @@ import pytest
 
 from deploys.library.survey_docs import DOCS, lab_survey_arguments, rendered
 from facts._script import WIDTH, one_line
-from facts.survey import MARK, HostSurvey, survey_parts, survey_sections
+from facts.survey import MARK, HostSurvey, survey_parts
+from facts.survey_sections import survey_sections
 
 ROLES = ["builder", "worker"]
 ARGUMENTS = lab_survey_arguments()

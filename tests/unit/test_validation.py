@@ -9,7 +9,6 @@ check functions evaluate it. No host is needed here.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from pathlib import Path
@@ -24,6 +23,7 @@ from deploys.library.validation.render import WIDE_HINT, first_problem, render_t
 from deploys.library.validation.survey import NOT_CONNECTED
 from facts.compiler import GccPackage
 from facts.survey import HostSurvey, parse_surveys
+from lab.capture_fact import command_sha256
 
 SURVEYS = Path(__file__).parent / "surveys"
 BUILDER = "builder.distcc.internal"
@@ -72,7 +72,10 @@ def test_fixture_matches_the_current_survey_command(case):
     fixture = load(case)
     for host, arguments in fixture["arguments"].items():
         command = HostSurvey().command(**arguments).get_raw_value()
-        assert hashlib.sha256(command.encode()).hexdigest() == fixture["command_sha256"][host], host
+        assert command_sha256(command) == fixture["command_sha256"][host], (
+            f"tests/unit/surveys/{case}.json: {host}'s lines come from another survey command than the code sends "
+            f"now; re-capture it: python3 -m lab.capture_surveys {case} (docs/testing.md)"
+        )
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -15,7 +15,8 @@ from deploys.library.cluster import builder_host, peer_name, worker_hosts
 from deploys.library.settings import Settings, jobs_for, settings_for
 from deploys.library.worker import distccd_config
 from facts.distcc import ProcessInfo
-from facts.survey import Reach, Survey
+from facts.network import Reach
+from facts.survey import Survey
 
 PASS, WARN, FAIL = "PASS", "WARN", "FAIL"
 HEAL = "run deploys/mode_switch.py"
