@@ -395,7 +395,9 @@ a typo.
 
 This page is generated from the declarations in
 [deploys/library/settings.py](../deploys/library/settings.py). After changing one, run
-`{REGENERATE}`; a unit test fails until this page matches them.
+`{REGENERATE}`;
+`tests/unit/test_docs_and_ascii.py::test_settings_doc_is_what_the_declarations_render` fails until
+this page matches them.
 """
 
 
