@@ -27,6 +27,7 @@ from facts._templates import render_script
 from facts.k3s import K3S_PATHS, K3sNodes, K3sPods, PodStopReport, pod_names
 from facts.systemd import COUNT_K3S, COUNT_SHIMS, K3sUnits, UnitsPresent
 from operations._observed import observed
+from operations._printed import logged, printf_wrapped
 
 # Processes killed by kill -9 leave the process table once reaped; give that
 # a few seconds before calling them left over.
@@ -70,8 +71,11 @@ def nothing_left_command(killall: str | None) -> StringCommand:
         f"s=$({COUNT_SHIMS}); k=$({COUNT_K3S});",
         '[ "$s$k" = "00" ] && break;',
         f"if [ $t -ge {_SETTLE_TICKS} ]; then",
-        "echo \"k3s is stopped but $k k3s processes and $s containerd-shim processes (pods) still run, holding "
-        f"the CPU and memory the build needs. Fix: {fix}\" >&2; exit 1; fi;",
+        *printf_wrapped(
+            "k3s is stopped but $k k3s processes and $s containerd-shim processes (pods) still run, holding "
+            f"the CPU and memory the build needs. Fix: {fix}", expand=True,
+        ),
+        ">&2; exit 1; fi;",
         "t=$((t + 1)); sleep 0.2; done",
     )
 
@@ -238,7 +242,7 @@ def wait_for_units(host, units: list[str], since: float, deadline: float) -> boo
         if failed or now > deadline:
             what = ", ".join(f"{u} {a}" for u, a in sorted(waiting.items()))
             cause = "failed" if failed else f"not active after {now - since:.0f} s (setting distcc_k3s_timeout)"
-            logger.error(f"{host.print_prefix}k3s {cause}: {what}.\n    Fix: {unit_fix(host.name, failed or waiting)}")
+            logger.error(host.print_prefix + logged(f"k3s {cause}: {what}. Fix: {unit_fix(host.name, failed or waiting)}"))
             return False
         gevent.sleep(next(delays))
 
@@ -253,7 +257,7 @@ def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: 
     delays = poll_delays()
     while pending:
         for failed in sorted(h.name for h in state.failed_hosts if h.name in pending):
-            logger.warning(f"{host.print_prefix}node {pending.pop(failed)} not waited for: {failed} failed in this run")
+            logger.warning(host.print_prefix + logged(f"node {pending.pop(failed)} not waited for: {failed} failed in this run"))
         if not pending:
             break
         listed = host.get_fact(K3sNodes)
@@ -267,12 +271,11 @@ def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: 
         if pending and now > deadline:
             late = ", ".join(f"{node} ({name})" for name, node in sorted(pending.items()))
             why = f"the API did not answer ({error})" if not listed["answered"] else "not Ready"
-            logger.error(
-                f"{host.print_prefix}k3s nodes {late}: {why} after {now - since:.0f} s "
-                f"(setting distcc_k3s_timeout).\n"
-                f"    Look: sudo k3s kubectl describe node NAME on {host.name},\n"
-                f"    and sudo journalctl -u k3s-agent -n 50 (or -u k3s) on that node"
-            )
+            logger.error(host.print_prefix + logged(
+                f"k3s nodes {late}: {why} after {now - since:.0f} s (setting distcc_k3s_timeout). Look: sudo k3s "
+                f"kubectl describe node NAME on {host.name}, and sudo journalctl -u k3s-agent -n 50 (or -u k3s) on "
+                f"that node"
+            ))
             return False
         if pending:
             gevent.sleep(next(delays))

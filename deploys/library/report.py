@@ -25,7 +25,6 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
 from deploys.library.builder import CLIENT_LOG, ccache_dir
@@ -35,6 +34,7 @@ from deploys.library.tables import narrow_table
 from facts.ccache import CcacheStats, summary
 from facts.logs import BackoffMarkers, LogPosition, LogSince
 from facts.users import LoginEnvironment
+from operations._printed import Refusal
 
 WORKER_START = "dcc_log_daemon_started"
 BACKOFF_PERIOD = 60
@@ -469,7 +469,7 @@ def _client_log(node) -> str | None:
     return f"{home}/{CLIENT_LOG}" if home else None
 
 
-class ReportError(PyinfraError):
+class ReportError(Refusal):
     """The report could not be made (a host did not answer)."""
 
 

@@ -62,8 +62,8 @@ def test_pump_mode_is_refused_on_bookworm_before_any_change(lab):
     is refused with the reason and the fix, and nothing is installed."""
     run = lab.pyinfra("mode_switch", distcc_pump="True")
     assert run.returncode != 0
-    assert "distcc_pump = True" in run.output and "bookworm" in run.output, run.output[-3000:]
-    assert "Nothing was changed on any host" in run.output and "set distcc_pump = False" in run.output
+    assert "distcc_pump = True" in run.error and "bookworm" in run.error, run.output[-3000:]
+    assert "Nothing was changed on any host" in run.error and "set distcc_pump = False" in run.error
     assert lab.sh("builder", "dpkg-query -W -f '${db:Status-Abbrev}' distcc-pump 2>/dev/null || true") != "ii"
     again = ok(lab.pyinfra("mode_switch", json_output=True))
     assert again.totals["success"] == 0 and again.totals["error"] == 0, again.changed_operations()
