@@ -238,7 +238,8 @@ def test_smoke_test_names_the_missing_whitelist_link(worker):
     sh(worker.container, "rm /usr/lib/distcc/x86_64-linux-gnu-gcc")
     smoke = deploy("cluster_distcc_smoketest", json_output=False)
     assert smoke.returncode != 0
-    assert f"{worker.fqdn}  FAIL  cause: the compiler is not in the worker's /usr/lib/distcc whitelist" in smoke.stderr
+    cause = f"FAIL gcc {worker.fqdn}: the compiler is not in the worker's /usr/lib/distcc whitelist"
+    assert cause in paragraphs_of(smoke.stderr), smoke.stderr[-3000:]
     assert f"smoke test FAILED on {worker.fqdn}" in smoke.stderr
     assert deploy("mode_switch").returncode == 0
     again = deploy("cluster_distcc_smoketest", json_output=False)

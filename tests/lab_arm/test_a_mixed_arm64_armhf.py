@@ -84,7 +84,7 @@ def test_smoke_test_never_passes_the_wrong_target(mixed):
     print(run.stderr[-6000:])
     assert run.returncode != 0
     assert "smoke test: 1 of 2 workers PASS" in run.stderr
-    line = next(x for x in run.stderr.splitlines() if x.strip().startswith("worker2.") and " FAIL " in x)
+    line = next(x for x in paragraphs_of(run.stderr) if x.startswith("FAIL gcc worker2."))
     assert "ELF differs ELF32/ARM/ (builder: ELF64/AArch64/)" in line, line
 
 

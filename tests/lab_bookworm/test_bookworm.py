@@ -7,6 +7,8 @@ The tests run in order on one lab, as a user would go through them."""
 
 import pytest
 
+from tests.lab.harness import paragraphs_of
+
 pytestmark = pytest.mark.bookworm
 
 TMPFS = "/tmp/kernel-build"
@@ -130,5 +132,5 @@ def test_a_worker_on_trixie_beside_bookworm_nodes_is_named(lab):
     print(smoke.stderr[-6000:])
     assert smoke.returncode != 0
     assert "smoke test: 1 of 2 workers PASS" in smoke.stderr
-    line = next(x for x in smoke.stderr.splitlines() if x.strip().startswith("worker2.") and " FAIL " in x)
+    line = next(x for x in paragraphs_of(smoke.stderr) if x.startswith("FAIL gcc worker2."))
     assert ".comment" in line and "14.2.0" in line and "12.2.0" in line, line
