@@ -31,11 +31,11 @@ from typing import Any
 from pyinfra import host as context_host
 from pyinfra import state as context_state
 from pyinfra.api import FactBase
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
 from facts.bundle import NOT_READ, FactBundle, Part, as_arguments, distinct_commands, parse_part
 from operations._connection import refused_below
+from operations._printed import Refusal
 from operations._pyinfra import operations_of
 
 BODY = "body"
@@ -103,7 +103,7 @@ def changes_so_far(state, host) -> int:
     return count
 
 
-class RefusedBelow(PyinfraError):
+class RefusedBelow(Refusal):
     """A host's commands cannot run at all (sudo refused them) while the
     deploy loads: the run stops before any host changes, in those words,
     rather than deciding from the facts' empty defaults."""

@@ -10,6 +10,7 @@ from pyinfra.facts.deb import DebPackages
 
 from facts._templates import render_script
 from operations._observed import observed
+from operations._printed import printf_wrapped
 
 # What apt-get install takes (the frontend lock first, since apt 1.9) and
 # what apt-get update takes; unattended-upgrades and apt-daily hold them
@@ -30,7 +31,7 @@ def dpkg_free_command(packages: list[str], wait_seconds: int) -> StringCommand:
     return StringCommand(
         "ascii() { LC_ALL=C tr -cd '\\11\\12\\40-\\176'; };",
         f'if [ -n "$(ls -A {DPKG_UPDATES} 2>/dev/null)" ]; then',
-        "echo", QuoteString(
+        *printf_wrapped(
             f"dpkg was interrupted in an earlier run ({DPKG_UPDATES} is not empty), so {names} cannot be "
             f"installed. Fix: run 'sudo dpkg --configure -a' on this host, then run the deploy again."
         ), ">&2; exit 1; fi;",
@@ -39,14 +40,15 @@ def dpkg_free_command(packages: list[str], wait_seconds: int) -> StringCommand:
         "awk -v i=\"$i\" -v f=\"$f\" '$2 != \"->\" && $5 > 0 { n = split($6, a, \":\"); if (a[n] == i) print $5, f }'",
         "/proc/locks; done; };",
         f"t=0; while [ -n \"$(holders)\" ]; do if [ $t -ge {ticks} ]; then",
-        "echo", QuoteString(
+        *printf_wrapped(
             f"dpkg is locked: another package manager run holds its lock and did not let go within "
             f"{int(wait_seconds)}s (setting distcc_apt_lock_wait), so {names} cannot be installed:"
         ), ">&2;",
+        # A holder's command is cut so that its line stays within 100 columns.
         "holders | sort -u | while read -r p f; do",
-        'printf \'  %s held by pid %s: %s\\n\' "$f" "$p" "$(ps -o args= -p "$p" | cut -c1-120)";',
+        'printf \'  %s held by pid %s: %s\\n\' "$f" "$p" "$(ps -o args= -p "$p" | cut -c1-50)";',
         "done | ascii >&2;",
-        "echo", QuoteString(
+        *printf_wrapped(
             "Fix: let it finish (unattended-upgrades or apt-daily often runs after boot) or stop it, "
             "then run the deploy again; or raise distcc_apt_lock_wait."
         ), ">&2; exit 1; fi;",

@@ -27,6 +27,7 @@ from facts._templates import render_script
 from facts.k3s import K3S_PATHS, K3sNodes, K3sPods, PodStopReport, pod_names
 from facts.systemd import K3S_NAMES, SHIM_NAMES, K3sUnits, UnitsPresent
 from operations._observed import observed
+from operations._printed import logged, printf_wrapped
 
 # Processes killed by kill -9 leave the process table once reaped; give that
 # a few seconds before calling them left over.
@@ -78,7 +79,13 @@ def stopped_command(
         "enabled": [f"{u}.service" for u in enabled], "stop": stop, "pods": pods,
         "running": [f"{u}.service" for u in running], "units": [f"{u}.service" for u in running],
         "grace": int(grace_seconds), "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
-        "killall": killall, "fix": leftover_fix(killall), "ticks": _SETTLE_TICKS,
+        "killall": killall, "ticks": _SETTLE_TICKS,
+        # A printf argument a line, within 100 columns; the shell fills in
+        # the two counts.
+        "leftover_message": " ".join(printf_wrapped(
+            "k3s is stopped but $k3s_left k3s processes and $shims containerd-shim processes (pods) still run, "
+            f"holding the CPU and memory the build needs. Fix: {leftover_fix(killall)}", expand=True,
+        )[2:]),
         "shim_names": SHIM_NAMES, "k3s_names": K3S_NAMES,
     }
     return StringCommand(render_script("k3s-stopped.sh.j2", context))
@@ -227,7 +234,7 @@ def wait_for_units(host, units: list[str], since: float, deadline: float) -> boo
         if failed or now > deadline:
             what = ", ".join(f"{u} {a}" for u, a in sorted(waiting.items()))
             cause = "failed" if failed else f"not active after {now - since:.0f} s (setting distcc_k3s_timeout)"
-            logger.error(f"{host.print_prefix}k3s {cause}: {what}.\n    Fix: {unit_fix(host.name, failed or waiting)}")
+            logger.error(host.print_prefix + logged(f"k3s {cause}: {what}. Fix: {unit_fix(host.name, failed or waiting)}"))
             return False
         gevent.sleep(next(delays))
 
@@ -242,7 +249,7 @@ def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: 
     delays = poll_delays()
     while pending:
         for failed in sorted(h.name for h in state.failed_hosts if h.name in pending):
-            logger.warning(f"{host.print_prefix}node {pending.pop(failed)} not waited for: {failed} failed in this run")
+            logger.warning(host.print_prefix + logged(f"node {pending.pop(failed)} not waited for: {failed} failed in this run"))
         if not pending:
             break
         listed = host.get_fact(K3sNodes)
@@ -256,12 +263,11 @@ def wait_for_nodes(state, host, nodes: dict[str, str], started_at: dict, since: 
         if pending and now > deadline:
             late = ", ".join(f"{node} ({name})" for name, node in sorted(pending.items()))
             why = f"the API did not answer ({error})" if not listed["answered"] else "not Ready"
-            logger.error(
-                f"{host.print_prefix}k3s nodes {late}: {why} after {now - since:.0f} s "
-                f"(setting distcc_k3s_timeout).\n"
-                f"    Look: sudo k3s kubectl describe node NAME on {host.name},\n"
-                f"    and sudo journalctl -u k3s-agent -n 50 (or -u k3s) on that node"
-            )
+            logger.error(host.print_prefix + logged(
+                f"k3s nodes {late}: {why} after {now - since:.0f} s (setting distcc_k3s_timeout). Look: sudo k3s "
+                f"kubectl describe node NAME on {host.name}, and sudo journalctl -u k3s-agent -n 50 (or -u k3s) on "
+                f"that node"
+            ))
             return False
         if pending:
             gevent.sleep(next(delays))

@@ -6,11 +6,12 @@ from __future__ import annotations
 import re
 
 from pyinfra import host, logger
-from pyinfra.api import OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import QuoteString, StringCommand, operation
 from pyinfra.operations import files
 
 from facts.mounts import MountPointStatus, TmpfsMount, hidden_mount_fix, mount_hidden
 from operations._observed import observed
+from operations._printed import OperationRefusal, logged, printf_wrapped
 
 _SIZE = re.compile(r"^(?P<number>\d+)(?P<unit>[KMG]?)$")
 _UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3}
@@ -85,7 +86,7 @@ def remount_command(path: str, options: str, size: str) -> StringCommand:
     return StringCommand(
         "mount", "-o", QuoteString(f"remount,{options},exec"), QuoteString(path), "|| {",
         "u=$(df -Pk", QuoteString(path), "| awk 'NR == 2 {print $3}');",
-        f'[ "${{u:-0}}" -gt {tmpfs_bytes(size) // 1024} ] && echo "{message}" >&2; exit 1; }}',
+        f'[ "${{u:-0}}" -gt {tmpfs_bytes(size) // 1024} ] &&', *printf_wrapped(message, expand=True), ">&2; exit 1; }",
     )
 
 
@@ -157,16 +158,16 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
     options = mount_options(size, mode)
 
     if mount_hidden(status):
-        raise OperationError(hidden_mount_fix(status, "run again") + ".")
+        raise OperationRefusal(hidden_mount_fix(status, "run again") + ".")
     if mounted is None:
         refusal = mount_refusal(status)
         if refusal:
-            raise OperationError(refusal)
+            raise OperationRefusal(refusal)
         if not status["exists"]:
             yield StringCommand("mkdir", "-p", QuoteString(path))
         yield StringCommand("mount", "-t", "tmpfs", "-o", QuoteString(options), "tmpfs", QuoteString(path))
     elif mounted["fstype"] != "tmpfs":
-        raise OperationError(
+        raise OperationRefusal(
             f"{path} is a {mounted['fstype']} mount, not a tmpfs. Unmount it yourself (this package does "
             f"not own it) and run again."
         )
@@ -177,11 +178,11 @@ def tmpfs_mounted(path: str, size: str, mode: str = "1777"):
 
     wanted = fstab_entry(path, size, mode)
     if status["fstab_duplicates"]:
-        logger.warning(
-            f"{host.print_prefix}/etc/fstab has {1 + len(status['fstab_duplicates'])} live lines for {path}; "
+        logger.warning(host.print_prefix + logged(
+            f"/etc/fstab has {1 + len(status['fstab_duplicates'])} live lines for {path}; "
             f"the first is kept as the tmpfs line, the others are commented out (marked "
             f"'{DUPLICATE_MARK}')"
-        )
+        ))
         yield fstab_duplicates_disabled(path)
     if status["fstab"] != wanted:
         yield from files.line._inner(
@@ -210,7 +211,7 @@ def tmpfs_unmounted(path: str, discard: bool = False):
     status = observed(TmpfsMount, path=path)
     mounted = status["mount"]
     if mount_hidden(status):
-        raise OperationError(hidden_mount_fix(status, "run again") + ".")
+        raise OperationRefusal(hidden_mount_fix(status, "run again") + ".")
     if mounted is None:
         host.noop(f"nothing is mounted at {path}")
     elif mounted["fstype"] != "tmpfs":
@@ -221,7 +222,7 @@ def tmpfs_unmounted(path: str, discard: bool = False):
             f"keeping the tmpfs at {path}: it holds {mounted['entries']} entries (build output?). "
             f"Copy what you need and empty it, or set distcc_discard_tmpfs=True to discard it."
         )
-        logger.warning(f"{host.print_prefix}{message}")
+        logger.warning(host.print_prefix + logged(message))
         host.noop(message)
         return
     else:

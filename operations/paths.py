@@ -9,11 +9,12 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host, logger, state
-from pyinfra.api import FileUploadCommand, OperationError, QuoteString, StringCommand, operation
+from pyinfra.api import FileUploadCommand, QuoteString, StringCommand, operation
 from pyinfra.facts.files import FileContents
 
 from facts.paths import PathStatus
 from operations._observed import observed
+from operations._printed import OperationRefusal
 from operations._pyinfra import color_diff
 
 
@@ -33,7 +34,7 @@ def show_diff(path: str, exists: bool, content: str) -> None:
 
 def ascii_only(path: str, content: str) -> None:
     if not content.isascii():
-        raise OperationError(f"{path}: the content to write is not ASCII; every file this package writes is ASCII.")
+        raise OperationRefusal(f"{path}: the content to write is not ASCII; every file this package writes is ASCII.")
 
 
 def owner(user: str, group: str | None) -> QuoteString:
@@ -81,7 +82,7 @@ def file_installed(path: str, content: str, user: str = "root", group: str | Non
     status = observed(PathStatus, path=path)
     mode = str(mode).lstrip("0") or "0"
     if status["kind"] not in (None, "file"):
-        raise OperationError(f"{path} is a {status['kind']}, not a file; move it away and run again")
+        raise OperationRefusal(f"{path} is a {status['kind']}, not a file; move it away and run again")
     ascii_only(path, content)
     digest = hashlib.sha256(content.encode()).hexdigest()
     if status["sha256"] != digest:
@@ -115,7 +116,7 @@ def directory_present(path: str, user: str = "root", group: str | None = "root",
     status = observed(PathStatus, path=path)
     mode = str(mode).lstrip("0") or "0"
     if status["kind"] not in (None, "directory"):
-        raise OperationError(f"{path} is a {status['kind']}, not a directory; move it away and run again")
+        raise OperationRefusal(f"{path} is a {status['kind']}, not a directory; move it away and run again")
     if status["kind"] is None:
         yield StringCommand("mkdir", "-p", QuoteString(path))
     if status["kind"] is None or not owned_by(status, user, group):

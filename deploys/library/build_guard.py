@@ -19,24 +19,21 @@ to distccd's port. A worker's deploy also reads the builder's, once per run
 
 from __future__ import annotations
 
-import textwrap
-
 import gevent
 from pyinfra import host, state
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_config, ctx_host
 
 from deploys.library.cluster import builder_host, role_of, run_cache
 from deploys.library.settings import Settings, settings_for
 from facts.distcc import BuildActivity, BuildProcesses, is_include_server
 from operations._observed import BODY, current, observed
+from operations._printed import Refusal
 
-WIDTH = 100
 SHOWN = 6
 ARGS_SHOWN = 48
 
 
-class BuildRunningRefusal(PyinfraError):
+class BuildRunningRefusal(Refusal):
     """A deploy would act under a build that runs."""
 
 
@@ -124,12 +121,6 @@ def _listed(items: list[str]) -> str:
     return "; ".join(shown) + more
 
 
-def wrapped(text: str) -> str:
-    """One paragraph within WIDTH columns, on the lines after pyinfra's own
-    "--> pyinfra error in FILE line N:"."""
-    return "\n" + "\n".join(textwrap.wrap(text, WIDTH, break_on_hyphens=False, break_long_words=False))
-
-
 def refuse_under_running_build(settings: Settings, action: str, consequence: str) -> None:
     """Refuse, naming what runs, when a build runs and this host's deploy
     is about to `action`; `consequence` is what that does to the build.
@@ -140,9 +131,9 @@ def refuse_under_running_build(settings: Settings, action: str, consequence: str
     if not running:
         return
     where = " ".join(f"On {name}: {_listed(found)}." for name, found in running)
-    raise BuildRunningRefusal(wrapped(
+    raise BuildRunningRefusal(
         f"host {host.name}: a build is running, and this deploy would {action}. {where} "
         f"Going ahead now, {consequence}. Fix: wait for the build to end (or stop it), then run the deploy "
         f"again; or set distcc_build_running_ok=True (e.g. --data distcc_build_running_ok=True) to go ahead "
         f"anyway. Nothing was changed on any host."
-    ))
+    )

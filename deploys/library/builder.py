@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pyinfra import host, inventory, logger, state
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import PyinfraError
 
 from deploys.library.build_guard import refuse_under_running_build, running_build
 from deploys.library.cluster import host_resources, peer_name, role_of, worker_hosts, worker_jobs
@@ -20,14 +19,15 @@ from facts.systemd import UnitState
 from facts.users import OVERRIDDEN, LoginEnv, LoginEnvironment
 from operations import distcc, mounts, paths
 from operations._observed import BODY, BOTH, observed, plan_reads
+from operations._printed import Refusal, logged
 from operations.templates import render_template
 
 
-class DataSafetyRefusal(PyinfraError):
+class DataSafetyRefusal(Refusal):
     """The builder's state makes a change unsafe (files would be hidden)."""
 
 
-class LoginDriftRefusal(PyinfraError):
+class LoginDriftRefusal(Refusal):
     """The build user's own shell files take builds away from the farm."""
 
 
@@ -195,10 +195,10 @@ def host_list(settings: Settings) -> list[str]:
     for worker in workers:
         limit = jobs[worker.name]
         if limit is None:
-            logger.warning(
-                f"{host.print_prefix}worker {worker.name} is not reachable in this run and has no distcc_jobs; "
+            logger.warning(host.print_prefix + logged(
+                f"worker {worker.name} is not reachable in this run and has no distcc_jobs; "
                 f"it is left out of the host list until the next run reaches it"
-            )
+            ))
             continue
         entries.append(f"{peer_name(worker)}:{settings_for(worker).port}/{limit}")
     return entries

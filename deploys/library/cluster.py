@@ -14,6 +14,7 @@ from pyinfra.context import ctx_config, ctx_host
 from deploys.library.settings import Settings, SettingsError, jobs_for, settings_for, shown
 from facts.host import HostResources
 from operations._observed import current
+from operations._printed import logged
 
 BUILDER_GROUP = "builder"
 WORKERS_GROUP = "workers"
@@ -115,7 +116,9 @@ def peer_name(host) -> str:
 
 
 def skip_note(host, deploy_name: str, wanted: str) -> None:
-    logger.info(f"{host.print_prefix}{deploy_name}: skipped, it is for the {wanted}; this host is {role_of(host) or 'in neither group'}")
+    logger.info(host.print_prefix + logged(
+        f"{deploy_name}: skipped, it is for the {wanted}; this host is {role_of(host) or 'in neither group'}"
+    ))
 
 
 _WANTED = {("builder",): "builder", ("worker",): "workers", ("builder", "worker"): "builder and workers"}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.facts.deb import DebPackages
 
 from deploys.library.cluster import role_of
@@ -17,6 +16,7 @@ from facts.paths import PathStatus
 from facts.systemd import UnitNeedsReload, UnitSources, UnitSourcesInfo, UnitState
 from operations import apt, distcc, paths, systemd
 from operations._observed import BODY, observed
+from operations._printed import Refusal
 from operations.templates import render_template
 
 # The distro's default C and C++ compilers: the same OS release on every Pi
@@ -52,7 +52,7 @@ def cross_packages(settings: Settings) -> list[str]:
     return sorted({compiler_package(name) for name in settings.cross_compilers})
 
 
-class UnitDriftRefusal(PyinfraError):
+class UnitDriftRefusal(Refusal):
     """distcc.service was changed by hand in a way the mode switch must not undo."""
 
 
@@ -96,7 +96,7 @@ def unit_drift(sources: UnitSourcesInfo, own_dropin: str) -> str | None:
 PUMP_BROKEN_RELEASES = {"bullseye": "Debian 11", "bookworm": "Debian 12"}
 
 
-class PumpRefusal(PyinfraError):
+class PumpRefusal(Refusal):
     """distcc_pump asked for on a release whose include server does not work."""
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
 from deploys.library.builder import CLIENT_LOG, ccache_dir
@@ -35,6 +34,7 @@ from deploys.library.tables import narrow_table
 from facts.ccache import CcacheStats, summary
 from facts.logs import BackoffMarkers, LogPosition, LogSince
 from facts.users import LoginEnvironment
+from operations._printed import Refusal, wrapped
 
 WORKER_START = "dcc_log_daemon_started"
 BACKOFF_PERIOD = 60
@@ -389,42 +389,53 @@ def window_line(window: dict[str, str], wide: bool = False) -> str:
 
 
 def render(report: BuildReport, wide: bool = False) -> str:
+    """What the build report prints: by default every line within WIDTH
+    columns, a long one wrapped with its later lines indented under its
+    text; `wide` (distcc_wide_tables) gives the table a column per reason
+    and each line whole."""
     lines = ["", "build report: jobs per worker (from each worker's distccd log)", *_worker_lines(report, wide)]
+
+    def add(line: str, indent: int = 2) -> None:
+        lines.extend([line] if wide else wrapped(line, " " * indent))
+
     b = report.builder
     lines += ["", "builder (from the build user's client log):",
               f"  C/C++ compile jobs {b.compile_jobs}, on workers {b.remote_total} ({_pct(b.remote_share)})"]
     for reason in LOCAL_REASONS:
         lines.append(f"  local, {reason}: {b.local.get(reason, 0)}")
     for text, count in sorted(b.local_detail.items()):
-        lines.append(f"    {count:6d}  {text}")
+        add(f"    {count:6d}  {text}", 12)
     for reason, names in sorted(b.local_files.items()):
-        lines.append(f"    {reason}, e.g.: {' '.join(names)}")
+        add(f"    {reason}, e.g.: {' '.join(names)}", 6)
     for cause, count in sorted(b.retried.items()):
-        lines.append(f"  on another worker after a failure: {count} ({cause})")
+        add(f"  on another worker after a failure: {count} ({cause})", 4)
     if b.failed_no_fallback:
         lines.append(f"  failed, fallback off: {b.failed_no_fallback}")
     if b.interrupted:
         lines.append(f"  interrupted (no end in the log): {b.interrupted}")
     if b.pumped or b.pump_fallback:
-        lines.append(f"  pump mode: {b.pumped} preprocessed on the workers, {sum(b.pump_fallback.values())} "
-                     f"preprocessed here after all")
+        add(f"  pump mode: {b.pumped} preprocessed on the workers, {sum(b.pump_fallback.values())} "
+            f"preprocessed here after all", 4)
         for reason, count in sorted(b.pump_fallback.items()):
-            lines.append(f"    {count:6d}  include server: {reason}")
+            add(f"    {count:6d}  include server: {reason}", 12)
     if report.ccache is not None:
         c = report.ccache
-        lines += ["", f"ccache (distcc_ccache): {c['hits']} hits (neither preprocessed nor compiled), {c['misses']} "
-                      f"misses (sent through distcc: the compile jobs above), {c['uncacheable']} uncacheable calls "
-                      f"(links, -E, kbuild's compiler probes)"]
+        lines.append("")
+        add(f"ccache (distcc_ccache): {c['hits']} hits (neither preprocessed nor compiled), {c['misses']} "
+            f"misses (sent through distcc: the compile jobs above), {c['uncacheable']} uncacheable calls "
+            f"(links, -E, kbuild's compiler probes)")
     if report.backoff:
-        lines += ["", "backoff markers (the next build skips these workers while fresh; the mode switch clears them):"]
+        lines.append("")
+        add("backoff markers (the next build skips these workers while fresh; the mode switch clears them):")
         for marker in report.backoff:
             fresh = "ACTIVE" if marker["age_seconds"] < BACKOFF_PERIOD else "expired"
-            lines.append(f"  {marker['host']}: {fresh}, set {marker['age_seconds']} s ago ({marker['file']})")
+            add(f"  {marker['host']}: {fresh}, set {marker['age_seconds']} s ago ({marker['file']})", 4)
     else:
         lines += ["", "backoff markers: none"]
-    lines += ["", window_line(report.window, wide)]
+    lines.append("")
+    add(window_line(report.window, wide))
     for note in report.notes:
-        lines.append(f"note: {note}")
+        add(f"note: {note}")
     return "\n".join(lines)
 
 
@@ -469,7 +480,7 @@ def _client_log(node) -> str | None:
     return f"{home}/{CLIENT_LOG}" if home else None
 
 
-class ReportError(PyinfraError):
+class ReportError(Refusal):
     """The report could not be made (a host did not answer)."""
 
 

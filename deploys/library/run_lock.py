@@ -30,18 +30,18 @@ from dataclasses import dataclass
 
 from pyinfra import logger
 from pyinfra.api import QuoteString, StringCommand
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.api.host import Host
 
 from deploys.library.cluster import builder_host, first_loader, run_cache
 from operations._observed import current
+from operations._printed import Refusal, logged
 from operations._pyinfra import before_disconnect, cli_dry_run, run_as_facts_run
 
 RUN_LOCK = "/run/lock/pyinfra-distcc-farm"
 _MARK = "_distcc_farm_releases_the_run_lock"
 
 
-class RunLockRefusal(PyinfraError):
+class RunLockRefusal(Refusal):
     """Another run holds the cluster's run lock."""
 
 
@@ -156,17 +156,18 @@ def hold_run_lock(state, inventory, deploy: str) -> None:
     builder = builder_host(inventory)
     owner = this_run(state, deploy)
     if builder not in state.inventory.get_active_hosts():
-        logger.warning(
+        logger.warning(logged(
             f"the builder {builder.name} is not connected in this run, so no run lock was taken: another run "
             f"started now would not be refused"
-        )
+        ))
         return
     if cli_dry_run():
         _, lines = _run(state, builder, read_command())
         holder = Owner.parse(lines[0]) if lines else None
         if holder is not None:
-            logger.warning(f"{builder.print_prefix}another run holds the run lock: {holder.described()}; what "
-                           f"this preview shows may change under it")
+            logger.warning(builder.print_prefix + logged(
+                f"another run holds the run lock: {holder.described()}; what this preview shows may change under it"
+            ))
         return
     for _attempt in range(2):
         _, lines = _run(state, builder, take_command(owner))
@@ -176,7 +177,7 @@ def hold_run_lock(state, inventory, deploy: str) -> None:
         holder = Owner.parse(lines[1]) if len(lines) > 1 else None
         if holder is None or not gone(holder):
             break
-        logger.warning(f"{builder.print_prefix}taking over the run lock of a run that is over: {holder.described()}")
+        logger.warning(builder.print_prefix + logged(f"taking over the run lock of a run that is over: {holder.described()}"))
         _run(state, builder, release_command(holder))
     held = holder.described() if holder else "a run that is taking it right now"
     raise RunLockRefusal(
@@ -198,7 +199,7 @@ def release_held_lock(node: Host) -> None:
     try:
         _run(state, node, release_command(cache["owner"]))
     except Exception as error:  # noqa: BLE001 - a failed release must not hide the run's own outcome
-        logger.warning(f"{node.print_prefix}could not give the run lock back ({error}); remove {RUN_LOCK} by hand")
+        logger.warning(node.print_prefix + logged(f"could not give the run lock back ({error}); remove {RUN_LOCK} by hand"))
 
 
 def releases_on_disconnect() -> None:

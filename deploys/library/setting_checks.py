@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyinfra.api.exceptions import PyinfraError
-
+from operations._printed import Refusal
 from operations.mounts import parse_size
 
 _PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
@@ -27,7 +26,7 @@ _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
 _MIN_SIZE = 16 * 1024**2
 
 
-class SettingsError(PyinfraError):
+class SettingsError(Refusal):
     """Bad inventory or host data, found before anything is changed."""
 
 

@@ -302,10 +302,12 @@ class Settings:
     )
     # Read from the builder's data. The narrow default fits a 100-column
     # terminal at any cluster size; the full tables (24 check columns, 220
-    # and more characters a row) wrap on most terminals.
+    # and more characters a row) and the smoke test's evidence (300 a
+    # compile) wrap on most terminals.
     wide_tables: bool = setting(
-        False, "Validation and the build report print full tables (a column per check) instead of one line per "
-        "host within 100 columns. Read from the builder's data, e.g. --data distcc_wide_tables=True.", FLAG,
+        False, "Validation, the smoke test and the build report print their wide form (a column per check, a "
+        "line per compile with its evidence, each problem on one line) instead of lines within 100 columns. "
+        "From the builder's data.", FLAG,
     )
     apt_lock_wait: int = setting(
         120, "Seconds to wait for another apt or dpkg run (unattended-upgrades) to let go of the dpkg lock.",

@@ -42,8 +42,10 @@ from pyinfra.operations import python, server
 from deploys.library.cluster import builder_host, check_inventory, peer_name, role_of, run_cache, worker_hosts
 from deploys.library.report import NOT_DISTRIBUTABLE, ClientJobs, parse_client_log
 from deploys.library.settings import compiler_package, settings_for
+from deploys.library.tables import narrow_table
 from facts._templates import render_script
 from facts.distcc import Cc1Process, Cc1Processes
+from operations._printed import printf_wrapped, wrapped
 
 # The real-path project: this many files per slot of the host list, so that
 # every slot gets work while make keeps `distcc -j` jobs in flight.
@@ -53,6 +55,7 @@ FILES_PER_SLOT = 2
 MAX_TABLES = 20
 # The real-path build is several compiles one after another per slot.
 REAL_PATH_TIMEOUTS = 4
+EVIDENCE_HINT = "each compile's evidence, on one line: --data distcc_wide_tables=True"
 
 
 @dataclass
@@ -331,25 +334,37 @@ def _lines(meta) -> list[str]:
         return []
 
 
-def report() -> None:
-    run = _run()
-    builder = builder_host(inventory)
-    workers = worker_hosts(inventory)
-    builder_lines = _lines(run["outputs"].get(builder.name))
+@dataclass
+class SmokeOutcome:
+    """What the smoke test found: each worker's compiles and verdict, the
+    builder's (the real path's) and the real and pump paths themselves."""
+    marker: str
+    cross: list[str]
+    jobs: dict[str, list[tuple[str, Verdict]]]
+    verdicts: dict[str, Verdict]
+    builder: Verdict
+    real: RealPath
+    pumped: RealPath
+    real_ok: bool
+    pump_problem: str | None
+    local: int
+    why: str
+
+
+def smoke_outcome(
+    marker: str, builder: str, workers: list[str], builder_lines: list[str], worker_lines: dict[str, list[str]],
+    timeout: int = 60, cross: list[str] = (),
+) -> SmokeOutcome:
+    """Every verdict, from the builder's and each worker's output lines
+    (workers in the order the builder's script numbers them)."""
     setup = [line for line in builder_lines if line.startswith("setup ")]
     real = real_path_result(builder_lines)
-    cross = list(settings_for(builder).cross_compilers)
-    rows = []
-    lines = []
-    for index, worker in enumerate(workers):
-        name = peer_name(worker)
+    all_jobs, verdicts = {}, {}
+    for index, name in enumerate(workers):
         if setup:
             jobs = [(NATIVE, Verdict(name, "FAIL", [], setup[0][6:]))]
         else:
-            jobs = judge_worker(
-                name, index, run["marker"], builder_lines, _lines(run["outputs"].get(worker.name)),
-                settings_for(builder).smoke_timeout, cross,
-            )
+            jobs = judge_worker(name, index, marker, builder_lines, worker_lines.get(name, []), timeout, list(cross))
         verdict = worker_verdict(name, jobs)
         real_jobs = real.jobs.remote_ok.get(name, 0)
         if setup or not real.ran:
@@ -360,9 +375,7 @@ def report() -> None:
             verdict = Verdict(name, "FAIL", verdict.evidence,
                               "no job of the build user's make -j reached this worker (see the real-path line)")
             jobs[0] = (NATIVE, Verdict(name, "FAIL", jobs[0][1].evidence, verdict.cause))
-        run["verdicts"][worker.name] = verdict
-        rows.append(verdict)
-        lines += [(compiler, job) for compiler, job in jobs]
+        all_jobs[name], verdicts[name] = jobs, verdict
     local = real.local_distributable()
     why = "; ".join(f"{n} {text}" for text, n in sorted(real.jobs.local_detail.items())
                     if not text.startswith(NOT_DISTRIBUTABLE)) or "none"
@@ -375,21 +388,24 @@ def report() -> None:
     real_ok = builder_ok
     if builder_ok and pump_problem:
         builder_ok, cause = False, pump_problem
-    run["verdicts"][builder.name] = Verdict(peer_name(builder), "PASS" if builder_ok else "FAIL", [], cause)
-    width = max(len(v.worker) for v in rows)
-    each = f"gcc and {_list(cross)}" if cross else "gcc"
-    out = ["", f"smoke test (marker {run['marker']}): one compile per worker with {each}, DISTCC_FALLBACK=0"]
-    for compiler, v in lines:
-        detail = ", ".join(v.evidence) if v.result == "PASS" else f"cause: {v.cause}"
-        out.append(f"  {v.worker.ljust(width)}  {v.result}  {'' if compiler == NATIVE else compiler + ': '}{detail}")
+    return SmokeOutcome(
+        marker, list(cross), all_jobs, verdicts, Verdict(builder, "PASS" if builder_ok else "FAIL", [], cause),
+        real, pumped, real_ok, pump_problem, local, why,
+    )
+
+
+def _paths(outcome: SmokeOutcome) -> list[str]:
+    """The real path's and the pump path's lines, one paragraph each."""
+    real, pumped = outcome.real, outcome.pumped
     if not real.ran:
-        out.append("real path: not run, make is not installed on the builder (a build needs it: apt install make)")
+        out = ["real path: not run, make is not installed on the builder (a build needs it: apt install make)"]
     else:
-        out.append(
+        out = [
             f"real path (build user, login shell, make -j{real.slots}, {real.files} files): "
-            f"{real.jobs.remote_total} of {real.jobs.compile_jobs} compile jobs on workers, {local} distributable "
-            f"compiled locally (fallback {why}), make exit {real.rc}: {'PASS' if real_ok else 'FAIL'}"
-        )
+            f"{real.jobs.remote_total} of {real.jobs.compile_jobs} compile jobs on workers, {outcome.local} "
+            f"distributable compiled locally (fallback {outcome.why}), make exit {real.rc}: "
+            f"{'PASS' if outcome.real_ok else 'FAIL'}"
+        ]
     if pumped.ran:
         jobs = pumped.jobs
         fell = sum(jobs.pump_fallback.values())
@@ -398,11 +414,69 @@ def report() -> None:
             f"CC='distcc gcc'): {jobs.pumped} of "
             f"{jobs.compile_jobs} compile jobs preprocessed and compiled on workers, {fell} preprocessed here"
             f"{' (' + '; '.join(jobs.pump_fallback) + ')' if fell else ''}, make exit {pumped.rc}: "
-            f"{'FAIL' if pump_problem else 'PASS'}"
+            f"{'FAIL' if outcome.pump_problem else 'PASS'}"
         )
-    passed = sum(1 for v in rows if v.result == "PASS")
-    out.append(f"smoke test: {passed} of {len(rows)} workers PASS")
-    print("\n".join(out) + "\n", file=sys.stderr, flush=True)
+    return out
+
+
+def render_smoke(outcome: SmokeOutcome, wide: bool = False) -> str:
+    """What the smoke test prints. By default a line per worker within
+    WIDTH columns (each compiler's PASS or FAIL, and its jobs on the real
+    path), then each FAIL's cause and the two paths, wrapped; `wide`
+    (distcc_wide_tables) gives a line per compile with all its evidence,
+    and every paragraph on one line."""
+    compilers = compilers_tested(outcome.cross)
+    if wide:
+        each = f"gcc and {_list(outcome.cross)}" if outcome.cross else "gcc"
+        width = max(len(name) for name in outcome.verdicts)
+        out = ["", f"smoke test (marker {outcome.marker}): one compile per worker with {each}, DISTCC_FALLBACK=0"]
+        for jobs in outcome.jobs.values():
+            for compiler, v in jobs:
+                detail = ", ".join(v.evidence) if v.result == "PASS" else f"cause: {v.cause}"
+                out.append(f"  {v.worker.ljust(width)}  {v.result}  {'' if compiler == NATIVE else compiler + ': '}{detail}")
+        out += _paths(outcome)
+    else:
+        rows = []
+        for name, jobs in outcome.jobs.items():
+            results = dict(jobs)
+            real_jobs = outcome.real.jobs.remote_ok.get(name, 0)
+            rows.append((
+                name, *(results[c].result if c in results else "-" for c in compilers),
+                f"{real_jobs} jobs" if outcome.real.ran else "not run",
+            ))
+        title = f"smoke test (marker {outcome.marker}): one compile per worker and compiler, DISTCC_FALLBACK=0"
+        out = ["", title, *narrow_table(("worker", *compilers, "real path"), rows), EVIDENCE_HINT]
+        # One paragraph per compiler and cause: a cause many workers share
+        # (the builder's compiler broken) is said once, naming them all.
+        failed: dict[tuple[str, str], list[str]] = {}
+        for jobs in outcome.jobs.values():
+            for compiler, v in jobs:
+                if v.result != "PASS":
+                    failed.setdefault((compiler, v.cause), []).append(v.worker)
+        out.append("")
+        for (compiler, cause), names in failed.items():
+            where = names[0] if len(names) == 1 else f"on {len(names)} workers ({', '.join(names)})"
+            out += wrapped(f"FAIL {compiler} {where}: {cause}")
+        out += [line for paragraph in _paths(outcome) for line in wrapped(paragraph)]
+    passed = sum(1 for v in outcome.verdicts.values() if v.result == "PASS")
+    out.append(f"smoke test: {passed} of {len(outcome.verdicts)} workers PASS")
+    return "\n".join(out)
+
+
+def report() -> None:
+    run = _run()
+    builder = builder_host(inventory)
+    workers = worker_hosts(inventory)
+    settings = settings_for(builder)
+    outcome = smoke_outcome(
+        run["marker"], peer_name(builder), [peer_name(w) for w in workers], _lines(run["outputs"].get(builder.name)),
+        {peer_name(w): _lines(run["outputs"].get(w.name)) for w in workers}, settings.smoke_timeout,
+        list(settings.cross_compilers),
+    )
+    for worker in workers:
+        run["verdicts"][worker.name] = outcome.verdicts[peer_name(worker)]
+    run["verdicts"][builder.name] = outcome.builder
+    print(render_smoke(outcome, settings.wide_tables) + "\n", file=sys.stderr, flush=True)
 
 
 def _pump_problem(pumped: RealPath) -> str | None:
@@ -429,10 +503,8 @@ def smoke_verdict():
         return
     if verdict.result != "PASS":
         what = "the real path" if role_of(host) == "builder" else ""
-        yield StringCommand(
-            "echo", QuoteString(f"smoke test FAILED on {verdict.worker}{' in ' + what if what else ''}: {verdict.cause}"),
-            ">&2;", "exit 1",
-        )
+        said = f"smoke test FAILED on {verdict.worker}{' in ' + what if what else ''}: {verdict.cause}"
+        yield StringCommand(*printf_wrapped(said), ">&2;", "exit 1")
         return
     host.noop(f"smoke test PASS on {verdict.worker}")
 

@@ -1,14 +1,13 @@
-"""The narrow tables validation and the build report print by default: one
-line per host, within WIDTH columns at any cluster size, as kubectl's
-default columns are; the full tables are one setting away
+"""The narrow tables validation, the smoke test and the build report print
+by default: one line per host, within WIDTH columns at any cluster size, as
+kubectl's default columns are; the full tables are one setting away
 (distcc_wide_tables) and the JSON reports keep everything.
 """
 
 from __future__ import annotations
 
-# A 120-column terminal with room to spare, and most editors' and mail
-# clients' width.
-WIDTH = 100
+from operations._printed import WIDTH
+
 GAP = "  "
 # The last column (free text) keeps at least this much before the first
 # (a host name) is cut: a 40-character host name still fits beside it.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -48,6 +49,49 @@ class Run:
     @property
     def output(self) -> str:
         return self.stdout + self.stderr
+
+    @property
+    def words(self) -> str:
+        """The output as words (words_of)."""
+        return words_of(self.output)
+
+    @property
+    def error(self) -> str:
+        """The paragraph of pyinfra's last error, as words: the text after
+        its "--> pyinfra error in FILE line N:" (or "--> Operation error ...:"),
+        which the package wraps within 100 columns on the lines after it, up to
+        a blank line or pyinfra's next "-->"."""
+        lines = self.output.splitlines()
+        starts = [i for i, line in enumerate(lines) if re.match(r"--> (pyinfra|Operation) error\b", line)]
+        assert starts, self.output[-3000:]
+        first = lines[starts[-1]]
+        paragraph = [first.split(": ", 1)[1] if ": " in first else ""]
+        for line in lines[starts[-1] + 1:]:
+            if not line.strip() or line.startswith("-->"):
+                break
+            paragraph.append(line)
+        return " ".join(" ".join(paragraph).split())
+
+
+def words_of(text: str) -> str:
+    """Printed text as its words, one space apart, pyinfra's "[host] "
+    before a line left out: the package wraps every paragraph it prints
+    within 100 columns, so a sentence is looked for whatever its line breaks."""
+    lines = [re.sub(r"^\s*\[[^\]\s]+\] ?", "", line) for line in text.splitlines()]
+    return " ".join(" ".join(lines).split())
+
+
+def paragraphs_of(text: str) -> list[str]:
+    """What validation and the smoke test print, as paragraphs: a line that
+    starts with two spaces and then a word continues the one before it (a
+    problem, a cause, the real path), joined with one space."""
+    joined: list[str] = []
+    for line in text.splitlines():
+        if re.match(r"  \S", line) and joined:
+            joined[-1] += " " + line.strip()
+        else:
+            joined.append(line)
+    return joined
 
 
 def pyinfra(*args: str, data: dict | None = None, json_output: bool = True, timeout: int = 600) -> Run:

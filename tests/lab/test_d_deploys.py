@@ -5,7 +5,7 @@ round trip to k3s mode and back that never loses build output."""
 import pytest
 
 from bench.analysis import parse_pyinfra_log
-from tests.lab.harness import deploy, docker_host, pyinfra, recreate_lab, sh
+from tests.lab.harness import deploy, docker_host, pyinfra, recreate_lab, sh, words_of
 
 DEPLOYS = ["distccd_bootstrap", "builder_distccd_guard", "worker_distccd_reset", "mode_switch", "cluster_distcc_validate"]
 TMPFS = "/tmp/kernel-build"
@@ -23,7 +23,7 @@ def ok(run):
 
 def test_bootstrap_installs_and_enables_but_does_not_start(nodes, builder, workers):
     run = ok(deploy("distccd_bootstrap"))
-    assert "distccd bootstrap: skipped, it is for the workers; this host is builder" in run.stderr
+    assert "distccd bootstrap: skipped, it is for the workers; this host is builder" in words_of(run.stderr)
     assert not run.changed_on(builder.fqdn)
     for worker in workers:
         host = docker_host(worker)
@@ -39,7 +39,7 @@ def test_bootstrap_installs_and_enables_but_does_not_start(nodes, builder, worke
 
 def test_guard_makes_the_builder_a_client_only(builder, workers):
     run = ok(deploy("builder_distccd_guard"))
-    assert "builder distccd guard: skipped, it is for the builder; this host is worker" in run.stderr
+    assert "builder distccd guard: skipped, it is for the builder; this host is worker" in words_of(run.stderr)
     host = docker_host(builder)
     assert host.package("distcc").is_installed
     assert not host.service("distcc").is_running and not host.service("distcc").is_enabled
@@ -128,7 +128,7 @@ def test_round_trip_keeps_build_output(builder, workers):
     ok(deploy("mode_switch"))
     sh(builder.container, f"echo precious > {TMPFS}/vmlinux.o")
     kept = ok(deploy("k3s_mode", json_output=False))
-    assert f"keeping the tmpfs at {TMPFS}: it holds 1 entries" in kept.stderr
+    assert f"keeping the tmpfs at {TMPFS}: it holds 1 entries" in words_of(kept.stderr)
     assert b.mount_point(TMPFS).filesystem == "tmpfs"
     assert b.file(f"{TMPFS}/vmlinux.o").content_string == "precious\n"
     assert b.service("k3s").is_running

@@ -40,6 +40,7 @@ from tests.lab.harness import (
     running_lab,
     settled_digest,
     sh,
+    words_of,
 )
 from tests.lab.test_c_operations import big_c_source
 
@@ -131,10 +132,8 @@ def validate(tmp_path: Path, **data) -> Run:
 
 
 def pyinfra_error(run: Run) -> str:
-    """The one paragraph pyinfra prints for a refused run."""
-    found = re.search(r"--> pyinfra error in \S+ line \d+: (.+)", run.output)
-    assert found, run.output[-3000:]
-    return found.group(1)
+    """The one paragraph pyinfra prints for a refused run, as words."""
+    return run.error
 
 
 def host_lines(run: Run, node: docker_lab.Node) -> list[str]:
@@ -402,10 +401,8 @@ REFUSAL = (
 def test_without_yes_the_tmpfs_refusal_comes_while_planning(tmpfs_over_files):
     _, _, planned, unchanged = tmpfs_over_files
     assert planned.returncode != 0
-    assert re.search(
-        r"--> pyinfra error in \S+/deploys/library/builder\.py line \d+: host builder\.distcc\.internal: " + re.escape(REFUSAL),
-        planned.output,
-    )
+    assert re.search(r"--> pyinfra error in \S+/deploys/library/builder\.py line \d+:", planned.output)
+    assert planned.error.startswith("host builder.distcc.internal: " + REFUSAL), planned.error
     assert "Press enter" not in planned.output and "Traceback" not in planned.output
     assert unchanged
 
@@ -413,7 +410,7 @@ def test_without_yes_the_tmpfs_refusal_comes_while_planning(tmpfs_over_files):
 def test_tmpfs_is_never_mounted_over_a_non_empty_directory(tmpfs_over_files, builder):
     run, found, _, _ = tmpfs_over_files
     assert run.returncode != 0
-    assert REFUSAL in run.output
+    assert REFUSAL in run.words
     assert found == {"content": "notes of the user\n", "mounted": ""}
 
 
@@ -421,7 +418,7 @@ def test_tmpfs_refusal_is_one_message_before_any_host_changes(tmpfs_over_files):
     run, _, _, _ = tmpfs_over_files
     assert "Traceback" not in run.output
     assert "Beginning operation run" not in run.output
-    assert REFUSAL + " Nothing was changed on any host." in run.output
+    assert REFUSAL + " Nothing was changed on any host." in run.error
 
 
 HIDDEN = (
@@ -443,9 +440,9 @@ def test_a_tmpfs_hidden_by_a_later_mount_on_tmp_is_named_and_refused_before_any_
             run = run_pyinfra("inventories/lab.py", deploy_file)
             assert run.returncode != 0, deploy_file
             assert "Traceback" not in run.output and "Beginning operation run" not in run.output, run.output[-3000:]
-            assert f"host builder.distcc.internal: {HIDDEN}" in run.output, run.output[-3000:]
-            assert "`sudo umount /tmp` when that is the one" in run.output
-            assert "Nothing was changed on any host." in run.output
+            assert f"host builder.distcc.internal: {HIDDEN}" in run.words, run.output[-3000:]
+            assert "`sudo umount /tmp` when that is the one" in run.words
+            assert "Nothing was changed on any host." in run.words
         assert settled_digest() == before
         report = tmp_path / "v.json"
         run = deploy("cluster_distcc_validate", json_output=False, data={"distcc_report_path": str(report)})
@@ -463,8 +460,8 @@ def test_leaving_build_mode_keeps_tmpfs_contents_unless_discard_is_set(builder):
     sh(builder.container, f"echo precious > {TMPFS}/vmlinux.o")
     host = docker_host(builder)
     kept = k3s_mode()
-    assert f"keeping the tmpfs at {TMPFS}: it holds 1 entries (build output?)" in kept.stderr
-    assert "set distcc_discard_tmpfs=True to discard it" in kept.stderr
+    assert f"keeping the tmpfs at {TMPFS}: it holds 1 entries (build output?)" in words_of(kept.stderr)
+    assert "set distcc_discard_tmpfs=True to discard it" in words_of(kept.stderr)
     assert host.mount_point(TMPFS).filesystem == "tmpfs"
     assert host.file(f"{TMPFS}/vmlinux.o").content_string == "precious\n"
     assert host.service("k3s").is_running
@@ -547,7 +544,7 @@ def test_two_live_fstab_lines_for_the_tmpfs_leave_one(builder, tmp_path):
         assert (
             f"/etc/fstab has 2 live lines for {TMPFS}; the first is kept as the tmpfs line, the others are "
             f"commented out (marked '{mounts.DUPLICATE_MARK}')"
-        ) in host_lines(run, builder)
+        ) in run.words
         assert fstab_live_lines(builder, TMPFS) == wanted
         assert f"{mounts.DUPLICATE_MARK} {extra}" in sh(builder.container, "cat /etc/fstab").splitlines()
         assert ok(deploy("mode_switch")).totals["success"] == 0
@@ -582,8 +579,8 @@ def test_shrinking_the_tmpfs_below_what_it_holds_is_refused_with_the_sizes(build
     try:
         run = deploy("mode_switch", data={"distcc_tmpfs_size": "32M"})
         assert run.returncode != 0
-        assert f"the tmpfs at {TMPFS} holds 40960 KiB, more than the new size 32M (setting distcc_tmpfs_size)" in run.output
-        assert "copy out what you need" in run.output
+        assert f"the tmpfs at {TMPFS} holds 40960 KiB, more than the new size 32M (setting distcc_tmpfs_size)" in run.words
+        assert "copy out what you need" in run.words
         assert sh(builder.container, f"stat -c %s {TMPFS}/vmlinux.o").strip() == str(40 * 1024**2)
     finally:
         sh(builder.container, f"rm -f {TMPFS}/vmlinux.o")
@@ -742,8 +739,8 @@ def test_a_name_that_resolves_to_another_host_is_refused_before_any_change(build
         else:
             expected = (f"host {builder.fqdn}: the builder resolves worker1.distcc.internal to 172.31.250.99 (its "
                         f"addresses are {owner.address}), so distcc would send those workers' jobs to other hosts.")
-        assert expected in run.stderr, run.stderr[-3000:]
-        assert "Nothing was changed on any host." in run.stderr and "--> Beginning operation run" not in run.stderr
+        assert expected in run.error, run.stderr[-3000:]
+        assert "Nothing was changed on any host." in run.error and "--> Beginning operation run" not in run.stderr
         assert cluster_digest() == before
     finally:
         sh(node.container, HOSTS_RESTORE)
@@ -767,8 +764,8 @@ def test_two_mode_switches_at_once_one_runs_the_other_is_refused(builder, tmp_pa
     assert sorted(codes)[0] == 0 and sorted(codes)[1] != 0, outputs
     refused = outputs[codes.index(max(codes))][1]
     assert "another run holds this cluster's run lock (/run/lock/pyinfra-distcc-farm on the builder): " \
-           "mode_switch run by" in refused, refused[-3000:]
-    assert "Nothing was changed on any host." in refused and "--> Beginning operation run" not in refused
+           "mode_switch run by" in words_of(refused), refused[-3000:]
+    assert "Nothing was changed on any host." in words_of(refused) and "--> Beginning operation run" not in refused
     assert refused.isascii()
     live = [line for line in sh(builder.container, "cat /etc/fstab").splitlines()
             if not line.lstrip().startswith("#") and f" {TMPFS} " in f" {line} "]
@@ -793,13 +790,13 @@ def test_a_lock_left_by_a_run_that_died(builder, machine):
         run = deploy("mode_switch", json_output=False)
         if machine.startswith("this"):
             assert run.returncode == 0, run.stderr[-3000:]
-            assert "taking over the run lock of a run that is over: mode_switch run by ada@" in run.stderr
+            assert "taking over the run lock of a run that is over: mode_switch run by ada@" in run.words
             assert sh(builder.container, f"test -e {RUN_LOCK} || echo given back").strip() == "given back"
         else:
             assert run.returncode != 0
             assert ("mode_switch run by ada@laptop-of-someone-else (pid 4194311), holding it since "
-                    "2026-12-06T20:00:00Z") in run.stderr
-            assert f"remove the lock on the builder (sudo rm -r {RUN_LOCK}) and run again" in run.stderr
+                    "2026-12-06T20:00:00Z") in run.error
+            assert f"remove the lock on the builder (sudo rm -r {RUN_LOCK}) and run again" in run.error
             assert "--> Beginning operation run" not in run.stderr
     finally:
         sh(builder.container, f"rm -rf {RUN_LOCK}")
@@ -846,7 +843,7 @@ def test_validation_fails_the_unreachable_worker_with_the_fix(unreachable_worker
     # The cause pyinfra met while connecting, and the fix, in one paragraph.
     assert finding["detail"].startswith(f"{target.fqdn} ("), finding
     assert "did not answer SSH" in finding["detail"] and "Fix: if it belongs in this run, power it on" in finding["detail"]
-    assert f"FAIL H-REACHABLE {target.fqdn}: {target.fqdn} (" in validation.stderr
+    assert f"FAIL H-REACHABLE {target.fqdn}: {target.fqdn} (" in words_of(validation.stderr)
 
 
 def test_unreachable_worker_does_not_stop_the_others(unreachable_worker_run, builder, workers):
@@ -1072,16 +1069,17 @@ def test_apt_lock_held_names_the_holder_and_the_fix(apt_target, builder, workers
     cleanups.append(f"kill {pid}")
     run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py", data={"distcc_apt_lock_wait": 3})
     assert run.returncode != 0
-    lines = host_lines(run, target)
+    told = words_of("\n".join(host_lines(run, target)))
     assert (
         "dpkg is locked: another package manager run holds its lock and did not let go within 3s (setting "
-        "distcc_apt_lock_wait), so distcc cannot be installed:"
-    ) in lines
-    assert f"/var/lib/dpkg/lock-frontend held by pid {pid}: apt-lock-holder" in lines
+        "distcc_apt_lock_wait), so distcc cannot be installed: /var/lib/dpkg/lock"
+    ) in told
+    assert f"/var/lib/dpkg/lock-frontend held by pid {pid}: apt-lock-holder" in host_lines(run, target)
     assert (
         "Fix: let it finish (unattended-upgrades or apt-daily often runs after boot) or stop it, then run the "
         "deploy again; or raise distcc_apt_lock_wait."
-    ) in lines
+    ) in told
+    assert all(len(line) <= 100 for line in host_lines(run, target) if "held by pid" in line)
     assert not docker_host(target).package("distcc").is_installed
     assert "--> Results:" in run.output
     for worker in workers:
@@ -1115,7 +1113,7 @@ def test_interrupted_dpkg_names_the_fix(apt_target):
     assert (
         "dpkg was interrupted in an earlier run (/var/lib/dpkg/updates is not empty), so distcc cannot be "
         "installed. Fix: run 'sudo dpkg --configure -a' on this host, then run the deploy again."
-    ) in host_lines(run, target)
+    ) in words_of("\n".join(host_lines(run, target)))
 
 
 def test_broken_sources_list_gives_apts_own_error(apt_target):

@@ -3,10 +3,22 @@ that validation names the right host and check ID, then that the next mode
 switch heals it. Validation itself must change nothing."""
 
 import json
+import re
 
 import pytest
 
-from tests.lab.harness import DEFAULT_GCC, GCC_DRIVER_PACKAGE, OLDER_GCC, REPO, cluster_digest, deploy, gcc_version, pyinfra, sh
+from tests.lab.harness import (
+    DEFAULT_GCC,
+    GCC_DRIVER_PACKAGE,
+    OLDER_GCC,
+    REPO,
+    cluster_digest,
+    deploy,
+    gcc_version,
+    paragraphs_of,
+    pyinfra,
+    sh,
+)
 
 REPORT = REPO / "reports" / "validate.json"
 
@@ -17,9 +29,14 @@ def validate(*options: str) -> tuple[int, set[str], str]:
 
 
 def validate_report(*options: str, timeout: int = 600, data: dict | None = None) -> tuple[int, dict, str]:
+    """Validation's exit code, JSON report and output, each problem it
+    prints wrapped within 100 columns put back on one line."""
     REPORT.unlink(missing_ok=True)
     run = pyinfra(*options, "deploys/cluster_distcc_validate.py", json_output=False, timeout=timeout, data=data)
-    return run.returncode, json.loads(REPORT.read_text()), run.stderr
+    # pyinfra's own lines start with four spaces and a host's name.
+    assert all(len(line) <= 100 for line in run.stderr.splitlines() if re.match(r"(FAIL |WARN |  \S)", line)), \
+        run.stderr[-3000:]
+    return run.returncode, json.loads(REPORT.read_text()), "\n".join(paragraphs_of(run.stderr))
 
 
 def outcomes(report: dict) -> dict[str, list[tuple[str, str]]]:
@@ -221,7 +238,8 @@ def test_smoke_test_names_the_missing_whitelist_link(worker):
     sh(worker.container, "rm /usr/lib/distcc/x86_64-linux-gnu-gcc")
     smoke = deploy("cluster_distcc_smoketest", json_output=False)
     assert smoke.returncode != 0
-    assert f"{worker.fqdn}  FAIL  cause: the compiler is not in the worker's /usr/lib/distcc whitelist" in smoke.stderr
+    cause = f"FAIL gcc {worker.fqdn}: the compiler is not in the worker's /usr/lib/distcc whitelist"
+    assert cause in paragraphs_of(smoke.stderr), smoke.stderr[-3000:]
     assert f"smoke test FAILED on {worker.fqdn}" in smoke.stderr
     assert deploy("mode_switch").returncode == 0
     again = deploy("cluster_distcc_smoketest", json_output=False)

@@ -27,7 +27,8 @@ def test_builder_name_on_loopback_is_refused_before_any_change(workers):
         before = cluster_digest()
         run = deploy("mode_switch", json_output=False)
         assert run.returncode != 0
-        message = next(line for line in run.stderr.splitlines() if "resolves on this worker to 127.0.1.1" in line)
+        message = run.error
+        assert "resolves on this worker to 127.0.1.1" in message
         assert f"host {worker.fqdn}: the builder's name builder.distcc.internal resolves on this worker" in message
         assert "Fix: make builder.distcc.internal resolve to the builder's LAN address" in message
         assert message.rstrip().endswith("Nothing was changed on any host.") and message.isascii()
@@ -81,7 +82,8 @@ def test_a_unit_changed_by_hand_is_refused_before_any_change(workers, case):
         before = cluster_digest()
         run = deploy("mode_switch", json_output=False)
         assert run.returncode != 0
-        message = next(line for line in run.stderr.splitlines() if named in line)
+        message = run.error
+        assert named in message, message
         assert f"host {worker.fqdn}: " in message and "Fix: " in message
         assert message.rstrip().endswith("Nothing was changed on any host.") and message.isascii()
         assert "--> Beginning operation run" not in run.stderr
@@ -114,7 +116,8 @@ def test_the_build_users_own_overrides_are_refused_before_any_change(builder, ca
         before = cluster_digest()
         run = deploy("mode_switch", json_output=False)
         assert run.returncode != 0
-        message = next(line for line in run.stderr.splitlines() if named in line)
+        message = run.error
+        assert named in message, message
         assert f"host {builder.fqdn}: the build user pi's own shell files take compiles away from the farm" in message
         assert message.rstrip().endswith("Nothing was changed on any host.") and message.isascii()
         assert cluster_digest() == before

@@ -56,7 +56,8 @@ def test_validation_passes_every_check_with_the_cross_compiler(nodes):
 
 
 def test_smoke_test_compiles_natively_and_for_aarch64_on_every_worker(nodes):
-    run = deploy("cluster_distcc_smoketest", data=DATA, json_output=False)
+    # The wide form: a line per compile, with all its evidence.
+    run = deploy("cluster_distcc_smoketest", data={**DATA, "distcc_wide_tables": "True"}, json_output=False)
     print(run.stderr[-4000:])
     workers = by_role(nodes, "worker")
     assert run.returncode == 0, run.stderr[-4000:]

@@ -11,7 +11,7 @@ import shlex
 
 import pytest
 
-from tests.lab.harness import REPO, deploy, pyinfra, running_lab, sh
+from tests.lab.harness import REPO, deploy, paragraphs_of, pyinfra, running_lab, sh
 from tests.lab.kernel_guide import TREE, block
 
 DATA = {"distcc_ccache": "True", "distcc_pump": "True"}
@@ -187,7 +187,7 @@ def test_the_kernel_guides_ccache_and_pump_build_caches_what_the_workers_preproc
 def test_the_smoke_test_runs_its_pump_path(nodes):
     run = deploy("cluster_distcc_smoketest", data=DATA, json_output=False)
     assert run.returncode == 0, run.stderr[-4000:]
-    line = next(x for x in run.stderr.splitlines() if x.startswith("pump path "))
+    line = next(x for x in paragraphs_of(run.stderr) if x.startswith("pump path "))
     assert "preprocessed and compiled on workers, 0 preprocessed here" in line and line.endswith("PASS"), line
 
 

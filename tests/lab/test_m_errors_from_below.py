@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.lab.harness import Run, deploy, settled_digest, sh
+from tests.lab.harness import Run, deploy, paragraphs_of, settled_digest, sh
 
 SUDOERS_FILE = "/etc/sudoers.d/010_pi-nopasswd"
 PORT = 3632
@@ -31,9 +31,8 @@ def lines_of(run: Run, fqdn: str) -> list[str]:
 
 
 def pyinfra_error(run: Run) -> str:
-    errors = [line for line in run.output.splitlines() if line.startswith("--> pyinfra error")]
-    assert errors, run.output[-3000:]
-    return errors[-1]
+    """The paragraph of pyinfra's last error, as words."""
+    return run.error
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +129,7 @@ def test_validation_names_the_program_on_distccds_port_never_distccd(port_held, 
     target, pid = port_held
     run = deploy("cluster_distcc_validate", json_output=False, data={"distcc_report_path": str(tmp_path / "v.json")})
     assert run.returncode != 0
-    fails = [line for line in run.output.splitlines() if line.startswith("FAIL ")]
+    fails = [line for line in paragraphs_of(run.output) if line.startswith("FAIL ")]
     mine = [line for line in fails if line.startswith(f"FAIL W-DISTCCD {target.fqdn}: ")]
     assert mine, fails
     assert f"port {PORT} is held by perl (pid {pid}, not distccd)" in mine[0]

@@ -146,9 +146,9 @@ def test_a_node_that_does_not_come_back_in_time_is_named_with_the_command_to_loo
     try:
         run = deploy("k3s_mode", json_output=False, data={"distcc_k3s_timeout": 12, "distcc_discard_tmpfs": True})
         assert run.returncode != 0
-        assert f"k3s nodes {late.hostname} ({late.name}): not Ready after" in run.stderr
-        assert "(setting distcc_k3s_timeout)" in run.stderr
-        assert "sudo k3s kubectl describe node NAME" in run.stderr
+        assert f"k3s nodes {late.hostname} ({late.name}): not Ready after" in run.words
+        assert "(setting distcc_k3s_timeout)" in run.words
+        assert "sudo k3s kubectl describe node NAME" in run.words
         # An agent's unit is Type=exec: active, although the node is not Ready.
         assert docker_host(late).service("k3s-agent").is_running
     finally:

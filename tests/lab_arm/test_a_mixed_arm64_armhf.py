@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.lab.harness import paragraphs_of
+
 pytestmark = pytest.mark.arm
 
 ARCHS = {"builder": ("arm64", "aarch64-linux-gnu"), "worker1": ("arm64", "aarch64-linux-gnu"),
@@ -61,7 +63,7 @@ def test_validation_names_the_armhf_workers_compiler(mixed):
     failed = json.loads(mixed.report.read_text())["failed"]
     assert sorted(f.split(".")[0] for f in failed) == ["H-GCC@worker2", "W-COMPILERS@worker2"], failed
     mixed.assert_distccd_tmp_read(["worker1", "worker2"])
-    line = next(x for x in run.stderr.splitlines() if x.startswith("FAIL W-COMPILERS worker2."))
+    line = next(x for x in paragraphs_of(run.stderr) if x.startswith("FAIL W-COMPILERS worker2."))
     # Plain names: the ARM client rewrites cc to gcc and sends no triplet.
     gcc = mixed.sh("worker2", "readlink -f /usr/bin/gcc")
     assert f"`gcc` (what the builder sends for cc) is {gcc}" in line, line
@@ -70,7 +72,7 @@ def test_validation_names_the_armhf_workers_compiler(mixed):
     assert "for arm-linux-gnueabihf (dpkg armhf), but the builder's is for aarch64-linux-gnu (dpkg arm64)" in line
     assert line.count("Fix: ") == 1
     assert "Fix: run the builder's architecture (arm64) on this worker, or remove it from the workers group" in line
-    gcc_line = next(x for x in run.stderr.splitlines() if x.startswith("FAIL H-GCC worker2."))
+    gcc_line = next(x for x in paragraphs_of(run.stderr) if x.startswith("FAIL H-GCC worker2."))
     assert "objects would be for the wrong CPU; run the builder's architecture (arm64)" in gcc_line, gcc_line
     assert "CROSS_COMPILE" not in line  # Debian has no aarch64 cross compiler for armhf
 
@@ -82,7 +84,7 @@ def test_smoke_test_never_passes_the_wrong_target(mixed):
     print(run.stderr[-6000:])
     assert run.returncode != 0
     assert "smoke test: 1 of 2 workers PASS" in run.stderr
-    line = next(x for x in run.stderr.splitlines() if x.strip().startswith("worker2.") and " FAIL " in x)
+    line = next(x for x in paragraphs_of(run.stderr) if x.startswith("FAIL gcc worker2."))
     assert "ELF differs ELF32/ARM/ (builder: ELF64/AArch64/)" in line, line
 
 

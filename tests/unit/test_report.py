@@ -147,6 +147,16 @@ def worker_table(text: str) -> list[str]:
     return lines[start: lines.index("", start)]
 
 
+def test_docs_show_what_the_builder_section_prints():
+    """docs/build-report.md's example is the builder's section for the make
+    -j8 client log, every line within 100 columns."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "build-report.md").read_text()
+    text = render(build_report({}, {}, lines("client-make-j8.log"), []))
+    section = text[text.index("builder (from"): text.index("\n\nbackoff")]
+    assert f"```text\n{section}\n```" in docs
+    assert max(len(line) for line in section.splitlines()) <= 100
+
+
 def test_failure_reasons_commonest_first():
     jobs = parse_worker_log(lines("worker-failures.log") + lines("worker1-make-j8.log"))
     assert failure_reasons(jobs) == "compiler error 2, whitelist 1, access denied 1, timeout 1, disconnect 1"

@@ -45,9 +45,12 @@ WORKER = "worker1.distcc.internal"
 
 
 def refusal(data: dict, name: str = WORKER) -> str:
+    """The refusal's paragraph, after checking that pyinfra prints it within
+    100 columns (on the lines after its own "--> pyinfra error ...:")."""
     with pytest.raises(SettingsError) as raised:
         settings_for(FakeHost(name, data))
-    return str(raised.value)
+    assert max(len(line) for line in str(raised.value).splitlines()) <= 100, str(raised.value)
+    return raised.value.paragraph
 
 
 def assert_one_clear_paragraph(message: str, host: str, setting: str) -> None:
@@ -285,7 +288,8 @@ INVENTORY_FIX = "edit the inventory (see inventories/cluster.py). Nothing was ch
 def inventory_refusal(**groups) -> str:
     with pytest.raises(SettingsError) as raised:
         check_inventory(FakeInventory(**groups))
-    message = str(raised.value)
+    assert max(len(line) for line in str(raised.value).splitlines()) <= 100, str(raised.value)
+    message = raised.value.paragraph
     assert message.isascii() and "\n" not in message
     assert message.startswith("inventory: ") and message.endswith(INVENTORY_FIX)
     return message

@@ -65,7 +65,7 @@ def test_worker_tmp_size_that_cannot_be_parsed_or_is_tiny_is_refused(value):
 
     with pytest.raises(SettingsError) as raised:
         _settings({"distcc_worker_tmp_size": value})
-    assert str(raised.value) == (
+    assert raised.value.paragraph == (
         f"host {WORKER}: setting distcc_worker_tmp_size = {ascii(value)} is not a size of at least 16M. Fix: write it "
         f"as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M' (in the inventory's host data, "
         f"inventories/group_data/ or --data). Nothing was changed on any host."

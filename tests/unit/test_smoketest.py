@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from deploys.library.smoketest import NATIVE, builder_script, distccd_cc1, judge_worker, worker_script, worker_verdict
+from deploys.library.smoketest import (
+    NATIVE,
+    builder_script,
+    distccd_cc1,
+    judge_worker,
+    render_smoke,
+    smoke_outcome,
+    worker_script,
+    worker_verdict,
+)
 from lab.capture_fact import command_sha256
 
 SMOKE = Path(__file__).parent / "smoke"
@@ -102,3 +111,19 @@ def test_a_cross_compiler_broken_on_the_builder_is_named_as_the_builders():
         assert cause.startswith(f"{CROSS} failed on the builder before the job was sent"), cause
         assert "fatal error: cannot execute 'cc1'" in cause, cause
         assert "repair the builder's aarch64-linux-gnu-gcc: reinstall Debian's gcc-aarch64-linux-gnu" in cause, cause
+
+
+def test_docs_show_what_the_smoke_test_prints():
+    """docs/validation.md's example is the smoke test's default output for
+    the captured cross-whitelist-missing case; its wide form is the line per
+    compile, with the evidence, that the lab tests read."""
+    fixture = load("cross-whitelist-missing")
+    outcome = smoke_outcome(
+        fixture["marker"], "builder.distcc.internal", fixture["workers"], fixture["builder_lines"],
+        fixture["worker_lines"], fixture["timeout"], fixture["cross"],
+    )
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "validation.md").read_text()
+    assert f"```text\n{render_smoke(outcome).strip()}\n```" in docs
+    wide = render_smoke(outcome, wide=True).splitlines()
+    assert f"  worker1.distcc.internal  FAIL  {CROSS}: cause: the compiler is not in the worker's /usr/lib/distcc whitelist" in wide
+    assert any(line.startswith(f"  worker2.distcc.internal  PASS  {CROSS}: client: compiled on worker") for line in wide)

@@ -51,7 +51,8 @@ SCRIPTS = {
     "k3s-stopped.sh.j2": {
         "enabled": ["k3s-agent.service"], "stop": True, "pods": True, "running": ["k3s-agent.service"],
         "units": ["k3s-agent.service"], "grace": 30, "report": POD_STOP_REPORT, "k3s_paths": K3S_PATHS,
-        "killall": "/usr/local/bin/k3s-killall.sh", "fix": "stop what starts them again", "ticks": 25,
+        "killall": "/usr/local/bin/k3s-killall.sh", "ticks": 25,
+        "leftover_message": '"k3s is stopped but $k3s_left k3s processes and $shims containerd-shim"' ' "processes (pods) still run."',
         "shim_names": SHIM_NAMES, "k3s_names": K3S_NAMES,
     },
 }

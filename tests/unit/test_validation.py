@@ -9,44 +9,29 @@ check functions evaluate it. No host is needed here.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 import pytest
-from pyinfra.api import Inventory
 
-from deploys.library.validation.checks import CHECKS, COLUMNS, REGISTRY, evaluate_cluster
+from deploys.library.validation.checks import CHECKS, COLUMNS, REGISTRY
 from deploys.library.validation.checks.host import gcc_package_reads
-from deploys.library.validation.model import FAIL, PASS, WARN, Check, Cluster
+from deploys.library.validation.model import FAIL, PASS, WARN, Check
 from deploys.library.validation.render import WIDE_HINT, first_problem, render_table
-from deploys.library.validation.survey import NOT_CONNECTED
-from facts.compiler import GccPackage
 from facts.survey import HostSurvey, parse_surveys
 from lab.capture_fact import command_sha256
+from tests.unit.captured import (
+    BUILDER,
+    SURVEYS,
+    WORKER1,
+    WORKER2,
+    evaluate_case,
+    load,
+    roles_of,
+    sixteen_worker_cluster,
+)
 
-SURVEYS = Path(__file__).parent / "surveys"
-BUILDER = "builder.distcc.internal"
-WORKER1 = "worker1.distcc.internal"
-WORKER2 = "worker2.distcc.internal"
 HEAL = "run deploys/mode_switch.py"
-
-
-def load(case: str) -> dict:
-    return json.loads((SURVEYS / f"{case}.json").read_text())
-
-
-def evaluate_case(case: str) -> dict[str, list[Check]]:
-    fixture = load(case)
-    shape = fixture["inventory"]
-    names = [(name, fixture["host_data"][name]) for name in shape["builder"] + shape["workers"]]
-    inventory = Inventory((names, {}), builder=(shape["builder"], {}), workers=(shape["workers"], {}))
-    surveys = parse_surveys(fixture["outputs"])
-    unsurveyed = {n: NOT_CONNECTED for n, lines in fixture["outputs"].items() if lines is None}
-    # Validation's second command, as read_gcc_packages puts it in.
-    for name, lines in fixture.get("gcc_package", {}).items():
-        surveys[name]["gcc_package"] = GccPackage().process(lines)
-    return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
 
 
 def outcome(case: str, host: str, check_id: str) -> Check:
@@ -154,11 +139,6 @@ def test_healthy_lab_passes_every_check_that_applies():
     assert not_passing("healthy") == set()
 
 
-def roles_of(case: str) -> dict[str, str]:
-    shape = load(case)["inventory"]
-    return {**{name: "builder" for name in shape["builder"]}, **{name: "worker" for name in shape["workers"]}}
-
-
 def table_part(text: str) -> list[str]:
     """The lines before the problem lines and the counts."""
     lines = text.splitlines()
@@ -166,29 +146,44 @@ def table_part(text: str) -> list[str]:
 
 
 def after_the_table(results: dict[str, list[Check]]) -> list[str]:
-    """The problem lines and the counts, as validation has always printed
-    them: users and the lab tests grep `FAIL H-GCC worker2...` and the counts."""
+    """The problem lines and the counts, each problem on one line, as the
+    wide form prints them: users and the lab tests grep `FAIL H-GCC
+    worker2...` and the counts."""
     problems = [f"{c.result} {c.id} {host}: {c.detail}" for host, checks in results.items() for c in checks if c.result != PASS]
     counts = [sum(c.result == r for checks in results.values() for c in checks) for r in (PASS, WARN, FAIL)]
     return [*([""] + problems if problems else []), "", "validation: {} PASS, {} WARN, {} FAIL".format(*counts)]
 
 
+def paragraphs_joined(lines: list[str]) -> list[str]:
+    """Wrapped output as its paragraphs: a line that starts with two spaces
+    continues the one before it."""
+    joined: list[str] = []
+    for line in lines:
+        if line.startswith("  ") and joined:
+            joined[-1] += " " + line.strip()
+        else:
+            joined.append(line)
+    return joined
+
+
 def test_default_table_is_one_line_per_host():
     table = render_table(evaluate_case("healthy"), roles_of("healthy"))
     assert table_part(table) == [
-        "host                     role     ok  warn  FAIL  first problem",
-        "builder.distcc.internal  builder  16     0     0  -",
-        "worker1.distcc.internal  worker   17     0     0  -",
-        "worker2.distcc.internal  worker   17     0     0  -",
+        "host                     role     PASS  WARN  FAIL  first problem",
+        "builder.distcc.internal  builder    16     0     0  -",
+        "worker1.distcc.internal  worker     17     0     0  -",
+        "worker2.distcc.internal  worker     17     0     0  -",
         WIDE_HINT,
     ]
     assert table.endswith("\n\nvalidation: 50 PASS, 0 WARN, 0 FAIL") and table.isascii()
 
 
-def test_readme_shows_what_validation_prints():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+def test_docs_show_what_validation_prints():
+    """docs/validation.md's example is what validation prints by default
+    for the captured distccd-stopped lab."""
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "validation.md").read_text()
     table = render_table(evaluate_case("distccd-stopped"), roles_of("distccd-stopped"))
-    assert f"```text\n{table}\n```" in readme
+    assert f"```text\n{table}\n```" in docs
 
 
 def test_wide_table_names_columns_in_words_and_prints_the_legend():
@@ -196,7 +191,7 @@ def test_wide_table_names_columns_in_words_and_prints_the_legend():
     header = table.splitlines()[0]
     assert header.split(" | ")[1].split() == [COLUMNS[c] for c in CHECKS]
     assert "columns: reachable=H-REACHABLE, tmpfs=B-TMPFS," in table
-    assert f"{BUILDER} | ok " in table and table.isascii()
+    assert f"{BUILDER} | PASS " in table and table.isascii()
     assert WIDE_HINT not in table
     assert table.endswith("validation: 50 PASS, 0 WARN, 0 FAIL")
 
@@ -207,26 +202,6 @@ def test_a_host_line_names_its_first_fail_before_any_warn():
     assert first_problem(checks) == checks[2]
     assert first_problem(checks[:2]) == checks[1]
     assert first_problem(checks[:1]) is None
-
-
-# Sixteen workers, each with the checks one captured case gave its worker:
-# healthy ones, and one broken way each, as a real farm half-way through a
-# bad day looks. The builder's tmpfs is hidden under another mount.
-SIXTEEN_WORKERS = [
-    ("healthy", WORKER1), ("gcc-mismatch", WORKER1), ("distccd-stopped", WORKER1), ("open-insecure-wildcard", WORKER1),
-    ("worker-distcc-removed", WORKER1), ("dns-worker", WORKER1), ("noroute-worker", WORKER1), ("firewall-drop", WORKER1),
-    ("k3s-enabled", WORKER1), ("distccd-tmp-small", WORKER1), ("allow-wrong", WORKER1),
-    ("hosts-loopback-builder", WORKER1), ("jobs-200", WORKER1), ("mtu-worker", WORKER1), ("healthy", WORKER2),
-    ("worker-unreachable", WORKER2),
-]
-
-
-def sixteen_worker_cluster(worker_name=lambda i: f"worker{i}.distcc.internal") -> tuple[dict, dict]:
-    results = {BUILDER: evaluate_case("tmpfs-hidden")[BUILDER]}
-    for i, (case, host) in enumerate(SIXTEEN_WORKERS, start=1):
-        results[worker_name(i)] = evaluate_case(case)[host]
-    roles = {name: "worker" for name in results} | {BUILDER: "builder"}
-    return results, roles
 
 
 def test_at_16_workers_the_default_table_fits_100_columns_and_the_problem_lines_stay():
@@ -244,10 +219,15 @@ def test_at_16_workers_the_default_table_fits_100_columns_and_the_problem_lines_
     assert rows["worker1.distcc.internal"].endswith("  -")
     assert "  H-REACHABLE: pyinfra could not connect" in rows["worker16.distcc.internal"]
     assert "  B-TMPFS: findmnt lists a tmpfs mounted at" in rows[BUILDER]
-    # Then the causes and fixes, one unwrapped line each, and the counts, as before.
-    assert text.splitlines()[len(table):] == after_the_table(results)
+    # Then the causes and fixes, a paragraph each within 100 columns, its
+    # later lines indented, and the counts.
+    after = text.splitlines()[len(table):]
+    assert max(len(line) for line in after) <= 100
+    assert paragraphs_joined(after) == after_the_table(results)
+    assert any(line.startswith("  ") for line in after)
     assert "FAIL H-GCC worker2.distcc.internal: gcc 13.3.0" in text
-    assert max(len(line) for line in text.splitlines()) > 200
+    # The wide form keeps each on one line.
+    assert max(len(line) for line in render_table(results, roles, wide=True).splitlines()) > 200
 
 
 def test_at_16_workers_the_wide_setting_gives_the_full_matrix():

@@ -8,7 +8,6 @@ import sys
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
-from pyinfra.api.exceptions import PyinfraError
 from pyinfra.context import ctx_state
 
 from deploys.library.cluster import check_inventory, first_loader
@@ -18,9 +17,10 @@ from deploys.library.validation.model import FAIL, Cluster
 from deploys.library.validation.render import render_table, write_report
 from deploys.library.validation.survey import NOT_CONNECTED, read_gcc_packages, survey_hosts
 from operations._connection import connect_failure
+from operations._printed import Refusal
 
 
-class ValidationFailed(PyinfraError):
+class ValidationFailed(Refusal):
     """At least one check FAILed; the message names each."""
 
 
