@@ -852,7 +852,7 @@ def test_unreachable_worker_does_not_stop_the_others(unreachable_worker_run, bui
     assert (
         f"worker {target.fqdn} is not reachable in this run and has no distcc_jobs; it is left out of the host "
         "list until the next run reaches it"
-    ) in "\n".join(host_lines(run, builder))
+    ) in words_of(run.output)
     assert target.fqdn not in hosts_file
     assert all(w.fqdn in hosts_file for w in others)
     assert not docker_host(builder).service("k3s").is_running
