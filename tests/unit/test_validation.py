@@ -178,10 +178,11 @@ def test_default_table_is_one_line_per_host():
     assert table.endswith("\n\nvalidation: 50 PASS, 0 WARN, 0 FAIL") and table.isascii()
 
 
-def test_docs_show_what_validation_prints():
-    """docs/validation.md's example is what validation prints by default
-    for the captured distccd-stopped lab."""
-    docs = (Path(__file__).resolve().parents[2] / "docs" / "validation.md").read_text()
+@pytest.mark.parametrize("doc", ["docs/validation.md", "README.md"])
+def test_docs_show_what_validation_prints(doc):
+    """docs/validation.md's and README's example is what validation prints
+    by default for the captured distccd-stopped lab."""
+    docs = (Path(__file__).resolve().parents[2] / doc).read_text()
     table = render_table(evaluate_case("distccd-stopped"), roles_of("distccd-stopped"))
     assert f"```text\n{table}\n```" in docs
 
