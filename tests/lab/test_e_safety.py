@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import os
 import re
 import runpy
 import shlex
@@ -30,18 +29,21 @@ from facts.mounts import TmpfsMount, parse_mount_point
 from lab import docker_lab
 from operations import distcc, mounts
 from tests.lab.harness import (
-    INVENTORY,
-    PYINFRA,
     REPO,
     Run,
+    big_c_source,
     cluster_digest,
     deploy,
     docker_host,
+    host_lines,
+    ok,
+    pyinfra,
+    pyinfra_error,
     running_lab,
     settled_digest,
     sh,
+    start_pyinfra,
 )
-from tests.lab.test_c_operations import big_c_source
 
 TMPFS = "/tmp/kernel-build"
 DROPIN_DIR = "/etc/systemd/system/distcc.service.d"
@@ -60,43 +62,10 @@ LOCK_HOLDER = (
 # --- running pyinfra -------------------------------------------------------------
 
 
-def pyinfra_command(
-    inventory: str, deploy_file: str, *extra: str, data: dict | None = None, dry: bool = False, yes: bool = True
-) -> list[str]:
-    command = [PYINFRA, "--dry"] if dry else [PYINFRA, "-y"] if yes else [PYINFRA]
-    for key, value in (data or {}).items():
-        command += ["--data", f"{key}={json.dumps(value) if isinstance(value, list) else value}"]
-    return [*command, *extra, inventory, deploy_file]
-
-
-def pyinfra_env(yes: bool) -> dict[str, str]:
-    # --dry goes without -y: -y skips change detection, so it would plan nothing.
-    return {k: v for k, v in os.environ.items() if yes or k != "PYINFRA_YES"}
-
-
-def run_pyinfra(
-    inventory: str | Path, deploy_file: str, *extra: str, data: dict | None = None, dry: bool = False,
-    yes: bool = True, timeout: int = 600,
-) -> Run:
-    """pyinfra -y INVENTORY DEPLOY from the repository root, output as text.
-    With yes=False pyinfra plans, then asks for Enter on an empty stdin and
-    stops (EOFError): it shows what planning refuses, and changes nothing."""
-    command = pyinfra_command(str(inventory), deploy_file, *extra, data=data, dry=dry, yes=yes)
-    proc = subprocess.run(
-        command, cwd=REPO, env=pyinfra_env(yes and not dry), capture_output=True, text=True, timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
-
-
 def run_interrupted(data: dict, marker: str, interrupt: Callable[[subprocess.Popen], None], timeout: int = 300) -> Run:
     """A mode switch on the lab that is interrupted the moment its output
     shows `marker`; returns what it printed and its exit status."""
-    command = pyinfra_command("inventories/lab.py", "deploys/mode_switch.py", data=data)
-    proc = subprocess.Popen(
-        command, cwd=REPO, env=pyinfra_env(True), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        stdin=subprocess.DEVNULL,
-    )
+    proc = start_pyinfra("deploys/mode_switch.py", data=data, json_output=False, merge_output=True)
     seen = []
     for line in proc.stdout:
         seen.append(line)
@@ -107,11 +76,6 @@ def run_interrupted(data: dict, marker: str, interrupt: Callable[[subprocess.Pop
     output = "".join(seen) + (rest or "")
     assert marker in output, output[-3000:]
     return Run(proc.returncode, output, "")
-
-
-def ok(run: Run) -> Run:
-    assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
-    return run
 
 
 def switch(**data) -> Run:
@@ -128,18 +92,6 @@ def validate(tmp_path: Path, **data) -> Run:
     run = deploy("cluster_distcc_validate", json_output=False, data={**data, "distcc_report_path": str(tmp_path / "v.json")})
     assert run.returncode == 0 and " 0 FAIL" in run.stderr, run.stderr[-4000:]
     return run
-
-
-def pyinfra_error(run: Run) -> str:
-    """The one paragraph pyinfra prints for a refused run."""
-    found = re.search(r"--> pyinfra error in \S+ line \d+: (.+)", run.output)
-    assert found, run.output[-3000:]
-    return found.group(1)
-
-
-def host_lines(run: Run, node: docker_lab.Node) -> list[str]:
-    prefix = f"[{node.fqdn}] "
-    return [line.strip()[len(prefix):].strip() for line in run.output.splitlines() if line.strip().startswith(prefix)]
 
 
 # --- generated inventories ----------------------------------------------------------
@@ -328,7 +280,7 @@ def bad_input_run(case: dict, builder, workers, tmp_path: Path) -> tuple[Run, di
         None if worker_roles is None else workers if worker_roles == "all" else [roles[r] for r in worker_roles],
         host_data,
     )
-    run = run_pyinfra(inventory, "deploys/mode_switch.py", data=case.get("cli"))
+    run = deploy("mode_switch", inventory=inventory, data=case.get("cli"), json_output=False)
     return run, names
 
 
@@ -353,9 +305,9 @@ def test_open_allow_list_is_accepted_with_allow_open_ok(k3s_baseline, builder, w
     first = workers[0]
     data = {first.container: {"distcc_allow": ["0.0.0.0/0"], "distcc_allow_open_ok": True}}
     inventory = write_inventory(tmp_path, [builder], workers, data)
-    run = run_pyinfra(inventory, "deploys/mode_switch.py", "--diff", dry=True)
+    run = pyinfra("--dry", "--diff", "deploys/mode_switch.py", inventory=inventory, json_output=False)
     assert run.returncode == 0, run.output[-3000:]
-    assert f"Will modify {OVERRIDE}" in "\n".join(host_lines(run, first))
+    assert f"Will modify {OVERRIDE}" in "\n".join(host_lines(run, first.fqdn))
     assert "--allow 0.0.0.0/0" in run.output
     assert "opens distccd" not in run.output
     assert settled_digest() == k3s_baseline
@@ -363,7 +315,7 @@ def test_open_allow_list_is_accepted_with_allow_open_ok(k3s_baseline, builder, w
 
 def test_control_the_same_generated_inventory_with_good_data_does_change_hosts(k3s_baseline, builder, workers, tmp_path):
     inventory = write_inventory(tmp_path, [builder], workers)
-    run = run_pyinfra(inventory, "deploys/mode_switch.py")
+    run = deploy("mode_switch", inventory=inventory, json_output=False)
     assert run.returncode == 0, run.output[-3000:]
     assert settled_digest() != k3s_baseline
     assert not docker_host(builder).service("k3s").is_running
@@ -380,9 +332,9 @@ def tmpfs_over_files(builder):
     sh(builder.container, f"mkdir -p {TMPFS} && echo 'notes of the user' > {TMPFS}/notes.txt")
     try:
         before = settled_digest()
-        planned = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py", yes=False)
+        planned = deploy("mode_switch", json_output=False, yes=False)
         unchanged = settled_digest() == before
-        run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py")
+        run = deploy("mode_switch", json_output=False)
         found = {
             "content": sh(builder.container, f"cat {TMPFS}/notes.txt", check=False),
             "mounted": sh(builder.container, f"findmnt -rn -M {TMPFS} -o FSTYPE", check=False).strip(),
@@ -440,7 +392,7 @@ def test_a_tmpfs_hidden_by_a_later_mount_on_tmp_is_named_and_refused_before_any_
     try:
         before = settled_digest()
         for deploy_file in ("deploys/mode_switch.py", "deploys/k3s_mode.py"):
-            run = run_pyinfra("inventories/lab.py", deploy_file)
+            run = pyinfra(deploy_file, json_output=False)
             assert run.returncode != 0, deploy_file
             assert "Traceback" not in run.output and "Beginning operation run" not in run.output, run.output[-3000:]
             assert f"host builder.distcc.internal: {HIDDEN}" in run.output, run.output[-3000:]
@@ -547,7 +499,7 @@ def test_two_live_fstab_lines_for_the_tmpfs_leave_one(builder, tmp_path):
         assert (
             f"/etc/fstab has 2 live lines for {TMPFS}; the first is kept as the tmpfs line, the others are "
             f"commented out (marked '{mounts.DUPLICATE_MARK}')"
-        ) in host_lines(run, builder)
+        ) in host_lines(run, builder.fqdn)
         assert fstab_live_lines(builder, TMPFS) == wanted
         assert f"{mounts.DUPLICATE_MARK} {extra}" in sh(builder.container, "cat /etc/fstab").splitlines()
         assert ok(deploy("mode_switch")).totals["success"] == 0
@@ -759,9 +711,7 @@ def test_two_mode_switches_at_once_one_runs_the_other_is_refused(builder, tmp_pa
     tmpfs lines."""
     switch()
     k3s_mode(distcc_discard_tmpfs=True)
-    command = [PYINFRA, "-y", INVENTORY, "deploys/mode_switch.py"]
-    runs = [subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             stdin=subprocess.DEVNULL) for _ in range(2)]
+    runs = [start_pyinfra("deploys/mode_switch.py", json_output=False) for _ in range(2)]
     outputs = [run.communicate(timeout=600) for run in runs]
     codes = [run.returncode for run in runs]
     assert sorted(codes)[0] == 0 and sorted(codes)[1] != 0, outputs
@@ -830,7 +780,7 @@ def unreachable_worker_run(builder, workers, tmp_path_factory):
 def test_unreachable_worker_is_named_and_fails_the_run(unreachable_worker_run):
     run, target, _, took, _ = unreachable_worker_run
     assert run.returncode != 0
-    assert "Could not connect" in "\n".join(host_lines(run, target))
+    assert "Could not connect" in "\n".join(host_lines(run, target.fqdn))
     assert took < 120
 
 
@@ -851,7 +801,7 @@ def test_unreachable_worker_does_not_stop_the_others(unreachable_worker_run, bui
     assert (
         f"worker {target.fqdn} is not reachable in this run and has no distcc_jobs; it is left out of the host "
         "list until the next run reaches it"
-    ) in "\n".join(host_lines(run, builder))
+    ) in "\n".join(host_lines(run, builder.fqdn))
     assert target.fqdn not in hosts_file
     assert all(w.fqdn in hosts_file for w in others)
     assert not docker_host(builder).service("k3s").is_running
@@ -985,7 +935,7 @@ def test_worker_killed_mid_deploy_fails_the_run(worker_killed_mid_run, workers):
     # Wherever the kill lands, the dead worker fails alone, with an error
     # line of its own; the run is never cut short by pyinfra's crash report
     # (paramiko's EOFError, now a failure of that host: operations/_connection.py).
-    assert any(line.startswith("Error: ") for line in host_lines(run, target)), run.output[-3000:]
+    assert any(line.startswith("Error: ") for line in host_lines(run, target.fqdn)), run.output[-3000:]
     assert "An internal exception occurred" not in run.output and "EOFError" not in run.output, run.output[-3000:]
     assert "--> Results:" in run.output, run.output[-3000:]
     # The other workers completed the switch: their distccd runs the new command line.
@@ -1011,9 +961,9 @@ def test_distccd_that_cannot_start_fails_the_reset_with_its_own_reason(builder, 
     address = unused_lab_address()
     inventory = write_inventory(tmp_path / "inv", [builder], workers, {first.container: {"distcc_listen": address}})
     try:
-        run = run_pyinfra(inventory, "deploys/mode_switch.py")
+        run = deploy("mode_switch", inventory=inventory, json_output=False)
         assert run.returncode != 0
-        lines = host_lines(run, first)
+        lines = host_lines(run, first.fqdn)
         start = lines.index(f"distccd did not start listening on {address}:3632 within 15s.")
         # distccd's own words from its log, once though systemd restarted it
         # meanwhile; before, only the journal's "status=102/n/a" was shown.
@@ -1066,9 +1016,9 @@ def test_apt_lock_held_names_the_holder_and_the_fix(apt_target, builder, workers
     target, cleanups = apt_target
     pid = hold_dpkg_lock(target, 600)
     cleanups.append(f"kill {pid}")
-    run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py", data={"distcc_apt_lock_wait": 3})
+    run = deploy("mode_switch", json_output=False, data={"distcc_apt_lock_wait": 3})
     assert run.returncode != 0
-    lines = host_lines(run, target)
+    lines = host_lines(run, target.fqdn)
     assert (
         "dpkg is locked: another package manager run holds its lock and did not let go within 3s (setting "
         "distcc_apt_lock_wait), so distcc cannot be installed:"
@@ -1106,12 +1056,12 @@ def test_interrupted_dpkg_names_the_fix(apt_target):
     target, cleanups = apt_target
     sh(target.container, "touch /var/lib/dpkg/updates/0001")
     cleanups.append("rm -f /var/lib/dpkg/updates/0001")
-    run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py")
+    run = deploy("mode_switch", json_output=False)
     assert run.returncode != 0
     assert (
         "dpkg was interrupted in an earlier run (/var/lib/dpkg/updates is not empty), so distcc cannot be "
         "installed. Fix: run 'sudo dpkg --configure -a' on this host, then run the deploy again."
-    ) in host_lines(run, target)
+    ) in host_lines(run, target.fqdn)
 
 
 def test_broken_sources_list_gives_apts_own_error(apt_target):
@@ -1124,8 +1074,8 @@ def test_broken_sources_list_gives_apts_own_error(apt_target):
         f" && touch -d '3 days ago' {stamp}",
     )
     cleanups.append(f"mv /etc/apt/sources.list.safety-test /etc/apt/sources.list && touch {stamp}")
-    run = run_pyinfra("inventories/lab.py", "deploys/mode_switch.py")
+    run = deploy("mode_switch", json_output=False)
     assert run.returncode != 0
-    lines = host_lines(run, target)
+    lines = host_lines(run, target.fqdn)
     assert "E: Malformed entry 1 in list file /etc/apt/sources.list (Component)" in lines
     assert "E: The list of sources could not be read." in lines

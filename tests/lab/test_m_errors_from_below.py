@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.lab.harness import Run, deploy, settled_digest, sh
+from tests.lab.harness import deploy, host_lines, pyinfra_error, settled_digest, sh
 
 SUDOERS_FILE = "/etc/sudoers.d/010_pi-nopasswd"
 PORT = 3632
@@ -23,17 +23,6 @@ PORT_HOLDER = (
     "perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => \"0.0.0.0\", LocalPort => 3632,"
     " Listen => 5, ReuseAddr => 1) or die \"bind: $!\"; sleep 900'"
 )
-
-
-def lines_of(run: Run, fqdn: str) -> list[str]:
-    prefix = f"[{fqdn}] "
-    return [line.strip()[len(prefix):] for line in run.output.splitlines() if line.strip().startswith(prefix)]
-
-
-def pyinfra_error(run: Run) -> str:
-    errors = [line for line in run.output.splitlines() if line.startswith("--> pyinfra error")]
-    assert errors, run.output[-3000:]
-    return errors[-1]
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +66,7 @@ def test_sudo_refusing_on_one_worker_is_named_with_the_fix_and_nothing_changes(n
     after = settled_digest()
 
     assert run.returncode != 0
-    lines = lines_of(run, target.fqdn)
+    lines = host_lines(run, target.fqdn)
     told = " ".join(lines)
     assert any(line.startswith(f"sudo on {target.fqdn} {cause}") for line in lines), lines
     assert "Fix:" in told and all(word in told for word in fix_words), lines
@@ -166,7 +155,7 @@ def test_a_broken_sources_list_is_named_with_the_fix(sources_broken):
     target = sources_broken
     run = deploy("mode_switch", json_output=False)
     assert run.returncode != 0
-    lines = lines_of(run, target.fqdn)
+    lines = host_lines(run, target.fqdn)
     # apt's own words, then the package's cause and fix.
     assert "E: Malformed entry 1 in list file /etc/apt/sources.list (Component)" in lines, lines
     assert "apt's list of package sources here is broken (the entry is above)." in lines, lines

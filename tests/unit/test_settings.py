@@ -17,31 +17,7 @@ from pyinfra.api.exceptions import PyinfraError
 from deploys.library.cluster import check_inventory
 from deploys.library.settings import SETTINGS, SettingsError, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import loopback_derivation
-
-
-class FakeData:
-    def __init__(self, values: dict) -> None:
-        self.values = values
-
-    def dict(self) -> dict:
-        return dict(self.values)
-
-
-class FakeHost:
-    def __init__(self, name: str, data: dict | None = None) -> None:
-        self.name = name
-        self.data = FakeData(data or {})
-
-
-class FakeInventory:
-    def __init__(self, **groups: list[FakeHost]) -> None:
-        self.groups = groups
-
-    def get_group(self, name: str, default=None):
-        return self.groups.get(name, default)
-
-
-WORKER = "worker1.distcc.internal"
+from tests.unit.harness import WORKER, FakeHost, FakeInventory
 
 
 def refusal(data: dict, name: str = WORKER) -> str:

@@ -3,6 +3,7 @@
 import pytest
 
 from operations.mounts import parse_size, tmpfs_bytes
+from tests.unit.harness import WORKER, FakeHost
 
 
 @pytest.mark.parametrize(("size", "expected"), [("256M", 268435456), ("3G", 3221225472), ("512k", 524288), ("4096", 4096)])
@@ -40,7 +41,6 @@ def test_tmpfs_bytes_rounds_to_the_hosts_page_size():
 
 def _settings(data: dict):
     from deploys.library.settings import settings_for
-    from tests.unit.test_settings import WORKER, FakeHost
 
     return settings_for(FakeHost(WORKER, data))
 
@@ -61,7 +61,6 @@ def test_worker_tmp_size_defaults_to_256m_and_is_rendered_into_the_override():
 @pytest.mark.parametrize("value", ["1.5G", "lots", "2GB", "-1G", "", "8M", "0", True])
 def test_worker_tmp_size_that_cannot_be_parsed_or_is_tiny_is_refused(value):
     from deploys.library.settings import SettingsError
-    from tests.unit.test_settings import WORKER
 
     with pytest.raises(SettingsError) as raised:
         _settings({"distcc_worker_tmp_size": value})

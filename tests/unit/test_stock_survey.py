@@ -8,7 +8,7 @@ its login PATH. Every check passes there; no host is needed here."""
 from __future__ import annotations
 
 from deploys.library.validation.model import PASS
-from tests.unit.test_validation import evaluate_case, load
+from tests.unit.harness import evaluate_case, load
 
 CASE = "stock-healthy"
 

@@ -10,43 +10,22 @@ check functions evaluate it. No host is needed here.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from pathlib import Path
 
 import pytest
-from pyinfra.api import Inventory
 
-from deploys.library.validation.checks import CHECKS, COLUMNS, REGISTRY, evaluate_cluster
+from deploys.library.validation.checks import CHECKS, COLUMNS, REGISTRY
 from deploys.library.validation.checks.host import gcc_package_reads
-from deploys.library.validation.model import FAIL, PASS, WARN, Check, Cluster
+from deploys.library.validation.model import FAIL, PASS, WARN, Check
 from deploys.library.validation.render import WIDE_HINT, first_problem, render_table
-from deploys.library.validation.survey import NOT_CONNECTED
-from facts.compiler import GccPackage
 from facts.survey import HostSurvey, parse_surveys
+from tests.unit.harness import SURVEYS, evaluate_case, load
 
-SURVEYS = Path(__file__).parent / "surveys"
 BUILDER = "builder.distcc.internal"
 WORKER1 = "worker1.distcc.internal"
 WORKER2 = "worker2.distcc.internal"
 HEAL = "run deploys/mode_switch.py"
-
-
-def load(case: str) -> dict:
-    return json.loads((SURVEYS / f"{case}.json").read_text())
-
-
-def evaluate_case(case: str) -> dict[str, list[Check]]:
-    fixture = load(case)
-    shape = fixture["inventory"]
-    names = [(name, fixture["host_data"][name]) for name in shape["builder"] + shape["workers"]]
-    inventory = Inventory((names, {}), builder=(shape["builder"], {}), workers=(shape["workers"], {}))
-    surveys = parse_surveys(fixture["outputs"])
-    unsurveyed = {n: NOT_CONNECTED for n, lines in fixture["outputs"].items() if lines is None}
-    # Validation's second command, as read_gcc_packages puts it in.
-    for name, lines in fixture.get("gcc_package", {}).items():
-        surveys[name]["gcc_package"] = GccPackage().process(lines)
-    return evaluate_cluster(Cluster.from_inventory(inventory, surveys, unsurveyed))
 
 
 def outcome(case: str, host: str, check_id: str) -> Check:
