@@ -3,6 +3,7 @@
 import pytest
 
 from operations.mounts import parse_size, tmpfs_bytes
+from tests.refusals import assert_refusal
 from tests.unit.harness import WORKER, FakeHost
 
 
@@ -64,8 +65,6 @@ def test_worker_tmp_size_that_cannot_be_parsed_or_is_tiny_is_refused(value):
 
     with pytest.raises(SettingsError) as raised:
         _settings({"distcc_worker_tmp_size": value})
-    assert str(raised.value) == (
-        f"host {WORKER}: setting distcc_worker_tmp_size = {ascii(value)} is not a size of at least 16M. Fix: write it "
-        f"as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M' (in the inventory's host data, "
-        f"inventories/group_data/ or --data). Nothing was changed on any host."
-    )
+    message = str(raised.value)
+    assert_refusal(message, WORKER, "distcc_worker_tmp_size", "write it as a whole number with K, M or G")
+    assert f"= {ascii(value)} is not a size of at least 16M" in message

@@ -1,8 +1,8 @@
 """Test modules share helpers through modules that are not tests
-(tests/lab/harness.py, tests/unit/harness.py), never by importing one
-another: a helper kept in a test module ties every importer to that file,
-which a change to its own tests may rename or delete, and a test function
-imported by name is collected and run a second time."""
+(tests/lab/harness.py, tests/unit/harness.py, tests/refusals.py), never by
+importing one another: a helper kept in a test module ties every importer
+to that file, which a change to its own tests may rename or delete, and a
+test function imported by name is collected and run a second time."""
 
 from __future__ import annotations
 
