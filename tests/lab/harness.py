@@ -188,15 +188,15 @@ def settled_digest() -> dict[str, str]:
     return digest
 
 
-def ssh_host(node: docker_lab.Node):
-    """testinfra over SSH as pi with sudo: how real Pis are reached."""
+def ssh_host(node: docker_lab.Node, sudo: bool = True):
+    """testinfra over SSH as pi, with sudo unless told: how real Pis are reached."""
     config = REPO / ".lab" / "ssh" / "config"
     config.write_text(
         "Host *\n"
         f"  User pi\n  IdentityFile {docker_lab.SSH_KEY}\n"
         "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
     )
-    return testinfra.get_host(f"ssh://{node.address}", ssh_config=str(config), sudo=True)
+    return testinfra.get_host(f"ssh://{node.address}", ssh_config=str(config), sudo=sudo)
 
 
 def docker_host(node: docker_lab.Node):
