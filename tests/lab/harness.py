@@ -94,25 +94,66 @@ def paragraphs_of(text: str) -> list[str]:
     return joined
 
 
-def pyinfra(*args: str, data: dict | None = None, json_output: bool = True, timeout: int = 600) -> Run:
-    """`pyinfra -y [--json] inventories/lab.py ARGS`, from the repository root.
-    A --dry run goes without -y: -y skips change detection, so plans nothing."""
-    dry = "--dry" in args
-    env = {k: v for k, v in os.environ.items() if not (dry and k == "PYINFRA_YES")}
-    command = [PYINFRA] if dry else [PYINFRA, "-y"]
-    if json_output:
-        command.append("--json")
+def pyinfra_invocation(
+    *args: str, inventory: str | Path = INVENTORY, data: dict | None = None, json_output: bool = True,
+    yes: bool = True, env: dict[str, str] | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of `pyinfra [-y] [--json] INVENTORY
+    ARGS`, run from the repository root. -y (or PYINFRA_YES, which the
+    Makefile exports) skips change detection: a --dry run would plan
+    nothing, so it goes without both, as does a run with yes=False, which
+    plans and then asks for Enter on an empty stdin (EOFError): it shows what
+    planning refuses and changes nothing. Every other run takes -y."""
+    confirmed = yes and "--dry" not in args
+    environment = dict(os.environ if env is None else env)
+    if not confirmed:
+        environment.pop("PYINFRA_YES", None)
+    command = [PYINFRA, *(["-y"] if confirmed else []), *(["--json"] if json_output else [])]
     for key, value in (data or {}).items():
-        command += ["--data", f"{key}={value}"]
-    command += [INVENTORY, *args]
+        # --data parses its value as JSON when it can: a list must be JSON.
+        command += ["--data", f"{key}={json.dumps(value) if isinstance(value, (list, dict)) else value}"]
+    return [*command, str(inventory), *args], environment
+
+
+def pyinfra(*args: str, timeout: int = 600, **invocation) -> Run:
+    """One pyinfra run to its end (pyinfra_invocation says how it is made);
+    every suite runs pyinfra through this or start_pyinfra."""
+    command, env = pyinfra_invocation(*args, **invocation)
     proc = subprocess.run(
         command, cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
     return Run(proc.returncode, proc.stdout, proc.stderr)
 
 
+def start_pyinfra(*args: str, merge_output: bool = False, **invocation) -> subprocess.Popen:
+    """The same run, started and left running: for a run cut off half-way
+    or two runs at once. merge_output sends stderr into stdout, in order."""
+    command, env = pyinfra_invocation(*args, **invocation)
+    return subprocess.Popen(
+        command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT if merge_output else subprocess.PIPE,
+        text=True, stdin=subprocess.DEVNULL,
+    )
+
+
 def deploy(name: str, **kwargs) -> Run:
     return pyinfra(f"deploys/{name}.py", **kwargs)
+
+
+def ok(run: Run) -> Run:
+    assert run.returncode == 0, run.output[-4000:]
+    return run
+
+
+def pyinfra_error(run: Run) -> str:
+    """The one paragraph pyinfra prints for a refused run (the last, if
+    there are several), as words (Run.error)."""
+    return run.error
+
+
+def host_lines(run: Run, fqdn: str) -> list[str]:
+    """What the run printed about one host, without the `[host] ` prefix."""
+    prefix = f"[{fqdn}] "
+    return [line.strip()[len(prefix):].strip() for line in run.output.splitlines() if line.strip().startswith(prefix)]
 
 
 def sh(container: str, script: str, check: bool = True) -> str:
@@ -155,6 +196,18 @@ def gcc_version(node: docker_lab.Node) -> str:
     return sh(node.container, "gcc -dumpfullversion").strip()
 
 
+def big_c_source(functions: int = 3000) -> str:
+    """A C file that keeps cc1 busy for about a minute at -O2 (long enough to be seen)."""
+    parts = ["int sink;"]
+    for i in range(functions):
+        parts.append(
+            f"int f{i}(int *a, int n) {{ int s = {i};"
+            f" for (int j = 0; j < n; j++) {{ s += a[j] * (j ^ {i}); if (s > {i * 7 + 3}) s -= a[(j * 3) % n]; }}"
+            f" for (int j = n - 1; j > 0; j--) a[j] = a[j - 1] + (s & {i % 255 + 1}); return s; }}"
+        )
+    return "\n".join(parts) + "\n"
+
+
 def state_digest(container: str) -> str:
     return sh(container, STATE_SCRIPT, check=False)
 
@@ -176,15 +229,15 @@ def settled_digest() -> dict[str, str]:
     return digest
 
 
-def ssh_host(node: docker_lab.Node):
-    """testinfra over SSH as pi with sudo: how real Pis are reached."""
+def ssh_host(node: docker_lab.Node, sudo: bool = True):
+    """testinfra over SSH as pi, with sudo unless told: how real Pis are reached."""
     config = REPO / ".lab" / "ssh" / "config"
     config.write_text(
         "Host *\n"
         f"  User pi\n  IdentityFile {docker_lab.SSH_KEY}\n"
         "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
     )
-    return testinfra.get_host(f"ssh://{node.address}", ssh_config=str(config), sudo=True)
+    return testinfra.get_host(f"ssh://{node.address}", ssh_config=str(config), sudo=sudo)
 
 
 def docker_host(node: docker_lab.Node):
@@ -259,7 +312,7 @@ class PrivateLab:
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in self.DROPPED}
-        env.update(LAB_PREFIX=self.prefix, LAB_SUBNET=self.subnet, PYINFRA_YES="1", **self.lab_settings())
+        env.update(LAB_PREFIX=self.prefix, LAB_SUBNET=self.subnet, **self.lab_settings())
         return env
 
     def lab(self, command: str) -> subprocess.CompletedProcess:
@@ -277,15 +330,10 @@ class PrivateLab:
         print(up.stdout)
 
     def pyinfra(self, deploy: str, json_output: bool = False, **data: str) -> Run:
-        command = [PYINFRA, "-y"] + (["--json"] if json_output else [])
-        for key, value in {"distcc_report_path": str(self.report), **data}.items():
-            command += ["--data", f"{key}={value}"]
-        command += [INVENTORY, f"deploys/{deploy}.py"]
-        proc = subprocess.run(
-            command, cwd=REPO, env=self._env(), capture_output=True, text=True, timeout=self.TIMEOUT,
-            stdin=subprocess.DEVNULL,
+        return pyinfra(
+            f"deploys/{deploy}.py", data={"distcc_report_path": str(self.report), **data}, json_output=json_output,
+            env=self._env(), timeout=self.TIMEOUT,
         )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
 
     def container(self, hostname: str) -> str:
         return f"{self.prefix}-{hostname}"

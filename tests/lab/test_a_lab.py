@@ -28,10 +28,19 @@ def test_systemd_is_pid1_and_running_everywhere(fresh):
 
 
 def test_ssh_as_pi_with_passwordless_sudo(fresh):
+    """Logged in over SSH as pi, who is not root, and from there root
+    through `sudo -n`, which fails rather than ask when a password would
+    be needed: what every deploy relies on."""
     for node in fresh:
-        host = ssh_host(node)
-        assert host.check_output("id -un") == "root"  # testinfra's sudo=True
-        assert host.run("sudo -n -u pi id -un").stdout.strip() == "pi"
+        host = ssh_host(node, sudo=False)
+        assert host.check_output("id -un") == "pi"
+        assert host.check_output("id -u") != "0"
+        # A real SSH session into this node (sshd sets SSH_CONNECTION: client, port, server, port).
+        assert host.check_output("echo $SSH_CONNECTION").split()[2] == node.address
+        sudo = host.run("sudo -n id -un")
+        assert sudo.rc == 0 and sudo.stdout.strip() == "root", sudo.stderr
+        # testinfra's own sudo, as the other tests use it.
+        assert ssh_host(node).check_output("id -un") == "root"
 
 
 def test_ssh_refuses_passwords_and_root(fresh):

@@ -12,7 +12,6 @@ nothing on a lab already in build mode).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -28,7 +27,7 @@ from pyinfra.api.operations import run_ops
 from lab import docker_lab
 from operations import distcc, k3s, mounts, paths, systemd
 from operations.templates import render_template
-from tests.lab.harness import DEFAULT_GCC, INVENTORY, PYINFRA, REPO, by_role, deploy, docker_host, sh, state_digest
+from tests.lab.harness import DEFAULT_GCC, big_c_source, by_role, deploy, docker_host, pyinfra, sh, state_digest
 
 K3S_UNITS = ["k3s", "k3s-server", "k3s-agent"]
 
@@ -189,18 +188,6 @@ def test_masquerade_links_restores_a_removed_link(worker):
         assert sh(worker.container, f"readlink {link}").strip() == "../../bin/distcc"
     finally:
         sh(worker.container, f"[ -L {link} ] || ln -s ../../bin/distcc {link}")
-
-
-def big_c_source(functions: int = 3000) -> str:
-    """A C file that keeps cc1 busy for about a minute at -O2 (long enough to be seen)."""
-    parts = ["int sink;"]
-    for i in range(functions):
-        parts.append(
-            f"int f{i}(int *a, int n) {{ int s = {i};"
-            f" for (int j = 0; j < n; j++) {{ s += a[j] * (j ^ {i}); if (s > {i * 7 + 3}) s -= a[(j * 3) % n]; }}"
-            f" for (int j = n - 1; j > 0; j--) a[j] = a[j - 1] + (s & {i % 255 + 1}); return s; }}"
-        )
-    return "\n".join(parts) + "\n"
 
 
 WORK = "/tmp/optest-cc1"
@@ -450,13 +437,9 @@ def test_k3s_stopped_with_its_pods_and_started_again(nodes, role):
 
 
 def test_cli_fact_distccd_listening_answers_for_every_host(nodes):
-    proc = subprocess.run(
-        [PYINFRA, INVENTORY, "fact", "facts.distcc.DistccdListening"],
-        cwd=REPO, env={k: v for k, v in os.environ.items() if k != "PYINFRA_YES"},
-        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
-    )
+    proc = pyinfra("fact", "facts.distcc.DistccdListening", json_output=False, yes=False, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    output = proc.stdout + proc.stderr
+    output = proc.output
     found = re.search(r"--> Fact data for: facts\.distcc\.DistccdListening\n(\{.*?\n\})\n", output, re.S)
     assert found, output[-3000:]
     values = json.loads(found.group(1))

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.lab.harness import Run, deploy, paragraphs_of, settled_digest, sh
+from tests.lab.harness import deploy, host_lines, paragraphs_of, pyinfra_error, settled_digest, sh
 
 SUDOERS_FILE = "/etc/sudoers.d/010_pi-nopasswd"
 PORT = 3632
@@ -23,16 +23,6 @@ PORT_HOLDER = (
     "perl -MIO::Socket::INET -e 'my $s = IO::Socket::INET->new(LocalAddr => \"0.0.0.0\", LocalPort => 3632,"
     " Listen => 5, ReuseAddr => 1) or die \"bind: $!\"; sleep 900'"
 )
-
-
-def lines_of(run: Run, fqdn: str) -> list[str]:
-    prefix = f"[{fqdn}] "
-    return [line.strip()[len(prefix):] for line in run.output.splitlines() if line.strip().startswith(prefix)]
-
-
-def pyinfra_error(run: Run) -> str:
-    """The paragraph of pyinfra's last error, as words."""
-    return run.error
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +66,7 @@ def test_sudo_refusing_on_one_worker_is_named_with_the_fix_and_nothing_changes(n
     after = settled_digest()
 
     assert run.returncode != 0
-    lines = lines_of(run, target.fqdn)
+    lines = host_lines(run, target.fqdn)
     told = " ".join(lines)
     assert any(line.startswith(f"sudo on {target.fqdn} {cause}") for line in lines), lines
     assert "Fix:" in told and all(word in told for word in fix_words), lines
@@ -164,7 +154,7 @@ def test_a_broken_sources_list_is_named_with_the_fix(sources_broken):
     target = sources_broken
     run = deploy("mode_switch", json_output=False)
     assert run.returncode != 0
-    lines = lines_of(run, target.fqdn)
+    lines = host_lines(run, target.fqdn)
     # apt's own words, then the package's cause and fix.
     assert "E: Malformed entry 1 in list file /etc/apt/sources.list (Component)" in lines, lines
     assert "apt's list of package sources here is broken (the entry is above)." in lines, lines
@@ -190,11 +180,11 @@ def test_a_host_pyinfra_cannot_connect_to_is_named_with_the_cause_and_the_fix(un
     refusing, no_sshd = unreachable
     run = deploy("cluster_distcc_validate", json_output=False)
     assert run.returncode != 0
-    refused = " ".join(lines_of(run, refusing.fqdn))
+    refused = " ".join(host_lines(run, refusing.fqdn))
     assert f"SSH on {refusing.fqdn} refused pi (Authentication failed.)" in refused, run.output[-3000:]
     assert "ssh-copy-id -i" in run.output and "pi@" in run.output
     assert "it stays as it is, k3s and its pods included" in run.output
-    closed = " ".join(lines_of(run, no_sshd.fqdn))
+    closed = " ".join(host_lines(run, no_sshd.fqdn))
     assert "refused SSH" in closed and "no sshd listens" in run.output, run.output[-3000:]
     assert "systemctl enable --now ssh" in run.output
     reachable = [line for line in run.output.splitlines() if line.startswith("FAIL H-REACHABLE")]

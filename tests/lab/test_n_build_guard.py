@@ -18,8 +18,7 @@ import time
 import pytest
 
 from lab import docker_lab
-from tests.lab.harness import cluster_digest, deploy, pyinfra, sh, state_digest
-from tests.lab.test_c_operations import big_c_source
+from tests.lab.harness import big_c_source, cluster_digest, deploy, pyinfra, sh, state_digest
 
 TREE = "/tmp/kernel-build/guard"
 MAKEFILE = "all: big.o wait\nbig.o: big.c\n\tdistcc gcc -O2 -c big.c -o big.o\nwait:\n\tsleep 600\n"

@@ -13,7 +13,7 @@ import jinja2
 
 from deploys.library.builder import PROFILE_TEMPLATE, profile_context, pump_host_entry
 from deploys.library.settings import settings_for
-from tests.unit.test_settings import FakeHost
+from tests.unit.harness import FakeHost
 
 REPO = Path(__file__).resolve().parents[2]
 # The lab's builder with distcc_ccache and distcc_pump, as captured.

@@ -17,31 +17,8 @@ from pyinfra.api.exceptions import PyinfraError
 from deploys.library.cluster import check_inventory
 from deploys.library.settings import SETTINGS, SettingsError, compiler_package, jobs_for, settings_for, tmpfs_size_for
 from deploys.library.worker import loopback_derivation
-
-
-class FakeData:
-    def __init__(self, values: dict) -> None:
-        self.values = values
-
-    def dict(self) -> dict:
-        return dict(self.values)
-
-
-class FakeHost:
-    def __init__(self, name: str, data: dict | None = None) -> None:
-        self.name = name
-        self.data = FakeData(data or {})
-
-
-class FakeInventory:
-    def __init__(self, **groups: list[FakeHost]) -> None:
-        self.groups = groups
-
-    def get_group(self, name: str, default=None):
-        return self.groups.get(name, default)
-
-
-WORKER = "worker1.distcc.internal"
+from tests.refusals import assert_refusal
+from tests.unit.harness import WORKER, FakeHost, FakeInventory
 
 
 def refusal(data: dict, name: str = WORKER) -> str:
@@ -51,16 +28,6 @@ def refusal(data: dict, name: str = WORKER) -> str:
         settings_for(FakeHost(name, data))
     assert max(len(line) for line in str(raised.value).splitlines()) <= 100, str(raised.value)
     return raised.value.paragraph
-
-
-def assert_one_clear_paragraph(message: str, host: str, setting: str) -> None:
-    """What every refusal must say: which host, which setting, the fix, and
-    that nothing was changed; in one ASCII paragraph."""
-    assert message.startswith(f"host {host}: setting {setting} = ")
-    assert "Fix: " in message
-    assert message.endswith("Nothing was changed on any host.")
-    assert message.isascii()
-    assert "\n" not in message
 
 
 # --- defaults ------------------------------------------------------------------
@@ -107,9 +74,8 @@ def test_other_tools_keys_are_left_alone():
 )
 def test_misspelt_setting_is_refused_with_the_key_it_resembles(key, meant):
     message = refusal({key: "1G"})
-    assert_one_clear_paragraph(message, WORKER, key)
+    assert_refusal(message, WORKER, key, f"remove or rename it (did you mean {meant}?)")
     assert "is not a setting of this package" in message
-    assert f"did you mean {meant}?" in message
 
 
 def test_unknown_setting_with_no_near_match_points_at_the_list():
@@ -137,22 +103,21 @@ def test_non_ascii_key_is_printed_escaped():
 )
 def test_invalid_cidr_in_allow_is_refused(value, why):
     message = refusal({"distcc_allow": value})
-    assert_one_clear_paragraph(message, WORKER, "distcc_allow")
+    assert_refusal(message, WORKER, "distcc_allow", "write each entry as ADDRESS/PREFIX with the host bits zero")
     assert why in message
-    assert "write each entry as ADDRESS/PREFIX with the host bits zero" in message
 
 
 @pytest.mark.parametrize("value", [[], "", 42, {"net": "10.0.0.10/32"}])
 def test_allow_that_is_not_a_list_is_refused(value):
     message = refusal({"distcc_allow": value})
-    assert_one_clear_paragraph(message, WORKER, "distcc_allow")
+    assert_refusal(message, WORKER, "distcc_allow", "set distcc_allow = ['10.0.0.10/32']")
     assert "is not a list of CIDRs" in message
 
 
 @pytest.mark.parametrize("value", ["0.0.0.0/0", ["10.0.0.10/32", "0.0.0.0/0"], ["0.0.0.0/1", "128.0.0.0/1"]])
 def test_allow_open_to_everyone_is_refused(value):
     message = refusal({"distcc_allow": value})
-    assert_one_clear_paragraph(message, WORKER, "distcc_allow")
+    assert_refusal(message, WORKER, "distcc_allow", "list only the builder")
     assert "opens distccd to every address" in message
     assert "set distcc_allow_open_ok = True" in message
 
@@ -164,7 +129,7 @@ def test_allow_open_to_everyone_is_accepted_with_allow_open_ok():
 
 def test_allow_open_ok_must_be_a_real_boolean():
     message = refusal({"distcc_allow": "0.0.0.0/0", "distcc_allow_open_ok": "yes"})
-    assert_one_clear_paragraph(message, WORKER, "distcc_allow_open_ok")
+    assert_refusal(message, WORKER, "distcc_allow_open_ok", "set distcc_allow_open_ok = True or distcc_allow_open_ok = False")
     assert "is not True or False" in message
 
 
@@ -190,7 +155,7 @@ def test_allow_string_may_list_several_networks():
 )
 def test_invalid_listen_address_is_refused(value, why):
     message = refusal({"distcc_listen": value})
-    assert_one_clear_paragraph(message, WORKER, "distcc_listen")
+    assert_refusal(message, WORKER, "distcc_listen", "set distcc_listen to ")
     assert why in message
 
 
@@ -200,7 +165,7 @@ def test_listen_address_is_normalised():
 
 def test_builder_address_on_loopback_is_refused():
     message = refusal({"distcc_builder_address": "127.0.1.1"})
-    assert_one_clear_paragraph(message, WORKER, "distcc_builder_address")
+    assert_refusal(message, WORKER, "distcc_builder_address", "set distcc_builder_address to the LAN address of that Pi")
     assert "is a loopback address" in message
 
 
@@ -218,7 +183,7 @@ def test_builder_address_on_loopback_is_refused():
 )
 def test_non_ascii_value_is_refused_and_printed_escaped(key, value):
     message = refusal({key: value})
-    assert_one_clear_paragraph(message, WORKER, key)
+    assert_refusal(message, WORKER, key, "use plain ASCII")
     assert "contains non-ASCII characters" in message
 
 
@@ -234,9 +199,8 @@ def test_non_ascii_host_name_is_refused():
 @pytest.mark.parametrize("value", ["lots", "1.5G", "2GB", "2 G", "-1G", "", "8M", "0", True])
 def test_unparseable_or_tiny_tmpfs_size_is_refused(value):
     message = refusal({"distcc_tmpfs_size": value})
-    assert_one_clear_paragraph(message, WORKER, "distcc_tmpfs_size")
+    assert_refusal(message, WORKER, "distcc_tmpfs_size", "write it as a whole number with K, M or G")
     assert "is not a size of at least 16M" in message
-    assert "whole number with K, M or G" in message
 
 
 @pytest.mark.parametrize("value, shown", [("1536m", "1536M"), ("3G", "3G"), (268435456, "268435456")])
@@ -248,32 +212,33 @@ def test_tmpfs_size_forms_that_parse(value, shown):
 
 
 @pytest.mark.parametrize(
-    "key, value, why",
+    "key, value, why, fix",
     [
-        ("distcc_port", 70000, "is not a whole number from 1 to 65535"),
-        ("distcc_port", "3632", "is not a whole number from 1 to 65535"),
-        ("distcc_jobs", 0, "is not a whole number from 1 to 256"),
-        ("distcc_nice", True, "is not a whole number from 0 to 20"),
-        ("distcc_apt_lock_wait", -1, "is not a whole number from 0 to 3600"),
-        ("distcc_discard_tmpfs", "True", "is not True or False"),
-        ("distcc_wide_tables", "yes", "is not True or False"),
-        ("distcc_log_level", "verbose", "is not a distccd log level"),
-        ("distcc_log_level", "warning", "is below notice"),
-        ("distcc_log_level", "critical", "is below notice"),
-        ("distcc_tmpfs_path", "/tmp", "is not a dedicated absolute path"),
-        ("distcc_tmpfs_path", "kernel-build", "is not a dedicated absolute path"),
-        ("distcc_tmpfs_mode", "0999", "is not an octal mode"),
-        ("distcc_k3s_units", "k3s", "is not a list of unit names"),
-        ("distcc_compilers", "gcc", "is not a list of compiler names"),
-        ("distcc_build_user", "Pi User", "is not a user name"),
-        ("distcc_build_packages", "bc bison", "is not a list of Debian package names"),
-        ("distcc_build_packages", ["bc", "Bison"], "is not a list of Debian package names"),
-        ("distcc_build_packages", ["bc", "flex; rm -rf /"], "is not a list of Debian package names"),
+        ("distcc_port", 70000, "is not a whole number from 1 to 65535", "set distcc_port to such a number"),
+        ("distcc_port", "3632", "is not a whole number from 1 to 65535", "set distcc_port to such a number"),
+        ("distcc_jobs", 0, "is not a whole number from 1 to 256", "set distcc_jobs to such a number"),
+        ("distcc_nice", True, "is not a whole number from 0 to 20", "set distcc_nice to such a number"),
+        ("distcc_apt_lock_wait", -1, "is not a whole number from 0 to 3600", "set distcc_apt_lock_wait to such a number"),
+        ("distcc_discard_tmpfs", "True", "is not True or False", "set distcc_discard_tmpfs = True or"),
+        ("distcc_wide_tables", "yes", "is not True or False", "set distcc_wide_tables = True or"),
+        ("distcc_log_level", "verbose", "is not a distccd log level", "use one of critical, error,"),
+        ("distcc_log_level", "warning", "is below notice", "use notice, info (the default) or debug"),
+        ("distcc_log_level", "critical", "is below notice", "use notice, info (the default) or debug"),
+        ("distcc_tmpfs_path", "/tmp", "is not a dedicated absolute path", "use a path of its own"),
+        ("distcc_tmpfs_path", "kernel-build", "is not a dedicated absolute path", "use a path of its own"),
+        ("distcc_tmpfs_mode", "0999", "is not an octal mode", "write it like '1777'"),
+        ("distcc_k3s_units", "k3s", "is not a list of unit names", "set e.g. ['k3s', 'k3s-agent']"),
+        ("distcc_compilers", "gcc", "is not a list of compiler names", "set e.g. ['gcc', 'gcc-12']"),
+        ("distcc_build_user", "Pi User", "is not a user name", "set the user who runs the build"),
+        ("distcc_build_packages", "bc bison", "is not a list of Debian package names", "set e.g. ['bc', 'bison'"),
+        ("distcc_build_packages", ["bc", "Bison"], "is not a list of Debian package names", "set e.g. ['bc', 'bison'"),
+        ("distcc_build_packages", ["bc", "flex; rm -rf /"], "is not a list of Debian package names",
+         "set e.g. ['bc', 'bison'"),
     ],
 )
-def test_other_bad_values_are_refused(key, value, why):
+def test_other_bad_values_are_refused(key, value, why, fix):
     message = refusal({key: value})
-    assert_one_clear_paragraph(message, WORKER, key)
+    assert_refusal(message, WORKER, key, fix)
     assert why in message
 
 
@@ -285,39 +250,41 @@ W2 = FakeHost("worker2.distcc.internal")
 INVENTORY_FIX = "edit the inventory (see inventories/cluster.py). Nothing was changed on any host."
 
 
-def inventory_refusal(**groups) -> str:
+BUILDER_FIX = "list the one Pi that runs make as builder"
+
+
+def inventory_refusal(group: str, fix: str, **groups: list[FakeHost]) -> str:
+    """check_inventory()'s refusal of these groups: it names `group`, its
+    fix begins with `fix` and ends with INVENTORY_FIX."""
     with pytest.raises(SettingsError) as raised:
         check_inventory(FakeInventory(**groups))
     assert max(len(line) for line in str(raised.value).splitlines()) <= 100, str(raised.value)
     message = raised.value.paragraph
-    assert message.isascii() and "\n" not in message
-    assert message.startswith("inventory: ") and message.endswith(INVENTORY_FIX)
+    assert_refusal(message, None, group, fix)
+    assert message.endswith(INVENTORY_FIX)
     return message
 
 
 def test_inventory_without_builder_is_refused():
-    message = inventory_refusal(workers=[W1, W2])
-    assert "the group 'builder' must hold exactly one host, found 0 (none)" in message
-    assert "Fix: list the one Pi that runs make as builder" in message
+    message = inventory_refusal("group 'builder'", BUILDER_FIX, workers=[W1, W2])
+    assert "must hold exactly one host, found 0 (none)" in message
 
 
 def test_inventory_with_two_builders_is_refused_naming_both():
-    message = inventory_refusal(builder=[BUILDER, W1], workers=[W2])
+    message = inventory_refusal("group 'builder'", BUILDER_FIX, builder=[BUILDER, W1], workers=[W2])
     assert "found 2 (builder.distcc.internal, worker1.distcc.internal)" in message
 
 
 def test_builder_listed_as_worker_is_refused():
-    message = inventory_refusal(builder=[BUILDER], workers=[W1, BUILDER])
+    message = inventory_refusal("workers", "remove it from workers", builder=[BUILDER], workers=[W1, BUILDER])
     assert "host builder.distcc.internal is both the builder and a worker" in message
-    assert "Fix: remove it from workers" in message
 
 
 @pytest.mark.parametrize("workers", [None, []])
 def test_inventory_without_workers_is_refused(workers):
     groups = {"builder": [BUILDER]} if workers is None else {"builder": [BUILDER], "workers": workers}
-    message = inventory_refusal(**groups)
-    assert "the group 'workers' is empty or missing" in message
-    assert "Fix: list the Pis that run distccd as workers" in message
+    message = inventory_refusal("group 'workers'", "list the Pis that run distccd as workers", **groups)
+    assert "is empty or missing" in message
 
 
 def test_host_listed_twice_counts_once():
@@ -325,7 +292,7 @@ def test_host_listed_twice_counts_once():
 
 
 def test_non_ascii_builder_names_are_printed_escaped():
-    message = inventory_refusal(builder=[BUILDER, FakeHost("b\u00fcilder")], workers=[W1])
+    message = inventory_refusal("group 'builder'", BUILDER_FIX, builder=[BUILDER, FakeHost("b\u00fcilder")], workers=[W1])
     assert "found 2 (builder.distcc.internal, 'b\\xfcilder')" in message
 
 
@@ -386,9 +353,8 @@ def test_derived_addresses_from_a_lan_route_pass():
 def test_ssh_user_without_sudo_is_refused():
     """A copied inventory without group_data/all.py loses `_sudo = True`."""
     message = refusal({"ssh_user": "pi"})
-    assert message.startswith(f"host {WORKER}: setting _sudo is not True, and the SSH user pi is not root")
-    assert "Fix: set _sudo = True in the host's data" in message
-    assert message.endswith("Nothing was changed on any host.") and "\n" not in message
+    assert_refusal(message, WORKER, "_sudo", "set _sudo = True in the host's data")
+    assert "is not True, and the SSH user pi is not root" in message
 
 
 def test_root_or_sudo_is_enough():
@@ -460,7 +426,7 @@ def test_cross_compilers_must_be_triplet_names():
         "aarch64-linux-gnu-gcc",
     )
     message = refusal({"distcc_cross_compilers": ["clang"]})
-    assert_one_clear_paragraph(message, WORKER, "distcc_cross_compilers")
+    assert_refusal(message, WORKER, "distcc_cross_compilers", "set e.g. ['aarch64-linux-gnu-gcc'")
     assert "is not a list of cross compiler names (TRIPLET-gcc or TRIPLET-g++)" in message
 
 

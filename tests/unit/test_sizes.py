@@ -3,6 +3,8 @@
 import pytest
 
 from operations.mounts import parse_size, tmpfs_bytes
+from tests.refusals import assert_refusal
+from tests.unit.harness import WORKER, FakeHost
 
 
 @pytest.mark.parametrize(("size", "expected"), [("256M", 268435456), ("3G", 3221225472), ("512k", 524288), ("4096", 4096)])
@@ -40,7 +42,6 @@ def test_tmpfs_bytes_rounds_to_the_hosts_page_size():
 
 def _settings(data: dict):
     from deploys.library.settings import settings_for
-    from tests.unit.test_settings import WORKER, FakeHost
 
     return settings_for(FakeHost(WORKER, data))
 
@@ -61,12 +62,9 @@ def test_worker_tmp_size_defaults_to_256m_and_is_rendered_into_the_override():
 @pytest.mark.parametrize("value", ["1.5G", "lots", "2GB", "-1G", "", "8M", "0", True])
 def test_worker_tmp_size_that_cannot_be_parsed_or_is_tiny_is_refused(value):
     from deploys.library.settings import SettingsError
-    from tests.unit.test_settings import WORKER
 
     with pytest.raises(SettingsError) as raised:
         _settings({"distcc_worker_tmp_size": value})
-    assert raised.value.paragraph == (
-        f"host {WORKER}: setting distcc_worker_tmp_size = {ascii(value)} is not a size of at least 16M. Fix: write it "
-        f"as a whole number with K, M or G (powers of 1024), e.g. '3G' or '1536M' (in the inventory's host data, "
-        f"inventories/group_data/ or --data). Nothing was changed on any host."
-    )
+    message = raised.value.paragraph
+    assert_refusal(message, WORKER, "distcc_worker_tmp_size", "write it as a whole number with K, M or G")
+    assert f"= {ascii(value)} is not a size of at least 16M" in message
