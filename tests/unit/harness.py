@@ -3,7 +3,7 @@ inventories faked as far as settings_for() and check_inventory() look.
 Validation run on surveys captured from the lab is in tests/unit/captured.py.
 
 Test modules import from here, never from one another
-(tests/unit/test_test_imports.py)."""
+(tests/unit/test_test_modules.py)."""
 
 from __future__ import annotations
 
