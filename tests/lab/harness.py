@@ -60,14 +60,16 @@ class Run:
         """The paragraph of pyinfra's last error, as words: the text after
         its "--> pyinfra error in FILE line N:" (or "--> Operation error ...:"),
         which the package wraps within 100 columns on the lines after it, up to
-        a blank line or pyinfra's next "-->"."""
+        a blank line, pyinfra's next "-->" or another host's "[name] " line."""
         lines = self.output.splitlines()
         starts = [i for i, line in enumerate(lines) if re.match(r"--> (pyinfra|Operation) error\b", line)]
         assert starts, self.output[-3000:]
         first = lines[starts[-1]]
         paragraph = [first.split(": ", 1)[1] if ": " in first else ""]
         for line in lines[starts[-1] + 1:]:
-            if not line.strip() or line.startswith("-->"):
+            # Other hosts go on printing ("[worker1] Ready: ..."), with no
+            # blank line between.
+            if not line.strip() or line.startswith("-->") or re.match(r"\s*\[[^\]\s]+\] ", line):
                 break
             paragraph.append(line)
         return " ".join(" ".join(paragraph).split())
