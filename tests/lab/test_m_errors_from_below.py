@@ -187,7 +187,7 @@ def test_a_host_pyinfra_cannot_connect_to_is_named_with_the_cause_and_the_fix(un
     closed = " ".join(host_lines(run, no_sshd.fqdn))
     assert "refused SSH" in closed and "no sshd listens" in run.output, run.output[-3000:]
     assert "systemctl enable --now ssh" in run.output
-    reachable = [line for line in run.output.splitlines() if line.startswith("FAIL H-REACHABLE")]
+    reachable = [p for p in paragraphs_of(run.output) if p.startswith("FAIL H-REACHABLE")]
     assert any(refusing.fqdn in line and "ssh-copy-id" in line for line in reachable), reachable
     assert any(no_sshd.fqdn in line and "no sshd listens" in line for line in reachable), reachable
     assert "Authentication error (" not in run.output and "could not connect (its error" not in run.output
