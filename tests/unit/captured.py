@@ -107,3 +107,15 @@ def sixteen_worker_cluster(
         results[worker_name(i)] = checks(case, host, worker_name(i))
     roles = {name: "worker" for name in results} | {builder_name: "builder"}
     return results, roles
+
+
+def paragraphs_joined(lines: list[str]) -> list[str]:
+    """Wrapped output as its paragraphs: a line that starts with two spaces
+    continues the one before it."""
+    joined: list[str] = []
+    for line in lines:
+        if line.startswith("  ") and joined:
+            joined[-1] += " " + line.strip()
+        else:
+            joined.append(line)
+    return joined

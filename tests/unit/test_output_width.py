@@ -27,6 +27,7 @@ from deploys.library.validation.render import render_table
 from operations._printed import Refusal
 from tests.unit.captured import (
     fact_value,
+    paragraphs_joined,
     renamed,
     report_log,
     sixteen_worker_cluster,
@@ -46,17 +47,6 @@ def worker_name(i: int) -> str:
 def over(text: str) -> list[str]:
     return [line for line in text.splitlines() if len(line) > WIDTH]
 
-
-def paragraphs_joined(lines: list[str]) -> list[str]:
-    """Wrapped lines as their paragraphs: a line that starts with two spaces
-    continues the one before it."""
-    joined: list[str] = []
-    for line in lines:
-        if line.startswith("  ") and joined:
-            joined[-1] += " " + line.strip()
-        else:
-            joined.append(line)
-    return joined
 
 
 # --- the smoke test ---------------------------------------------------------

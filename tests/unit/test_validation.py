@@ -27,6 +27,7 @@ from tests.unit.captured import (
     WORKER2,
     evaluate_case,
     load,
+    paragraphs_joined,
     roles_of,
     sixteen_worker_cluster,
 )
@@ -153,17 +154,6 @@ def after_the_table(results: dict[str, list[Check]]) -> list[str]:
     counts = [sum(c.result == r for checks in results.values() for c in checks) for r in (PASS, WARN, FAIL)]
     return [*([""] + problems if problems else []), "", "validation: {} PASS, {} WARN, {} FAIL".format(*counts)]
 
-
-def paragraphs_joined(lines: list[str]) -> list[str]:
-    """Wrapped output as its paragraphs: a line that starts with two spaces
-    continues the one before it."""
-    joined: list[str] = []
-    for line in lines:
-        if line.startswith("  ") and joined:
-            joined[-1] += " " + line.strip()
-        else:
-            joined.append(line)
-    return joined
 
 
 def test_default_table_is_one_line_per_host():
